@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""cove's test ground: a moto server on a loopback port, with a sample organization built in it,
+and a thin fault-injecting layer in front of it.
+
+The fault layer answers chosen calls with correctly shaped AWS errors (moto's own IAM
+enforcement produces error bodies the Rust SDK cannot parse), counts every call by operation,
+and remembers the secrets moto issued so tests can prove they never leak.
+
+Usage:
+    ground.py [--scenario standard|empty|none] [--extra-root-accounts N]
+              [--deny-assume ID,ID] [--deny-list-accounts]
+              [--info-file PATH] [--exit-on-stdin-eof]
+
+Once ready it prints one JSON line (also written to --info-file):
+    {"endpoint": "http://127.0.0.1:PORT", "caller": "...", "root": "r-...",
+     "ous": {"Workloads": "ou-..."}, "accounts": {"prod-a": {"id": "...", "state": "ACTIVE"}}}
+
+Control endpoints (plain HTTP GET on the same port):
+    /_ground/calls    {"sts:AssumeRole": 12, "organizations:ListAccounts": 2, ...}
+    /_ground/secrets  {"secrets": [...]}   every SecretAccessKey and SessionToken moto issued
+"""
+
+import argparse
+import io
+import json
+import re
+import sys
+import threading
+import uuid
+from collections import Counter
+from urllib.parse import parse_qs
+
+import boto3
+from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
+
+DUMMY_KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+class FaultLayer:
+    """WSGI middleware: counts calls, injects denials, records issued secrets."""
+
+    def __init__(self, app, deny_assume=(), deny_list_accounts=False):
+        self.app = app
+        self.deny_assume = set(deny_assume)
+        self.deny_list_accounts = deny_list_accounts
+        self.calls = Counter()
+        self.secrets = []
+        self.lock = threading.Lock()
+
+    def _json(self, start_response, payload, status="200 OK"):
+        body = json.dumps(payload).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == "/_ground/calls":
+            with self.lock:
+                return self._json(start_response, dict(self.calls))
+        if path == "/_ground/secrets":
+            with self.lock:
+                return self._json(start_response, {"secrets": list(self.secrets)})
+
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+
+        operation, params = None, {}
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith("AWSOrganizationsV20161128."):
+            operation = "organizations:" + target.split(".", 1)[1]
+        elif body and b"Action=" in body:
+            params = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+            operation = "sts:" + params.get("Action", "?")
+        elif "Action=" in environ.get("QUERY_STRING", ""):
+            params = {k: v[0] for k, v in parse_qs(environ["QUERY_STRING"]).items()}
+            operation = "sts:" + params.get("Action", "?")
+        if operation:
+            with self.lock:
+                self.calls[operation] += 1
+
+        if operation == "sts:AssumeRole":
+            account = params.get("RoleArn", "").split(":")[4:5]
+            if account and account[0] in self.deny_assume:
+                return self._sts_error(start_response, "AccessDenied",
+                                       "User: arn:aws:iam::123456789012:user/ground is not authorized to perform: "
+                                       f"sts:AssumeRole on resource: {params.get('RoleArn')}")
+            return self._capture_secrets(environ, start_response)
+        if operation == "organizations:ListAccounts" and self.deny_list_accounts:
+            return self._org_error(start_response, "AccessDeniedException",
+                                   "You don't have permissions to access this resource.")
+        return self.app(environ, start_response)
+
+    def _capture_secrets(self, environ, start_response):
+        chunks = b"".join(self.app(environ, start_response))
+        text = chunks.decode("utf-8", "replace")
+        found = re.findall(r"<(?:SecretAccessKey|SessionToken)>([^<]+)<", text)
+        with self.lock:
+            self.secrets.extend(found)
+        return [chunks]
+
+    @staticmethod
+    def _sts_error(start_response, code, message):
+        body = (
+            '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+            f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+            f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+        ).encode()
+        start_response("403 Forbidden", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    @staticmethod
+    def _org_error(start_response, code, message):
+        body = json.dumps({"__type": code, "Message": message}).encode()
+        start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.1"),
+                                           ("Content-Length", str(len(body))),
+                                           ("x-amzn-RequestId", str(uuid.uuid4()))])
+        return [body]
+
+
+def build_standard(org, info, extra_root_accounts):
+    """Nested OUs four deep, accounts at the root and at every level, two suspended accounts."""
+    org.create_organization(FeatureSet="ALL")
+    root = org.list_roots()["Roots"][0]["Id"]
+    info["root"] = root
+
+    def ou(name, parent):
+        ou_id = org.create_organizational_unit(ParentId=parent, Name=name)["OrganizationalUnit"]["Id"]
+        info["ous"][name] = ou_id
+        return ou_id
+
+    def account(name, parent, suspended=False):
+        status = org.create_account(AccountName=name, Email=f"{name}@example.com")["CreateAccountStatus"]
+        account_id = status["AccountId"]
+        if parent != root:
+            org.move_account(AccountId=account_id, SourceParentId=root, DestinationParentId=parent)
+        if suspended:
+            org.close_account(AccountId=account_id)
+        info["accounts"][name] = {"id": account_id, "state": "SUSPENDED" if suspended else "ACTIVE"}
+        return account_id
+
+    workloads = ou("Workloads", root)
+    prod = ou("Prod", workloads)
+    core = ou("Core", prod)
+    deep = ou("Deep", core)
+    sandbox = ou("Sandbox", root)
+
+    account("root-a", root)
+    account("root-b", root)
+    account("root-suspended", root, suspended=True)
+    account("workloads-a", workloads)
+    account("prod-a", prod)
+    account("prod-suspended", prod, suspended=True)
+    account("core-a", core)
+    account("deep-a", deep)
+    account("deep-b", deep)
+    account("sandbox-a", sandbox)
+    account("sandbox-b", sandbox)
+    for n in range(extra_root_accounts):
+        account(f"bulk-{n:04d}", root)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", choices=["standard", "empty", "none"], default="standard",
+                        help="standard: the sample org; empty: an org with only its management "
+                             "account; none: no organization at all")
+    parser.add_argument("--extra-root-accounts", type=int, default=0)
+    parser.add_argument("--deny-assume", default="", help="comma-separated account IDs")
+    parser.add_argument("--deny-list-accounts", action="store_true")
+    parser.add_argument("--info-file")
+    parser.add_argument("--exit-on-stdin-eof", action="store_true",
+                        help="stop when stdin closes (the test harness holds it open)")
+    args = parser.parse_args()
+
+    layer = FaultLayer(DomainDispatcherApplication(create_backend_app),
+                       deny_assume=[a for a in args.deny_assume.split(",") if a])
+    server = make_server("127.0.0.1", 0, layer, threaded=True, request_handler=MotoRequestHandler)
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    org = boto3.client("organizations", endpoint_url=endpoint, region_name="us-east-1", **DUMMY_KEYS)
+    sts = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1", **DUMMY_KEYS)
+    info = {"endpoint": endpoint, "caller": sts.get_caller_identity()["Account"],
+            "root": None, "ous": {}, "accounts": {}}
+    if args.scenario == "standard":
+        build_standard(org, info, args.extra_root_accounts)
+    elif args.scenario == "empty":
+        org.create_organization(FeatureSet="ALL")
+        info["root"] = org.list_roots()["Roots"][0]["Id"]
+    # The setup's own calls are not the tool's: count from zero, then arm the faults.
+    layer.calls.clear()
+    layer.deny_list_accounts = args.deny_list_accounts
+
+    line = json.dumps(info)
+    if args.info_file:
+        with open(args.info_file + ".tmp", "w") as f:
+            f.write(line)
+        import os
+        os.replace(args.info_file + ".tmp", args.info_file)
+    print(line, flush=True)
+
+    if args.exit_on_stdin_eof:
+        sys.stdin.read()
+    else:
+        threading.Event().wait()
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+//! An in-memory organization behind [`Aws`], for tests of faults the emulator cannot produce:
+//! denied calls, missing organization access, inconsistent listings. It never touches a network.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use super::{Account, AssumeRequest, Aws, AwsError, Caller, TempCredentials};
+use crate::credentials::Secret;
+
+#[derive(Default)]
+pub struct FakeAws {
+    pub caller: String,
+    pub accounts: Vec<Account>,
+    /// parent ID -> (child OU IDs, child account IDs)
+    pub tree: BTreeMap<String, (Vec<String>, Vec<String>)>,
+    pub deny_list_accounts: bool,
+    pub deny_assume: BTreeSet<String>,
+    pub assume_calls: AtomicUsize,
+    pub assumed_arns: Mutex<Vec<String>>,
+}
+
+impl FakeAws {
+    pub fn account(id: &str, name: &str, state: &str) -> Account {
+        Account {
+            id: id.into(),
+            name: Some(name.into()),
+            email: Some(format!("{name}@example.com")),
+            status: Some(state.into()),
+        }
+    }
+
+    pub fn assume_calls(&self) -> usize {
+        self.assume_calls.load(Ordering::SeqCst)
+    }
+}
+
+impl Aws for FakeAws {
+    async fn caller(&self) -> Result<Caller, AwsError> {
+        Ok(Caller {
+            account: self.caller.clone(),
+            arn: format!("arn:aws:iam::{}:user/tester", self.caller),
+        })
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<Account>, AwsError> {
+        if self.deny_list_accounts {
+            return Err(AwsError::new(
+                Some("AccessDeniedException"),
+                "You don't have permissions to access this resource.",
+            ));
+        }
+        Ok(self.accounts.clone())
+    }
+
+    async fn list_child_ous(&self, parent: &str) -> Result<Vec<String>, AwsError> {
+        self.tree
+            .get(parent)
+            .map(|(ous, _)| ous.clone())
+            .ok_or_else(|| AwsError::new(Some("ParentNotFoundException"), "no such parent"))
+    }
+
+    async fn list_child_accounts(&self, parent: &str) -> Result<Vec<String>, AwsError> {
+        self.tree
+            .get(parent)
+            .map(|(_, accounts)| accounts.clone())
+            .ok_or_else(|| AwsError::new(Some("ParentNotFoundException"), "no such parent"))
+    }
+
+    async fn assume_role(&self, request: &AssumeRequest) -> Result<TempCredentials, AwsError> {
+        self.assume_calls.fetch_add(1, Ordering::SeqCst);
+        self.assumed_arns
+            .lock()
+            .unwrap()
+            .push(request.role_arn.clone());
+        let account = request.role_arn.split(':').nth(4).unwrap_or_default();
+        if self.deny_assume.contains(account) {
+            return Err(AwsError::new(
+                Some("AccessDenied"),
+                format!(
+                    "not authorized to perform sts:AssumeRole on {}",
+                    request.role_arn
+                ),
+            ));
+        }
+        Ok(TempCredentials {
+            access_key_id: format!("ASIAFAKE{account}"),
+            secret_access_key: Secret::new(format!("fake-secret-{account}")),
+            session_token: Secret::new(format!("fake-token-{account}")),
+            expiration: SystemTime::now() + Duration::from_secs(3600),
+        })
+    }
+}

@@ -1,0 +1,141 @@
+//! The small seam between cove and AWS. Everything cove asks of STS and Organizations goes
+//! through [`Aws`]; [`sdk::SdkAws`] is the real implementation, and the tests use an in-memory
+//! fake for faults the emulator cannot produce.
+
+pub mod sdk;
+
+#[cfg(test)]
+pub mod fake;
+
+use std::future::Future;
+use std::time::SystemTime;
+
+use crate::credentials::Secret;
+
+/// An account as Organizations describes it. Fields are `None` when unknown, for example when
+/// the caller may not list the organization and named the account by ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// `State` where the API returns it, else the deprecated `Status`.
+    pub status: Option<String>,
+}
+
+impl Account {
+    pub fn bare(id: &str) -> Self {
+        Account {
+            id: id.to_owned(),
+            name: None,
+            email: None,
+            status: None,
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.status.as_deref() == Some("ACTIVE")
+    }
+}
+
+/// Who cove is running as, from `sts:GetCallerIdentity`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub account: String,
+    pub arn: String,
+}
+
+impl Caller {
+    /// The partition (`aws`, `aws-cn`, `aws-us-gov`, ...) from the caller's ARN.
+    pub fn partition(&self) -> Option<&str> {
+        let mut parts = self.arn.split(':');
+        match (parts.next(), parts.next()) {
+            (Some("arn"), Some(p)) if !p.is_empty() => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// Everything passed to `sts:AssumeRole`. Optional fields are sent only when given.
+#[derive(Clone)]
+pub struct AssumeRequest {
+    pub role_arn: String,
+    pub session_name: String,
+    pub policy: Option<Secret>,
+    pub policy_arns: Vec<String>,
+    pub external_id: Option<Secret>,
+    pub duration_seconds: Option<i32>,
+}
+
+/// Temporary credentials for one account. The secret parts never print.
+#[derive(Debug, Clone)]
+pub struct TempCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub session_token: Secret,
+    pub expiration: SystemTime,
+}
+
+/// An error from AWS, reduced to what cove branches on and reports.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
+pub struct AwsError {
+    /// The AWS error code (`AccessDenied`, `Throttling`, ...), when the service sent one.
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl AwsError {
+    pub fn new(code: Option<&str>, message: impl Into<String>) -> Self {
+        AwsError {
+            code: code.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+
+    /// The caller may not use Organizations here: denied, or not in an organization at all.
+    pub fn is_no_org_access(&self) -> bool {
+        matches!(
+            self.code.as_deref(),
+            Some(
+                "AccessDeniedException"
+                    | "AccessDenied"
+                    | "AWSOrganizationsNotInUseException"
+                    | "UnauthorizedOperation"
+            )
+        )
+    }
+
+    /// The named parent (OU or root) does not exist.
+    pub fn is_parent_not_found(&self) -> bool {
+        matches!(
+            self.code.as_deref(),
+            Some(
+                "ParentNotFoundException"
+                    | "OrganizationalUnitNotFoundException"
+                    | "InvalidInputException"
+            )
+        )
+    }
+}
+
+/// What cove needs from AWS. Implementations must paginate fully.
+pub trait Aws: Send + Sync + 'static {
+    fn caller(&self) -> impl Future<Output = Result<Caller, AwsError>> + Send;
+    /// Every account in the organization (`organizations:ListAccounts`).
+    fn list_accounts(&self) -> impl Future<Output = Result<Vec<Account>, AwsError>> + Send;
+    /// The OUs directly under `parent` (an OU or the root).
+    fn list_child_ous(
+        &self,
+        parent: &str,
+    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
+    /// The account IDs directly under `parent` (an OU or the root).
+    fn list_child_accounts(
+        &self,
+        parent: &str,
+    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
+    fn assume_role(
+        &self,
+        request: &AssumeRequest,
+    ) -> impl Future<Output = Result<TempCredentials, AwsError>> + Send;
+}

@@ -1,0 +1,147 @@
+//! [`Aws`] on the AWS SDK for Rust. Endpoints, retries and the assuming credentials all come
+//! from the standard configuration chain, so `AWS_ENDPOINT_URL`, `AWS_MAX_ATTEMPTS` and
+//! profiles behave as the SDK documents.
+
+use std::time::SystemTime;
+
+use aws_config::SdkConfig;
+use aws_sdk_organizations::types::Account as SdkAccount;
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::types::PolicyDescriptorType;
+use aws_smithy_types::error::display::DisplayErrorContext;
+
+use super::{Account, AssumeRequest, Aws, AwsError, Caller, TempCredentials};
+use crate::credentials::Secret;
+
+/// The real AWS: one regional STS client and one Organizations client.
+pub struct SdkAws {
+    sts: aws_sdk_sts::Client,
+    org: aws_sdk_organizations::Client,
+}
+
+impl SdkAws {
+    pub fn new(config: &SdkConfig) -> Self {
+        SdkAws {
+            sts: aws_sdk_sts::Client::new(config),
+            org: aws_sdk_organizations::Client::new(config),
+        }
+    }
+}
+
+fn aws_error<E, R>(err: SdkError<E, R>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match err.code() {
+        Some(code) => AwsError::new(Some(code), err.message().unwrap_or("(no message from AWS)")),
+        None => AwsError::new(None, DisplayErrorContext(&err).to_string()),
+    }
+}
+
+fn account_from_sdk(a: &SdkAccount) -> Option<Account> {
+    Some(Account {
+        id: a.id()?.to_owned(),
+        name: a.name().map(str::to_owned),
+        email: a.email().map(str::to_owned),
+        status: a
+            .state()
+            .map(|s| s.as_str().to_owned())
+            .or_else(|| a.status().map(|s| s.as_str().to_owned())),
+    })
+}
+
+impl Aws for SdkAws {
+    async fn caller(&self) -> Result<Caller, AwsError> {
+        let out = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(aws_error)?;
+        Ok(Caller {
+            account: out.account().unwrap_or_default().to_owned(),
+            arn: out.arn().unwrap_or_default().to_owned(),
+        })
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<Account>, AwsError> {
+        let mut pages = self.org.list_accounts().into_paginator().send();
+        let mut accounts = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(aws_error)?;
+            accounts.extend(page.accounts().iter().filter_map(account_from_sdk));
+        }
+        Ok(accounts)
+    }
+
+    async fn list_child_ous(&self, parent: &str) -> Result<Vec<String>, AwsError> {
+        let mut pages = self
+            .org
+            .list_organizational_units_for_parent()
+            .parent_id(parent)
+            .into_paginator()
+            .send();
+        let mut ous = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(aws_error)?;
+            ous.extend(
+                page.organizational_units()
+                    .iter()
+                    .filter_map(|ou| ou.id().map(str::to_owned)),
+            );
+        }
+        Ok(ous)
+    }
+
+    async fn list_child_accounts(&self, parent: &str) -> Result<Vec<String>, AwsError> {
+        let mut pages = self
+            .org
+            .list_accounts_for_parent()
+            .parent_id(parent)
+            .into_paginator()
+            .send();
+        let mut ids = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(aws_error)?;
+            ids.extend(
+                page.accounts()
+                    .iter()
+                    .filter_map(|a| a.id().map(str::to_owned)),
+            );
+        }
+        Ok(ids)
+    }
+
+    async fn assume_role(&self, request: &AssumeRequest) -> Result<TempCredentials, AwsError> {
+        let policy_arns = (!request.policy_arns.is_empty()).then(|| {
+            request
+                .policy_arns
+                .iter()
+                .map(|arn| PolicyDescriptorType::builder().arn(arn).build())
+                .collect()
+        });
+        let out = self
+            .sts
+            .assume_role()
+            .role_arn(&request.role_arn)
+            .role_session_name(&request.session_name)
+            .set_policy(request.policy.as_ref().map(|p| p.expose().to_owned()))
+            .set_policy_arns(policy_arns)
+            .set_external_id(request.external_id.as_ref().map(|e| e.expose().to_owned()))
+            .set_duration_seconds(request.duration_seconds)
+            .send()
+            .await
+            .map_err(aws_error)?;
+        let creds = out
+            .credentials()
+            .ok_or_else(|| AwsError::new(None, "AssumeRole answered without credentials"))?;
+        Ok(TempCredentials {
+            access_key_id: creds.access_key_id().to_owned(),
+            secret_access_key: Secret::new(creds.secret_access_key()),
+            session_token: Secret::new(creds.session_token()),
+            expiration: SystemTime::try_from(*creds.expiration())
+                .unwrap_or_else(|_| SystemTime::now()),
+        })
+    }
+}

@@ -1,0 +1,106 @@
+//! The environment each child gets: the caller's, minus everything that could point an AWS SDK
+//! at other credentials, plus the target account's credentials and region.
+
+use std::ffi::OsString;
+use std::time::SystemTime;
+
+use aws_smithy_types::date_time::Format;
+
+use crate::aws::{Account, TempCredentials};
+
+/// Removed from every child's environment. A leftover profile or token can make a child run
+/// against the wrong account: the JS SDK prefers `AWS_PROFILE` over keys, botocore prefers
+/// `AWS_SECURITY_TOKEN` over `AWS_SESSION_TOKEN`, and a profile that does not exist is a hard
+/// error in botocore and the Go SDK.
+pub const REMOVED: &[&str] = &[
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SECURITY_TOKEN",
+    "AWS_SDK_LOAD_CONFIG",
+    "AWS_CREDENTIAL_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+];
+
+/// ISO 8601 (RFC 3339) form of a credential expiry, as botocore and the SDKs read it.
+pub fn iso8601(time: SystemTime) -> String {
+    aws_smithy_types::DateTime::from(time)
+        .fmt(Format::DateTime)
+        .unwrap_or_default()
+}
+
+/// The variables set for a child running in `account` and `region`.
+pub fn set_vars(
+    creds: &TempCredentials,
+    account: &Account,
+    region: &str,
+) -> Vec<(&'static str, OsString)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", creds.access_key_id.clone().into()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            creds.secret_access_key.expose().into(),
+        ),
+        ("AWS_SESSION_TOKEN", creds.session_token.expose().into()),
+        (
+            "AWS_CREDENTIAL_EXPIRATION",
+            iso8601(creds.expiration).into(),
+        ),
+        ("AWS_REGION", region.into()),
+        ("AWS_DEFAULT_REGION", region.into()),
+        ("AWS_ACCOUNT_ID", account.id.clone().into()),
+        ("COVE_ACCOUNT_ID", account.id.clone().into()),
+        (
+            "COVE_ACCOUNT_NAME",
+            account.name.clone().unwrap_or_default().into(),
+        ),
+        ("COVE_REGION", region.into()),
+    ]
+}
+
+/// Applies the rules to a command about to be spawned.
+pub fn apply(
+    cmd: &mut tokio::process::Command,
+    creds: &TempCredentials,
+    account: &Account,
+    region: &str,
+) {
+    for name in REMOVED {
+        cmd.env_remove(name);
+    }
+    cmd.envs(set_vars(creds, account, region));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::Secret;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn expiration_is_iso8601() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(iso8601(t), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn sets_both_region_variables_and_empty_name_when_unknown() {
+        let creds = TempCredentials {
+            access_key_id: "AKIA".into(),
+            secret_access_key: Secret::new("s"),
+            session_token: Secret::new("t"),
+            expiration: UNIX_EPOCH,
+        };
+        let vars = set_vars(&creds, &Account::bare("111111111111"), "eu-west-1");
+        let get = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("AWS_REGION"), Some("eu-west-1".into()));
+        assert_eq!(get("AWS_DEFAULT_REGION"), Some("eu-west-1".into()));
+        assert_eq!(get("COVE_ACCOUNT_NAME"), Some("".into()));
+        assert_eq!(get("AWS_ACCOUNT_ID"), Some("111111111111".into()));
+    }
+}

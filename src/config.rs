@@ -1,0 +1,210 @@
+//! Turns the parsed command line into a validated [`Config`]. Everything a user can get wrong
+//! fails here, before the first AWS call, with a message that names the value.
+
+use std::ffi::OsString;
+
+use anyhow::{Context, bail, ensure};
+
+use crate::cli::Cli;
+use crate::credentials::{RoleSpec, Secret};
+use crate::ids::OrgId;
+use crate::regions;
+
+/// What to run, where, and as whom; every field already checked.
+#[derive(Debug)]
+pub struct Config {
+    pub targets: Vec<OrgId>,
+    pub ignores: Vec<OrgId>,
+    /// Empty means "the region of the credential chain".
+    pub regions: Vec<String>,
+    pub allow_unknown_region: bool,
+    pub role: RoleSpec,
+    pub profile: Option<String>,
+    pub workers: usize,
+    pub fail_fast: bool,
+    pub command: Vec<OsString>,
+}
+
+fn dedup<T: PartialEq + Clone>(items: &[T]) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(items.len());
+    for item in items {
+        if !out.contains(item) {
+            out.push(item.clone());
+        }
+    }
+    out
+}
+
+fn is_iam_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)
+}
+
+fn check_role(role: &str) -> anyhow::Result<()> {
+    ensure!(
+        !role.trim().is_empty(),
+        "invalid --role ``: the role name is empty; expected a role name such as OrganizationAccountAccessRole"
+    );
+    let name = role.rsplit('/').next().unwrap_or(role);
+    ensure!(
+        (1..=64).contains(&name.len())
+            && role
+                .split('/')
+                .all(|part| !part.is_empty() && part.chars().all(is_iam_name_char)),
+        "invalid --role `{role}`: expected an IAM role name (1 to 64 of A-Z a-z 0-9 + = , . @ _ -), optionally after a path such as team/"
+    );
+    Ok(())
+}
+
+fn check_session_name(name: &str) -> anyhow::Result<()> {
+    ensure!(
+        (2..=64).contains(&name.len()) && name.chars().all(is_iam_name_char),
+        "invalid --role-session-name `{name}`: expected 2 to 64 of A-Z a-z 0-9 + = , . @ _ -"
+    );
+    Ok(())
+}
+
+/// Reads `--policy` (inline JSON or `@file`) and checks that it is JSON. The policy text itself
+/// never appears in an error.
+fn read_policy(value: &str) -> anyhow::Result<Secret> {
+    let (text, source) = match value.strip_prefix('@') {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --policy file `{path}`"))?;
+            (text, format!("--policy file `{path}`"))
+        }
+        None => (value.to_owned(), "--policy value".to_owned()),
+    };
+    if let Err(err) = serde_json::from_str::<serde_json::Value>(&text) {
+        bail!(
+            "{source} is not valid JSON (line {}, column {}); expected an IAM policy document",
+            err.line(),
+            err.column()
+        );
+    }
+    Ok(Secret::new(text))
+}
+
+fn check_policy_arn(arn: &str) -> anyhow::Result<()> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    ensure!(
+        parts.len() == 6
+            && parts[0] == "arn"
+            && parts[2] == "iam"
+            && parts[5].starts_with("policy/"),
+        "invalid --policy-arn `{arn}`: expected an IAM policy ARN such as arn:aws:iam::aws:policy/ReadOnlyAccess"
+    );
+    Ok(())
+}
+
+fn check_external_id(id: &str) -> anyhow::Result<()> {
+    // The value is a secret: describe it, never echo it.
+    ensure!(
+        (2..=1224).contains(&id.len())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c)),
+        "invalid --external-id ({} characters): expected 2 to 1224 of A-Z a-z 0-9 + = , . @ : / - _",
+        id.chars().count()
+    );
+    Ok(())
+}
+
+/// `AWS_MAX_ATTEMPTS=0` makes the SDK panic; anything that is not a positive integer is a
+/// mistake the user should hear about, not a crash.
+fn check_env_max_attempts(value: Option<String>) -> anyhow::Result<()> {
+    if let Some(v) = value {
+        ensure!(
+            v.trim().parse::<u32>().is_ok_and(|n| n >= 1),
+            "invalid AWS_MAX_ATTEMPTS `{v}`: expected a whole number of at least 1"
+        );
+    }
+    Ok(())
+}
+
+impl Config {
+    pub fn from_cli(cli: Cli) -> anyhow::Result<Config> {
+        check_role(&cli.role)?;
+        let session_name = match cli.role_session_name {
+            Some(name) => name,
+            None => cli.role.rsplit('/').next().unwrap_or(&cli.role).to_owned(),
+        };
+        check_session_name(&session_name)?;
+        let policy = cli.policy.as_deref().map(read_policy).transpose()?;
+        for arn in &cli.policy_arns {
+            check_policy_arn(arn)?;
+        }
+        if let Some(id) = &cli.external_id {
+            check_external_id(id)?;
+        }
+        for region in &cli.regions {
+            regions::check(region, cli.allow_unknown_region).map_err(anyhow::Error::msg)?;
+        }
+        check_env_max_attempts(std::env::var("AWS_MAX_ATTEMPTS").ok())?;
+        let program = cli
+            .command
+            .first()
+            .map(|c| c.to_string_lossy().into_owned());
+        ensure!(
+            program.as_deref().is_some_and(|p| !p.is_empty()),
+            "missing command: expected `-- COMMAND [ARGS...]` after the options"
+        );
+
+        Ok(Config {
+            targets: dedup(&cli.targets),
+            ignores: dedup(&cli.ignores),
+            regions: dedup(&cli.regions),
+            allow_unknown_region: cli.allow_unknown_region,
+            role: RoleSpec {
+                role_name: cli.role,
+                session_name,
+                policy,
+                policy_arns: dedup(&cli.policy_arns),
+                external_id: cli.external_id.map(Secret::new),
+                duration_seconds: cli.duration,
+            },
+            profile: cli.profile,
+            workers: cli.workers as usize,
+            fail_fast: cli.fail_fast,
+            command: cli.command,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn config(args: &[&str]) -> anyhow::Result<Config> {
+        let mut argv = vec!["cove"];
+        argv.extend_from_slice(args);
+        Config::from_cli(Cli::try_parse_from(argv).unwrap())
+    }
+
+    #[test]
+    fn duplicated_targets_are_merged() {
+        let c = config(&["-t", "111111111111,111111111111", "--", "true"]).unwrap();
+        assert_eq!(c.targets.len(), 1);
+    }
+
+    #[test]
+    fn session_name_defaults_to_the_role_name() {
+        let c = config(&["-r", "path/Audit", "--", "true"]).unwrap();
+        assert_eq!(c.role.session_name, "Audit");
+    }
+
+    #[test]
+    fn policy_errors_never_echo_the_policy() {
+        let err = config(&["--policy", "{\"Secret\": ", "--", "true"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not valid JSON"), "{err}");
+        assert!(!err.contains("Secret"), "{err}");
+    }
+
+    #[test]
+    fn max_attempts_zero_is_rejected() {
+        assert!(check_env_max_attempts(Some("0".into())).is_err());
+        assert!(check_env_max_attempts(Some("3".into())).is_ok());
+    }
+}

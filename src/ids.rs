@@ -1,0 +1,142 @@
+//! The identifiers a user can name with `--target` and `--ignore`: account IDs, OU IDs and the
+//! organization root. Parsing is strict so that a typo fails before any AWS call is made.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// One node of an organization, as named on the command line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OrgId {
+    /// A 12-digit account ID.
+    Account(String),
+    /// An organizational unit: `ou-` + 4–32 lowercase alphanumerics + `-` + 8–32 more.
+    Ou(String),
+    /// The organization root: `r-` + 4–32 lowercase alphanumerics.
+    Root(String),
+}
+
+impl OrgId {
+    pub fn as_str(&self) -> &str {
+        match self {
+            OrgId::Account(s) | OrgId::Ou(s) | OrgId::Root(s) => s,
+        }
+    }
+
+    /// True for OU and root IDs: the nodes that stand for every account beneath them.
+    pub fn is_parent(&self) -> bool {
+        !matches!(self, OrgId::Account(_))
+    }
+}
+
+impl fmt::Display for OrgId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+const EXPECTED: &str =
+    "expected a 12-digit account ID, an OU ID (ou-xxxx-xxxxxxxx) or a root ID (r-xxxx)";
+
+fn lower_alnum(s: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// True when `s` is exactly twelve ASCII digits (Unicode digits are not account IDs).
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl FromStr for OrgId {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        if value.is_empty() {
+            return Err(format!("empty ID: {EXPECTED}"));
+        }
+        if is_account_id(value) {
+            return Ok(OrgId::Account(value.to_owned()));
+        }
+        if let Some(rest) = value.strip_prefix("ou-") {
+            if let Some((root_part, ou_part)) = rest.split_once('-')
+                && lower_alnum(root_part, 4, 32)
+                && lower_alnum(ou_part, 8, 32)
+            {
+                return Ok(OrgId::Ou(value.to_owned()));
+            }
+            return Err(format!(
+                "`{value}` is not a valid OU ID: expected `ou-` + 4 to 32 lowercase letters or digits + `-` + 8 to 32 lowercase letters or digits"
+            ));
+        }
+        if let Some(rest) = value.strip_prefix("r-") {
+            if lower_alnum(rest, 4, 32) {
+                return Ok(OrgId::Root(value.to_owned()));
+            }
+            return Err(format!(
+                "`{value}` is not a valid root ID: expected `r-` + 4 to 32 lowercase letters or digits"
+            ));
+        }
+        if value.chars().all(|c| c.is_ascii_digit()) {
+            return Err(format!(
+                "`{value}` has {} digits; an account ID has exactly 12",
+                value.len()
+            ));
+        }
+        if value.trim() != value {
+            return Err(format!(
+                "`{value}` has leading or trailing white space; {EXPECTED}"
+            ));
+        }
+        Err(format!("`{value}` is not a valid ID; {EXPECTED}"))
+    }
+}
+
+/// clap value parser for `--target` / `--ignore`.
+pub fn parse_org_id(value: &str) -> Result<OrgId, String> {
+    value.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_the_three_id_forms() {
+        assert_eq!(
+            "123456789012".parse::<OrgId>(),
+            Ok(OrgId::Account("123456789012".into()))
+        );
+        assert_eq!(
+            "ou-ab12-cdef3456".parse::<OrgId>(),
+            Ok(OrgId::Ou("ou-ab12-cdef3456".into()))
+        );
+        assert_eq!("r-ab12".parse::<OrgId>(), Ok(OrgId::Root("r-ab12".into())));
+    }
+
+    #[test]
+    fn rejects_malformed_ids_naming_the_value() {
+        for bad in [
+            "12345678901",
+            "1234567890123",
+            "12345678901a",
+            "１２３４５６７８９０１２",
+            "123456789012 ",
+            " 123456789012",
+            "ou-AB12-cdef3456",
+            "ou-ab12-cdef",
+            "ou-ab1-cdef3456",
+            "ou-ab12cdef3456",
+            "r-ab!2",
+            "r-abc",
+            "r-ABCD",
+            "",
+            "arn:aws:organizations::1:account/x",
+        ] {
+            let err = bad.parse::<OrgId>().expect_err(bad);
+            if !bad.is_empty() {
+                assert!(err.contains(bad), "{err} does not name {bad}");
+            }
+        }
+    }
+}

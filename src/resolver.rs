@@ -1,0 +1,178 @@
+//! Decides which accounts are targets: `--target` and `--ignore` over the organization's tree,
+//! minus the calling account and accounts that are not ACTIVE. Organizations throttles hard, so
+//! every call here is made one at a time.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, bail};
+
+use crate::aws::{Account, Aws, AwsError, Caller};
+use crate::ids::OrgId;
+
+/// The accounts to run in, sorted by ID, and the notes the user should see on stderr.
+#[derive(Debug, Default)]
+pub struct Resolution {
+    pub accounts: Vec<Account>,
+    pub notes: Vec<String>,
+}
+
+const ORG_PERMISSIONS: &str = "organizations:ListAccounts, organizations:ListOrganizationalUnitsForParent and organizations:ListAccountsForParent";
+
+/// Every account ID beneath `parent`, at any depth, walking OUs one call at a time.
+async fn accounts_beneath<A: Aws>(aws: &A, parent: &str) -> anyhow::Result<BTreeSet<String>> {
+    let mut found = BTreeSet::new();
+    let mut stack = vec![parent.to_owned()];
+    while let Some(node) = stack.pop() {
+        let not_found = |e: AwsError| -> anyhow::Error {
+            if e.is_parent_not_found() && node == parent {
+                anyhow::anyhow!("`{parent}` is not an OU or root of this organization ({e})")
+            } else if e.is_parent_not_found() {
+                anyhow::anyhow!(
+                    "OU `{node}` under `{parent}` disappeared while the organization was being listed ({e}); run cove again"
+                )
+            } else {
+                anyhow::anyhow!("could not list the accounts under `{node}`: {e}")
+            }
+        };
+        found.extend(aws.list_child_accounts(&node).await.map_err(not_found)?);
+        stack.extend(aws.list_child_ous(&node).await.map_err(not_found)?);
+    }
+    Ok(found)
+}
+
+/// The organization's accounts by ID, or `None` when the caller may not list them.
+async fn list_organization<A: Aws>(
+    aws: &A,
+) -> anyhow::Result<Result<BTreeMap<String, Account>, AwsError>> {
+    let accounts = match aws.list_accounts().await {
+        Ok(accounts) => accounts,
+        Err(e) if e.is_no_org_access() => return Ok(Err(e)),
+        Err(e) => {
+            return Err(anyhow::Error::new(e)).context(
+                "could not list the organization's accounts (organizations:ListAccounts)",
+            );
+        }
+    };
+    let mut by_id = BTreeMap::new();
+    for account in accounts {
+        let id = account.id.clone();
+        if by_id.insert(id.clone(), account).is_some() {
+            bail!(
+                "Organizations listed account {id} twice; the listing is inconsistent, run cove again"
+            );
+        }
+    }
+    Ok(Ok(by_id))
+}
+
+fn describe(account: &Account) -> String {
+    format!(
+        "{} ({})",
+        account.id,
+        account.status.as_deref().unwrap_or("unknown state")
+    )
+}
+
+/// Resolves the target accounts for `targets` and `ignores` as seen by `caller`.
+pub async fn resolve<A: Aws>(
+    aws: &A,
+    targets: &[OrgId],
+    ignores: &[OrgId],
+    caller: &Caller,
+) -> anyhow::Result<Resolution> {
+    let needs_tree = targets.is_empty()
+        || targets.iter().any(OrgId::is_parent)
+        || ignores.iter().any(OrgId::is_parent);
+    let org = match list_organization(aws).await? {
+        Ok(org) => Some(org),
+        Err(denied) if needs_tree => bail!(
+            "cannot list the organization: {denied}. Targeting the whole organization, an OU or the root \
+             (and ignoring an OU) needs {ORG_PERMISSIONS}, from the management account or a delegated \
+             administrator account. Without them, pass the accounts by ID: --target 111111111111,222222222222"
+        ),
+        Err(_) => None,
+    };
+    let mut notes = Vec::new();
+    let lookup = |id: &str| -> Account {
+        org.as_ref()
+            .and_then(|o| o.get(id).cloned())
+            .unwrap_or_else(|| Account::bare(id))
+    };
+
+    // Selected accounts; explicit ones are checked for membership below.
+    let mut selected: BTreeMap<String, Account> = BTreeMap::new();
+    if targets.is_empty() {
+        if let Some(org) = &org {
+            selected.extend(org.iter().map(|(id, a)| (id.clone(), a.clone())));
+        }
+    }
+    for target in targets {
+        match target {
+            OrgId::Account(id) => {
+                if *id == caller.account {
+                    continue;
+                }
+                if let Some(org) = &org {
+                    match org.get(id) {
+                        None => bail!(
+                            "--target {id} is not an account of this organization; expected the ID of an ACTIVE member account"
+                        ),
+                        Some(account) if !account.is_active() => bail!(
+                            "--target {id} is {}, not ACTIVE; only ACTIVE accounts can be targets",
+                            account.status.as_deref().unwrap_or("in an unknown state")
+                        ),
+                        Some(_) => {}
+                    }
+                }
+                selected.insert(id.clone(), lookup(id));
+            }
+            parent => {
+                for id in accounts_beneath(aws, parent.as_str()).await? {
+                    let account = lookup(&id);
+                    selected.insert(id, account);
+                }
+            }
+        }
+    }
+
+    let mut ignored = BTreeSet::new();
+    for ignore in ignores {
+        match ignore {
+            OrgId::Account(id) => {
+                ignored.insert(id.clone());
+            }
+            parent => ignored.extend(accounts_beneath(aws, parent.as_str()).await?),
+        }
+    }
+    selected.retain(|id, _| !ignored.contains(id));
+
+    if selected.remove(&caller.account).is_some()
+        || targets.contains(&OrgId::Account(caller.account.clone()))
+    {
+        notes.push(format!(
+            "leaving out the calling account {}: cove never targets the account it runs from",
+            caller.account
+        ));
+    }
+
+    let inactive: Vec<String> = selected
+        .values()
+        .filter(|a| org.is_some() && !a.is_active())
+        .map(describe)
+        .collect();
+    if !inactive.is_empty() {
+        notes.push(format!(
+            "skipping {} account{} that {} not ACTIVE: {}",
+            inactive.len(),
+            if inactive.len() == 1 { "" } else { "s" },
+            if inactive.len() == 1 { "is" } else { "are" },
+            inactive.join(", ")
+        ));
+        selected.retain(|_, a| a.is_active());
+    }
+
+    Ok(Resolution {
+        accounts: selected.into_values().collect(),
+        notes,
+    })
+}

@@ -1,0 +1,367 @@
+//! Runs the command in every target (account × region), `workers` at a time, and turns each
+//! outcome into a [`Record`]. Every target ends in exactly one record, whatever happens:
+//! failures, panics, fail-fast and interrupts included.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::aws::{Account, Aws};
+use crate::child_env;
+use crate::credentials::CredentialCache;
+use crate::output::{Outcome, Record, result_value};
+
+/// How long a stopped child gets between SIGTERM and SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// What every target runs, and how.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub command: Vec<OsString>,
+    pub workers: usize,
+    pub fail_fast: bool,
+    pub partition: String,
+    pub max_output_bytes: usize,
+}
+
+/// Why a run stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Interrupted,
+    FailFast,
+}
+
+impl StopReason {
+    fn detail(self) -> &'static str {
+        match self {
+            StopReason::Interrupted => {
+                "cancelled: cove was interrupted before this target finished"
+            }
+            StopReason::FailFast => {
+                "cancelled: --fail-fast stopped the run after the first failure"
+            }
+        }
+    }
+}
+
+/// Shared by the scheduler, every target and the signal handler: the stop flag and the process
+/// groups of the children that are running, so that all of them can be killed.
+#[derive(Debug, Default)]
+pub struct Stop {
+    token: CancellationToken,
+    reason: OnceLock<StopReason>,
+    groups: Mutex<HashSet<i32>>,
+}
+
+impl Stop {
+    /// Starts nothing new and stops running children. The first reason given wins.
+    pub fn trigger(&self, reason: StopReason) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+
+    /// Resolves once the run is told to stop.
+    pub async fn cancelled(&self) {
+        self.token.cancelled().await
+    }
+
+    pub fn reason(&self) -> Option<StopReason> {
+        self.reason.get().copied()
+    }
+
+    /// Sends `signal` to the process group of every running child.
+    pub fn signal_all(&self, signal: Signal) {
+        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        for pgid in groups.iter() {
+            let _ = killpg(Pid::from_raw(*pgid), signal);
+        }
+    }
+
+    fn register(&self, pgid: i32) {
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(pgid);
+    }
+
+    fn unregister(&self, pgid: i32) {
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pgid);
+    }
+}
+
+/// Runs every account × region and returns one record per target.
+pub async fn run_all<A: Aws>(
+    creds: Arc<CredentialCache<A>>,
+    accounts: Vec<Account>,
+    regions: &[String],
+    spec: Arc<RunSpec>,
+    stop: Arc<Stop>,
+) -> Vec<Record> {
+    let mut pending = accounts
+        .into_iter()
+        .map(Arc::new)
+        .flat_map(|a| regions.iter().map(move |r| (a.clone(), r.clone())));
+    let mut running = JoinSet::new();
+    let mut in_flight: HashMap<tokio::task::Id, (Arc<Account>, String)> = HashMap::new();
+    let mut records = Vec::new();
+
+    loop {
+        while running.len() < spec.workers && stop.reason().is_none() {
+            let Some((account, region)) = pending.next() else {
+                break;
+            };
+            let task = run_target(
+                creds.clone(),
+                account.clone(),
+                region.clone(),
+                spec.clone(),
+                stop.clone(),
+            );
+            let handle = running.spawn(task);
+            in_flight.insert(handle.id(), (account, region));
+        }
+        let Some(joined) = running.join_next_with_id().await else {
+            break;
+        };
+        let record = match joined {
+            Ok((id, record)) => {
+                in_flight.remove(&id);
+                record
+            }
+            Err(err) => {
+                let (account, region) = in_flight
+                    .remove(&err.id())
+                    .expect("every task is registered when spawned");
+                let mut r = base_record(&account, &region, &creds, &spec, Instant::now());
+                r.outcome = Outcome::Exception;
+                r.exception_details = Some(format!("internal error in cove: {err}"));
+                r
+            }
+        };
+        if spec.fail_fast && record.outcome != Outcome::Result {
+            stop.trigger(StopReason::FailFast);
+        }
+        records.push(record);
+    }
+
+    let reason = stop.reason().unwrap_or(StopReason::Interrupted);
+    for (account, region) in pending {
+        let mut r = base_record(&account, &region, &creds, &spec, Instant::now());
+        r.assume_role_success = false;
+        r.outcome = Outcome::Exception;
+        r.exception_details = Some(reason.detail().to_owned());
+        records.push(r);
+    }
+    records
+}
+
+fn base_record<A: Aws>(
+    account: &Account,
+    region: &str,
+    creds: &CredentialCache<A>,
+    spec: &RunSpec,
+    started: Instant,
+) -> Record {
+    Record {
+        id: account.id.clone(),
+        name: account.name.clone(),
+        email: account.email.clone(),
+        status: account.status.clone(),
+        partition: spec.partition.clone(),
+        region: region.to_owned(),
+        role_name: creds.spec().role_name.clone(),
+        role_session_name: creds.spec().session_name.clone(),
+        assume_role_success: false,
+        exit_code: None,
+        result: None,
+        stderr: None,
+        exception_details: None,
+        duration_ms: started.elapsed().as_millis() as u64,
+        outcome: Outcome::Exception,
+    }
+}
+
+async fn run_target<A: Aws>(
+    creds: Arc<CredentialCache<A>>,
+    account: Arc<Account>,
+    region: String,
+    spec: Arc<RunSpec>,
+    stop: Arc<Stop>,
+) -> Record {
+    let started = Instant::now();
+    let assumed = tokio::select! {
+        assumed = creds.get(&account.id) => assumed,
+        _ = stop.token.cancelled() => {
+            let mut r = base_record(&account, &region, &creds, &spec, started);
+            r.exception_details = stop.reason().map(|s| s.detail().to_owned());
+            return r;
+        }
+    };
+    let temp = match assumed {
+        Ok(temp) => temp,
+        Err(err) => {
+            let mut r = base_record(&account, &region, &creds, &spec, started);
+            r.outcome = Outcome::FailedAssumeRole;
+            r.exception_details = Some(format!(
+                "could not assume {}: {err}",
+                creds.spec().role_arn(&spec.partition, &account.id)
+            ));
+            return r;
+        }
+    };
+
+    let mut cmd = Command::new(&spec.command[0]);
+    cmd.args(&spec.command[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    child_env::apply(&mut cmd, &temp, &account, &region);
+
+    let mut r = base_record(&account, &region, &creds, &spec, started);
+    r.assume_role_success = true;
+    let finished = run_child(cmd, &spec, &stop).await;
+    r.duration_ms = started.elapsed().as_millis() as u64;
+    match finished {
+        ChildEnd::NotStarted(err) => {
+            r.exception_details = Some(format!(
+                "could not start `{}`: {err}",
+                spec.command[0].to_string_lossy()
+            ));
+        }
+        ChildEnd::Stopped(reason) => {
+            r.exception_details = Some(reason.detail().to_owned());
+        }
+        ChildEnd::Exited {
+            status,
+            stdout,
+            stderr,
+        } => {
+            r.result = Some(result_value(&stdout.bytes));
+            r.stderr = Some(String::from_utf8_lossy(&stderr.bytes).into_owned());
+            r.exit_code = status.code();
+            let mut problems = Vec::new();
+            match (status.code(), status.signal()) {
+                (Some(0), _) => {}
+                (Some(code), _) => problems.push(format!("command exited with code {code}")),
+                (None, Some(sig)) => problems.push(format!("command was killed by signal {sig}")),
+                (None, None) => problems.push("command ended without an exit code".to_owned()),
+            }
+            r.outcome = if problems.is_empty() {
+                Outcome::Result
+            } else {
+                Outcome::Exception
+            };
+            for (name, capture) in [("stdout", &stdout), ("stderr", &stderr)] {
+                if capture.truncated {
+                    problems.push(format!(
+                        "{name} truncated at {} bytes",
+                        spec.max_output_bytes
+                    ));
+                }
+            }
+            if !problems.is_empty() {
+                r.exception_details = Some(problems.join("; "));
+            }
+        }
+    }
+    r
+}
+
+/// A stream read up to a cap; the rest is drained so the child never blocks on a full pipe.
+#[derive(Debug, Default)]
+struct Capture {
+    bytes: Vec<u8>,
+    truncated: bool,
+}
+
+async fn read_capped<R: AsyncRead + Unpin>(reader: Option<R>, cap: usize) -> Capture {
+    let mut capture = Capture::default();
+    let Some(mut reader) = reader else {
+        return capture;
+    };
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = cap.saturating_sub(capture.bytes.len());
+                if n > room {
+                    capture.truncated = true;
+                }
+                capture.bytes.extend_from_slice(&chunk[..n.min(room)]);
+            }
+        }
+    }
+    capture
+}
+
+enum ChildEnd {
+    NotStarted(std::io::Error),
+    Stopped(StopReason),
+    Exited {
+        status: std::process::ExitStatus,
+        stdout: Capture,
+        stderr: Capture,
+    },
+}
+
+/// Runs one child in its own process group. When it exits, whatever it left running in that
+/// group is killed, so no grandchild outlives its target or holds its pipes open.
+async fn run_child(mut cmd: Command, spec: &RunSpec, stop: &Stop) -> ChildEnd {
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(err) => return ChildEnd::NotStarted(err),
+    };
+    let Some(pid) = child.id().map(|p| p as i32) else {
+        return ChildEnd::NotStarted(std::io::Error::other("the child exited before it was seen"));
+    };
+    stop.register(pid);
+    let group = Pid::from_raw(pid);
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let outputs = async {
+        tokio::join!(
+            read_capped(stdout, spec.max_output_bytes),
+            read_capped(stderr, spec.max_output_bytes)
+        )
+    };
+    let status = async {
+        let status = child.wait().await;
+        let _ = killpg(group, Signal::SIGKILL);
+        status
+    };
+    let whole = async { tokio::join!(status, outputs) };
+    tokio::pin!(whole);
+
+    let end = tokio::select! {
+        (status, (stdout, stderr)) = &mut whole => match status {
+            Ok(status) => ChildEnd::Exited { status, stdout, stderr },
+            Err(err) => ChildEnd::NotStarted(err),
+        },
+        _ = stop.token.cancelled() => {
+            let _ = killpg(group, Signal::SIGTERM);
+            if tokio::time::timeout(KILL_GRACE, &mut whole).await.is_err() {
+                let _ = killpg(group, Signal::SIGKILL);
+                let _ = whole.await;
+            }
+            ChildEnd::Stopped(stop.reason().unwrap_or(StopReason::Interrupted))
+        }
+    };
+    stop.unregister(pid);
+    end
+}
