@@ -8,7 +8,7 @@ and remembers the secrets moto issued so tests can prove they never leak.
 
 Usage:
     ground.py [--scenario standard|empty|none] [--extra-root-accounts N]
-              [--deny-assume ID,ID] [--deny-list-accounts]
+              [--deny-assume ID,ID] [--deny-assume-names NAME,NAME] [--deny-list-accounts]
               [--info-file PATH] [--exit-on-stdin-eof]
 
 Once ready it prints one JSON line (also written to --info-file):
@@ -18,6 +18,7 @@ Once ready it prints one JSON line (also written to --info-file):
 Control endpoints (plain HTTP GET on the same port):
     /_ground/calls    {"sts:AssumeRole": 12, "organizations:ListAccounts": 2, ...}
     /_ground/secrets  {"secrets": [...]}   every SecretAccessKey and SessionToken moto issued
+    /_ground/assume-params  {"calls": [{...}]}   the form parameters of every AssumeRole call
 """
 
 import argparse
@@ -44,8 +45,10 @@ class FaultLayer:
         self.app = app
         self.deny_assume = set(deny_assume)
         self.deny_list_accounts = deny_list_accounts
+        self.no_organization = False
         self.calls = Counter()
         self.secrets = []
+        self.assume_params = []
         self.lock = threading.Lock()
 
     def _json(self, start_response, payload, status="200 OK"):
@@ -58,6 +61,9 @@ class FaultLayer:
         if path == "/_ground/calls":
             with self.lock:
                 return self._json(start_response, dict(self.calls))
+        if path == "/_ground/assume-params":
+            with self.lock:
+                return self._json(start_response, {"calls": list(self.assume_params)})
         if path == "/_ground/secrets":
             with self.lock:
                 return self._json(start_response, {"secrets": list(self.secrets)})
@@ -82,12 +88,18 @@ class FaultLayer:
                 self.calls[operation] += 1
 
         if operation == "sts:AssumeRole":
+            with self.lock:
+                self.assume_params.append(params)
             account = params.get("RoleArn", "").split(":")[4:5]
             if account and account[0] in self.deny_assume:
                 return self._sts_error(start_response, "AccessDenied",
                                        "User: arn:aws:iam::123456789012:user/ground is not authorized to perform: "
                                        f"sts:AssumeRole on resource: {params.get('RoleArn')}")
             return self._capture_secrets(environ, start_response)
+        if operation and operation.startswith("organizations:") and self.no_organization:
+            # What AWS answers a standalone account (moto answers an empty list instead).
+            return self._org_error(start_response, "AWSOrganizationsNotInUseException",
+                                   "Your account is not a member of an organization.")
         if operation == "organizations:ListAccounts" and self.deny_list_accounts:
             return self._org_error(start_response, "AccessDeniedException",
                                    "You don't have permissions to access this resource.")
@@ -169,6 +181,8 @@ def main():
                              "account; none: no organization at all")
     parser.add_argument("--extra-root-accounts", type=int, default=0)
     parser.add_argument("--deny-assume", default="", help="comma-separated account IDs")
+    parser.add_argument("--deny-assume-names", default="",
+                        help="comma-separated account names of the sample org")
     parser.add_argument("--deny-list-accounts", action="store_true")
     parser.add_argument("--info-file")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
@@ -192,7 +206,10 @@ def main():
         info["root"] = org.list_roots()["Roots"][0]["Id"]
     # The setup's own calls are not the tool's: count from zero, then arm the faults.
     layer.calls.clear()
+    layer.assume_params.clear()
     layer.deny_list_accounts = args.deny_list_accounts
+    layer.no_organization = args.scenario == "none"
+    layer.deny_assume.update(info["accounts"][n]["id"] for n in args.deny_assume_names.split(",") if n)
 
     line = json.dumps(info)
     if args.info_file:

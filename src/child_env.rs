@@ -29,7 +29,8 @@ pub const REMOVED: &[&str] = &[
 
 /// ISO 8601 (RFC 3339) form of a credential expiry, as botocore and the SDKs read it.
 pub fn iso8601(time: SystemTime) -> String {
-    aws_smithy_types::DateTime::from(time)
+    let whole_seconds = aws_smithy_types::DateTime::from(time).secs();
+    aws_smithy_types::DateTime::from_secs(whole_seconds)
         .fmt(Format::DateTime)
         .unwrap_or_default()
 }
@@ -84,7 +85,7 @@ mod tests {
 
     #[test]
     fn expiration_is_iso8601() {
-        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
         assert_eq!(iso8601(t), "2023-11-14T22:13:20Z");
     }
 

@@ -101,10 +101,10 @@ pub async fn resolve<A: Aws>(
 
     // Selected accounts; explicit ones are checked for membership below.
     let mut selected: BTreeMap<String, Account> = BTreeMap::new();
-    if targets.is_empty() {
-        if let Some(org) = &org {
-            selected.extend(org.iter().map(|(id, a)| (id.clone(), a.clone())));
-        }
+    if targets.is_empty()
+        && let Some(org) = &org
+    {
+        selected.extend(org.iter().map(|(id, a)| (id.clone(), a.clone())));
     }
     for target in targets {
         match target {

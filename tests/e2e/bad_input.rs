@@ -1,0 +1,117 @@
+//! Bad input: exit code 2, a message naming the value, and not a single AWS call.
+
+use crate::support::{Ground, Run};
+
+/// (arguments before `--` or the whole tail, extra environment, text the message must contain)
+type Case = (
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
+const CASES: &[Case] = &[
+    (&["-t", "12345678901", "--", "true"], &[], "12345678901"),
+    (&["-t", "1234567890123", "--", "true"], &[], "1234567890123"),
+    (
+        &["-t", "１２３４５６７８９０１２", "--", "true"],
+        &[],
+        "１２３４５６７８９０１２",
+    ),
+    (&["-t", "123456789012 ", "--", "true"], &[], "123456789012 "),
+    (
+        &["-t", "ou-AB12-cdef3456", "--", "true"],
+        &[],
+        "ou-AB12-cdef3456",
+    ),
+    (&["-t", "ou-ab12", "--", "true"], &[], "ou-ab12"),
+    (&["-t", "r-ab!2", "--", "true"], &[], "r-ab!2"),
+    (&["-i", "acct-1", "--", "true"], &[], "acct-1"),
+    (
+        &["-t", "111111111111,,222222222222", "--", "true"],
+        &[],
+        "empty ID",
+    ),
+    (
+        &["--region", "eu-noth-1", "--", "true"],
+        &[],
+        "did you mean `eu-north-1`",
+    ),
+    (&["--region", "US-EAST-1", "--", "true"], &[], "US-EAST-1"),
+    (&["--region", "us-east-1 ", "--", "true"], &[], "us-east-1 "),
+    (
+        &["--region", "mars-north-1", "--", "true"],
+        &[],
+        "mars-north-1",
+    ),
+    (&["--workers", "0", "--", "true"], &[], "0"),
+    (&["--workers", "many", "--", "true"], &[], "many"),
+    (&["--"], &[], "COMMAND"),
+    (&[], &[], "COMMAND"),
+    (&["--", ""], &[], "missing command"),
+    (
+        &["--policy", "{not json", "--", "true"],
+        &[],
+        "--policy value is not valid JSON",
+    ),
+    (
+        &["--policy", "@/nonexistent/policy.json", "--", "true"],
+        &[],
+        "/nonexistent/policy.json",
+    ),
+    (&["--policy", "@/", "--", "true"], &[], "`/`"),
+    (&["--duration", "899", "--", "true"], &[], "899"),
+    (&["--duration", "43201", "--", "true"], &[], "43201"),
+    (&["--role", "", "--", "true"], &[], "--role"),
+    (&["--role", "has space", "--", "true"], &[], "has space"),
+    (&["--role-session-name", "x", "--", "true"], &[], "`x`"),
+    (
+        &["--policy-arn", "ReadOnlyAccess", "--", "true"],
+        &[],
+        "ReadOnlyAccess",
+    ),
+    (
+        &["--", "true"],
+        &[("AWS_MAX_ATTEMPTS", "0")],
+        "AWS_MAX_ATTEMPTS `0`",
+    ),
+    (&["--", "true"], &[("AWS_REGION", "")], "no region"),
+];
+
+#[test]
+fn bad_input_exits_2_naming_the_value_before_any_aws_call() {
+    let g = Ground::start(&[]);
+    for (args, env, expected) in CASES {
+        let mut cmd = g.cove();
+        for (k, v) in *env {
+            if v.is_empty() {
+                cmd.env_remove(k);
+            } else {
+                cmd.env(k, v);
+            }
+        }
+        let run = Run::of(cmd.args(*args));
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(expected),
+            "{args:?}: message should contain {expected:?}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "{args:?}: stdout is for data only");
+    }
+    assert_eq!(
+        g.all_calls(),
+        serde_json::json!({}),
+        "bad input reached AWS"
+    );
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let g = Ground::start(&["--scenario", "none"]);
+    let run = Run::of(g.cove().arg("--help"));
+    run.expect_code(0);
+    for code in ["0 ", "1 ", "2 ", "130"] {
+        assert!(run.stdout.contains(code), "{code}: {}", run.stdout);
+    }
+    assert!(run.stdout.contains("Exit codes"));
+}

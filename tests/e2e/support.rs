@@ -1,0 +1,253 @@
+//! The test ground: a moto server with a sample organization (scripts/ground.py), and a
+//! `cove` command whose environment holds nothing of the developer's own AWS setup.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+use serde_json::Value;
+
+/// The venv that holds moto and the AWS CLI; `scripts/test` creates it.
+pub fn venv() -> PathBuf {
+    let dir = std::env::var_os("COVE_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
+    for tool in ["bin/python", "bin/aws"] {
+        assert!(
+            dir.join(tool).exists(),
+            "the end-to-end tests need {} (moto[server] and awscli); run scripts/test, which creates the venv",
+            dir.join(tool).display()
+        );
+    }
+    dir
+}
+
+/// A running moto server with an organization in it. Stopped when dropped.
+pub struct Ground {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    pub info: Value,
+    pub endpoint: String,
+    pub home: tempfile::TempDir,
+}
+
+impl Ground {
+    /// The standard organization (see scripts/ground.py), with extra ground.py arguments.
+    pub fn start(args: &[&str]) -> Ground {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ground.py");
+        let mut child = Command::new(venv().join("bin/python"))
+            .arg(script)
+            .arg("--exit-on-stdin-eof")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start scripts/ground.py");
+        let stdin = child.stdin.take();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        if line.trim().is_empty() {
+            let mut err = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut err).ok();
+            panic!("scripts/ground.py did not start: {err}");
+        }
+        let info: Value = serde_json::from_str(&line).expect("ground info line");
+        let endpoint = info["endpoint"].as_str().unwrap().to_owned();
+        Ground {
+            child,
+            stdin,
+            info,
+            endpoint,
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn account(&self, name: &str) -> String {
+        self.info["accounts"][name]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no account {name} in the ground"))
+            .to_owned()
+    }
+
+    pub fn ou(&self, name: &str) -> String {
+        self.info["ous"][name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no OU {name} in the ground"))
+            .to_owned()
+    }
+
+    pub fn root(&self) -> String {
+        self.info["root"].as_str().unwrap().to_owned()
+    }
+
+    pub fn caller(&self) -> String {
+        self.info["caller"].as_str().unwrap().to_owned()
+    }
+
+    /// IDs of the named accounts, sorted.
+    pub fn ids(&self, names: &[&str]) -> Vec<String> {
+        let mut ids: Vec<String> = names.iter().map(|n| self.account(n)).collect();
+        ids.sort();
+        ids
+    }
+
+    /// Every ACTIVE account the ground created, sorted (the management account excluded).
+    pub fn active_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.info["accounts"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|a| a["state"] == "ACTIVE")
+            .map(|a| a["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// `cove` pointed at this ground.
+    pub fn cove(&self) -> Command {
+        let mut cmd = clean_cove(self.home.path());
+        cmd.env("AWS_ENDPOINT_URL", &self.endpoint);
+        cmd
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {response}"))
+    }
+
+    /// Calls that reached the ground since it was set up, by `service:Operation`.
+    pub fn calls(&self, operation: &str) -> u64 {
+        self.get("/_ground/calls")[operation].as_u64().unwrap_or(0)
+    }
+
+    /// Every call of any kind that reached the ground since it was set up.
+    pub fn all_calls(&self) -> Value {
+        self.get("/_ground/calls")
+    }
+
+    /// Every secret access key and session token moto has issued.
+    pub fn secrets(&self) -> Vec<String> {
+        self.get("/_ground/secrets")["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The parameters of every AssumeRole call, secrets included (for tests only).
+    pub fn assume_params(&self) -> Vec<Value> {
+        self.get("/_ground/assume-params")["calls"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+impl Drop for Ground {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `cove` with a clean environment: dummy keys, a region, the venv on PATH, an empty HOME and
+/// no config files, so the developer's own AWS setup can never reach a test.
+pub fn clean_cove(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cove"));
+    cmd.env_clear()
+        .env(
+            "PATH",
+            format!(
+                "{}:/usr/local/bin:/usr/bin:/bin",
+                venv().join("bin").display()
+            ),
+        )
+        .env("HOME", home)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", home.join("no-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"))
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// What one cove run produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn of(cmd: &mut Command) -> Run {
+        let out = cmd.output().expect("run cove");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// The JSON document on stdout.
+    pub fn doc(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e})\nstdout: {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// Records of one list.
+    pub fn list(&self, name: &str) -> Vec<Value> {
+        self.doc()[name].as_array().expect(name).clone()
+    }
+
+    /// Sorted, de-duplicated account IDs of one list.
+    pub fn ids(&self, name: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .list(name)
+            .iter()
+            .map(|r| r["Id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// Every record of every list.
+    pub fn records(&self) -> Vec<Value> {
+        ["Results", "Exceptions", "FailedAssumeRole"]
+            .iter()
+            .flat_map(|l| self.list(l))
+            .collect()
+    }
+
+    pub fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}

@@ -1,0 +1,10 @@
+//! One integration test binary: the real `cove` against a local moto server.
+
+#[path = "e2e/bad_input.rs"]
+mod bad_input;
+#[path = "e2e/running.rs"]
+mod running;
+#[path = "e2e/support.rs"]
+mod support;
+#[path = "e2e/targets.rs"]
+mod targets;
