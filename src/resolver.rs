@@ -176,3 +176,92 @@ pub async fn resolve<A: Aws>(
         notes,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::fake::FakeAws;
+
+    fn caller() -> Caller {
+        Caller {
+            account: "000000000000".into(),
+            arn: "arn:aws:iam::000000000000:user/t".into(),
+        }
+    }
+
+    fn org() -> FakeAws {
+        FakeAws {
+            caller: "000000000000".into(),
+            accounts: vec![
+                FakeAws::account("000000000000", "mgmt", "ACTIVE"),
+                FakeAws::account("111111111111", "a", "ACTIVE"),
+                FakeAws::account("222222222222", "b", "PENDING_CLOSURE"),
+                FakeAws::account("333333333333", "c", "ACTIVE"),
+            ],
+            tree: [
+                (
+                    "r-root".to_owned(),
+                    (
+                        vec!["ou-root-aaaaaaaa".to_owned()],
+                        vec!["000000000000".to_owned()],
+                    ),
+                ),
+                (
+                    "ou-root-aaaaaaaa".to_owned(),
+                    (
+                        vec!["ou-root-gone0000".to_owned()],
+                        vec!["111111111111".to_owned(), "222222222222".to_owned()],
+                    ),
+                ),
+            ]
+            .into(),
+            ..FakeAws::default()
+        }
+    }
+
+    fn ids(r: &Resolution) -> Vec<&str> {
+        r.accounts.iter().map(|a| a.id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn pending_closure_counts_as_not_active() {
+        let r = resolve(&org(), &[], &[], &caller()).await.unwrap();
+        assert_eq!(ids(&r), ["111111111111", "333333333333"]);
+        assert!(
+            r.notes
+                .iter()
+                .any(|n| n.contains("222222222222 (PENDING_CLOSURE)"))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_account_listed_twice_is_a_clear_error() {
+        let mut aws = org();
+        aws.accounts
+            .push(FakeAws::account("111111111111", "a", "ACTIVE"));
+        let err = resolve(&aws, &[], &[], &caller()).await.unwrap_err();
+        assert!(format!("{err:#}").contains("listed account 111111111111 twice"));
+    }
+
+    #[tokio::test]
+    async fn an_ou_that_disappears_while_listing_is_a_clear_error() {
+        let target = OrgId::Ou("ou-root-aaaaaaaa".into());
+        let err = resolve(&org(), &[target], &[], &caller())
+            .await
+            .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("ou-root-gone0000") && msg.contains("disappeared"),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_org_access_explicit_accounts_have_no_metadata() {
+        let mut aws = org();
+        aws.deny_list_accounts = true;
+        let target = OrgId::Account("444444444444".into());
+        let r = resolve(&aws, &[target], &[], &caller()).await.unwrap();
+        assert_eq!(r.accounts, [Account::bare("444444444444")]);
+    }
+}

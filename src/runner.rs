@@ -365,3 +365,121 @@ async fn run_child(mut cmd: Command, spec: &RunSpec, stop: &Stop) -> ChildEnd {
     stop.unregister(pid);
     end
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::fake::FakeAws;
+    use crate::credentials::RoleSpec;
+
+    fn spec(command: &[&str], fail_fast: bool) -> Arc<RunSpec> {
+        Arc::new(RunSpec {
+            command: command.iter().map(OsString::from).collect(),
+            workers: 4,
+            fail_fast,
+            partition: "aws".into(),
+            max_output_bytes: 1024,
+        })
+    }
+
+    fn cache(aws: Arc<FakeAws>, accounts: &[Account]) -> Arc<CredentialCache<FakeAws>> {
+        let role = RoleSpec {
+            role_name: "R".into(),
+            session_name: "R".into(),
+            policy: None,
+            policy_arns: vec![],
+            external_id: None,
+            duration_seconds: None,
+        };
+        Arc::new(CredentialCache::new(
+            aws,
+            role,
+            "aws",
+            accounts.iter().map(|a| a.id.as_str()),
+        ))
+    }
+
+    fn accounts() -> Vec<Account> {
+        ["111111111111", "222222222222", "333333333333"]
+            .iter()
+            .map(|id| FakeAws::account(id, "n", "ACTIVE"))
+            .collect()
+    }
+
+    fn regions() -> Vec<String> {
+        vec!["us-east-1".into(), "eu-west-1".into(), "ap-south-1".into()]
+    }
+
+    #[tokio::test]
+    async fn assumes_once_per_account_across_regions() {
+        let aws = Arc::new(FakeAws::default());
+        let accts = accounts();
+        let records = run_all(
+            cache(aws.clone(), &accts),
+            accts,
+            &regions(),
+            spec(&["true"], false),
+            Arc::new(Stop::default()),
+        )
+        .await;
+        assert_eq!(records.len(), 9);
+        assert!(records.iter().all(|r| r.outcome == Outcome::Result));
+        assert_eq!(aws.assume_calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn denied_account_fails_every_region_without_running() {
+        let aws = Arc::new(FakeAws {
+            deny_assume: ["222222222222".to_owned()].into(),
+            ..FakeAws::default()
+        });
+        let accts = accounts();
+        let records = run_all(
+            cache(aws.clone(), &accts),
+            accts,
+            &regions(),
+            spec(&["true"], false),
+            Arc::new(Stop::default()),
+        )
+        .await;
+        let failed: Vec<_> = records
+            .iter()
+            .filter(|r| r.outcome == Outcome::FailedAssumeRole)
+            .collect();
+        assert_eq!(failed.len(), 3);
+        assert!(failed.iter().all(|r| {
+            r.id == "222222222222"
+                && r.exit_code.is_none()
+                && r.exception_details
+                    .as_deref()
+                    .unwrap()
+                    .contains("AccessDenied")
+        }));
+        assert_eq!(aws.assume_calls(), 3, "a denial is not retried per region");
+    }
+
+    #[tokio::test]
+    async fn output_past_the_cap_is_cut_and_said_so() {
+        let aws = Arc::new(FakeAws::default());
+        let accts = accounts()[..1].to_vec();
+        let records = run_all(
+            cache(aws, &accts),
+            accts,
+            &regions()[..1],
+            spec(
+                &["sh", "-c", "head -c 100000 /dev/zero | tr '\\0' x"],
+                false,
+            ),
+            Arc::new(Stop::default()),
+        )
+        .await;
+        let r = &records[0];
+        assert_eq!(r.result.as_ref().unwrap().as_str().unwrap().len(), 1024);
+        assert!(
+            r.exception_details
+                .as_deref()
+                .unwrap()
+                .contains("stdout truncated at 1024 bytes")
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! Ctrl-C and SIGTERM: children stop, nothing is lost, and nothing outlives cove.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::support::{Ground, Run};
+
+/// Alive and not a zombie waiting for a parent that does not reap.
+fn alive(pid: i32) -> bool {
+    if kill(Pid::from_raw(pid), None).is_err() {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+fn pids_in(dir: &Path) -> Vec<i32> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flat_map(|e| {
+            std::fs::read_to_string(e.unwrap().path())
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+fn interrupted_run(signal: Signal) {
+    let g = Ground::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        r#"if [ "$COVE_ACCOUNT_NAME" = workloads-a ]; then echo quick; exit 0; fi
+sleep 1000 & echo $! >> {dir}/$COVE_ACCOUNT_ID
+echo $$ >> {dir}/$COVE_ACCOUNT_ID
+wait"#,
+        dir = dir.path().display()
+    );
+    let child = g
+        .cove()
+        .args([
+            "-t",
+            &g.ou("Workloads"),
+            "--workers",
+            "5",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pids_in(dir.path()).len() < 8 {
+        assert!(Instant::now() < deadline, "children did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pids = pids_in(dir.path());
+    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    run.expect_code(130);
+    assert_eq!(
+        run.ids("Results"),
+        g.ids(&["workloads-a"]),
+        "finished work is kept"
+    );
+    let stopped = run.list("Exceptions");
+    assert_eq!(
+        run.ids("Exceptions"),
+        g.ids(&["prod-a", "core-a", "deep-a", "deep-b"]),
+        "each stopped target exactly once"
+    );
+    assert_eq!(stopped.len(), 4);
+    for e in &stopped {
+        assert!(
+            e["ExceptionDetails"]
+                .as_str()
+                .unwrap()
+                .contains("interrupted"),
+            "{e}"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let survivors: Vec<i32> = pids.into_iter().filter(|p| alive(*p)).collect();
+    assert!(
+        survivors.is_empty(),
+        "processes outlived cove: {survivors:?}"
+    );
+}
+
+#[test]
+fn sigint_stops_children_and_grandchildren_and_still_reports_everything() {
+    interrupted_run(Signal::SIGINT);
+}
+
+#[test]
+fn sigterm_behaves_like_ctrl_c() {
+    interrupted_run(Signal::SIGTERM);
+}
