@@ -9,6 +9,7 @@ and remembers the secrets moto issued so tests can prove they never leak.
 Usage:
     ground.py [--scenario standard|empty|none] [--extra-root-accounts N]
               [--deny-assume ID,ID] [--deny-assume-names NAME,NAME] [--deny-list-accounts]
+              [--throttle-assume FRACTION] [--throttle-list-accounts N]
               [--info-file PATH] [--exit-on-stdin-eof]
 
 Once ready it prints one JSON line (also written to --info-file):
@@ -24,6 +25,7 @@ Control endpoints (plain HTTP GET on the same port):
 import argparse
 import io
 import json
+import random
 import re
 import sys
 import threading
@@ -46,6 +48,9 @@ class FaultLayer:
         self.deny_assume = set(deny_assume)
         self.deny_list_accounts = deny_list_accounts
         self.no_organization = False
+        self.throttle_assume = 0.0
+        self.throttle_list_accounts = 0
+        self.random = random.Random(7)
         self.calls = Counter()
         self.secrets = []
         self.assume_params = []
@@ -90,6 +95,10 @@ class FaultLayer:
         if operation == "sts:AssumeRole":
             with self.lock:
                 self.assume_params.append(params)
+            with self.lock:
+                throttled = self.random.random() < self.throttle_assume
+            if throttled:
+                return self._sts_error(start_response, "Throttling", "Rate exceeded", status="400 Bad Request")
             account = params.get("RoleArn", "").split(":")[4:5]
             if account and account[0] in self.deny_assume:
                 return self._sts_error(start_response, "AccessDenied",
@@ -100,6 +109,14 @@ class FaultLayer:
             # What AWS answers a standalone account (moto answers an empty list instead).
             return self._org_error(start_response, "AWSOrganizationsNotInUseException",
                                    "Your account is not a member of an organization.")
+        if operation == "organizations:ListAccounts":
+            with self.lock:
+                throttled = self.throttle_list_accounts > 0
+                self.throttle_list_accounts -= throttled
+            if throttled:
+                return self._org_error(start_response, "TooManyRequestsException",
+                                       "AWS Organizations can't complete your request because another "
+                                       "request is already in progress. Try again later.")
         if operation == "organizations:ListAccounts" and self.deny_list_accounts:
             return self._org_error(start_response, "AccessDeniedException",
                                    "You don't have permissions to access this resource.")
@@ -114,13 +131,13 @@ class FaultLayer:
         return [chunks]
 
     @staticmethod
-    def _sts_error(start_response, code, message):
+    def _sts_error(start_response, code, message, status="403 Forbidden"):
         body = (
             '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
             f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
             f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
         ).encode()
-        start_response("403 Forbidden", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+        start_response(status, [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
         return [body]
 
     @staticmethod
@@ -184,6 +201,10 @@ def main():
     parser.add_argument("--deny-assume-names", default="",
                         help="comma-separated account names of the sample org")
     parser.add_argument("--deny-list-accounts", action="store_true")
+    parser.add_argument("--throttle-assume", type=float, default=0.0,
+                        help="fraction of AssumeRole calls answered with Throttling")
+    parser.add_argument("--throttle-list-accounts", type=int, default=0,
+                        help="answer the first N ListAccounts calls with TooManyRequestsException")
     parser.add_argument("--info-file")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (the test harness holds it open)")
@@ -209,6 +230,8 @@ def main():
     layer.assume_params.clear()
     layer.deny_list_accounts = args.deny_list_accounts
     layer.no_organization = args.scenario == "none"
+    layer.throttle_assume = args.throttle_assume
+    layer.throttle_list_accounts = args.throttle_list_accounts
     layer.deny_assume.update(info["accounts"][n]["id"] for n in args.deny_assume_names.split(",") if n)
 
     line = json.dumps(info)

@@ -2,6 +2,7 @@
 //! [`crate::config`] turns them into a validated run configuration.
 
 use std::ffi::OsString;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -96,6 +97,12 @@ pub struct Cli {
           value_parser = clap::value_parser!(i32).range(900..=43200), help_heading = "Role")]
     pub duration: Option<i32>,
 
+    /// At most N AssumeRole calls per second, to stay under a known STS quota. Default:
+    /// unlimited.
+    #[arg(long, value_name = "N", env = "COVE_MAX_ASSUME_RATE", value_parser = parse_rate,
+          help_heading = "Role")]
+    pub max_assume_rate: Option<f64>,
+
     /// AWS profile that supplies the assuming credentials.
     #[arg(long, value_name = "NAME", help_heading = "Role")]
     pub profile: Option<String>,
@@ -110,11 +117,71 @@ pub struct Cli {
     #[arg(long, env = "COVE_FAIL_FAST", help_heading = "Running")]
     pub fail_fast: bool,
 
+    /// Stop a command that runs longer than this (for example 30s, 5m, 1h30m). Its whole
+    /// process group gets SIGTERM, then SIGKILL after a grace period. Default: no limit.
+    #[arg(long, value_name = "DURATION", env = "COVE_TIMEOUT", value_parser = parse_timeout,
+          help_heading = "Running")]
+    pub timeout: Option<Duration>,
+
+    /// Keep at most this much of each command's stdout, and as much of its stderr (suffixes
+    /// K, M, G are powers of 1024). The rest is read and dropped, and the record says so.
+    #[arg(long, value_name = "BYTES", default_value = "10M", env = "COVE_MAX_OUTPUT_BYTES",
+          value_parser = parse_bytes, help_heading = "Running")]
+    pub max_output_bytes: usize,
+
     /// The command to run in every target, with its arguments. It runs directly, with no
     /// shell: write `-- sh -c '...'` for pipes.
     #[arg(last = true, required = true, value_name = "COMMAND",
           num_args = 1.., allow_hyphen_values = true)]
     pub command: Vec<OsString>,
+}
+
+/// `--timeout`: a human duration such as `30s`, `5m` or `1h30m`, greater than zero.
+pub fn parse_timeout(value: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(value).map_err(|e| {
+        format!("`{value}` is not a duration ({e}); expected for example 30s, 5m or 1h")
+    })?;
+    if duration.is_zero() {
+        return Err(format!(
+            "`{value}` is zero; expected a duration greater than zero"
+        ));
+    }
+    Ok(duration)
+}
+
+/// `--max-output-bytes`: a whole number of bytes, optionally with K, M or G (powers of 1024).
+pub fn parse_bytes(value: &str) -> Result<usize, String> {
+    let expected = "expected a number of bytes such as 1048576, 512K, 10M or 1G";
+    let trimmed = value.trim_end_matches("iB").trim_end_matches('B');
+    let (digits, unit) = match trimmed.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&trimmed[..i], c.to_ascii_uppercase()),
+        _ => (trimmed, ' '),
+    };
+    let multiplier: usize = match unit {
+        ' ' => 1,
+        'K' => 1 << 10,
+        'M' => 1 << 20,
+        'G' => 1 << 30,
+        _ => return Err(format!("`{value}` has an unknown unit; {expected}")),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("`{value}` is not a size; {expected}"))?;
+    match n.checked_mul(multiplier) {
+        Some(0) => Err(format!("`{value}` is zero; {expected}")),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("`{value}` is too large; {expected}")),
+    }
+}
+
+/// `--max-assume-rate`: calls per second, a positive number.
+pub fn parse_rate(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "`{value}` is not a rate; expected a number of calls per second greater than zero, such as 10 or 0.5"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -125,6 +192,21 @@ mod tests {
     #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_durations_and_rates_parse() {
+        assert_eq!(parse_bytes("10M"), Ok(10 << 20));
+        assert_eq!(parse_bytes("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_bytes("100"), Ok(100));
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("10X").unwrap_err().contains("10X"));
+        assert_eq!(parse_timeout("1m30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("soon").unwrap_err().contains("soon"));
+        assert_eq!(parse_rate("2.5"), Ok(2.5));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("NaN").is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! fails here, before the first AWS call, with a message that names the value.
 
 use std::ffi::OsString;
+use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 
@@ -21,7 +22,12 @@ pub struct Config {
     pub role: RoleSpec,
     pub profile: Option<String>,
     pub workers: usize,
+    /// Set when `--workers` was lowered to fit the open-file limit.
+    pub workers_capped_from: Option<usize>,
     pub fail_fast: bool,
+    pub timeout: Option<Duration>,
+    pub max_output_bytes: usize,
+    pub max_assume_rate: Option<f64>,
     pub command: Vec<OsString>,
 }
 
@@ -121,7 +127,48 @@ fn check_env_max_attempts(value: Option<String>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The SDK knows two retry modes; anything else is a typo that would otherwise surface late.
+fn check_env_retry_mode(value: Option<String>) -> anyhow::Result<()> {
+    if let Some(v) = value {
+        ensure!(
+            matches!(v.trim(), "standard" | "adaptive"),
+            "invalid AWS_RETRY_MODE `{v}`: expected `standard` or `adaptive`"
+        );
+    }
+    Ok(())
+}
+
+/// Each running child holds a few descriptors in cove (two pipes, its pidfd, an STS
+/// connection): raise the open-file limit as far as the system allows and keep
+/// `--workers` within it, so a huge value cannot exhaust file descriptors.
+fn fit_workers(requested: usize) -> usize {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    const FDS_PER_CHILD: u64 = 4;
+    const RESERVED: u64 = 128;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return requested;
+    };
+    let wanted = hard.min(1 << 20);
+    let limit = if soft < wanted && setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).is_ok() {
+        wanted
+    } else {
+        soft
+    };
+    let fit = (limit.saturating_sub(RESERVED) / FDS_PER_CHILD).max(1);
+    requested.min(usize::try_from(fit).unwrap_or(usize::MAX))
+}
+
 impl Config {
+    /// The note to show when `--workers` was lowered.
+    pub fn workers_note(&self) -> Option<String> {
+        self.workers_capped_from.map(|asked| {
+            format!(
+                "--workers {asked} needs more open files than this system allows; running {} at a time",
+                self.workers
+            )
+        })
+    }
+
     pub fn from_cli(cli: Cli) -> anyhow::Result<Config> {
         check_role(&cli.role)?;
         let session_name = match cli.role_session_name {
@@ -140,6 +187,7 @@ impl Config {
             regions::check(region, cli.allow_unknown_region).map_err(anyhow::Error::msg)?;
         }
         check_env_max_attempts(std::env::var("AWS_MAX_ATTEMPTS").ok())?;
+        check_env_retry_mode(std::env::var("AWS_RETRY_MODE").ok())?;
         let program = cli
             .command
             .first()
@@ -149,6 +197,7 @@ impl Config {
             "missing command: expected `-- COMMAND [ARGS...]` after the options"
         );
 
+        let workers = fit_workers(cli.workers as usize);
         Ok(Config {
             targets: dedup(&cli.targets),
             ignores: dedup(&cli.ignores),
@@ -163,8 +212,12 @@ impl Config {
                 duration_seconds: cli.duration,
             },
             profile: cli.profile,
-            workers: cli.workers as usize,
+            workers,
+            workers_capped_from: (workers < cli.workers as usize).then_some(cli.workers as usize),
             fail_fast: cli.fail_fast,
+            timeout: cli.timeout,
+            max_output_bytes: cli.max_output_bytes,
+            max_assume_rate: cli.max_assume_rate,
             command: cli.command,
         })
     }

@@ -1,11 +1,14 @@
 //! Assuming the target role: the role ARN, one AssumeRole per account shared by all of that
-//! account's regions, and the [`Secret`] type that keeps keys and tokens out of every printout.
+//! account's regions (renewed when it is about to expire), an optional cap on the call rate,
+//! and the [`Secret`] type that keeps keys and tokens out of every printout.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use tokio::sync::OnceCell;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use crate::aws::{AssumeRequest, Aws, AwsError, TempCredentials};
 
@@ -66,13 +69,46 @@ impl RoleSpec {
 
 type Assumed = Result<Arc<TempCredentials>, AwsError>;
 
-/// Assumes the role at most once per account, however many regions ask for it, and however
-/// many ask at the same time.
+/// Credentials with less than this left are renewed before a command starts with them.
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// Spaces calls evenly: at most `rate` per second, shared by every caller.
+#[derive(Debug)]
+pub struct RateLimiter {
+    interval: Duration,
+    next: std::sync::Mutex<Option<Instant>>,
+}
+
+impl RateLimiter {
+    pub fn per_second(rate: f64) -> Self {
+        RateLimiter {
+            interval: Duration::from_secs_f64(1.0 / rate),
+            next: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Waits for this caller's slot.
+    pub async fn acquire(&self) {
+        let slot = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let slot = next.map_or(now, |n| n.max(now));
+            *next = Some(slot + self.interval);
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+/// Assumes the role once per account, however many regions ask for it and however many ask at
+/// the same time; renews it when fewer than [`REFRESH_MARGIN`] remain. A failure is final for
+/// that account: it is not retried per region.
 pub struct CredentialCache<A> {
     aws: Arc<A>,
     spec: RoleSpec,
     partition: String,
-    cells: HashMap<String, OnceCell<Assumed>>,
+    rate: Option<RateLimiter>,
+    cells: HashMap<String, Mutex<Option<Assumed>>>,
 }
 
 impl<A: Aws> CredentialCache<A> {
@@ -86,18 +122,26 @@ impl<A: Aws> CredentialCache<A> {
             aws,
             spec,
             partition: partition.to_owned(),
+            rate: None,
             cells: accounts
                 .into_iter()
-                .map(|id| (id.to_owned(), OnceCell::new()))
+                .map(|id| (id.to_owned(), Mutex::new(None)))
                 .collect(),
         }
+    }
+
+    /// Caps AssumeRole calls at `rate` per second.
+    pub fn with_rate_limit(mut self, rate: Option<f64>) -> Self {
+        self.rate = rate.map(RateLimiter::per_second);
+        self
     }
 
     pub fn spec(&self) -> &RoleSpec {
         &self.spec
     }
 
-    /// The account's credentials, assuming the role on first use.
+    /// The account's credentials, valid for at least [`REFRESH_MARGIN`], assuming the role
+    /// on first use and again when they are about to expire.
     pub async fn get(&self, account_id: &str) -> Assumed {
         let Some(cell) = self.cells.get(account_id) else {
             return Err(AwsError::new(
@@ -105,14 +149,24 @@ impl<A: Aws> CredentialCache<A> {
                 format!("account {account_id} was not planned as a target"),
             ));
         };
-        cell.get_or_init(|| async {
-            self.aws
-                .assume_role(&self.spec.request(&self.partition, account_id))
-                .await
-                .map(Arc::new)
-        })
-        .await
-        .clone()
+        let mut slot = cell.lock().await;
+        match &*slot {
+            Some(Ok(creds)) if creds.expiration > SystemTime::now() + REFRESH_MARGIN => {
+                return Ok(creds.clone());
+            }
+            Some(Err(err)) => return Err(err.clone()),
+            _ => {}
+        }
+        if let Some(rate) = &self.rate {
+            rate.acquire().await;
+        }
+        let assumed = self
+            .aws
+            .assume_role(&self.spec.request(&self.partition, account_id))
+            .await
+            .map(Arc::new);
+        *slot = Some(assumed.clone());
+        assumed
     }
 }
 
@@ -125,6 +179,16 @@ mod tests {
         let s = Secret::new("wJalrXUtnFEMI");
         assert!(!format!("{s:?}").contains("wJalr"));
         assert!(!format!("{s}").contains("wJalr"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limiter_spaces_calls() {
+        let limiter = RateLimiter::per_second(4.0);
+        let start = Instant::now();
+        for _ in 0..5 {
+            limiter.acquire().await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_millis(1000));
     }
 
     #[test]

@@ -139,4 +139,24 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parser_never_panics_and_accepts_only_what_it_can_print(s in "\\PC{0,40}") {
+            if let Ok(id) = s.parse::<OrgId>() {
+                proptest::prop_assert_eq!(id.as_str(), s.as_str());
+            }
+        }
+
+        #[test]
+        fn well_formed_ids_are_accepted(
+            account in "[0-9]{12}",
+            ou in "ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}",
+            root in "r-[a-z0-9]{4,32}",
+        ) {
+            proptest::prop_assert_eq!(account.parse::<OrgId>(), Ok(OrgId::Account(account.clone())));
+            proptest::prop_assert_eq!(ou.parse::<OrgId>(), Ok(OrgId::Ou(ou.clone())));
+            proptest::prop_assert_eq!(root.parse::<OrgId>(), Ok(OrgId::Root(root.clone())));
+        }
+    }
 }

@@ -32,9 +32,6 @@ use crate::credentials::CredentialCache;
 use crate::output::Document;
 use crate::runner::{RunSpec, Stop, StopReason};
 
-/// Per-stream cap on what is kept of a child's output.
-pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 10 * 1024 * 1024;
-
 /// Runs cove for a parsed command line. Errors mean nothing ran (exit code 2).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::from_cli(cli)?;
@@ -65,6 +62,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             loader = loader.profile_name(profile);
         }
         let aws = Arc::new(SdkAws::new(&loader.load().await));
+        if let Some(note) = config.workers_note() {
+            eprintln!("cove: note: {note}");
+        }
 
         let (doc, stopped) = execute(&config, &regions, aws, stop).await?;
         output::write_stdout(&doc).context("could not write the results to stdout")?;
@@ -137,18 +137,22 @@ pub async fn execute<A: Aws>(
         _ = stop.cancelled() => return Ok((Document::default(), stop.reason())),
     };
 
-    let cache = Arc::new(CredentialCache::new(
-        aws,
-        config.role.clone(),
-        &partition,
-        accounts.iter().map(|a| a.id.as_str()),
-    ));
+    let cache = Arc::new(
+        CredentialCache::new(
+            aws,
+            config.role.clone(),
+            &partition,
+            accounts.iter().map(|a| a.id.as_str()),
+        )
+        .with_rate_limit(config.max_assume_rate),
+    );
     let spec = Arc::new(RunSpec {
         command: config.command.clone(),
         workers: config.workers,
         fail_fast: config.fail_fast,
         partition,
-        max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+        max_output_bytes: config.max_output_bytes,
+        timeout: config.timeout,
     });
     let records = runner::run_all(cache, accounts, regions, spec, stop.clone()).await;
     Ok((Document::new(records), stop.reason()))

@@ -182,4 +182,24 @@ mod tests {
         assert_eq!(result_value(b""), serde_json::json!(""));
         assert_eq!(result_value(b"\xff\n"), serde_json::json!("\u{fffd}\n"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_output_bytes_make_a_valid_document(
+            stdout in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            stderr in "\\PC{0,50}",
+            code in proptest::option::of(proptest::num::i32::ANY),
+        ) {
+            let mut r = record("111111111111", "us-east-1", Outcome::Exception);
+            r.result = Some(result_value(&stdout));
+            r.stderr = Some(stderr.clone());
+            r.exit_code = code;
+            let doc = Document::new(vec![r]);
+            let mut out = Vec::new();
+            write_document(&mut out, &doc, false).unwrap();
+            let back: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            proptest::prop_assert_eq!(&back["Exceptions"][0]["Stderr"], &serde_json::json!(stderr));
+            proptest::prop_assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);
+        }
+    }
 }

@@ -32,6 +32,7 @@ pub struct RunSpec {
     pub fail_fast: bool,
     pub partition: String,
     pub max_output_bytes: usize,
+    pub timeout: Option<Duration>,
 }
 
 /// Why a run stopped early.
@@ -234,50 +235,59 @@ async fn run_target<A: Aws>(
 
     let mut r = base_record(&account, &region, &creds, &spec, started);
     r.assume_role_success = true;
-    let finished = run_child(cmd, &spec, &stop).await;
+    let child = run_child(cmd, &spec, &stop).await;
     r.duration_ms = started.elapsed().as_millis() as u64;
-    match finished {
-        ChildEnd::NotStarted(err) => {
+    let (status, stdout, stderr, ended) = match child {
+        Err(err) => {
             r.exception_details = Some(format!(
                 "could not start `{}`: {err}",
                 spec.command[0].to_string_lossy()
             ));
+            return r;
         }
-        ChildEnd::Stopped(reason) => {
-            r.exception_details = Some(reason.detail().to_owned());
-        }
-        ChildEnd::Exited {
+        Ok(ChildEnd {
             status,
             stdout,
             stderr,
-        } => {
-            r.result = Some(result_value(&stdout.bytes));
-            r.stderr = Some(String::from_utf8_lossy(&stderr.bytes).into_owned());
-            r.exit_code = status.code();
-            let mut problems = Vec::new();
-            match (status.code(), status.signal()) {
-                (Some(0), _) => {}
-                (Some(code), _) => problems.push(format!("command exited with code {code}")),
-                (None, Some(sig)) => problems.push(format!("command was killed by signal {sig}")),
-                (None, None) => problems.push("command ended without an exit code".to_owned()),
-            }
-            r.outcome = if problems.is_empty() {
-                Outcome::Result
-            } else {
-                Outcome::Exception
-            };
-            for (name, capture) in [("stdout", &stdout), ("stderr", &stderr)] {
-                if capture.truncated {
-                    problems.push(format!(
-                        "{name} truncated at {} bytes",
-                        spec.max_output_bytes
-                    ));
+            ended,
+        }) => (status, stdout, stderr, ended),
+    };
+    r.result = Some(result_value(&stdout.bytes));
+    r.stderr = Some(String::from_utf8_lossy(&stderr.bytes).into_owned());
+    let mut problems = Vec::new();
+    match ended {
+        Ended::Stopped(reason) => problems.push(reason.detail().to_owned()),
+        Ended::TimedOut(limit) => problems.push(format!(
+            "timed out after {}; the command's process group was killed",
+            humantime::format_duration(limit)
+        )),
+        Ended::Exited => {
+            r.exit_code = status.and_then(|s| s.code());
+            match status.map(|s| (s.code(), s.signal())) {
+                Some((Some(0), _)) => {}
+                Some((Some(code), _)) => problems.push(format!("command exited with code {code}")),
+                Some((None, Some(sig))) => {
+                    problems.push(format!("command was killed by signal {sig}"))
                 }
-            }
-            if !problems.is_empty() {
-                r.exception_details = Some(problems.join("; "));
+                _ => problems.push("command ended without an exit code".to_owned()),
             }
         }
+    }
+    r.outcome = if problems.is_empty() {
+        Outcome::Result
+    } else {
+        Outcome::Exception
+    };
+    for (name, capture) in [("stdout", &stdout), ("stderr", &stderr)] {
+        if capture.truncated {
+            problems.push(format!(
+                "{name} truncated at {} bytes",
+                spec.max_output_bytes
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        r.exception_details = Some(problems.join("; "));
     }
     r
 }
@@ -310,25 +320,27 @@ async fn read_capped<R: AsyncRead + Unpin>(reader: Option<R>, cap: usize) -> Cap
     capture
 }
 
-enum ChildEnd {
-    NotStarted(std::io::Error),
+/// How a started child came to an end.
+enum Ended {
+    Exited,
+    TimedOut(Duration),
     Stopped(StopReason),
-    Exited {
-        status: std::process::ExitStatus,
-        stdout: Capture,
-        stderr: Capture,
-    },
 }
 
-/// Runs one child in its own process group. When it exits, whatever it left running in that
-/// group is killed, so no grandchild outlives its target or holds its pipes open.
-async fn run_child(mut cmd: Command, spec: &RunSpec, stop: &Stop) -> ChildEnd {
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
-        Err(err) => return ChildEnd::NotStarted(err),
-    };
+struct ChildEnd {
+    status: Option<std::process::ExitStatus>,
+    stdout: Capture,
+    stderr: Capture,
+    ended: Ended,
+}
+
+/// Runs one child in its own process group, and keeps what it printed even when it is stopped.
+/// When the child exits, whatever it left running in its group is killed, so no grandchild
+/// outlives its target or holds its pipes open.
+async fn run_child(mut cmd: Command, spec: &RunSpec, stop: &Stop) -> std::io::Result<ChildEnd> {
+    let mut child = cmd.spawn()?;
     let Some(pid) = child.id().map(|p| p as i32) else {
-        return ChildEnd::NotStarted(std::io::Error::other("the child exited before it was seen"));
+        return Err(std::io::Error::other("the child exited before it was seen"));
     };
     stop.register(pid);
     let group = Pid::from_raw(pid);
@@ -348,22 +360,35 @@ async fn run_child(mut cmd: Command, spec: &RunSpec, stop: &Stop) -> ChildEnd {
     let whole = async { tokio::join!(status, outputs) };
     tokio::pin!(whole);
 
-    let end = tokio::select! {
-        (status, (stdout, stderr)) = &mut whole => match status {
-            Ok(status) => ChildEnd::Exited { status, stdout, stderr },
-            Err(err) => ChildEnd::NotStarted(err),
-        },
-        _ = stop.token.cancelled() => {
-            let _ = killpg(group, Signal::SIGTERM);
-            if tokio::time::timeout(KILL_GRACE, &mut whole).await.is_err() {
-                let _ = killpg(group, Signal::SIGKILL);
-                let _ = whole.await;
-            }
-            ChildEnd::Stopped(stop.reason().unwrap_or(StopReason::Interrupted))
+    let deadline = async {
+        match spec.timeout {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    let early_end = tokio::select! {
+        (status, (stdout, stderr)) = &mut whole => {
+            stop.unregister(pid);
+            return Ok(ChildEnd { status: status.ok(), stdout, stderr, ended: Ended::Exited });
+        }
+        _ = deadline => Ended::TimedOut(spec.timeout.unwrap_or_default()),
+        _ = stop.token.cancelled() => Ended::Stopped(stop.reason().unwrap_or(StopReason::Interrupted)),
+    };
+    let _ = killpg(group, Signal::SIGTERM);
+    let (status, (stdout, stderr)) = match tokio::time::timeout(KILL_GRACE, &mut whole).await {
+        Ok(done) => done,
+        Err(_) => {
+            let _ = killpg(group, Signal::SIGKILL);
+            whole.await
         }
     };
     stop.unregister(pid);
-    end
+    Ok(ChildEnd {
+        status: status.ok(),
+        stdout,
+        stderr,
+        ended: early_end,
+    })
 }
 
 #[cfg(test)]
@@ -379,6 +404,7 @@ mod tests {
             fail_fast,
             partition: "aws".into(),
             max_output_bytes: 1024,
+            timeout: None,
         })
     }
 
@@ -425,6 +451,27 @@ mod tests {
         assert_eq!(records.len(), 9);
         assert!(records.iter().all(|r| r.outcome == Outcome::Result));
         assert_eq!(aws.assume_calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn credentials_about_to_expire_are_renewed_before_the_next_command() {
+        let aws = Arc::new(FakeAws {
+            lifetime: Some(Duration::from_secs(60)),
+            ..FakeAws::default()
+        });
+        let accts = accounts()[..1].to_vec();
+        let mut one_at_a_time = (*spec(&["true"], false)).clone();
+        one_at_a_time.workers = 1;
+        let records = run_all(
+            cache(aws.clone(), &accts),
+            accts,
+            &regions(),
+            Arc::new(one_at_a_time),
+            Arc::new(Stop::default()),
+        )
+        .await;
+        assert!(records.iter().all(|r| r.outcome == Outcome::Result));
+        assert_eq!(aws.assume_calls(), 3, "renewed for every region");
     }
 
     #[tokio::test]

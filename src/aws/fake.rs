@@ -17,6 +17,8 @@ pub struct FakeAws {
     pub tree: BTreeMap<String, (Vec<String>, Vec<String>)>,
     pub deny_list_accounts: bool,
     pub deny_assume: BTreeSet<String>,
+    /// How long issued credentials last (default one hour).
+    pub lifetime: Option<Duration>,
     pub assume_calls: AtomicUsize,
     pub assumed_arns: Mutex<Vec<String>>,
 }
@@ -88,7 +90,7 @@ impl Aws for FakeAws {
             access_key_id: format!("ASIAFAKE{account}"),
             secret_access_key: Secret::new(format!("fake-secret-{account}")),
             session_token: Secret::new(format!("fake-token-{account}")),
-            expiration: SystemTime::now() + Duration::from_secs(3600),
+            expiration: SystemTime::now() + self.lifetime.unwrap_or(Duration::from_secs(3600)),
         })
     }
 }

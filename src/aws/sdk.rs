@@ -19,11 +19,30 @@ pub struct SdkAws {
     org: aws_sdk_organizations::Client,
 }
 
+/// Retry tokens for cove's own STS and Organizations clients. The SDK's default bucket (500
+/// tokens, 5 per throttled retry, shared by every client of a region) runs dry after about a
+/// hundred throttled calls, and then calls fail that should have been retried. Attempts per call
+/// stay bounded by the retry config (`AWS_MAX_ATTEMPTS`), so a larger bucket absorbs a burst
+/// without allowing an unbounded storm.
+const RETRY_TOKENS: usize = 100_000;
+
 impl SdkAws {
     pub fn new(config: &SdkConfig) -> Self {
+        use aws_sdk_sts::config::retry::{RetryPartition, TokenBucket};
+        let partition = |name: &'static str| {
+            RetryPartition::custom(name)
+                .token_bucket(TokenBucket::new(RETRY_TOKENS))
+                .build()
+        };
+        let sts = aws_sdk_sts::config::Builder::from(config)
+            .retry_partition(partition("cove-sts"))
+            .build();
+        let org = aws_sdk_organizations::config::Builder::from(config)
+            .retry_partition(partition("cove-organizations"))
+            .build();
         SdkAws {
-            sts: aws_sdk_sts::Client::new(config),
-            org: aws_sdk_organizations::Client::new(config),
+            sts: aws_sdk_sts::Client::from_conf(sts),
+            org: aws_sdk_organizations::Client::from_conf(org),
         }
     }
 }

@@ -75,6 +75,18 @@ const CASES: &[Case] = &[
         "AWS_MAX_ATTEMPTS `0`",
     ),
     (&["--", "true"], &[("AWS_REGION", "")], "no region"),
+    (
+        &["--", "true"],
+        &[("AWS_RETRY_MODE", "fast")],
+        "AWS_RETRY_MODE `fast`",
+    ),
+    (&["--timeout", "5x", "--", "true"], &[], "5x"),
+    (&["--timeout", "0s", "--", "true"], &[], "0s"),
+    (&["--max-output-bytes", "0", "--", "true"], &[], "`0`"),
+    (&["--max-output-bytes", "lots", "--", "true"], &[], "lots"),
+    (&["--max-assume-rate", "0", "--", "true"], &[], "`0`"),
+    (&["-t", "r-", "--", "true"], &[], "r-"),
+    (&["-t", "ou-", "--", "true"], &[], "ou-"),
 ];
 
 #[test]

@@ -1,41 +1,13 @@
 //! Ctrl-C and SIGTERM: children stop, nothing is lost, and nothing outlives cove.
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use crate::faults::{alive, pids_in};
 use crate::support::{Ground, Run};
-
-/// Alive and not a zombie waiting for a parent that does not reap.
-fn alive(pid: i32) -> bool {
-    if kill(Pid::from_raw(pid), None).is_err() {
-        return false;
-    }
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        Err(_) => true,
-    }
-}
-
-fn pids_in(dir: &Path) -> Vec<i32> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flat_map(|e| {
-            std::fs::read_to_string(e.unwrap().path())
-                .unwrap_or_default()
-                .lines()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
-}
 
 fn interrupted_run(signal: Signal) {
     let g = Ground::start(&[]);

@@ -243,10 +243,13 @@ impl Run {
     }
 
     pub fn expect_code(&self, code: i32) -> &Run {
+        let head = |s: &str| s.chars().take(3000).collect::<String>();
         assert_eq!(
-            self.code, code,
-            "exit code\nstdout: {}\nstderr: {}",
-            self.stdout, self.stderr
+            self.code,
+            code,
+            "exit code\nstdout (start): {}\nstderr (start): {}",
+            head(&self.stdout),
+            head(&self.stderr)
         );
         self
     }
