@@ -7,6 +7,15 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::ids::{OrgId, parse_org_id};
+use crate::output::Format;
+
+/// `cove --version`: the version and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("COVE_GIT_COMMIT"),
+    ")"
+);
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -25,7 +34,7 @@ Example:
 /// Run one command in every AWS account and region of an organization, concurrently, and
 /// report every outcome as JSON.
 #[derive(Debug, Parser)]
-#[command(name = "cove", version, about, after_help = AFTER_HELP)]
+#[command(name = "cove", version = VERSION, about, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Account, OU or root ID to run in (repeatable, or comma-separated). An OU or the root
     /// means every account beneath it. Default: every account in the organization.
@@ -51,8 +60,13 @@ pub struct Cli {
     pub regions: Vec<String>,
 
     /// Accept a well-formed region name that cove's built-in list does not know yet.
-    #[arg(long, help_heading = "Targets")]
+    #[arg(long, env = "COVE_ALLOW_UNKNOWN_REGION", help_heading = "Targets")]
     pub allow_unknown_region: bool,
+
+    /// Resolve the targets and print the account × region matrix as JSON, then stop. No role
+    /// is assumed and nothing runs.
+    #[arg(long, help_heading = "Targets")]
+    pub dry_run: bool,
 
     /// Role to assume in each target account.
     #[arg(
@@ -75,11 +89,23 @@ pub struct Cli {
     pub role_session_name: Option<String>,
 
     /// Session policy JSON, or @FILE to read it from a file. Never printed.
-    #[arg(long, value_name = "JSON|@FILE", help_heading = "Role")]
+    #[arg(
+        long,
+        value_name = "JSON|@FILE",
+        env = "COVE_POLICY",
+        hide_env_values = true,
+        help_heading = "Role"
+    )]
     pub policy: Option<String>,
 
     /// Managed policy ARN to scope the session with (repeatable).
-    #[arg(long = "policy-arn", value_name = "ARN", help_heading = "Role")]
+    #[arg(
+        long = "policy-arn",
+        value_name = "ARN",
+        value_delimiter = ',',
+        env = "COVE_POLICY_ARNS",
+        help_heading = "Role"
+    )]
     pub policy_arns: Vec<String>,
 
     /// External ID required by the role's trust policy. Never printed.
@@ -104,7 +130,7 @@ pub struct Cli {
     pub max_assume_rate: Option<f64>,
 
     /// AWS profile that supplies the assuming credentials.
-    #[arg(long, value_name = "NAME", help_heading = "Role")]
+    #[arg(long, value_name = "NAME", env = "COVE_PROFILE", help_heading = "Role")]
     pub profile: Option<String>,
 
     /// How many targets run at once.
@@ -129,8 +155,29 @@ pub struct Cli {
           value_parser = parse_bytes, help_heading = "Running")]
     pub max_output_bytes: usize,
 
+    /// Output format on stdout: `json`, one document at the end; `jsonl`, one record per
+    /// line as each target finishes, then a summary line.
+    #[arg(short = 'o', long, value_name = "FORMAT", value_enum, default_value_t = Format::Json,
+          env = "COVE_OUTPUT", help_heading = "Output")]
+    pub output: Format,
+
+    /// Also write each target's stdout and stderr to DIR/<account-id>/<region>/stdout and
+    /// stderr, and the final document to DIR/results.json.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "COVE_OUTPUT_DIR",
+        help_heading = "Output"
+    )]
+    pub output_dir: Option<std::path::PathBuf>,
+
+    /// No progress bar, notes or summary on stderr; errors and warnings still show.
+    #[arg(short = 'q', long, env = "COVE_QUIET", help_heading = "Output")]
+    pub quiet: bool,
+
     /// The command to run in every target, with its arguments. It runs directly, with no
-    /// shell: write `-- sh -c '...'` for pipes.
+    /// shell: write `-- sh -c '...'` for pipes. `{account_id}`, `{account_name}`, `{region}`
+    /// and `{partition}` in arguments are replaced per target; `{{` and `}}` are literal braces.
     #[arg(last = true, required = true, value_name = "COMMAND",
           num_args = 1.., allow_hyphen_values = true)]
     pub command: Vec<OsString>,

@@ -2,6 +2,7 @@
 //! fails here, before the first AWS call, with a message that names the value.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
@@ -9,7 +10,9 @@ use anyhow::{Context, bail, ensure};
 use crate::cli::Cli;
 use crate::credentials::{RoleSpec, Secret};
 use crate::ids::OrgId;
+use crate::output::Format;
 use crate::regions;
+use crate::template;
 
 /// What to run, where, and as whom; every field already checked.
 #[derive(Debug)]
@@ -28,6 +31,10 @@ pub struct Config {
     pub timeout: Option<Duration>,
     pub max_output_bytes: usize,
     pub max_assume_rate: Option<f64>,
+    pub dry_run: bool,
+    pub output: Format,
+    pub output_dir: Option<PathBuf>,
+    pub quiet: bool,
     pub command: Vec<OsString>,
 }
 
@@ -158,6 +165,17 @@ fn fit_workers(requested: usize) -> usize {
     requested.min(usize::try_from(fit).unwrap_or(usize::MAX))
 }
 
+/// `--output-dir` must be a directory cove can write, and is created if missing.
+fn prepare_output_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create --output-dir `{}`", dir.display()))?;
+    let probe = dir.join(".cove-write-test");
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("cannot write in --output-dir `{}`", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
 impl Config {
     /// The note to show when `--workers` was lowered.
     pub fn workers_note(&self) -> Option<String> {
@@ -197,6 +215,10 @@ impl Config {
             "missing command: expected `-- COMMAND [ARGS...]` after the options"
         );
 
+        template::check(&cli.command).map_err(anyhow::Error::msg)?;
+        if let Some(dir) = &cli.output_dir {
+            prepare_output_dir(dir)?;
+        }
         let workers = fit_workers(cli.workers as usize);
         Ok(Config {
             targets: dedup(&cli.targets),
@@ -218,6 +240,10 @@ impl Config {
             timeout: cli.timeout,
             max_output_bytes: cli.max_output_bytes,
             max_assume_rate: cli.max_assume_rate,
+            dry_run: cli.dry_run,
+            output: cli.output,
+            output_dir: cli.output_dir,
+            quiet: cli.quiet,
             command: cli.command,
         })
     }

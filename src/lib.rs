@@ -5,6 +5,7 @@
 //! AWS configuration, identify the caller, resolve the target accounts ([`resolver`]), run the
 //! command in each account × region ([`runner`]) and write the document ([`output`]).
 
+pub mod assets;
 pub mod aws;
 pub mod child_env;
 pub mod cli;
@@ -13,12 +14,16 @@ pub mod credentials;
 pub mod exit_code;
 pub mod ids;
 pub mod output;
+pub mod progress;
 pub mod regions;
 pub mod resolver;
 pub mod runner;
+pub mod template;
 
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use aws_config::BehaviorVersion;
@@ -29,8 +34,9 @@ use crate::aws::sdk::SdkAws;
 use crate::cli::Cli;
 use crate::config::Config;
 use crate::credentials::CredentialCache;
-use crate::output::Document;
-use crate::runner::{RunSpec, Stop, StopReason};
+use crate::output::{Counts, Record, Sink};
+use crate::progress::Progress;
+use crate::runner::{Observer, RunSpec, Stop, StopReason};
 
 /// Runs cove for a parsed command line. Errors mean nothing ran (exit code 2).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -63,12 +69,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         let aws = Arc::new(SdkAws::new(&loader.load().await));
         if let Some(note) = config.workers_note() {
-            eprintln!("cove: note: {note}");
+            eprintln!("cove: warning: {note}");
         }
 
-        let (doc, stopped) = execute(&config, &regions, aws, stop).await?;
-        output::write_stdout(&doc).context("could not write the results to stdout")?;
-        Ok(exit_code::code(exit_status(&doc, stopped)))
+        let stdout = std::io::stdout();
+        let pretty = stdout.is_terminal();
+        let code = execute(&config, &regions, aws, stop, stdout, pretty).await?;
+        Ok(exit_code::code(code))
     })
 }
 
@@ -82,22 +89,54 @@ async fn chain_region(profile: Option<&str>) -> Option<String> {
 }
 
 /// The exit code a finished run earns.
-pub fn exit_status(doc: &Document, stopped: Option<StopReason>) -> u8 {
+pub fn exit_status(counts: &Counts, stopped: Option<StopReason>) -> u8 {
     match stopped {
         Some(StopReason::Interrupted) => exit_code::INTERRUPTED,
-        _ if doc.all_succeeded() => exit_code::SUCCESS,
+        _ if counts.all_succeeded() => exit_code::SUCCESS,
         _ => exit_code::TARGET_FAILED,
     }
 }
 
-/// Everything after configuration: identify, resolve, run. Generic over [`Aws`] so tests can
-/// drive it with a fake.
-pub async fn execute<A: Aws>(
+/// Hands each finished target to the data sink and to the progress display.
+struct Reporter<W: Write> {
+    sink: Sink<W>,
+    progress: Progress,
+}
+
+impl<W: Write> Observer for Reporter<W> {
+    fn finished(&mut self, record: Record) -> std::io::Result<()> {
+        self.progress.finished(&record);
+        self.sink.record(record)
+    }
+
+    fn running(&mut self, running: &mut dyn Iterator<Item = (&str, &str, Duration)>) {
+        self.progress.running(running);
+    }
+}
+
+/// One entry of the `--dry-run` matrix.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct PlannedTarget<'a> {
+    id: &'a str,
+    name: Option<&'a str>,
+    email: Option<&'a str>,
+    status: Option<&'a str>,
+    region: &'a str,
+    targeted_by: &'a [String],
+}
+
+/// Everything after configuration: identify, resolve, run, report. Generic over [`Aws`] and
+/// the output, so tests can drive it with a fake. Returns the exit code.
+pub async fn execute<A: Aws, W: Write>(
     config: &Config,
     regions: &[String],
     aws: Arc<A>,
     stop: Arc<Stop>,
-) -> anyhow::Result<(Document, Option<StopReason>)> {
+    mut out: W,
+    pretty: bool,
+) -> anyhow::Result<u8> {
+    let started = Instant::now();
     let prepare = async {
         let caller = aws.caller().await.context(
             "could not identify the calling credentials with sts:GetCallerIdentity; check AWS_PROFILE, --profile or your credentials",
@@ -123,26 +162,74 @@ pub async fn execute<A: Aws>(
         let resolution =
             resolver::resolve(aws.as_ref(), &config.targets, &config.ignores, &caller).await?;
         for note in &resolution.notes {
-            eprintln!("cove: note: {note}");
+            progress::note(config.quiet, note);
         }
         if resolution.accounts.is_empty() {
             bail!(
                 "no eligible targets: after --target, --ignore, the calling account and accounts that are not ACTIVE, nothing is left to run in"
             );
         }
-        Ok((partition, resolution.accounts))
+        Ok((partition, resolution))
     };
-    let (partition, accounts) = tokio::select! {
+    let (partition, resolution) = tokio::select! {
         prepared = prepare => prepared?,
-        _ = stop.cancelled() => return Ok((Document::default(), stop.reason())),
+        _ = stop.cancelled() => return Ok(exit_code::INTERRUPTED),
     };
+    let total = resolution.accounts.len() as u64 * regions.len() as u64;
+
+    if config.dry_run {
+        let planned: Vec<PlannedTarget> = resolution
+            .accounts
+            .iter()
+            .flat_map(|a| {
+                let via = resolution
+                    .via
+                    .get(&a.id)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                regions.iter().map(move |r| PlannedTarget {
+                    id: &a.id,
+                    name: a.name.as_deref(),
+                    email: a.email.as_deref(),
+                    status: a.status.as_deref(),
+                    region: r,
+                    targeted_by: via,
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({ "Targets": planned });
+        let written = if pretty {
+            serde_json::to_writer_pretty(&mut out, &doc)
+        } else {
+            serde_json::to_writer(&mut out, &doc)
+        };
+        match written.map_err(std::io::Error::from).and_then(|()| {
+            out.write_all(b"\n")?;
+            out.flush()
+        }) {
+            Err(e) if !output::is_closed_pipe(&e) => {
+                return Err(e).context("could not write the dry run to stdout");
+            }
+            _ => {}
+        }
+        progress::note(
+            config.quiet,
+            &format!(
+                "dry run: {} accounts × {} regions = {} targets; no role was assumed and nothing ran",
+                progress::thousands(resolution.accounts.len() as u64),
+                regions.len(),
+                progress::thousands(total)
+            ),
+        );
+        return Ok(exit_code::SUCCESS);
+    }
 
     let cache = Arc::new(
         CredentialCache::new(
             aws,
             config.role.clone(),
             &partition,
-            accounts.iter().map(|a| a.id.as_str()),
+            resolution.accounts.iter().map(|a| a.id.as_str()),
         )
         .with_rate_limit(config.max_assume_rate),
     );
@@ -153,9 +240,38 @@ pub async fn execute<A: Aws>(
         partition,
         max_output_bytes: config.max_output_bytes,
         timeout: config.timeout,
+        keep_raw_output: config.output_dir.is_some(),
     });
-    let records = runner::run_all(cache, accounts, regions, spec, stop.clone()).await;
-    Ok((Document::new(records), stop.reason()))
+    let mut reporter = Reporter {
+        sink: Sink::new(out, config.output, pretty, config.output_dir.clone()),
+        progress: Progress::new(total, config.quiet),
+    };
+    runner::run_all(
+        cache,
+        resolution.accounts,
+        regions,
+        spec,
+        stop.clone(),
+        &mut reporter,
+    )
+    .await;
+
+    let Reporter { sink, progress } = reporter;
+    if stop.reason() == Some(StopReason::OutputClosed) {
+        return Ok(exit_code::SUCCESS);
+    }
+    let counts = match sink.finish(resolution.skipped, started.elapsed().as_millis() as u64) {
+        Ok(counts) => counts,
+        Err(e) if output::is_closed_pipe(&e) => return Ok(exit_code::SUCCESS),
+        Err(e) => return Err(e).context("could not write the results"),
+    };
+    let stopped = match stop.reason() {
+        Some(StopReason::Interrupted) => Some("interrupted"),
+        Some(StopReason::FailFast) => Some("stopped by --fail-fast"),
+        _ => None,
+    };
+    progress.finish(&counts, stopped);
+    Ok(exit_status(&counts, stop.reason()))
 }
 
 /// First SIGINT/SIGTERM: start nothing new, stop the children, report. Second: kill the

@@ -1,7 +1,8 @@
 //! The output contract: one record per target, in botocove's shape, written once to stdout.
 //! Keys and their meaning are relied on by users' jq scripts: change nothing lightly.
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -36,6 +37,9 @@ pub struct Record {
     pub duration_ms: u64,
     #[serde(skip)]
     pub outcome: Outcome,
+    /// The raw bytes, for `--output-dir`; taken by the sink before the record is kept.
+    #[serde(skip)]
+    pub raw_output: Option<RawOutput>,
 }
 
 /// The document written at the end of a run.
@@ -69,10 +73,6 @@ impl Document {
         }
         doc
     }
-
-    pub fn all_succeeded(&self) -> bool {
-        self.exceptions.is_empty() && self.failed_assume_role.is_empty()
-    }
 }
 
 /// A child's stdout as it goes under `Result`: parsed JSON when the whole output is JSON, so
@@ -95,15 +95,153 @@ pub fn write_document(out: &mut impl Write, doc: &Document, pretty: bool) -> io:
     out.flush()
 }
 
-/// Writes to the process's stdout. A closed pipe (`| head`) is not an error.
-pub fn write_stdout(doc: &Document) -> io::Result<()> {
-    let stdout = io::stdout();
-    let pretty = stdout.is_terminal();
-    let mut lock = io::BufWriter::new(stdout.lock());
-    match write_document(&mut lock, doc, pretty) {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
+/// The `--output` formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One document when every target has finished.
+    Json,
+    /// One record per line as each target finishes, then a summary line.
+    Jsonl,
+}
+
+/// A record as one jsonl line: the same keys, plus `Outcome`.
+#[derive(Serialize)]
+struct Line<'a> {
+    #[serde(flatten)]
+    record: &'a Record,
+    #[serde(rename = "Outcome")]
+    outcome: &'static str,
+}
+
+impl Outcome {
+    pub fn list_name(self) -> &'static str {
+        match self {
+            Outcome::Result => "Result",
+            Outcome::Exception => "Exception",
+            Outcome::FailedAssumeRole => "FailedAssumeRole",
+        }
     }
+}
+
+/// How many targets ended in each list.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Counts {
+    pub results: u64,
+    pub exceptions: u64,
+    pub failed_assume_role: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Result => self.results += 1,
+            Outcome::Exception => self.exceptions += 1,
+            Outcome::FailedAssumeRole => self.failed_assume_role += 1,
+        }
+    }
+
+    pub fn all_succeeded(&self) -> bool {
+        self.exceptions == 0 && self.failed_assume_role == 0
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Summary {
+    #[serde(flatten)]
+    counts: Counts,
+    skipped: u64,
+    duration_ms: u64,
+}
+
+/// The one writer of data: stdout in the chosen format, and the `--output-dir` files. In jsonl
+/// mode without an output directory it holds nothing after a line is written.
+pub struct Sink<W: Write> {
+    out: W,
+    format: Format,
+    pretty: bool,
+    dir: Option<PathBuf>,
+    kept: Vec<Record>,
+    pub counts: Counts,
+}
+
+impl<W: Write> Sink<W> {
+    pub fn new(out: W, format: Format, pretty: bool, dir: Option<PathBuf>) -> Self {
+        Sink {
+            out,
+            format,
+            pretty,
+            dir,
+            kept: Vec::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// Takes one finished target. An error means stdout is gone: stop the run.
+    pub fn record(&mut self, mut record: Record) -> io::Result<()> {
+        self.counts.add(record.outcome);
+        if let (Some(dir), Some(raw)) = (&self.dir, record.raw_output.take()) {
+            write_target_files(dir, &record, &raw)?;
+        }
+        if self.format == Format::Jsonl {
+            let line = Line {
+                record: &record,
+                outcome: record.outcome.list_name(),
+            };
+            serde_json::to_writer(&mut self.out, &line)?;
+            self.out.write_all(b"\n")?;
+            self.out.flush()?;
+        }
+        if self.format == Format::Json || self.dir.is_some() {
+            self.kept.push(record);
+        }
+        Ok(())
+    }
+
+    /// Writes what only the end can write: the document, or the summary line, and
+    /// `results.json` in the output directory.
+    pub fn finish(mut self, skipped: u64, duration_ms: u64) -> io::Result<Counts> {
+        let doc = Document::new(std::mem::take(&mut self.kept));
+        if let Some(dir) = &self.dir {
+            let mut file = io::BufWriter::new(std::fs::File::create(dir.join("results.json"))?);
+            write_document(&mut file, &doc, true)?;
+        }
+        match self.format {
+            Format::Json => write_document(&mut self.out, &doc, self.pretty)?,
+            Format::Jsonl => {
+                let summary = Summary {
+                    counts: self.counts,
+                    skipped,
+                    duration_ms,
+                };
+                serde_json::to_writer(&mut self.out, &serde_json::json!({ "Summary": summary }))?;
+                self.out.write_all(b"\n")?;
+                self.out.flush()?;
+            }
+        }
+        Ok(self.counts)
+    }
+}
+
+/// A child's output as it came, for `--output-dir`.
+#[derive(Debug, Clone, Default)]
+pub struct RawOutput {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// `DIR/<account-id>/<region>/stdout` and `stderr`, byte for byte.
+fn write_target_files(dir: &Path, record: &Record, raw: &RawOutput) -> io::Result<()> {
+    let target = dir.join(&record.id).join(&record.region);
+    std::fs::create_dir_all(&target)?;
+    std::fs::write(target.join("stdout"), &raw.stdout)?;
+    std::fs::write(target.join("stderr"), &raw.stderr)
+}
+
+/// True when an error means the reader of stdout went away (`| head`).
+pub fn is_closed_pipe(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::BrokenPipe
 }
 
 #[cfg(test)]
@@ -127,6 +265,7 @@ mod tests {
             exception_details: None,
             duration_ms: 0,
             outcome,
+            raw_output: None,
         }
     }
 
@@ -148,7 +287,28 @@ mod tests {
             [("1", "eu-west-1"), ("1", "us-west-2"), ("2", "us-east-1")]
         );
         assert_eq!(doc.exceptions.len(), 1);
-        assert!(!doc.all_succeeded());
+    }
+
+    #[test]
+    fn jsonl_writes_each_record_with_its_outcome_and_keeps_nothing() {
+        let mut sink = Sink::new(Vec::new(), Format::Jsonl, false, None);
+        sink.record(record("1", "r", Outcome::Exception)).unwrap();
+        assert!(sink.kept.is_empty());
+        let first: serde_json::Value =
+            serde_json::from_slice(sink.out.split(|b| *b == b'\n').next().unwrap()).unwrap();
+        assert_eq!(first["Outcome"], "Exception");
+        assert_eq!(first["Id"], "1");
+        let mut out = Vec::new();
+        let mut sink = Sink::new(&mut out, Format::Jsonl, false, None);
+        sink.record(record("1", "r", Outcome::Result)).unwrap();
+        sink.finish(2, 5).unwrap();
+        let last: serde_json::Value =
+            serde_json::from_slice(out.trim_ascii_end().rsplit(|b| *b == b'\n').next().unwrap())
+                .unwrap();
+        assert_eq!(
+            last,
+            serde_json::json!({"Summary": {"Results": 1, "Exceptions": 0, "FailedAssumeRole": 0, "Skipped": 2, "DurationMs": 5}})
+        );
     }
 
     #[test]

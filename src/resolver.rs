@@ -13,6 +13,11 @@ use crate::ids::OrgId;
 #[derive(Debug, Default)]
 pub struct Resolution {
     pub accounts: Vec<Account>,
+    /// For each account, the `--target` values that brought it in (`organization` when no
+    /// `--target` was given).
+    pub via: BTreeMap<String, Vec<String>>,
+    /// Accounts that were selected but left out: not ACTIVE, or the calling account.
+    pub skipped: u64,
     pub notes: Vec<String>,
 }
 
@@ -101,10 +106,15 @@ pub async fn resolve<A: Aws>(
 
     // Selected accounts; explicit ones are checked for membership below.
     let mut selected: BTreeMap<String, Account> = BTreeMap::new();
+    let mut via: BTreeMap<String, Vec<String>> = BTreeMap::new();
     if targets.is_empty()
         && let Some(org) = &org
     {
         selected.extend(org.iter().map(|(id, a)| (id.clone(), a.clone())));
+        via.extend(
+            org.keys()
+                .map(|id| (id.clone(), vec!["organization".to_owned()])),
+        );
     }
     for target in targets {
         match target {
@@ -125,10 +135,12 @@ pub async fn resolve<A: Aws>(
                     }
                 }
                 selected.insert(id.clone(), lookup(id));
+                via.entry(id.clone()).or_default().push(id.clone());
             }
             parent => {
                 for id in accounts_beneath(aws, parent.as_str()).await? {
                     let account = lookup(&id);
+                    via.entry(id.clone()).or_default().push(parent.to_string());
                     selected.insert(id, account);
                 }
             }
@@ -146,9 +158,11 @@ pub async fn resolve<A: Aws>(
     }
     selected.retain(|id, _| !ignored.contains(id));
 
+    let mut skipped = 0;
     if selected.remove(&caller.account).is_some()
         || targets.contains(&OrgId::Account(caller.account.clone()))
     {
+        skipped += 1;
         notes.push(format!(
             "leaving out the calling account {}: cove never targets the account it runs from",
             caller.account
@@ -160,6 +174,7 @@ pub async fn resolve<A: Aws>(
         .filter(|a| org.is_some() && !a.is_active())
         .map(describe)
         .collect();
+    skipped += inactive.len() as u64;
     if !inactive.is_empty() {
         notes.push(format!(
             "skipping {} account{} that {} not ACTIVE: {}",
@@ -171,8 +186,11 @@ pub async fn resolve<A: Aws>(
         selected.retain(|_, a| a.is_active());
     }
 
+    via.retain(|id, _| selected.contains_key(id));
     Ok(Resolution {
         accounts: selected.into_values().collect(),
+        via,
+        skipped,
         notes,
     })
 }

@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 use crate::aws::{Account, Aws};
 use crate::child_env;
 use crate::credentials::CredentialCache;
-use crate::output::{Outcome, Record, result_value};
+use crate::output::{Outcome, RawOutput, Record, result_value};
+use crate::template;
 
 /// How long a stopped child gets between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
@@ -33,6 +34,8 @@ pub struct RunSpec {
     pub partition: String,
     pub max_output_bytes: usize,
     pub timeout: Option<Duration>,
+    /// Keep the raw bytes of each child's output for `--output-dir`.
+    pub keep_raw_output: bool,
 }
 
 /// Why a run stopped early.
@@ -40,6 +43,8 @@ pub struct RunSpec {
 pub enum StopReason {
     Interrupted,
     FailFast,
+    /// The reader of stdout went away (`| head`).
+    OutputClosed,
 }
 
 impl StopReason {
@@ -51,6 +56,7 @@ impl StopReason {
             StopReason::FailFast => {
                 "cancelled: --fail-fast stopped the run after the first failure"
             }
+            StopReason::OutputClosed => "cancelled: the output was closed",
         }
     }
 }
@@ -103,21 +109,40 @@ impl Stop {
     }
 }
 
-/// Runs every account × region and returns one record per target.
+/// Receives what the scheduler learns, on the scheduler's own task: the one writer.
+pub trait Observer {
+    /// A target finished. An error means the output is gone: the run stops quietly.
+    fn finished(&mut self, record: Record) -> std::io::Result<()>;
+    /// Called about once a second with the targets still running and how long they have run.
+    fn running(&mut self, _running: &mut dyn Iterator<Item = (&str, &str, Duration)>) {}
+}
+
+/// Collects every record; for tests and callers that want them all.
+impl Observer for Vec<Record> {
+    fn finished(&mut self, record: Record) -> std::io::Result<()> {
+        self.push(record);
+        Ok(())
+    }
+}
+
+/// Runs every account × region, handing each record to `observer` as it finishes. Every
+/// target gets exactly one record, unless the output itself went away.
 pub async fn run_all<A: Aws>(
     creds: Arc<CredentialCache<A>>,
     accounts: Vec<Account>,
     regions: &[String],
     spec: Arc<RunSpec>,
     stop: Arc<Stop>,
-) -> Vec<Record> {
+    observer: &mut dyn Observer,
+) {
     let mut pending = accounts
         .into_iter()
         .map(Arc::new)
         .flat_map(|a| regions.iter().map(move |r| (a.clone(), r.clone())));
     let mut running = JoinSet::new();
-    let mut in_flight: HashMap<tokio::task::Id, (Arc<Account>, String)> = HashMap::new();
-    let mut records = Vec::new();
+    let mut in_flight: HashMap<tokio::task::Id, (Arc<Account>, String, Instant)> = HashMap::new();
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
         while running.len() < spec.workers && stop.reason().is_none() {
@@ -132,22 +157,32 @@ pub async fn run_all<A: Aws>(
                 stop.clone(),
             );
             let handle = running.spawn(task);
-            in_flight.insert(handle.id(), (account, region));
+            in_flight.insert(handle.id(), (account, region, Instant::now()));
         }
-        let Some(joined) = running.join_next_with_id().await else {
+        if running.is_empty() {
             break;
+        }
+        let joined = tokio::select! {
+            joined = running.join_next_with_id() => joined,
+            _ = ticker.tick() => {
+                let now = Instant::now();
+                observer.running(&mut in_flight
+                    .values()
+                    .map(|(a, r, t)| (a.id.as_str(), r.as_str(), now - *t)));
+                continue;
+            }
         };
+        let Some(joined) = joined else { break };
         let record = match joined {
             Ok((id, record)) => {
                 in_flight.remove(&id);
                 record
             }
             Err(err) => {
-                let (account, region) = in_flight
+                let (account, region, _) = in_flight
                     .remove(&err.id())
                     .expect("every task is registered when spawned");
                 let mut r = base_record(&account, &region, &creds, &spec, Instant::now());
-                r.outcome = Outcome::Exception;
                 r.exception_details = Some(format!("internal error in cove: {err}"));
                 r
             }
@@ -155,18 +190,22 @@ pub async fn run_all<A: Aws>(
         if spec.fail_fast && record.outcome != Outcome::Result {
             stop.trigger(StopReason::FailFast);
         }
-        records.push(record);
+        if stop.reason() != Some(StopReason::OutputClosed) && observer.finished(record).is_err() {
+            stop.trigger(StopReason::OutputClosed);
+        }
     }
 
     let reason = stop.reason().unwrap_or(StopReason::Interrupted);
+    if reason == StopReason::OutputClosed {
+        return;
+    }
     for (account, region) in pending {
         let mut r = base_record(&account, &region, &creds, &spec, Instant::now());
-        r.assume_role_success = false;
-        r.outcome = Outcome::Exception;
         r.exception_details = Some(reason.detail().to_owned());
-        records.push(r);
+        if observer.finished(r).is_err() {
+            return;
+        }
     }
-    records
 }
 
 fn base_record<A: Aws>(
@@ -192,6 +231,7 @@ fn base_record<A: Aws>(
         exception_details: None,
         duration_ms: started.elapsed().as_millis() as u64,
         outcome: Outcome::Exception,
+        raw_output: None,
     }
 }
 
@@ -224,8 +264,17 @@ async fn run_target<A: Aws>(
         }
     };
 
-    let mut cmd = Command::new(&spec.command[0]);
-    cmd.args(&spec.command[1..])
+    let argv = template::render(
+        &spec.command,
+        &template::Values {
+            account_id: &account.id,
+            account_name: account.name.as_deref().unwrap_or_default(),
+            region: &region,
+            partition: &spec.partition,
+        },
+    );
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -254,6 +303,12 @@ async fn run_target<A: Aws>(
     };
     r.result = Some(result_value(&stdout.bytes));
     r.stderr = Some(String::from_utf8_lossy(&stderr.bytes).into_owned());
+    if spec.keep_raw_output {
+        r.raw_output = Some(RawOutput {
+            stdout: stdout.bytes.clone(),
+            stderr: stderr.bytes.clone(),
+        });
+    }
     let mut problems = Vec::new();
     match ended {
         Ended::Stopped(reason) => problems.push(reason.detail().to_owned()),
@@ -405,6 +460,7 @@ mod tests {
             partition: "aws".into(),
             max_output_bytes: 1024,
             timeout: None,
+            keep_raw_output: false,
         })
     }
 
@@ -440,12 +496,14 @@ mod tests {
     async fn assumes_once_per_account_across_regions() {
         let aws = Arc::new(FakeAws::default());
         let accts = accounts();
-        let records = run_all(
+        let mut records = Vec::new();
+        run_all(
             cache(aws.clone(), &accts),
             accts,
             &regions(),
             spec(&["true"], false),
             Arc::new(Stop::default()),
+            &mut records,
         )
         .await;
         assert_eq!(records.len(), 9);
@@ -462,12 +520,14 @@ mod tests {
         let accts = accounts()[..1].to_vec();
         let mut one_at_a_time = (*spec(&["true"], false)).clone();
         one_at_a_time.workers = 1;
-        let records = run_all(
+        let mut records = Vec::new();
+        run_all(
             cache(aws.clone(), &accts),
             accts,
             &regions(),
             Arc::new(one_at_a_time),
             Arc::new(Stop::default()),
+            &mut records,
         )
         .await;
         assert!(records.iter().all(|r| r.outcome == Outcome::Result));
@@ -481,12 +541,14 @@ mod tests {
             ..FakeAws::default()
         });
         let accts = accounts();
-        let records = run_all(
+        let mut records = Vec::new();
+        run_all(
             cache(aws.clone(), &accts),
             accts,
             &regions(),
             spec(&["true"], false),
             Arc::new(Stop::default()),
+            &mut records,
         )
         .await;
         let failed: Vec<_> = records
@@ -509,7 +571,8 @@ mod tests {
     async fn output_past_the_cap_is_cut_and_said_so() {
         let aws = Arc::new(FakeAws::default());
         let accts = accounts()[..1].to_vec();
-        let records = run_all(
+        let mut records = Vec::new();
+        run_all(
             cache(aws, &accts),
             accts,
             &regions()[..1],
@@ -518,6 +581,7 @@ mod tests {
                 false,
             ),
             Arc::new(Stop::default()),
+            &mut records,
         )
         .await;
         let r = &records[0];

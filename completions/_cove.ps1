@@ -1,0 +1,60 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'cove' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'cove'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'cove' {
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Account, OU or root ID to run in (repeatable, or comma-separated). An OU or the root means every account beneath it. Default: every account in the organization')
+            [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Account, OU or root ID to run in (repeatable, or comma-separated). An OU or the root means every account beneath it. Default: every account in the organization')
+            [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Account, OU or root ID to leave out (repeatable, or comma-separated). An ignore always wins over a target; an ignored OU ignores everything beneath it')
+            [CompletionResult]::new('--ignore', '--ignore', [CompletionResultType]::ParameterName, 'Account, OU or root ID to leave out (repeatable, or comma-separated). An ignore always wins over a target; an ignored OU ignores everything beneath it')
+            [CompletionResult]::new('--region', '--region', [CompletionResultType]::ParameterName, 'Region to run in (repeatable, or comma-separated). Default: the region of the credential chain (AWS_REGION, the profile)')
+            [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Role to assume in each target account')
+            [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role to assume in each target account')
+            [CompletionResult]::new('--role-session-name', '--role-session-name', [CompletionResultType]::ParameterName, 'Session name for the assumed role. Default: the role name')
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Session policy JSON, or @FILE to read it from a file. Never printed')
+            [CompletionResult]::new('--policy-arn', '--policy-arn', [CompletionResultType]::ParameterName, 'Managed policy ARN to scope the session with (repeatable)')
+            [CompletionResult]::new('--external-id', '--external-id', [CompletionResultType]::ParameterName, 'External ID required by the role''s trust policy. Never printed')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Session duration in seconds (900 to 43200). Default: the role''s own default')
+            [CompletionResult]::new('--max-assume-rate', '--max-assume-rate', [CompletionResultType]::ParameterName, 'At most N AssumeRole calls per second, to stay under a known STS quota. Default: unlimited')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'AWS profile that supplies the assuming credentials')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'How many targets run at once')
+            [CompletionResult]::new('--workers', '--workers', [CompletionResultType]::ParameterName, 'How many targets run at once')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Stop a command that runs longer than this (for example 30s, 5m, 1h30m). Its whole process group gets SIGTERM, then SIGKILL after a grace period. Default: no limit')
+            [CompletionResult]::new('--max-output-bytes', '--max-output-bytes', [CompletionResultType]::ParameterName, 'Keep at most this much of each command''s stdout, and as much of its stderr (suffixes K, M, G are powers of 1024). The rest is read and dropped, and the record says so')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format on stdout: `json`, one document at the end; `jsonl`, one record per line as each target finishes, then a summary line')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format on stdout: `json`, one document at the end; `jsonl`, one record per line as each target finishes, then a summary line')
+            [CompletionResult]::new('--output-dir', '--output-dir', [CompletionResultType]::ParameterName, 'Also write each target''s stdout and stderr to DIR/<account-id>/<region>/stdout and stderr, and the final document to DIR/results.json')
+            [CompletionResult]::new('--allow-unknown-region', '--allow-unknown-region', [CompletionResultType]::ParameterName, 'Accept a well-formed region name that cove''s built-in list does not know yet')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Resolve the targets and print the account × region matrix as JSON, then stop. No role is assumed and nothing runs')
+            [CompletionResult]::new('--fail-fast', '--fail-fast', [CompletionResultType]::ParameterName, 'On the first failure (assume or command), start nothing new, stop running children, and report what finished')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No progress bar, notes or summary on stderr; errors and warnings still show')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No progress bar, notes or summary on stderr; errors and warnings still show')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}
