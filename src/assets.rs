@@ -7,6 +7,12 @@ use clap_complete::Shell;
 
 use crate::cli::Cli;
 
+/// The CLI as the generated files describe it: the package version without the commit, so
+/// the files change only when the CLI does.
+fn command() -> clap::Command {
+    Cli::command().version(env!("CARGO_PKG_VERSION"))
+}
+
 /// Every generated file: its path relative to the repository root, and its contents.
 pub fn render() -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
@@ -17,11 +23,11 @@ pub fn render() -> Vec<(String, Vec<u8>)> {
         (Shell::PowerShell, "completions/_cove.ps1"),
     ] {
         let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut Cli::command(), "cove", &mut buf);
+        clap_complete::generate(shell, &mut command(), "cove", &mut buf);
         files.push((name.to_owned(), buf));
     }
     let mut man = Vec::new();
-    clap_mangen::Man::new(Cli::command())
+    clap_mangen::Man::new(command())
         .render(&mut man)
         .expect("rendering to memory cannot fail");
     files.push(("man/cove.1".to_owned(), man));

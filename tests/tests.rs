@@ -6,6 +6,8 @@ mod bad_input;
 mod faults;
 #[path = "e2e/interrupts.rs"]
 mod interrupts;
+#[path = "e2e/people.rs"]
+mod people;
 #[path = "e2e/running.rs"]
 mod running;
 #[path = "e2e/support.rs"]
