@@ -392,7 +392,7 @@ fn flags_can_come_from_the_environment_and_help_shows_the_variables() {
 
 #[test]
 fn version_names_the_commit() {
-    let run = Run::of(&mut crate::support::clean_cove(Path::new("/nonexistent")).arg("--version"));
+    let run = Run::of(crate::support::clean_cove(Path::new("/nonexistent")).arg("--version"));
     run.expect_code(0);
     let line = run.stdout.trim();
     let commit = line
