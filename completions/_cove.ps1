@@ -26,6 +26,14 @@ Register-ArgumentCompleter -Native -CommandName 'cove' -ScriptBlock {
             [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Account, OU or root ID to leave out (repeatable, or comma-separated). An ignore always wins over a target; an ignored OU ignores everything beneath it')
             [CompletionResult]::new('--ignore', '--ignore', [CompletionResultType]::ParameterName, 'Account, OU or root ID to leave out (repeatable, or comma-separated). An ignore always wins over a target; an ignored OU ignores everything beneath it')
             [CompletionResult]::new('--region', '--region', [CompletionResultType]::ParameterName, 'Region to run in (repeatable, or comma-separated). Default: the region of the credential chain (AWS_REGION, the profile)')
+            [CompletionResult]::new('--filter-name', '--filter-name', [CompletionResultType]::ParameterName, 'Keep only accounts whose name matches this regular expression')
+            [CompletionResult]::new('--filter-email', '--filter-email', [CompletionResultType]::ParameterName, 'Keep only accounts whose email matches this regular expression')
+            [CompletionResult]::new('--filter-tag', '--filter-tag', [CompletionResultType]::ParameterName, 'Keep only accounts with this Organizations tag (repeatable; all must match)')
+            [CompletionResult]::new('--shard', '--shard', [CompletionResultType]::ParameterName, 'Run only shard K of N (1-based). Accounts are split deterministically, so every machine of a CI matrix computes the same split')
+            [CompletionResult]::new('--shard-index-env', '--shard-index-env', [CompletionResultType]::ParameterName, 'Read this shard''s 0-based index from the named environment variable (for example JOB_COMPLETION_INDEX on Kubernetes Indexed Jobs). Needs --shard-count')
+            [CompletionResult]::new('--shard-count', '--shard-count', [CompletionResultType]::ParameterName, 'The number of shards, with --shard-index-env')
+            [CompletionResult]::new('--rerun', '--rerun', [CompletionResultType]::ParameterName, 'Run exactly the account × region pairs that were in Exceptions or FailedAssumeRole in a previous json or jsonl output')
+            [CompletionResult]::new('--rerun-only', '--rerun-only', [CompletionResultType]::ParameterName, 'With --rerun, take only one of the two lists')
             [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Role to assume in each target account')
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role to assume in each target account')
             [CompletionResult]::new('--role-session-name', '--role-session-name', [CompletionResultType]::ParameterName, 'Session name for the assumed role. Default: the role name')
@@ -43,6 +51,7 @@ Register-ArgumentCompleter -Native -CommandName 'cove' -ScriptBlock {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format on stdout: `json`, one document at the end; `jsonl`, one record per line as each target finishes, then a summary line')
             [CompletionResult]::new('--output-dir', '--output-dir', [CompletionResultType]::ParameterName, 'Also write each target''s stdout and stderr to DIR/<account-id>/<region>/stdout and stderr, and the final document to DIR/results.json')
             [CompletionResult]::new('--allow-unknown-region', '--allow-unknown-region', [CompletionResultType]::ParameterName, 'Accept a well-formed region name that cove''s built-in list does not know yet')
+            [CompletionResult]::new('--include-caller', '--include-caller', [CompletionResultType]::ParameterName, 'Make the calling account a target like any other when it is selected. The command still runs with the assumed role''s credentials, never with the caller''s')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Resolve the targets and print the account × region matrix as JSON, then stop. No role is assumed and nothing runs')
             [CompletionResult]::new('--fail-fast', '--fail-fast', [CompletionResultType]::ParameterName, 'On the first failure (assume or command), start nothing new, stop running children, and report what finished')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No progress bar, notes or summary on stderr; errors and warnings still show')
@@ -51,6 +60,24 @@ Register-ArgumentCompleter -Native -CommandName 'cove' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Merge json or jsonl outputs of sharded runs into one json document, sorted like a single run, and exit with the code that run would have given. Two files holding the same account × region are an error')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'cove;merge' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'cove;help' {
+            [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Merge json or jsonl outputs of sharded runs into one json document, sorted like a single run, and exit with the code that run would have given. Two files holding the same account × region are an error')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'cove;help;merge' {
+            break
+        }
+        'cove;help;help' {
             break
         }
     })

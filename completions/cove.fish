@@ -1,23 +1,64 @@
-complete -c cove -s t -l target -d 'Account, OU or root ID to run in (repeatable, or comma-separated). An OU or the root means every account beneath it. Default: every account in the organization' -r
-complete -c cove -s i -l ignore -d 'Account, OU or root ID to leave out (repeatable, or comma-separated). An ignore always wins over a target; an ignored OU ignores everything beneath it' -r
-complete -c cove -l region -d 'Region to run in (repeatable, or comma-separated). Default: the region of the credential chain (AWS_REGION, the profile)' -r
-complete -c cove -s r -l role -d 'Role to assume in each target account' -r
-complete -c cove -l role-session-name -d 'Session name for the assumed role. Default: the role name' -r
-complete -c cove -l policy -d 'Session policy JSON, or @FILE to read it from a file. Never printed' -r
-complete -c cove -l policy-arn -d 'Managed policy ARN to scope the session with (repeatable)' -r
-complete -c cove -l external-id -d 'External ID required by the role\'s trust policy. Never printed' -r
-complete -c cove -l duration -d 'Session duration in seconds (900 to 43200). Default: the role\'s own default' -r
-complete -c cove -l max-assume-rate -d 'At most N AssumeRole calls per second, to stay under a known STS quota. Default: unlimited' -r
-complete -c cove -l profile -d 'AWS profile that supplies the assuming credentials' -r
-complete -c cove -s w -l workers -d 'How many targets run at once' -r
-complete -c cove -l timeout -d 'Stop a command that runs longer than this (for example 30s, 5m, 1h30m). Its whole process group gets SIGTERM, then SIGKILL after a grace period. Default: no limit' -r
-complete -c cove -l max-output-bytes -d 'Keep at most this much of each command\'s stdout, and as much of its stderr (suffixes K, M, G are powers of 1024). The rest is read and dropped, and the record says so' -r
-complete -c cove -s o -l output -d 'Output format on stdout: `json`, one document at the end; `jsonl`, one record per line as each target finishes, then a summary line' -r -f -a "json\t'One document when every target has finished'
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_cove_global_optspecs
+    string join \n t/target= i/ignore= region= allow-unknown-region include-caller filter-name= filter-email= filter-tag= shard= shard-index-env= shard-count= rerun= rerun-only= dry-run r/role= role-session-name= policy= policy-arn= external-id= duration= max-assume-rate= profile= w/workers= fail-fast timeout= max-output-bytes= o/output= output-dir= q/quiet h/help V/version
+end
+
+function __fish_cove_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_cove_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_cove_using_subcommand
+    set -l cmd (__fish_cove_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c cove -n "__fish_cove_needs_command" -s t -l target -d 'Account, OU or root ID to run in (repeatable, or comma-separated). An OU or the root means every account beneath it. Default: every account in the organization' -r
+complete -c cove -n "__fish_cove_needs_command" -s i -l ignore -d 'Account, OU or root ID to leave out (repeatable, or comma-separated). An ignore always wins over a target; an ignored OU ignores everything beneath it' -r
+complete -c cove -n "__fish_cove_needs_command" -l region -d 'Region to run in (repeatable, or comma-separated). Default: the region of the credential chain (AWS_REGION, the profile)' -r
+complete -c cove -n "__fish_cove_needs_command" -l filter-name -d 'Keep only accounts whose name matches this regular expression' -r
+complete -c cove -n "__fish_cove_needs_command" -l filter-email -d 'Keep only accounts whose email matches this regular expression' -r
+complete -c cove -n "__fish_cove_needs_command" -l filter-tag -d 'Keep only accounts with this Organizations tag (repeatable; all must match)' -r
+complete -c cove -n "__fish_cove_needs_command" -l shard -d 'Run only shard K of N (1-based). Accounts are split deterministically, so every machine of a CI matrix computes the same split' -r
+complete -c cove -n "__fish_cove_needs_command" -l shard-index-env -d 'Read this shard\'s 0-based index from the named environment variable (for example JOB_COMPLETION_INDEX on Kubernetes Indexed Jobs). Needs --shard-count' -r
+complete -c cove -n "__fish_cove_needs_command" -l shard-count -d 'The number of shards, with --shard-index-env' -r
+complete -c cove -n "__fish_cove_needs_command" -l rerun -d 'Run exactly the account × region pairs that were in Exceptions or FailedAssumeRole in a previous json or jsonl output' -r -F
+complete -c cove -n "__fish_cove_needs_command" -l rerun-only -d 'With --rerun, take only one of the two lists' -r -f -a "failed-assume\t'Only targets whose role could not be assumed'
+exceptions\t'Only targets whose command failed'"
+complete -c cove -n "__fish_cove_needs_command" -s r -l role -d 'Role to assume in each target account' -r
+complete -c cove -n "__fish_cove_needs_command" -l role-session-name -d 'Session name for the assumed role. Default: the role name' -r
+complete -c cove -n "__fish_cove_needs_command" -l policy -d 'Session policy JSON, or @FILE to read it from a file. Never printed' -r
+complete -c cove -n "__fish_cove_needs_command" -l policy-arn -d 'Managed policy ARN to scope the session with (repeatable)' -r
+complete -c cove -n "__fish_cove_needs_command" -l external-id -d 'External ID required by the role\'s trust policy. Never printed' -r
+complete -c cove -n "__fish_cove_needs_command" -l duration -d 'Session duration in seconds (900 to 43200). Default: the role\'s own default' -r
+complete -c cove -n "__fish_cove_needs_command" -l max-assume-rate -d 'At most N AssumeRole calls per second, to stay under a known STS quota. Default: unlimited' -r
+complete -c cove -n "__fish_cove_needs_command" -l profile -d 'AWS profile that supplies the assuming credentials' -r
+complete -c cove -n "__fish_cove_needs_command" -s w -l workers -d 'How many targets run at once' -r
+complete -c cove -n "__fish_cove_needs_command" -l timeout -d 'Stop a command that runs longer than this (for example 30s, 5m, 1h30m). Its whole process group gets SIGTERM, then SIGKILL after a grace period. Default: no limit' -r
+complete -c cove -n "__fish_cove_needs_command" -l max-output-bytes -d 'Keep at most this much of each command\'s stdout, and as much of its stderr (suffixes K, M, G are powers of 1024). The rest is read and dropped, and the record says so' -r
+complete -c cove -n "__fish_cove_needs_command" -s o -l output -d 'Output format on stdout: `json`, one document at the end; `jsonl`, one record per line as each target finishes, then a summary line' -r -f -a "json\t'One document when every target has finished'
 jsonl\t'One record per line as each target finishes, then a summary line'"
-complete -c cove -l output-dir -d 'Also write each target\'s stdout and stderr to DIR/<account-id>/<region>/stdout and stderr, and the final document to DIR/results.json' -r -F
-complete -c cove -l allow-unknown-region -d 'Accept a well-formed region name that cove\'s built-in list does not know yet'
-complete -c cove -l dry-run -d 'Resolve the targets and print the account × region matrix as JSON, then stop. No role is assumed and nothing runs'
-complete -c cove -l fail-fast -d 'On the first failure (assume or command), start nothing new, stop running children, and report what finished'
-complete -c cove -s q -l quiet -d 'No progress bar, notes or summary on stderr; errors and warnings still show'
-complete -c cove -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c cove -s V -l version -d 'Print version'
+complete -c cove -n "__fish_cove_needs_command" -l output-dir -d 'Also write each target\'s stdout and stderr to DIR/<account-id>/<region>/stdout and stderr, and the final document to DIR/results.json' -r -F
+complete -c cove -n "__fish_cove_needs_command" -l allow-unknown-region -d 'Accept a well-formed region name that cove\'s built-in list does not know yet'
+complete -c cove -n "__fish_cove_needs_command" -l include-caller -d 'Make the calling account a target like any other when it is selected. The command still runs with the assumed role\'s credentials, never with the caller\'s'
+complete -c cove -n "__fish_cove_needs_command" -l dry-run -d 'Resolve the targets and print the account × region matrix as JSON, then stop. No role is assumed and nothing runs'
+complete -c cove -n "__fish_cove_needs_command" -l fail-fast -d 'On the first failure (assume or command), start nothing new, stop running children, and report what finished'
+complete -c cove -n "__fish_cove_needs_command" -s q -l quiet -d 'No progress bar, notes or summary on stderr; errors and warnings still show'
+complete -c cove -n "__fish_cove_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cove -n "__fish_cove_needs_command" -s V -l version -d 'Print version'
+complete -c cove -n "__fish_cove_needs_command" -a "merge" -d 'Merge json or jsonl outputs of sharded runs into one json document, sorted like a single run, and exit with the code that run would have given. Two files holding the same account × region are an error'
+complete -c cove -n "__fish_cove_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cove -n "__fish_cove_using_subcommand merge" -s h -l help -d 'Print help'
+complete -c cove -n "__fish_cove_using_subcommand help; and not __fish_seen_subcommand_from merge help" -f -a "merge" -d 'Merge json or jsonl outputs of sharded runs into one json document, sorted like a single run, and exit with the code that run would have given. Two files holding the same account × region are an error'
+complete -c cove -n "__fish_cove_using_subcommand help; and not __fish_seen_subcommand_from merge help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -20,6 +20,7 @@ Control endpoints (plain HTTP GET on the same port):
     /_ground/calls    {"sts:AssumeRole": 12, "organizations:ListAccounts": 2, ...}
     /_ground/secrets  {"secrets": [...]}   every SecretAccessKey and SessionToken moto issued
     /_ground/assume-params  {"calls": [{...}]}   the form parameters of every AssumeRole call
+    /_ground/clear-faults   lifts every denial and throttle from now on
 """
 
 import argparse
@@ -66,6 +67,13 @@ class FaultLayer:
         if path == "/_ground/calls":
             with self.lock:
                 return self._json(start_response, dict(self.calls))
+        if path == "/_ground/clear-faults":
+            with self.lock:
+                self.deny_assume.clear()
+                self.deny_list_accounts = False
+                self.throttle_assume = 0.0
+                self.throttle_list_accounts = 0
+                return self._json(start_response, {"cleared": True})
         if path == "/_ground/assume-params":
             with self.lock:
                 return self._json(start_response, {"calls": list(self.assume_params)})
@@ -150,7 +158,9 @@ class FaultLayer:
 
 
 def build_standard(org, info, extra_root_accounts):
-    """Nested OUs four deep, accounts at the root and at every level, two suspended accounts."""
+    """Nested OUs four deep, accounts at the root and at every level, two suspended accounts,
+    and tags on a few (prod-a env=prod team=core, core-a env=prod, deep-a env=dev,
+    sandbox-a env=dev team=core)."""
     org.create_organization(FeatureSet="ALL")
     root = org.list_roots()["Roots"][0]["Id"]
     info["root"] = root
@@ -160,8 +170,10 @@ def build_standard(org, info, extra_root_accounts):
         info["ous"][name] = ou_id
         return ou_id
 
-    def account(name, parent, suspended=False):
-        status = org.create_account(AccountName=name, Email=f"{name}@example.com")["CreateAccountStatus"]
+    def account(name, parent, suspended=False, tags=None):
+        tag_list = [{"Key": k, "Value": v} for k, v in (tags or {}).items()]
+        status = org.create_account(AccountName=name, Email=f"{name}@example.com",
+                                    Tags=tag_list)["CreateAccountStatus"]
         account_id = status["AccountId"]
         if parent != root:
             org.move_account(AccountId=account_id, SourceParentId=root, DestinationParentId=parent)
@@ -180,12 +192,12 @@ def build_standard(org, info, extra_root_accounts):
     account("root-b", root)
     account("root-suspended", root, suspended=True)
     account("workloads-a", workloads)
-    account("prod-a", prod)
+    account("prod-a", prod, tags={"env": "prod", "team": "core"})
     account("prod-suspended", prod, suspended=True)
-    account("core-a", core)
-    account("deep-a", deep)
+    account("core-a", core, tags={"env": "prod"})
+    account("deep-a", deep, tags={"env": "dev"})
     account("deep-b", deep)
-    account("sandbox-a", sandbox)
+    account("sandbox-a", sandbox, tags={"env": "dev", "team": "core"})
     account("sandbox-b", sandbox)
     for n in range(extra_root_accounts):
         account(f"bulk-{n:04d}", root)

@@ -6,8 +6,13 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use std::path::PathBuf;
+
+use crate::filters::{parse_regex, parse_tag};
 use crate::ids::{OrgId, parse_org_id};
+use crate::merge::RerunOnly;
 use crate::output::Format;
+use crate::plan::{Shard, parse_shard};
 
 /// `cove --version`: the version and the commit it was built from.
 pub const VERSION: &str = concat!(
@@ -34,8 +39,12 @@ Example:
 /// Run one command in every AWS account and region of an organization, concurrently, and
 /// report every outcome as JSON.
 #[derive(Debug, Parser)]
-#[command(name = "cove", version = VERSION, about, after_help = AFTER_HELP)]
+#[command(name = "cove", version = VERSION, about, after_help = AFTER_HELP,
+          args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub subcommand: Option<Subcommand>,
+
     /// Account, OU or root ID to run in (repeatable, or comma-separated). An OU or the root
     /// means every account beneath it. Default: every account in the organization.
     #[arg(short = 't', long = "target", value_name = "ID", value_delimiter = ',',
@@ -62,6 +71,62 @@ pub struct Cli {
     /// Accept a well-formed region name that cove's built-in list does not know yet.
     #[arg(long, env = "COVE_ALLOW_UNKNOWN_REGION", help_heading = "Targets")]
     pub allow_unknown_region: bool,
+
+    /// Make the calling account a target like any other when it is selected. The command still
+    /// runs with the assumed role's credentials, never with the caller's.
+    #[arg(long, env = "COVE_INCLUDE_CALLER", help_heading = "Targets")]
+    pub include_caller: bool,
+
+    /// Keep only accounts whose name matches this regular expression.
+    #[arg(long, value_name = "REGEX", value_parser = parse_regex, env = "COVE_FILTER_NAME",
+          help_heading = "Filters")]
+    pub filter_name: Option<regex::Regex>,
+
+    /// Keep only accounts whose email matches this regular expression.
+    #[arg(long, value_name = "REGEX", value_parser = parse_regex, env = "COVE_FILTER_EMAIL",
+          help_heading = "Filters")]
+    pub filter_email: Option<regex::Regex>,
+
+    /// Keep only accounts with this Organizations tag (repeatable; all must match).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_tag, env = "COVE_FILTER_TAGS",
+          value_delimiter = ',', help_heading = "Filters")]
+    pub filter_tag: Vec<(String, String)>,
+
+    /// Run only shard K of N (1-based). Accounts are split deterministically, so every
+    /// machine of a CI matrix computes the same split.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard, env = "COVE_SHARD",
+          conflicts_with = "shard_index_env", help_heading = "Sharding")]
+    pub shard: Option<Shard>,
+
+    /// Read this shard's 0-based index from the named environment variable (for example
+    /// JOB_COMPLETION_INDEX on Kubernetes Indexed Jobs). Needs --shard-count.
+    #[arg(
+        long,
+        value_name = "VAR",
+        requires = "shard_count",
+        help_heading = "Sharding"
+    )]
+    pub shard_index_env: Option<String>,
+
+    /// The number of shards, with --shard-index-env.
+    #[arg(long, value_name = "N", requires = "shard_index_env",
+          value_parser = clap::value_parser!(u32).range(1..), help_heading = "Sharding")]
+    pub shard_count: Option<u32>,
+
+    /// Run exactly the account × region pairs that were in Exceptions or FailedAssumeRole in
+    /// a previous json or jsonl output.
+    #[arg(long, value_name = "FILE", conflicts_with = "targets", help_heading = "Targets")]
+    pub rerun: Option<PathBuf>,
+
+    /// With --rerun, take only one of the two lists.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_enum,
+        requires = "rerun",
+        help_heading = "Targets"
+    )]
+    pub rerun_only: Option<RerunOnly>,
 
     /// Resolve the targets and print the account × region matrix as JSON, then stop. No role
     /// is assumed and nothing runs.
@@ -181,6 +246,18 @@ pub struct Cli {
     #[arg(last = true, required = true, value_name = "COMMAND",
           num_args = 1.., allow_hyphen_values = true)]
     pub command: Vec<OsString>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Subcommand {
+    /// Merge json or jsonl outputs of sharded runs into one json document, sorted like a
+    /// single run, and exit with the code that run would have given. Two files holding the
+    /// same account × region are an error.
+    Merge {
+        /// cove outputs (json or jsonl).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// `--timeout`: a human duration such as `30s`, `5m` or `1h30m`, greater than zero.

@@ -7,10 +7,15 @@ use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 
+use std::collections::BTreeMap;
+
 use crate::cli::Cli;
 use crate::credentials::{RoleSpec, Secret};
+use crate::filters::Filters;
 use crate::ids::OrgId;
+use crate::merge;
 use crate::output::Format;
+use crate::plan::Shard;
 use crate::regions;
 use crate::template;
 
@@ -32,6 +37,11 @@ pub struct Config {
     pub max_output_bytes: usize,
     pub max_assume_rate: Option<f64>,
     pub dry_run: bool,
+    pub include_caller: bool,
+    pub filters: Filters,
+    pub shard: Option<Shard>,
+    /// `--rerun`: the failed pairs of a previous output, by account.
+    pub rerun: Option<BTreeMap<String, Vec<String>>>,
     pub output: Format,
     pub output_dir: Option<PathBuf>,
     pub quiet: bool,
@@ -165,6 +175,22 @@ fn fit_workers(requested: usize) -> usize {
     requested.min(usize::try_from(fit).unwrap_or(usize::MAX))
 }
 
+/// `--shard-index-env VAR --shard-count N`: the 0-based index comes from `VAR`.
+fn shard_from_env(var: &str, count: u32) -> anyhow::Result<Shard> {
+    let value = std::env::var(var)
+        .map_err(|_| anyhow::anyhow!("--shard-index-env {var}: the variable `{var}` is not set"))?;
+    match value.trim().parse::<u32>() {
+        Ok(index) if index < count => Ok(Shard {
+            index: index + 1,
+            count,
+        }),
+        _ => bail!(
+            "--shard-index-env {var}: `{value}` is not a shard index; expected a whole number from 0 to {}",
+            count - 1
+        ),
+    }
+}
+
 /// `--output-dir` must be a directory cove can write, and is created if missing.
 fn prepare_output_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)
@@ -219,6 +245,22 @@ impl Config {
         if let Some(dir) = &cli.output_dir {
             prepare_output_dir(dir)?;
         }
+        let shard = match (&cli.shard_index_env, cli.shard_count) {
+            (Some(var), Some(count)) => Some(shard_from_env(var, count)?),
+            _ => cli.shard,
+        };
+        let rerun = match &cli.rerun {
+            Some(path) => {
+                let pairs = merge::failed_pairs(path, cli.rerun_only)?;
+                ensure!(
+                    !pairs.is_empty() || cli.dry_run,
+                    "--rerun `{}` has no failed targets to run again",
+                    path.display()
+                );
+                Some(pairs)
+            }
+            None => None,
+        };
         let workers = fit_workers(cli.workers as usize);
         Ok(Config {
             targets: dedup(&cli.targets),
@@ -241,6 +283,14 @@ impl Config {
             max_output_bytes: cli.max_output_bytes,
             max_assume_rate: cli.max_assume_rate,
             dry_run: cli.dry_run,
+            include_caller: cli.include_caller,
+            filters: Filters {
+                name: cli.filter_name,
+                email: cli.filter_email,
+                tags: dedup(&cli.filter_tag),
+            },
+            shard,
+            rerun,
             output: cli.output,
             output_dir: cli.output_dir,
             quiet: cli.quiet,

@@ -12,8 +12,11 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod exit_code;
+pub mod filters;
 pub mod ids;
+pub mod merge;
 pub mod output;
+pub mod plan;
 pub mod progress;
 pub mod regions;
 pub mod resolver;
@@ -39,7 +42,16 @@ use crate::progress::Progress;
 use crate::runner::{Observer, RunSpec, Stop, StopReason};
 
 /// Runs cove for a parsed command line. Errors mean nothing ran (exit code 2).
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(cli::Subcommand::Merge { files }) = cli.subcommand.take() {
+        let stdout = std::io::stdout();
+        let pretty = stdout.is_terminal();
+        return Ok(exit_code::code(merge::merge(
+            &files,
+            stdout.lock(),
+            pretty,
+        )?));
+    }
     let config = Config::from_cli(cli)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -50,7 +62,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         tokio::spawn(handle_signals(stop.clone()));
 
         let chain_region = chain_region(config.profile.as_deref()).await;
-        let regions = if config.regions.is_empty() {
+        let regions = if config.regions.is_empty() && config.rerun.is_some() {
+            Vec::new()
+        } else if config.regions.is_empty() {
             match &chain_region {
                 Some(region) => vec![region.clone()],
                 None => bail!(
@@ -61,7 +75,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config.regions.clone()
         };
         // STS is called in the caller's own region where it has one (regional endpoint).
-        let sts_region = chain_region.unwrap_or_else(|| regions[0].clone());
+        let sts_region = match chain_region.or_else(|| regions.first().cloned()) {
+            Some(region) => region,
+            None => bail!(
+                "no region for STS: set AWS_REGION or a region in your AWS profile, or pass --region"
+            ),
+        };
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(sts_region));
         if let Some(profile) = &config.profile {
@@ -159,42 +178,88 @@ pub async fn execute<A: Aws, W: Write>(
                 );
             }
         }
-        let resolution =
-            resolver::resolve(aws.as_ref(), &config.targets, &config.ignores, &caller).await?;
+        let rerun_targets: Vec<ids::OrgId>;
+        let selection = resolver::Selection {
+            targets: match &config.rerun {
+                Some(pairs) => {
+                    rerun_targets = pairs
+                        .keys()
+                        .map(|id| ids::OrgId::Account(id.clone()))
+                        .collect();
+                    &rerun_targets
+                }
+                None => &config.targets,
+            },
+            ignores: &config.ignores,
+            include_caller: config.include_caller,
+            lenient: config.rerun.is_some(),
+        };
+        let mut resolution = resolver::resolve(aws.as_ref(), selection, &caller).await?;
+        let (kept, filtered) = config
+            .filters
+            .apply(aws.as_ref(), std::mem::take(&mut resolution.accounts))
+            .await?;
+        resolution.accounts = kept;
+        resolution.notes.extend(filtered);
+        if let Some(shard) = config.shard {
+            let before = resolution.accounts.len();
+            resolution.accounts = shard.keep(std::mem::take(&mut resolution.accounts));
+            resolution.notes.push(format!(
+                "shard {}/{}: {} of {} accounts",
+                shard.index,
+                shard.count,
+                resolution.accounts.len(),
+                before
+            ));
+        }
         for note in &resolution.notes {
             progress::note(config.quiet, note);
+        }
+        if resolution.accounts.is_empty() && config.shard.is_some() {
+            return Ok(None);
         }
         if resolution.accounts.is_empty() {
             bail!(
                 "no eligible targets: after --target, --ignore, the calling account and accounts that are not ACTIVE, nothing is left to run in"
             );
         }
-        Ok((partition, resolution))
+        Ok(Some((partition, resolution)))
     };
-    let (partition, resolution) = tokio::select! {
+    let prepared = tokio::select! {
         prepared = prepare => prepared?,
         _ = stop.cancelled() => return Ok(exit_code::INTERRUPTED),
     };
-    let total = resolution.accounts.len() as u64 * regions.len() as u64;
+    let (partition, resolution) = match prepared {
+        Some(prepared) => prepared,
+        None => {
+            // An empty shard (more shards than accounts) has nothing to do; that is no error.
+            let sink = Sink::new(out, config.output, pretty, config.output_dir.clone());
+            let counts = finish_sink(sink, 0, started)?.unwrap_or_default();
+            return Ok(exit_status(&counts, None));
+        }
+    };
+    let targets = plan::targets(
+        resolution.accounts,
+        regions,
+        config.rerun.as_ref(),
+        !config.regions.is_empty(),
+    );
+    let total = targets.len() as u64;
 
     if config.dry_run {
-        let planned: Vec<PlannedTarget> = resolution
-            .accounts
+        let planned: Vec<PlannedTarget> = targets
             .iter()
-            .flat_map(|a| {
-                let via = resolution
+            .map(|(a, r)| PlannedTarget {
+                id: &a.id,
+                name: a.name.as_deref(),
+                email: a.email.as_deref(),
+                status: a.status.as_deref(),
+                region: r,
+                targeted_by: resolution
                     .via
                     .get(&a.id)
                     .map(Vec::as_slice)
-                    .unwrap_or_default();
-                regions.iter().map(move |r| PlannedTarget {
-                    id: &a.id,
-                    name: a.name.as_deref(),
-                    email: a.email.as_deref(),
-                    status: a.status.as_deref(),
-                    region: r,
-                    targeted_by: via,
-                })
+                    .unwrap_or_default(),
             })
             .collect();
         let doc = serde_json::json!({ "Targets": planned });
@@ -212,11 +277,16 @@ pub async fn execute<A: Aws, W: Write>(
             }
             _ => {}
         }
+        let accounts = targets
+            .iter()
+            .map(|(a, _)| a.id.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len() as u64;
         progress::note(
             config.quiet,
             &format!(
                 "dry run: {} accounts × {} regions = {} targets; no role was assumed and nothing ran",
-                progress::thousands(resolution.accounts.len() as u64),
+                progress::thousands(accounts),
                 regions.len(),
                 progress::thousands(total)
             ),
@@ -229,7 +299,7 @@ pub async fn execute<A: Aws, W: Write>(
             aws,
             config.role.clone(),
             &partition,
-            resolution.accounts.iter().map(|a| a.id.as_str()),
+            targets.iter().map(|(a, _)| a.id.as_str()),
         )
         .with_rate_limit(config.max_assume_rate),
     );
@@ -246,24 +316,14 @@ pub async fn execute<A: Aws, W: Write>(
         sink: Sink::new(out, config.output, pretty, config.output_dir.clone()),
         progress: Progress::new(total, config.quiet),
     };
-    runner::run_all(
-        cache,
-        resolution.accounts,
-        regions,
-        spec,
-        stop.clone(),
-        &mut reporter,
-    )
-    .await;
+    runner::run_all(cache, targets, spec, stop.clone(), &mut reporter).await;
 
     let Reporter { sink, progress } = reporter;
     if stop.reason() == Some(StopReason::OutputClosed) {
         return Ok(exit_code::SUCCESS);
     }
-    let counts = match sink.finish(resolution.skipped, started.elapsed().as_millis() as u64) {
-        Ok(counts) => counts,
-        Err(e) if output::is_closed_pipe(&e) => return Ok(exit_code::SUCCESS),
-        Err(e) => return Err(e).context("could not write the results"),
+    let Some(counts) = finish_sink(sink, resolution.skipped, started)? else {
+        return Ok(exit_code::SUCCESS);
     };
     let stopped = match stop.reason() {
         Some(StopReason::Interrupted) => Some("interrupted"),
@@ -272,6 +332,19 @@ pub async fn execute<A: Aws, W: Write>(
     };
     progress.finish(&counts, stopped);
     Ok(exit_status(&counts, stop.reason()))
+}
+
+/// Writes the end of the output. `None` when stdout was closed: that ends cove quietly.
+fn finish_sink<W: Write>(
+    sink: Sink<W>,
+    skipped: u64,
+    started: Instant,
+) -> anyhow::Result<Option<Counts>> {
+    match sink.finish(skipped, started.elapsed().as_millis() as u64) {
+        Ok(counts) => Ok(Some(counts)),
+        Err(e) if output::is_closed_pipe(&e) => Ok(None),
+        Err(e) => Err(e).context("could not write the results"),
+    }
 }
 
 /// First SIGINT/SIGTERM: start nothing new, stop the children, report. Second: kill the

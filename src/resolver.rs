@@ -78,13 +78,30 @@ fn describe(account: &Account) -> String {
     )
 }
 
-/// Resolves the target accounts for `targets` and `ignores` as seen by `caller`.
+/// What the user asked for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Selection<'a> {
+    pub targets: &'a [OrgId],
+    pub ignores: &'a [OrgId],
+    /// `--include-caller`: the calling account is a target like any other.
+    pub include_caller: bool,
+    /// Explicit accounts that are not ACTIVE members are skipped with a note instead of being
+    /// an error (for `--rerun`, where an account may have left since).
+    pub lenient: bool,
+}
+
+/// Resolves the target accounts for a selection as seen by `caller`.
 pub async fn resolve<A: Aws>(
     aws: &A,
-    targets: &[OrgId],
-    ignores: &[OrgId],
+    selection: Selection<'_>,
     caller: &Caller,
 ) -> anyhow::Result<Resolution> {
+    let Selection {
+        targets,
+        ignores,
+        include_caller,
+        lenient,
+    } = selection;
     let needs_tree = targets.is_empty()
         || targets.iter().any(OrgId::is_parent)
         || ignores.iter().any(OrgId::is_parent);
@@ -119,11 +136,21 @@ pub async fn resolve<A: Aws>(
     for target in targets {
         match target {
             OrgId::Account(id) => {
-                if *id == caller.account {
+                if *id == caller.account && !include_caller {
                     continue;
                 }
                 if let Some(org) = &org {
                     match org.get(id) {
+                        None if lenient => {
+                            notes.push(format!(
+                                "skipping {id}: it is no longer an account of this organization"
+                            ));
+                            continue;
+                        }
+                        Some(account) if lenient && !account.is_active() => {
+                            selected.insert(id.clone(), account.clone());
+                            continue;
+                        }
                         None => bail!(
                             "--target {id} is not an account of this organization; expected the ID of an ACTIVE member account"
                         ),
@@ -159,12 +186,13 @@ pub async fn resolve<A: Aws>(
     selected.retain(|id, _| !ignored.contains(id));
 
     let mut skipped = 0;
-    if selected.remove(&caller.account).is_some()
-        || targets.contains(&OrgId::Account(caller.account.clone()))
+    if !include_caller
+        && (selected.remove(&caller.account).is_some()
+            || targets.contains(&OrgId::Account(caller.account.clone())))
     {
         skipped += 1;
         notes.push(format!(
-            "leaving out the calling account {}: cove never targets the account it runs from",
+            "leaving out the calling account {}: cove never targets the account it runs from unless --include-caller is given",
             caller.account
         ));
     }
@@ -243,8 +271,33 @@ mod tests {
 
     #[tokio::test]
     async fn pending_closure_counts_as_not_active() {
-        let r = resolve(&org(), &[], &[], &caller()).await.unwrap();
+        let r = resolve(&org(), Selection::default(), &caller())
+            .await
+            .unwrap();
         assert_eq!(ids(&r), ["111111111111", "333333333333"]);
+        assert!(
+            r.notes
+                .iter()
+                .any(|n| n.contains("222222222222 (PENDING_CLOSURE)"))
+        );
+    }
+
+    #[tokio::test]
+    async fn include_caller_makes_the_caller_a_target_and_lenient_skips_leavers() {
+        let targets = [
+            OrgId::Account("000000000000".into()),
+            OrgId::Account("222222222222".into()),
+            OrgId::Account("999999999999".into()),
+        ];
+        let selection = Selection {
+            targets: &targets,
+            include_caller: true,
+            lenient: true,
+            ..Selection::default()
+        };
+        let r = resolve(&org(), selection, &caller()).await.unwrap();
+        assert_eq!(ids(&r), ["000000000000"]);
+        assert!(r.notes.iter().any(|n| n.contains("999999999999")));
         assert!(
             r.notes
                 .iter()
@@ -257,16 +310,21 @@ mod tests {
         let mut aws = org();
         aws.accounts
             .push(FakeAws::account("111111111111", "a", "ACTIVE"));
-        let err = resolve(&aws, &[], &[], &caller()).await.unwrap_err();
+        let err = resolve(&aws, Selection::default(), &caller())
+            .await
+            .unwrap_err();
         assert!(format!("{err:#}").contains("listed account 111111111111 twice"));
     }
 
     #[tokio::test]
     async fn an_ou_that_disappears_while_listing_is_a_clear_error() {
         let target = OrgId::Ou("ou-root-aaaaaaaa".into());
-        let err = resolve(&org(), &[target], &[], &caller())
-            .await
-            .unwrap_err();
+        let targets = [target];
+        let selection = Selection {
+            targets: &targets,
+            ..Selection::default()
+        };
+        let err = resolve(&org(), selection, &caller()).await.unwrap_err();
         let msg = format!("{err:#}");
         assert!(
             msg.contains("ou-root-gone0000") && msg.contains("disappeared"),
@@ -279,7 +337,12 @@ mod tests {
         let mut aws = org();
         aws.deny_list_accounts = true;
         let target = OrgId::Account("444444444444".into());
-        let r = resolve(&aws, &[target], &[], &caller()).await.unwrap();
+        let targets = [target];
+        let selection = Selection {
+            targets: &targets,
+            ..Selection::default()
+        };
+        let r = resolve(&aws, selection, &caller()).await.unwrap();
         assert_eq!(r.accounts, [Account::bare("444444444444")]);
     }
 }

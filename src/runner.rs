@@ -129,16 +129,12 @@ impl Observer for Vec<Record> {
 /// target gets exactly one record, unless the output itself went away.
 pub async fn run_all<A: Aws>(
     creds: Arc<CredentialCache<A>>,
-    accounts: Vec<Account>,
-    regions: &[String],
+    targets: Vec<(Arc<Account>, String)>,
     spec: Arc<RunSpec>,
     stop: Arc<Stop>,
     observer: &mut dyn Observer,
 ) {
-    let mut pending = accounts
-        .into_iter()
-        .map(Arc::new)
-        .flat_map(|a| regions.iter().map(move |r| (a.clone(), r.clone())));
+    let mut pending = targets.into_iter();
     let mut running = JoinSet::new();
     let mut in_flight: HashMap<tokio::task::Id, (Arc<Account>, String, Instant)> = HashMap::new();
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
@@ -492,6 +488,10 @@ mod tests {
         vec!["us-east-1".into(), "eu-west-1".into(), "ap-south-1".into()]
     }
 
+    fn cross(accounts: &[Account], regions: &[String]) -> Vec<(Arc<Account>, String)> {
+        crate::plan::targets(accounts.to_vec(), regions, None, true)
+    }
+
     #[tokio::test]
     async fn assumes_once_per_account_across_regions() {
         let aws = Arc::new(FakeAws::default());
@@ -499,8 +499,7 @@ mod tests {
         let mut records = Vec::new();
         run_all(
             cache(aws.clone(), &accts),
-            accts,
-            &regions(),
+            cross(&accts, &regions()),
             spec(&["true"], false),
             Arc::new(Stop::default()),
             &mut records,
@@ -523,8 +522,7 @@ mod tests {
         let mut records = Vec::new();
         run_all(
             cache(aws.clone(), &accts),
-            accts,
-            &regions(),
+            cross(&accts, &regions()),
             Arc::new(one_at_a_time),
             Arc::new(Stop::default()),
             &mut records,
@@ -544,8 +542,7 @@ mod tests {
         let mut records = Vec::new();
         run_all(
             cache(aws.clone(), &accts),
-            accts,
-            &regions(),
+            cross(&accts, &regions()),
             spec(&["true"], false),
             Arc::new(Stop::default()),
             &mut records,
@@ -574,8 +571,7 @@ mod tests {
         let mut records = Vec::new();
         run_all(
             cache(aws, &accts),
-            accts,
-            &regions()[..1],
+            cross(&accts, &regions()[..1]),
             spec(
                 &["sh", "-c", "head -c 100000 /dev/zero | tr '\\0' x"],
                 false,

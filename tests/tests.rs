@@ -10,6 +10,8 @@ mod interrupts;
 mod people;
 #[path = "e2e/running.rs"]
 mod running;
+#[path = "e2e/scale_out.rs"]
+mod scale_out;
 #[path = "e2e/support.rs"]
 mod support;
 #[path = "e2e/targets.rs"]

@@ -16,6 +16,8 @@ pub struct FakeAws {
     /// parent ID -> (child OU IDs, child account IDs)
     pub tree: BTreeMap<String, (Vec<String>, Vec<String>)>,
     pub deny_list_accounts: bool,
+    pub tags: BTreeMap<String, Vec<(String, String)>>,
+    pub tag_calls: AtomicUsize,
     pub deny_assume: BTreeSet<String>,
     /// How long issued credentials last (default one hour).
     pub lifetime: Option<Duration>,
@@ -68,6 +70,11 @@ impl Aws for FakeAws {
             .get(parent)
             .map(|(_, accounts)| accounts.clone())
             .ok_or_else(|| AwsError::new(Some("ParentNotFoundException"), "no such parent"))
+    }
+
+    async fn list_account_tags(&self, account_id: &str) -> Result<Vec<(String, String)>, AwsError> {
+        self.tag_calls.fetch_add(1, Ordering::SeqCst);
+        Ok(self.tags.get(account_id).cloned().unwrap_or_default())
     }
 
     async fn assume_role(&self, request: &AssumeRequest) -> Result<TempCredentials, AwsError> {

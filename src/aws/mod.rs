@@ -138,4 +138,9 @@ pub trait Aws: Send + Sync + 'static {
         &self,
         request: &AssumeRequest,
     ) -> impl Future<Output = Result<TempCredentials, AwsError>> + Send;
+    /// The account's tags in Organizations (`organizations:ListTagsForResource`).
+    fn list_account_tags(
+        &self,
+        account_id: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, AwsError>> + Send;
 }

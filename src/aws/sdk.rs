@@ -132,6 +132,25 @@ impl Aws for SdkAws {
         Ok(ids)
     }
 
+    async fn list_account_tags(&self, account_id: &str) -> Result<Vec<(String, String)>, AwsError> {
+        let mut pages = self
+            .org
+            .list_tags_for_resource()
+            .resource_id(account_id)
+            .into_paginator()
+            .send();
+        let mut tags = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(aws_error)?;
+            tags.extend(
+                page.tags()
+                    .iter()
+                    .map(|t| (t.key().to_owned(), t.value().to_owned())),
+            );
+        }
+        Ok(tags)
+    }
+
     async fn assume_role(&self, request: &AssumeRequest) -> Result<TempCredentials, AwsError> {
         let policy_arns = (!request.policy_arns.is_empty()).then(|| {
             request

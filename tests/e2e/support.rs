@@ -149,6 +149,11 @@ impl Ground {
             .collect()
     }
 
+    /// Lifts every denial and throttle from now on.
+    pub fn clear_faults(&self) {
+        self.get("/_ground/clear-faults");
+    }
+
     /// The parameters of every AssumeRole call, secrets included (for tests only).
     pub fn assume_params(&self) -> Vec<Value> {
         self.get("/_ground/assume-params")["calls"]

@@ -1,0 +1,261 @@
+//! Reading cove's own output back: `cove merge` of sharded runs, and `--rerun` of what failed.
+//! Both json documents and jsonl streams are accepted; anything else is a clear error.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde_json::{Map, Value};
+
+use crate::exit_code;
+use crate::output::{Outcome, is_closed_pipe};
+
+const LISTS: [(&str, Outcome); 3] = [
+    ("Results", Outcome::Result),
+    ("Exceptions", Outcome::Exception),
+    ("FailedAssumeRole", Outcome::FailedAssumeRole),
+];
+
+fn foreign(path: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "`{}` is not a cove output: expected a JSON document with Results, Exceptions and FailedAssumeRole, or cove's jsonl lines",
+        path.display()
+    )
+}
+
+/// A record's `(Id, Region)`, checked to be there.
+fn key(record: &Value, path: &Path) -> anyhow::Result<(String, String)> {
+    match (record["Id"].as_str(), record["Region"].as_str()) {
+        (Some(id), Some(region)) => Ok((id.to_owned(), region.to_owned())),
+        _ => Err(foreign(path)),
+    }
+}
+
+/// Every record in a json or jsonl output, with the list it belongs to.
+pub fn read_output(path: &Path) -> anyhow::Result<Vec<(Outcome, Value)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    if let Ok(Value::Object(doc)) = serde_json::from_str::<Value>(&text)
+        && LISTS
+            .iter()
+            .all(|(name, _)| doc.get(*name).is_some_and(Value::is_array))
+    {
+        let mut records = Vec::new();
+        for (name, outcome) in LISTS {
+            for record in doc[name].as_array().into_iter().flatten() {
+                key(record, path)?;
+                records.push((outcome, record.clone()));
+            }
+        }
+        return Ok(records);
+    }
+    let mut records = Vec::new();
+    let mut saw_line = false;
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        saw_line = true;
+        let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(line) else {
+            return Err(foreign(path))
+                .with_context(|| format!("line {} is not a JSON object", n + 1));
+        };
+        if object.contains_key("Summary") {
+            continue;
+        }
+        let outcome = match object
+            .shift_remove("Outcome")
+            .as_ref()
+            .and_then(Value::as_str)
+        {
+            Some("Result") => Outcome::Result,
+            Some("Exception") => Outcome::Exception,
+            Some("FailedAssumeRole") => Outcome::FailedAssumeRole,
+            _ => {
+                return Err(foreign(path))
+                    .with_context(|| format!("line {} has no cove Outcome", n + 1));
+            }
+        };
+        let record = Value::Object(object);
+        key(&record, path)?;
+        records.push((outcome, record));
+    }
+    if !saw_line {
+        bail!(
+            "`{}` is empty; expected a cove json or jsonl output",
+            path.display()
+        );
+    }
+    Ok(records)
+}
+
+/// `cove merge`: one document from shard outputs, with the exit code a single run would give.
+pub fn merge(files: &[PathBuf], mut out: impl Write, pretty: bool) -> anyhow::Result<u8> {
+    let mut seen: BTreeMap<(String, String), &Path> = BTreeMap::new();
+    let mut lists: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    for path in files {
+        for (outcome, record) in read_output(path)? {
+            let (id, region) = key(&record, path)?;
+            if let Some(first) = seen.insert((id.clone(), region.clone()), path) {
+                bail!(
+                    "account {id} in {region} is in both `{}` and `{}`; shards must not overlap",
+                    first.display(),
+                    path.display()
+                );
+            }
+            let name = LISTS.iter().find(|(_, o)| *o == outcome).map(|(n, _)| *n);
+            lists
+                .entry(name.unwrap_or("Exceptions"))
+                .or_default()
+                .push(record);
+        }
+    }
+    let mut doc = Map::new();
+    for (name, _) in LISTS {
+        let mut records = lists.remove(name).unwrap_or_default();
+        records.sort_by(|a, b| {
+            (a["Id"].as_str(), a["Region"].as_str()).cmp(&(b["Id"].as_str(), b["Region"].as_str()))
+        });
+        doc.insert(name.to_owned(), Value::Array(records));
+    }
+    let failed = doc["Exceptions"].as_array().is_some_and(|l| !l.is_empty())
+        || doc["FailedAssumeRole"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty());
+    let doc = Value::Object(doc);
+    let written = if pretty {
+        serde_json::to_writer_pretty(&mut out, &doc)
+    } else {
+        serde_json::to_writer(&mut out, &doc)
+    };
+    match written
+        .map_err(std::io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+    {
+        Err(e) if !is_closed_pipe(&e) => {
+            return Err(e).context("could not write the merged document");
+        }
+        _ => {}
+    }
+    Ok(if failed {
+        exit_code::TARGET_FAILED
+    } else {
+        exit_code::SUCCESS
+    })
+}
+
+/// Which lists of a previous output `--rerun` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RerunOnly {
+    /// Only targets whose role could not be assumed.
+    FailedAssume,
+    /// Only targets whose command failed.
+    Exceptions,
+}
+
+/// `--rerun`: the account × region pairs that failed in a previous output, by account.
+pub fn failed_pairs(
+    path: &Path,
+    only: Option<RerunOnly>,
+) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    let mut pairs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (outcome, record) in read_output(path)? {
+        let wanted = match (outcome, only) {
+            (Outcome::Result, _) => false,
+            (_, None) => true,
+            (Outcome::FailedAssumeRole, Some(RerunOnly::FailedAssume)) => true,
+            (Outcome::Exception, Some(RerunOnly::Exceptions)) => true,
+            _ => false,
+        };
+        if wanted {
+            let (id, region) = key(&record, path)?;
+            let regions = pairs.entry(id).or_default();
+            if !regions.contains(&region) {
+                regions.push(region);
+            }
+        }
+    }
+    Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn rec(id: &str, region: &str) -> String {
+        format!(r#"{{"Id": "{id}", "Region": "{region}", "ExitCode": 0}}"#)
+    }
+
+    #[test]
+    fn merges_json_and_jsonl_sorted_and_rejects_overlap() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = file(
+            dir.path(),
+            "a.json",
+            &format!(
+                r#"{{"Results": [{}], "Exceptions": [], "FailedAssumeRole": []}}"#,
+                rec("2", "r")
+            ),
+        );
+        let b = file(
+            dir.path(),
+            "b.jsonl",
+            &format!(
+                "{}\n{{\"Summary\": {{}}}}\n",
+                rec("1", "r").replace('}', r#", "Outcome": "Exception"}"#)
+            ),
+        );
+        let mut out = Vec::new();
+        let code = merge(&[a.clone(), b.clone()], &mut out, false).unwrap();
+        assert_eq!(code, exit_code::TARGET_FAILED);
+        let doc: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(doc["Results"][0]["Id"], "2");
+        assert_eq!(doc["Exceptions"][0]["Id"], "1");
+        assert!(doc["Exceptions"][0].get("Outcome").is_none());
+        let err = merge(&[a.clone(), a.clone()], Vec::new(), false).unwrap_err();
+        assert!(err.to_string().contains("account 2 in r"), "{err}");
+    }
+
+    #[test]
+    fn foreign_files_get_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            ("x.json", r#"{"hello": 1}"#),
+            ("y.txt", "not json\n"),
+            ("z.json", ""),
+        ] {
+            let path = file(dir.path(), name, text);
+            let err = format!("{:#}", read_output(&path).unwrap_err());
+            assert!(err.contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn rerun_takes_the_failed_pairs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(
+            dir.path(),
+            "o.json",
+            &format!(
+                r#"{{"Results": [{}], "Exceptions": [{}], "FailedAssumeRole": [{}, {}]}}"#,
+                rec("1", "a"),
+                rec("2", "a"),
+                rec("3", "a"),
+                rec("3", "b")
+            ),
+        );
+        let all = failed_pairs(&path, None).unwrap();
+        assert_eq!(all.keys().collect::<Vec<_>>(), ["2", "3"]);
+        assert_eq!(all["3"], ["a", "b"]);
+        let only = failed_pairs(&path, Some(RerunOnly::FailedAssume)).unwrap();
+        assert_eq!(only.keys().collect::<Vec<_>>(), ["3"]);
+    }
+}

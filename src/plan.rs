@@ -1,0 +1,110 @@
+//! The list of targets a run works through: resolved accounts × regions, or exactly the pairs
+//! a previous run failed (`--rerun`), cut down to one shard (`--shard`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::aws::Account;
+
+/// `--shard K/N`: this machine runs shard K (1-based) of N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+/// Parses `K/N` with 1 ≤ K ≤ N.
+pub fn parse_shard(value: &str) -> Result<Shard, String> {
+    let expected = "expected K/N with 1 <= K <= N, such as 2/4";
+    let (k, n) = value
+        .split_once('/')
+        .ok_or_else(|| format!("`{value}` is not a shard; {expected}"))?;
+    match (k.trim().parse::<u32>(), n.trim().parse::<u32>()) {
+        (Ok(index), Ok(count)) if index >= 1 && index <= count => Ok(Shard { index, count }),
+        _ => Err(format!("`{value}` is not a shard; {expected}")),
+    }
+}
+
+impl Shard {
+    /// Keeps this shard's accounts. Accounts are dealt round-robin in ID order, so every
+    /// machine computes the same split from the same accounts, shards differ in size by at
+    /// most one, and all regions of an account stay in one shard.
+    pub fn keep(&self, mut accounts: Vec<Account>) -> Vec<Account> {
+        accounts.sort_by(|a, b| a.id.cmp(&b.id));
+        accounts
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| (*i as u64 % self.count as u64) + 1 == self.index as u64)
+            .map(|(_, a)| a)
+            .collect()
+    }
+}
+
+/// The account × region pairs to run, in account order. With `rerun`, each account runs in
+/// the regions recorded for it, narrowed to `regions` when the user named regions.
+pub fn targets(
+    accounts: Vec<Account>,
+    regions: &[String],
+    rerun: Option<&BTreeMap<String, Vec<String>>>,
+    regions_named: bool,
+) -> Vec<(Arc<Account>, String)> {
+    let mut out = Vec::new();
+    for account in accounts {
+        let account = Arc::new(account);
+        let wanted: Vec<String> = match rerun.and_then(|r| r.get(&account.id)) {
+            Some(recorded) => recorded
+                .iter()
+                .filter(|r| !regions_named || regions.contains(r))
+                .cloned()
+                .collect(),
+            None if rerun.is_some() => Vec::new(),
+            None => regions.to_vec(),
+        };
+        out.extend(wanted.into_iter().map(|r| (account.clone(), r)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accounts(n: usize) -> Vec<Account> {
+        (0..n).map(|i| Account::bare(&format!("{i:012}"))).collect()
+    }
+
+    #[test]
+    fn shards_partition_the_accounts_and_balance_within_one() {
+        let all = accounts(10);
+        let mut seen = Vec::new();
+        let mut sizes = Vec::new();
+        for index in 1..=4 {
+            let mut reversed = all.clone();
+            reversed.reverse();
+            let part = Shard { index, count: 4 }.keep(reversed);
+            sizes.push(part.len());
+            seen.extend(part.into_iter().map(|a| a.id));
+        }
+        seen.sort();
+        assert_eq!(seen, all.iter().map(|a| a.id.clone()).collect::<Vec<_>>());
+        assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1);
+    }
+
+    #[test]
+    fn shard_syntax_is_checked() {
+        assert_eq!(parse_shard("2/4"), Ok(Shard { index: 2, count: 4 }));
+        for bad in ["0/4", "5/4", "2", "a/b", "1/0"] {
+            assert!(parse_shard(bad).unwrap_err().contains(bad));
+        }
+    }
+
+    #[test]
+    fn rerun_runs_exactly_the_recorded_pairs() {
+        let rerun: BTreeMap<String, Vec<String>> =
+            [("000000000001".to_owned(), vec!["eu-west-1".to_owned()])].into();
+        let pairs = targets(accounts(3), &["us-east-1".into()], Some(&rerun), false);
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(pairs[0].0.id, "000000000001");
+        assert_eq!(pairs[0].1, "eu-west-1");
+    }
+}

@@ -1,0 +1,282 @@
+//! Past one machine and one run: shards and merge, reruns, filters, the calling account.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::support::{Ground, Run};
+
+fn without_durations(mut doc: Value) -> Value {
+    for list in ["Results", "Exceptions", "FailedAssumeRole"] {
+        for record in doc[list].as_array_mut().unwrap() {
+            record.as_object_mut().unwrap().remove("DurationMs");
+        }
+    }
+    doc
+}
+
+#[test]
+fn four_shards_cover_a_single_run_exactly_and_merge_back_into_it() {
+    let g = Ground::start(&["--extra-root-accounts", "9"]);
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--region",
+        "us-east-1,eu-west-1",
+        "--",
+        "sh",
+        "-c",
+        "echo {account_id}",
+    ];
+    let single = Run::of(g.cove().args(args));
+    single.expect_code(0);
+
+    let mut files = Vec::new();
+    let mut sizes = Vec::new();
+    for k in 1..=4 {
+        let shard = format!("{k}/4");
+        let format = if k % 2 == 0 { "jsonl" } else { "json" };
+        let run = Run::of(
+            g.cove()
+                .env("COVE_SHARD", &shard)
+                .args(["-o", format])
+                .args(args),
+        );
+        run.expect_code(0);
+        let path = dir.path().join(format!("shard-{k}.{format}"));
+        std::fs::write(&path, &run.stdout).unwrap();
+        files.push(path);
+        let ids: BTreeSet<String> = run
+            .stdout
+            .lines()
+            .flat_map(|l| serde_json::from_str::<Value>(l).ok())
+            .flat_map(|v| {
+                if v.get("Results").is_some() {
+                    v["Results"].as_array().unwrap().clone()
+                } else if v.get("Id").is_some() {
+                    vec![v]
+                } else {
+                    vec![]
+                }
+            })
+            .map(|r| r["Id"].as_str().unwrap().to_owned())
+            .collect();
+        sizes.push(ids.len());
+    }
+    assert!(
+        sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1,
+        "{sizes:?}"
+    );
+
+    let merged = Run::of(g.cove().arg("merge").args(&files));
+    merged.expect_code(0);
+    assert_eq!(
+        without_durations(merged.doc()),
+        without_durations(single.doc())
+    );
+
+    let overlap = Run::of(
+        g.cove()
+            .arg("merge")
+            .args([&files[0], &files[1], &files[0]]),
+    );
+    overlap.expect_code(2);
+    assert!(
+        overlap.stderr.contains("shard-1.json"),
+        "{}",
+        overlap.stderr
+    );
+}
+
+#[test]
+fn shard_index_can_come_from_a_kubernetes_style_variable() {
+    let g = Ground::start(&[]);
+    let by_flag = Run::of(g.cove().args(["--shard", "2/3", "--dry-run", "--", "true"]));
+    let by_env = Run::of(g.cove().env("JOB_COMPLETION_INDEX", "1").args([
+        "--shard-index-env",
+        "JOB_COMPLETION_INDEX",
+        "--shard-count",
+        "3",
+        "--dry-run",
+        "--",
+        "true",
+    ]));
+    by_flag.expect_code(0);
+    by_env.expect_code(0);
+    assert_eq!(by_flag.doc(), by_env.doc());
+    let bad = Run::of(g.cove().env("JOB_COMPLETION_INDEX", "3").args([
+        "--shard-index-env",
+        "JOB_COMPLETION_INDEX",
+        "--shard-count",
+        "3",
+        "--",
+        "true",
+    ]));
+    bad.expect_code(2);
+    assert!(bad.stderr.contains("`3`"), "{}", bad.stderr);
+}
+
+#[test]
+fn merge_exits_like_the_single_run_and_rejects_foreign_files() {
+    let g = Ground::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let run = Run::of(g.cove().args(["-t", &g.ou("Sandbox"), "--", "false"]));
+    run.expect_code(1);
+    let failed = dir.path().join("failed.json");
+    std::fs::write(&failed, &run.stdout).unwrap();
+    Run::of(g.cove().arg("merge").arg(&failed)).expect_code(1);
+    let foreign = dir.path().join("foreign.json");
+    std::fs::write(&foreign, r#"{"Items": []}"#).unwrap();
+    let bad = Run::of(g.cove().arg("merge").arg(&foreign));
+    bad.expect_code(2);
+    assert!(bad.stderr.contains("foreign.json") && bad.stderr.contains("not a cove output"));
+}
+
+#[test]
+fn rerun_targets_exactly_what_failed_once_the_denial_is_lifted() {
+    let g = Ground::start(&["--deny-assume-names", "sandbox-a,deep-b"]);
+    let dir = tempfile::tempdir().unwrap();
+    let script =
+        r#"[ "$COVE_ACCOUNT_NAME" != root-a ] || [ "$COVE_REGION" != eu-west-1 ] || exit 3"#;
+    let first = Run::of(g.cove().args([
+        "--region",
+        "us-east-1,eu-west-1",
+        "-o",
+        "jsonl",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]));
+    first.expect_code(1);
+    let previous = dir.path().join("previous.jsonl");
+    std::fs::write(&previous, &first.stdout).unwrap();
+
+    g.clear_faults();
+    let fixed = "true";
+    let rerun = Run::of(g.cove().args([
+        "--rerun",
+        previous.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        fixed,
+    ]));
+    rerun.expect_code(0);
+    let pairs: BTreeSet<(String, String)> = rerun
+        .records()
+        .iter()
+        .map(|r| {
+            (
+                r["Id"].as_str().unwrap().to_owned(),
+                r["Region"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut expected = BTreeSet::new();
+    for name in ["sandbox-a", "deep-b"] {
+        for region in ["us-east-1", "eu-west-1"] {
+            expected.insert((g.account(name), region.to_owned()));
+        }
+    }
+    expected.insert((g.account("root-a"), "eu-west-1".to_owned()));
+    assert_eq!(pairs, expected);
+    assert_eq!(rerun.records().len(), 5);
+
+    let only = Run::of(g.cove().args([
+        "--rerun",
+        previous.to_str().unwrap(),
+        "--rerun-only",
+        "exceptions",
+        "--",
+        "true",
+    ]));
+    only.expect_code(0);
+    assert_eq!(only.ids("Results"), [g.account("root-a")]);
+
+    let junk = dir.path().join("junk.txt");
+    std::fs::write(&junk, "hello\n").unwrap();
+    let bad = Run::of(
+        g.cove()
+            .args(["--rerun", junk.to_str().unwrap(), "--", "true"]),
+    );
+    bad.expect_code(2);
+    assert!(
+        bad.stderr.contains("junk.txt") && bad.stderr.contains("not a cove output"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn filters_select_exactly_the_expected_accounts() {
+    let g = Ground::start(&[]);
+    let dry = |args: &[&str]| {
+        let run = Run::of(g.cove().arg("--dry-run").args(args).args(["--", "true"]));
+        run.expect_code(0);
+        let mut ids: Vec<String> = run.doc()["Targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["Id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        (ids, run.stderr)
+    };
+    let (ids, stderr) = dry(&["--filter-tag", "env=prod"]);
+    assert_eq!(ids, g.ids(&["prod-a", "core-a"]));
+    assert!(stderr.contains("filters kept 2 of 9 accounts"), "{stderr}");
+    let (ids, _) = dry(&["--filter-tag", "env=dev", "--filter-tag", "team=core"]);
+    assert_eq!(ids, g.ids(&["sandbox-a"]));
+    let (ids, _) = dry(&["--filter-name", "^(deep|core)-"]);
+    assert_eq!(ids, g.ids(&["core-a", "deep-a", "deep-b"]));
+    let (ids, _) = dry(&["--filter-email", "^root-", "--filter-name", "b$"]);
+    assert_eq!(ids, g.ids(&["root-b"]));
+    let tag_calls_before = g.calls("organizations:ListTagsForResource");
+    dry(&["--filter-name", "^sandbox-", "--filter-tag", "env=dev"]);
+    assert_eq!(
+        g.calls("organizations:ListTagsForResource") - tag_calls_before,
+        2,
+        "tags read once per account left after the other filters"
+    );
+    let (_, _) = dry(&["--filter-name", "x"]);
+    assert_eq!(
+        g.calls("organizations:ListTagsForResource") - tag_calls_before,
+        2,
+        "no tag calls without a tag filter"
+    );
+}
+
+#[test]
+fn include_caller_runs_in_the_calling_account_through_its_role() {
+    let g = Ground::start(&[]);
+    let run = Run::of(g.cove().args([
+        "--include-caller",
+        "-t",
+        &format!("{},{}", g.caller(), g.account("root-a")),
+        "--",
+        "aws",
+        "sts",
+        "get-caller-identity",
+        "--output",
+        "json",
+    ]));
+    run.expect_code(0);
+    let caller = run
+        .list("Results")
+        .into_iter()
+        .find(|r| r["Id"] == g.caller().as_str())
+        .expect("the caller is a target");
+    assert!(
+        caller["Result"]["Arn"]
+            .as_str()
+            .unwrap()
+            .contains("assumed-role/OrganizationAccountAccessRole/"),
+        "ran with the role's credentials, not the caller's: {caller}"
+    );
+    let params = g.assume_params();
+    assert!(
+        params
+            .iter()
+            .any(|p| p["RoleArn"].as_str().unwrap().contains(&g.caller()))
+    );
+}
