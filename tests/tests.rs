@@ -8,6 +8,8 @@ mod faults;
 mod interrupts;
 #[path = "e2e/people.rs"]
 mod people;
+#[path = "e2e/readme.rs"]
+mod readme;
 #[path = "e2e/running.rs"]
 mod running;
 #[path = "e2e/scale_out.rs"]
