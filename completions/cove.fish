@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_cove_global_optspecs
-    string join \n t/target= i/ignore= region= allow-unknown-region include-caller filter-name= filter-email= filter-tag= shard= shard-index-env= shard-count= rerun= rerun-only= dry-run r/role= role-session-name= policy= policy-arn= external-id= duration= max-assume-rate= profile= w/workers= fail-fast timeout= max-output-bytes= o/output= output-dir= q/quiet h/help V/version
+    string join \n t/target= i/ignore= region= exclude-region= allow-unknown-region include-caller filter-name= filter-email= filter-tag= shard= shard-index-env= shard-count= rerun= rerun-only= dry-run r/role= role-session-name= policy= policy-arn= external-id= duration= max-assume-rate= profile= w/workers= fail-fast timeout= max-output-bytes= o/output= output-dir= q/quiet h/help V/version
 end
 
 function __fish_cove_needs_command
@@ -26,7 +26,8 @@ end
 
 complete -c cove -n "__fish_cove_needs_command" -s t -l target -d 'Account, OU or root ID to run in (repeatable, or comma-separated). An OU or the root means every account beneath it. Default: every account in the organization' -r
 complete -c cove -n "__fish_cove_needs_command" -s i -l ignore -d 'Account, OU or root ID to leave out (repeatable, or comma-separated). An ignore always wins over a target; an ignored OU ignores everything beneath it' -r
-complete -c cove -n "__fish_cove_needs_command" -l region -d 'Region to run in (repeatable, or comma-separated). Default: the region of the credential chain (AWS_REGION, the profile)' -r
+complete -c cove -n "__fish_cove_needs_command" -l region -d 'Region to run in (repeatable, or comma-separated). `all` runs every region each account has enabled, asked of the account itself (account:ListRegions). Default: the region of the credential chain (AWS_REGION, the profile)' -r
+complete -c cove -n "__fish_cove_needs_command" -l exclude-region -d 'Leave this region out (repeatable, or comma-separated), for example with `--region all`' -r
 complete -c cove -n "__fish_cove_needs_command" -l filter-name -d 'Keep only accounts whose name matches this regular expression' -r
 complete -c cove -n "__fish_cove_needs_command" -l filter-email -d 'Keep only accounts whose email matches this regular expression' -r
 complete -c cove -n "__fish_cove_needs_command" -l filter-tag -d 'Keep only accounts with this Organizations tag (repeatable; all must match)' -r

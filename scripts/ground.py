@@ -10,6 +10,7 @@ Usage:
     ground.py [--scenario standard|empty|none] [--extra-root-accounts N]
               [--deny-assume ID,ID] [--deny-assume-names NAME,NAME] [--deny-list-accounts]
               [--throttle-assume FRACTION] [--throttle-list-accounts N]
+              [--opt-in-names NAME,NAME] [--deny-list-regions-names NAME,NAME]
               [--info-file PATH] [--exit-on-stdin-eof]
 
 Once ready it prints one JSON line (also written to --info-file):
@@ -21,6 +22,9 @@ Control endpoints (plain HTTP GET on the same port):
     /_ground/secrets  {"secrets": [...]}   every SecretAccessKey and SessionToken moto issued
     /_ground/assume-params  {"calls": [{...}]}   the form parameters of every AssumeRole call
     /_ground/clear-faults   lifts every denial and throttle from now on
+
+account:ListRegions (POST /listRegions), which moto lacks, is answered here: every account has
+us-east-1 and eu-west-1 (ENABLED_BY_DEFAULT), and ap-east-1 is ENABLED for --opt-in-names.
 """
 
 import argparse
@@ -52,6 +56,10 @@ class FaultLayer:
         self.throttle_assume = 0.0
         self.throttle_list_accounts = 0
         self.random = random.Random(7)
+        # account:ListRegions, which moto does not implement: answered here.
+        self.key_accounts = {}
+        self.opt_in_accounts = set()
+        self.deny_list_regions = set()
         self.calls = Counter()
         self.secrets = []
         self.assume_params = []
@@ -80,6 +88,9 @@ class FaultLayer:
         if path == "/_ground/secrets":
             with self.lock:
                 return self._json(start_response, {"secrets": list(self.secrets)})
+
+        if path == "/listRegions":
+            return self._list_regions(environ, start_response)
 
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
@@ -131,12 +142,39 @@ class FaultLayer:
         return self.app(environ, start_response)
 
     def _capture_secrets(self, environ, start_response):
+        body = environ["wsgi.input"].getvalue()
+        params = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         chunks = b"".join(self.app(environ, start_response))
         text = chunks.decode("utf-8", "replace")
         found = re.findall(r"<(?:SecretAccessKey|SessionToken)>([^<]+)<", text)
+        key = re.search(r"<AccessKeyId>([^<]+)<", text)
         with self.lock:
             self.secrets.extend(found)
+            if key:
+                self.key_accounts[key.group(1)] = params.get("RoleArn", "").split(":")[4]
         return [chunks]
+
+    def _list_regions(self, environ, start_response):
+        """account:ListRegions for the account whose assumed keys signed the call."""
+        with self.lock:
+            self.calls["account:ListRegions"] += 1
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        key = re.search(r"Credential=([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+        account = self.key_accounts.get(key.group(1) if key else "")
+        if account is None or account in self.deny_list_regions:
+            body = json.dumps({"message": "User is not authorized to perform: account:ListRegions"}).encode()
+            start_response("403 Forbidden", [("Content-Type", "application/json"),
+                                             ("x-amzn-ErrorType", "AccessDeniedException"),
+                                             ("Content-Length", str(len(body)))])
+            return [body]
+        regions = [("us-east-1", "ENABLED_BY_DEFAULT"), ("eu-west-1", "ENABLED_BY_DEFAULT"),
+                   ("ap-east-1", "ENABLED" if account in self.opt_in_accounts else "DISABLED")]
+        wanted = set(request.get("RegionOptStatusContains") or [s for _, s in regions])
+        body = json.dumps({"Regions": [{"RegionName": r, "RegionOptStatus": s}
+                                       for r, s in regions if s in wanted]}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
 
     @staticmethod
     def _sts_error(start_response, code, message, status="403 Forbidden"):
@@ -217,6 +255,10 @@ def main():
                         help="fraction of AssumeRole calls answered with Throttling")
     parser.add_argument("--throttle-list-accounts", type=int, default=0,
                         help="answer the first N ListAccounts calls with TooManyRequestsException")
+    parser.add_argument("--opt-in-names", default="",
+                        help="accounts (by name) that have the opt-in region ap-east-1 enabled")
+    parser.add_argument("--deny-list-regions-names", default="",
+                        help="accounts (by name) whose account:ListRegions is denied")
     parser.add_argument("--info-file")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (the test harness holds it open)")
@@ -245,6 +287,9 @@ def main():
     layer.throttle_assume = args.throttle_assume
     layer.throttle_list_accounts = args.throttle_list_accounts
     layer.deny_assume.update(info["accounts"][n]["id"] for n in args.deny_assume_names.split(",") if n)
+    layer.opt_in_accounts.update(info["accounts"][n]["id"] for n in args.opt_in_names.split(",") if n)
+    layer.deny_list_regions.update(
+        info["accounts"][n]["id"] for n in args.deny_list_regions_names.split(",") if n)
 
     line = json.dumps(info)
     if args.info_file:

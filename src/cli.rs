@@ -57,8 +57,9 @@ pub struct Cli {
           value_parser = parse_org_id, env = "COVE_IGNORE", help_heading = "Targets")]
     pub ignores: Vec<OrgId>,
 
-    /// Region to run in (repeatable, or comma-separated). Default: the region of the
-    /// credential chain (AWS_REGION, the profile).
+    /// Region to run in (repeatable, or comma-separated). `all` runs every region each account
+    /// has enabled, asked of the account itself (account:ListRegions). Default: the region of
+    /// the credential chain (AWS_REGION, the profile).
     #[arg(
         long = "region",
         value_name = "REGION",
@@ -67,6 +68,16 @@ pub struct Cli {
         help_heading = "Targets"
     )]
     pub regions: Vec<String>,
+
+    /// Leave this region out (repeatable, or comma-separated), for example with `--region all`.
+    #[arg(
+        long,
+        value_name = "REGION",
+        value_delimiter = ',',
+        env = "COVE_EXCLUDE_REGIONS",
+        help_heading = "Targets"
+    )]
+    pub exclude_region: Vec<String>,
 
     /// Accept a well-formed region name that cove's built-in list does not know yet.
     #[arg(long, env = "COVE_ALLOW_UNKNOWN_REGION", help_heading = "Targets")]
@@ -115,7 +126,12 @@ pub struct Cli {
 
     /// Run exactly the account × region pairs that were in Exceptions or FailedAssumeRole in
     /// a previous json or jsonl output.
-    #[arg(long, value_name = "FILE", conflicts_with = "targets", help_heading = "Targets")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "targets",
+        help_heading = "Targets"
+    )]
     pub rerun: Option<PathBuf>,
 
     /// With --rerun, take only one of the two lists.

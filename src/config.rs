@@ -24,8 +24,12 @@ use crate::template;
 pub struct Config {
     pub targets: Vec<OrgId>,
     pub ignores: Vec<OrgId>,
-    /// Empty means "the region of the credential chain".
+    /// Empty means "the region of the credential chain" (or, with `all_regions`, "ask each
+    /// account").
     pub regions: Vec<String>,
+    /// `--region all`: every region each account has enabled.
+    pub all_regions: bool,
+    pub exclude_regions: Vec<String>,
     pub allow_unknown_region: bool,
     pub role: RoleSpec,
     pub profile: Option<String>,
@@ -227,11 +231,29 @@ impl Config {
         if let Some(id) = &cli.external_id {
             check_external_id(id)?;
         }
-        for region in &cli.regions {
+        let all_regions = cli.regions.iter().any(|r| r == "all");
+        ensure!(
+            !all_regions || cli.regions.iter().all(|r| r == "all"),
+            "--region all cannot be combined with other regions; use --exclude-region to leave some out"
+        );
+        ensure!(
+            !(all_regions && cli.rerun.is_some()),
+            "--region all cannot be combined with --rerun; --rerun runs the regions recorded in its file"
+        );
+        for region in cli
+            .regions
+            .iter()
+            .filter(|r| *r != "all")
+            .chain(&cli.exclude_region)
+        {
             regions::check(region, cli.allow_unknown_region).map_err(anyhow::Error::msg)?;
         }
         check_env_max_attempts(std::env::var("AWS_MAX_ATTEMPTS").ok())?;
         check_env_retry_mode(std::env::var("AWS_RETRY_MODE").ok())?;
+        ensure!(
+            cli.regions.is_empty() || cli.regions.iter().any(|r| !cli.exclude_region.contains(r)),
+            "--exclude-region leaves no region to run in"
+        );
         let program = cli
             .command
             .first()
@@ -265,7 +287,16 @@ impl Config {
         Ok(Config {
             targets: dedup(&cli.targets),
             ignores: dedup(&cli.ignores),
-            regions: dedup(&cli.regions),
+            regions: if all_regions {
+                Vec::new()
+            } else {
+                dedup(&cli.regions)
+                    .into_iter()
+                    .filter(|r| !cli.exclude_region.contains(r))
+                    .collect()
+            },
+            all_regions,
+            exclude_regions: dedup(&cli.exclude_region),
             allow_unknown_region: cli.allow_unknown_region,
             role: RoleSpec {
                 role_name: cli.role,

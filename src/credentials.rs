@@ -136,6 +136,10 @@ impl<A: Aws> CredentialCache<A> {
         self
     }
 
+    pub fn aws(&self) -> &A {
+        &self.aws
+    }
+
     pub fn spec(&self) -> &RoleSpec {
         &self.spec
     }

@@ -62,7 +62,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         tokio::spawn(handle_signals(stop.clone()));
 
         let chain_region = chain_region(config.profile.as_deref()).await;
-        let regions = if config.regions.is_empty() && config.rerun.is_some() {
+        let regions = if config.regions.is_empty() && (config.rerun.is_some() || config.all_regions) {
             Vec::new()
         } else if config.regions.is_empty() {
             match &chain_region {
@@ -238,11 +238,15 @@ pub async fn execute<A: Aws, W: Write>(
             return Ok(exit_status(&counts, None));
         }
     };
+    // With --region all, regions are discovered per account; until then each account stands
+    // once, as region `all`.
+    let all = ["all".to_owned()];
     let targets = plan::targets(
         resolution.accounts,
-        regions,
+        if config.all_regions { &all } else { regions },
         config.rerun.as_ref(),
         !config.regions.is_empty(),
+        &config.exclude_regions,
     );
     let total = targets.len() as u64;
 
@@ -282,15 +286,20 @@ pub async fn execute<A: Aws, W: Write>(
             .map(|(a, _)| a.id.as_str())
             .collect::<std::collections::BTreeSet<_>>()
             .len() as u64;
-        progress::note(
-            config.quiet,
-            &format!(
+        let summary = if config.all_regions {
+            format!(
+                "dry run: {} accounts, each in every region it has enabled (discovered when the run starts); no role was assumed and nothing ran",
+                progress::thousands(accounts)
+            )
+        } else {
+            format!(
                 "dry run: {} accounts × {} regions = {} targets; no role was assumed and nothing ran",
                 progress::thousands(accounts),
                 regions.len(),
                 progress::thousands(total)
-            ),
-        );
+            )
+        };
+        progress::note(config.quiet, &summary);
         return Ok(exit_code::SUCCESS);
     }
 
@@ -303,6 +312,18 @@ pub async fn execute<A: Aws, W: Write>(
         )
         .with_rate_limit(config.max_assume_rate),
     );
+    let (targets, failures) = if config.all_regions {
+        let accounts: Vec<aws::Account> = targets.iter().map(|(a, _)| (**a).clone()).collect();
+        let discovery =
+            plan::discover_regions(&cache, accounts, &config.exclude_regions, config.workers);
+        tokio::select! {
+            found = discovery => found,
+            _ = stop.cancelled() => return Ok(exit_code::INTERRUPTED),
+        }
+    } else {
+        (targets, Vec::new())
+    };
+    let total = (targets.len() + failures.len()) as u64;
     let spec = Arc::new(RunSpec {
         command: config.command.clone(),
         workers: config.workers,
@@ -316,6 +337,34 @@ pub async fn execute<A: Aws, W: Write>(
         sink: Sink::new(out, config.output, pretty, config.output_dir.clone()),
         progress: Progress::new(total, config.quiet),
     };
+    for (account, failure) in failures {
+        let record = match failure {
+            plan::DiscoveryFailure::Assume(e) => runner::account_failure(
+                &account,
+                "all",
+                &cache,
+                &spec,
+                false,
+                format!(
+                    "could not assume {}: {e}",
+                    cache.spec().role_arn(&spec.partition, &account.id)
+                ),
+            ),
+            plan::DiscoveryFailure::ListRegions(e) => runner::account_failure(
+                &account,
+                "all",
+                &cache,
+                &spec,
+                true,
+                format!(
+                    "could not list the account's enabled regions (account:ListRegions) for --region all: {e}"
+                ),
+            ),
+        };
+        if reporter.finished(record).is_err() {
+            return Ok(exit_code::SUCCESS);
+        }
+    }
     runner::run_all(cache, targets, spec, stop.clone(), &mut reporter).await;
 
     let Reporter { sink, progress } = reporter;

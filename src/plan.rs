@@ -4,7 +4,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::aws::Account;
+use futures::{StreamExt, stream};
+
+use crate::aws::{Account, Aws, AwsError};
+use crate::credentials::CredentialCache;
+
+/// One target: an account and a region.
+pub type Target = (Arc<Account>, String);
 
 /// `--shard K/N`: this machine runs shard K (1-based) of N.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,13 +47,15 @@ impl Shard {
 }
 
 /// The account × region pairs to run, in account order. With `rerun`, each account runs in
-/// the regions recorded for it, narrowed to `regions` when the user named regions.
+/// the regions recorded for it, narrowed to `regions` when the user named regions. Regions in
+/// `exclude` never run.
 pub fn targets(
     accounts: Vec<Account>,
     regions: &[String],
     rerun: Option<&BTreeMap<String, Vec<String>>>,
     regions_named: bool,
-) -> Vec<(Arc<Account>, String)> {
+    exclude: &[String],
+) -> Vec<Target> {
     let mut out = Vec::new();
     for account in accounts {
         let account = Arc::new(account);
@@ -60,9 +68,66 @@ pub fn targets(
             None if rerun.is_some() => Vec::new(),
             None => regions.to_vec(),
         };
-        out.extend(wanted.into_iter().map(|r| (account.clone(), r)));
+        out.extend(
+            wanted
+                .into_iter()
+                .filter(|r| !exclude.contains(r))
+                .map(|r| (account.clone(), r)),
+        );
     }
     out
+}
+
+/// Why an account's regions could not be discovered for `--region all`.
+#[derive(Debug)]
+pub enum DiscoveryFailure {
+    /// The role could not be assumed.
+    Assume(AwsError),
+    /// The role was assumed, but `account:ListRegions` failed.
+    ListRegions(AwsError),
+}
+
+/// How many accounts are asked for their regions at once.
+const DISCOVERY_CONCURRENCY: usize = 32;
+
+/// `--region all`: asks each account (with its assumed role, which is cached for the run) which
+/// regions it has enabled, once per account, and returns the targets and the failures.
+pub async fn discover_regions<A: Aws>(
+    cache: &CredentialCache<A>,
+    accounts: Vec<Account>,
+    exclude: &[String],
+    workers: usize,
+) -> (Vec<Target>, Vec<(Arc<Account>, DiscoveryFailure)>) {
+    type Answer = (Arc<Account>, Result<Vec<String>, DiscoveryFailure>);
+    let answers: Vec<Answer> = stream::iter(accounts.into_iter().map(Arc::new))
+        .map(|account| async move {
+            let regions = match cache.get(&account.id).await {
+                Err(e) => Err(DiscoveryFailure::Assume(e)),
+                Ok(creds) => cache
+                    .aws()
+                    .list_enabled_regions(&creds)
+                    .await
+                    .map_err(DiscoveryFailure::ListRegions),
+            };
+            (account, regions)
+        })
+        .buffered(workers.clamp(1, DISCOVERY_CONCURRENCY))
+        .collect()
+        .await;
+    let mut targets = Vec::new();
+    let mut failures = Vec::new();
+    for (account, answer) in answers {
+        match answer {
+            Ok(regions) => targets.extend(
+                regions
+                    .into_iter()
+                    .filter(|r| !exclude.contains(r))
+                    .map(|r| (account.clone(), r)),
+            ),
+            Err(failure) => failures.push((account, failure)),
+        }
+    }
+    (targets, failures)
 }
 
 #[cfg(test)]
@@ -102,7 +167,7 @@ mod tests {
     fn rerun_runs_exactly_the_recorded_pairs() {
         let rerun: BTreeMap<String, Vec<String>> =
             [("000000000001".to_owned(), vec!["eu-west-1".to_owned()])].into();
-        let pairs = targets(accounts(3), &["us-east-1".into()], Some(&rerun), false);
+        let pairs = targets(accounts(3), &["us-east-1".into()], Some(&rerun), false, &[]);
         assert_eq!(pairs.len(), 1);
         assert_eq!(pairs[0].0.id, "000000000001");
         assert_eq!(pairs[0].1, "eu-west-1");

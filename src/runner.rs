@@ -20,6 +20,7 @@ use crate::aws::{Account, Aws};
 use crate::child_env;
 use crate::credentials::CredentialCache;
 use crate::output::{Outcome, RawOutput, Record, result_value};
+use crate::plan::Target;
 use crate::template;
 
 /// How long a stopped child gets between SIGTERM and SIGKILL.
@@ -129,7 +130,7 @@ impl Observer for Vec<Record> {
 /// target gets exactly one record, unless the output itself went away.
 pub async fn run_all<A: Aws>(
     creds: Arc<CredentialCache<A>>,
-    targets: Vec<(Arc<Account>, String)>,
+    targets: Vec<Target>,
     spec: Arc<RunSpec>,
     stop: Arc<Stop>,
     observer: &mut dyn Observer,
@@ -202,6 +203,23 @@ pub async fn run_all<A: Aws>(
             return;
         }
     }
+}
+
+/// The record of an account that failed before any region could run (`--region all`
+/// discovery): `FailedAssumeRole`, with `assumed` telling whether the role itself was assumed.
+pub fn account_failure<A: Aws>(
+    account: &Account,
+    region: &str,
+    creds: &CredentialCache<A>,
+    spec: &RunSpec,
+    assumed: bool,
+    detail: String,
+) -> Record {
+    let mut r = base_record(account, region, creds, spec, Instant::now());
+    r.outcome = Outcome::FailedAssumeRole;
+    r.assume_role_success = assumed;
+    r.exception_details = Some(detail);
+    r
 }
 
 fn base_record<A: Aws>(
@@ -488,8 +506,8 @@ mod tests {
         vec!["us-east-1".into(), "eu-west-1".into(), "ap-south-1".into()]
     }
 
-    fn cross(accounts: &[Account], regions: &[String]) -> Vec<(Arc<Account>, String)> {
-        crate::plan::targets(accounts.to_vec(), regions, None, true)
+    fn cross(accounts: &[Account], regions: &[String]) -> Vec<Target> {
+        crate::plan::targets(accounts.to_vec(), regions, None, true, &[])
     }
 
     #[tokio::test]

@@ -17,6 +17,9 @@ pub struct FakeAws {
     pub tree: BTreeMap<String, (Vec<String>, Vec<String>)>,
     pub deny_list_accounts: bool,
     pub tags: BTreeMap<String, Vec<(String, String)>>,
+    /// Enabled regions by account; accounts not listed have none, `deny_regions` are refused.
+    pub enabled_regions: BTreeMap<String, Vec<String>>,
+    pub deny_regions: BTreeSet<String>,
     pub tag_calls: AtomicUsize,
     pub deny_assume: BTreeSet<String>,
     /// How long issued credentials last (default one hour).
@@ -70,6 +73,21 @@ impl Aws for FakeAws {
             .get(parent)
             .map(|(_, accounts)| accounts.clone())
             .ok_or_else(|| AwsError::new(Some("ParentNotFoundException"), "no such parent"))
+    }
+
+    async fn list_enabled_regions(&self, creds: &TempCredentials) -> Result<Vec<String>, AwsError> {
+        let account = creds.access_key_id.trim_start_matches("ASIAFAKE");
+        if self.deny_regions.contains(account) {
+            return Err(AwsError::new(
+                Some("AccessDeniedException"),
+                "not authorized to perform account:ListRegions",
+            ));
+        }
+        Ok(self
+            .enabled_regions
+            .get(account)
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn list_account_tags(&self, account_id: &str) -> Result<Vec<(String, String)>, AwsError> {

@@ -138,6 +138,12 @@ pub trait Aws: Send + Sync + 'static {
         &self,
         request: &AssumeRequest,
     ) -> impl Future<Output = Result<TempCredentials, AwsError>> + Send;
+    /// The regions enabled in the account that `creds` belong to (`account:ListRegions` with
+    /// ENABLED and ENABLED_BY_DEFAULT), asked of the account itself.
+    fn list_enabled_regions(
+        &self,
+        creds: &TempCredentials,
+    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
     /// The account's tags in Organizations (`organizations:ListTagsForResource`).
     fn list_account_tags(
         &self,

@@ -17,6 +17,8 @@ use crate::credentials::Secret;
 pub struct SdkAws {
     sts: aws_sdk_sts::Client,
     org: aws_sdk_organizations::Client,
+    /// The base configuration, for per-account clients built on assumed credentials.
+    base: SdkConfig,
 }
 
 /// Retry tokens for cove's own STS and Organizations clients. The SDK's default bucket (500
@@ -43,6 +45,7 @@ impl SdkAws {
         SdkAws {
             sts: aws_sdk_sts::Client::from_conf(sts),
             org: aws_sdk_organizations::Client::from_conf(org),
+            base: config.clone(),
         }
     }
 }
@@ -130,6 +133,39 @@ impl Aws for SdkAws {
             );
         }
         Ok(ids)
+    }
+
+    async fn list_enabled_regions(&self, creds: &TempCredentials) -> Result<Vec<String>, AwsError> {
+        use aws_sdk_account::config::Credentials;
+        use aws_sdk_account::types::RegionOptStatus;
+        let credentials = Credentials::new(
+            creds.access_key_id.clone(),
+            creds.secret_access_key.expose().to_owned(),
+            Some(creds.session_token.expose().to_owned()),
+            Some(creds.expiration),
+            "cove-assumed-role",
+        );
+        let config = aws_sdk_account::config::Builder::from(&self.base)
+            .credentials_provider(credentials)
+            .build();
+        let client = aws_sdk_account::Client::from_conf(config);
+        let mut pages = client
+            .list_regions()
+            .region_opt_status_contains(RegionOptStatus::Enabled)
+            .region_opt_status_contains(RegionOptStatus::EnabledByDefault)
+            .into_paginator()
+            .send();
+        let mut regions = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(aws_error)?;
+            regions.extend(
+                page.regions()
+                    .iter()
+                    .filter_map(|r| r.region_name().map(str::to_owned)),
+            );
+        }
+        regions.sort();
+        Ok(regions)
     }
 
     async fn list_account_tags(&self, account_id: &str) -> Result<Vec<(String, String)>, AwsError> {

@@ -87,6 +87,54 @@ const CASES: &[Case] = &[
     (&["--max-assume-rate", "0", "--", "true"], &[], "`0`"),
     (&["-t", "r-", "--", "true"], &[], "r-"),
     (&["-t", "ou-", "--", "true"], &[], "ou-"),
+    (
+        &["--region", "all,us-east-1", "--", "true"],
+        &[],
+        "--region all cannot be combined",
+    ),
+    (
+        &["--exclude-region", "eu-noth-1", "--", "true"],
+        &[],
+        "eu-noth-1",
+    ),
+    (
+        &[
+            "--region",
+            "us-east-1",
+            "--exclude-region",
+            "us-east-1",
+            "--",
+            "true",
+        ],
+        &[],
+        "leaves no region",
+    ),
+    (&["--shard", "5/4", "--", "true"], &[], "5/4"),
+    (
+        &[
+            "--shard-index-env",
+            "NOPE_NOT_SET",
+            "--shard-count",
+            "2",
+            "--",
+            "true",
+        ],
+        &[],
+        "NOPE_NOT_SET",
+    ),
+    (&["--filter-tag", "novalue", "--", "true"], &[], "novalue"),
+    (
+        &["--filter-name", "(unclosed", "--", "true"],
+        &[],
+        "(unclosed",
+    ),
+    (
+        &["--rerun", "/nonexistent/run.json", "--", "true"],
+        &[],
+        "/nonexistent/run.json",
+    ),
+    (&["--output", "yaml", "--", "true"], &[], "yaml"),
+    (&["--", "echo", "{acount_id}"], &[], "{acount_id}"),
 ];
 
 #[test]

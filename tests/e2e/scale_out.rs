@@ -280,3 +280,68 @@ fn include_caller_runs_in_the_calling_account_through_its_role() {
             .any(|p| p["RoleArn"].as_str().unwrap().contains(&g.caller()))
     );
 }
+
+#[test]
+fn region_all_runs_each_accounts_enabled_regions_and_reports_denials() {
+    // moto has no Account API: the ground answers account:ListRegions itself.
+    let g = Ground::start(&[
+        "--opt-in-names",
+        "sandbox-a",
+        "--deny-list-regions-names",
+        "deep-b",
+    ]);
+    let run = Run::of(g.cove().args([
+        "-t",
+        &g.ou("Sandbox"),
+        "-t",
+        &g.ou("Deep"),
+        "--region",
+        "all",
+        "--exclude-region",
+        "eu-west-1",
+        "--",
+        "sh",
+        "-c",
+        "echo $AWS_REGION",
+    ]));
+    run.expect_code(1);
+    let pairs: BTreeSet<(String, String)> = run
+        .list("Results")
+        .iter()
+        .map(|r| {
+            (
+                r["Name"].as_str().unwrap().to_owned(),
+                r["Region"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        ("sandbox-a", "us-east-1"),
+        ("sandbox-a", "ap-east-1"),
+        ("sandbox-b", "us-east-1"),
+        ("deep-a", "us-east-1"),
+    ]
+    .iter()
+    .map(|(a, r)| (a.to_string(), r.to_string()))
+    .collect();
+    assert_eq!(
+        pairs, expected,
+        "opt-in region where enabled, eu-west-1 excluded"
+    );
+    let failed = run.list("FailedAssumeRole");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["Name"], "deep-b");
+    assert_eq!(failed[0]["AssumeRoleSuccess"], true);
+    assert!(
+        failed[0]["ExceptionDetails"]
+            .as_str()
+            .unwrap()
+            .contains("account:ListRegions")
+    );
+    assert_eq!(g.calls("account:ListRegions"), 4, "once per account");
+    assert_eq!(
+        g.calls("sts:AssumeRole"),
+        4,
+        "the role is assumed once per account"
+    );
+}
