@@ -37,7 +37,17 @@ pub fn pids_in(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
-fn assert_all_dead(pids: &[i32]) {
+/// Waits (at most 30 s) until the children have written `count` PIDs into `dir`.
+pub fn wait_for_pids(dir: &Path, count: usize) -> Vec<i32> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pids_in(dir).len() < count {
+        assert!(Instant::now() < deadline, "children did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    pids_in(dir)
+}
+
+pub fn assert_all_dead(pids: &[i32]) {
     assert!(!pids.is_empty(), "the children wrote their PIDs");
     std::thread::sleep(Duration::from_millis(200));
     let survivors: Vec<i32> = pids.iter().copied().filter(|p| alive(*p)).collect();
@@ -247,12 +257,7 @@ fn second_interrupt_exits_at_once_and_still_kills_children_that_ignore_sigterm()
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while pids_in(dir.path()).len() < 4 {
-        assert!(Instant::now() < deadline, "children did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let pids = pids_in(dir.path());
+    let pids = wait_for_pids(dir.path(), 4);
     let cove = Pid::from_raw(child.id() as i32);
     kill(cove, Signal::SIGINT).unwrap();
     std::thread::sleep(Duration::from_millis(300));

@@ -1,12 +1,12 @@
 //! Ctrl-C and SIGTERM: children stop, nothing is lost, and nothing outlives cove.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::faults::{alive, pids_in};
+use crate::faults::{alive, wait_for_pids};
 use crate::support::{Ground, Run};
 
 fn interrupted_run(signal: Signal) {
@@ -35,12 +35,7 @@ wait"#,
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while pids_in(dir.path()).len() < 8 {
-        assert!(Instant::now() < deadline, "children did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let pids = pids_in(dir.path());
+    let pids = wait_for_pids(dir.path(), 8);
     kill(Pid::from_raw(child.id() as i32), signal).unwrap();
     let out = child.wait_with_output().unwrap();
     let run = Run {

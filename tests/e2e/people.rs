@@ -4,11 +4,11 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::faults::{alive, pids_in};
+use crate::faults::{alive, wait_for_pids};
 use crate::support::{Ground, Run};
 
 #[test]
@@ -163,12 +163,7 @@ sleep 1000 & echo $! > {d}/$COVE_ACCOUNT_ID; wait"#,
     let mut first = String::new();
     reader.read_line(&mut first).unwrap();
     assert!(first.contains("deep-a"), "{first}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while pids_in(dir.path()).len() < 4 {
-        assert!(Instant::now() < deadline, "children did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let pids = pids_in(dir.path());
+    let pids = wait_for_pids(dir.path(), 4);
     drop(reader); // like `| head -1` exiting
     // The next record (or the summary) hits the closed pipe; children are stopped. Make one
     // finish by killing its sleep, so cove has something to write.
