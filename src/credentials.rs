@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::Mutex;
@@ -100,33 +101,68 @@ impl RateLimiter {
     }
 }
 
+/// One account's credentials, and how many planned targets still need them.
+struct Cell {
+    slot: Mutex<Option<Assumed>>,
+    uses_left: AtomicUsize,
+}
+
 /// Assumes the role once per account, however many regions ask for it and however many ask at
 /// the same time; renews it when fewer than [`REFRESH_MARGIN`] remain. A failure is final for
-/// that account: it is not retried per region.
+/// that account: it is not retried per region. Credentials are dropped once the account's last
+/// planned target is done, so memory follows the accounts in flight, not the organization.
 pub struct CredentialCache<A> {
     aws: Arc<A>,
     spec: RoleSpec,
     partition: String,
     rate: Option<RateLimiter>,
-    cells: HashMap<String, Mutex<Option<Assumed>>>,
+    cells: HashMap<String, Cell>,
 }
 
 impl<A: Aws> CredentialCache<A> {
+    /// `targets` names the account of every planned target (repeats count as more uses).
     pub fn new<'a>(
         aws: Arc<A>,
         spec: RoleSpec,
         partition: &str,
-        accounts: impl IntoIterator<Item = &'a str>,
+        targets: impl IntoIterator<Item = &'a str>,
     ) -> Self {
-        CredentialCache {
+        let mut cache = CredentialCache {
             aws,
             spec,
             partition: partition.to_owned(),
             rate: None,
-            cells: accounts
-                .into_iter()
-                .map(|id| (id.to_owned(), Mutex::new(None)))
-                .collect(),
+            cells: HashMap::new(),
+        };
+        cache.plan_uses(targets);
+        cache
+    }
+
+    /// Sets how many targets will use each account's credentials (after `--region all`
+    /// discovery, when the real targets are known). Accounts not named keep their cell.
+    pub fn plan_uses<'a>(&mut self, targets: impl IntoIterator<Item = &'a str>) {
+        for cell in self.cells.values() {
+            cell.uses_left.store(0, Ordering::SeqCst);
+        }
+        for id in targets {
+            self.cells
+                .entry(id.to_owned())
+                .or_insert_with(|| Cell {
+                    slot: Mutex::new(None),
+                    uses_left: AtomicUsize::new(0),
+                })
+                .uses_left
+                .fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// One target of the account is done; after the last, its credentials are dropped.
+    pub fn release(&self, account_id: &str) {
+        if let Some(cell) = self.cells.get(account_id)
+            && cell.uses_left.fetch_sub(1, Ordering::SeqCst) == 1
+            && let Ok(mut slot) = cell.slot.try_lock()
+        {
+            *slot = None;
         }
     }
 
@@ -153,7 +189,7 @@ impl<A: Aws> CredentialCache<A> {
                 format!("account {account_id} was not planned as a target"),
             ));
         };
-        let mut slot = cell.lock().await;
+        let mut slot = cell.slot.lock().await;
         match &*slot {
             Some(Ok(creds)) if creds.expiration > SystemTime::now() + REFRESH_MARGIN => {
                 return Ok(creds.clone());
@@ -193,6 +229,43 @@ mod tests {
             limiter.acquire().await;
         }
         assert_eq!(start.elapsed(), Duration::from_millis(1000));
+    }
+
+    #[tokio::test]
+    async fn credentials_are_dropped_after_the_accounts_last_target() {
+        let aws = Arc::new(crate::aws::fake::FakeAws::default());
+        let spec = RoleSpec {
+            role_name: "R".into(),
+            session_name: "R".into(),
+            policy: None,
+            policy_arns: vec![],
+            external_id: None,
+            duration_seconds: None,
+        };
+        let cache = CredentialCache::new(aws.clone(), spec, "aws", ["111111111111"; 2]);
+        cache.get("111111111111").await.unwrap();
+        cache.release("111111111111");
+        assert!(
+            cache.cells["111111111111"]
+                .slot
+                .try_lock()
+                .unwrap()
+                .is_some()
+        );
+        cache.get("111111111111").await.unwrap();
+        assert_eq!(
+            aws.assume_calls(),
+            1,
+            "reused while a target still needs it"
+        );
+        cache.release("111111111111");
+        assert!(
+            cache.cells["111111111111"]
+                .slot
+                .try_lock()
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

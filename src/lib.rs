@@ -303,26 +303,27 @@ pub async fn execute<A: Aws, W: Write>(
         return Ok(exit_code::SUCCESS);
     }
 
-    let cache = Arc::new(
-        CredentialCache::new(
-            aws,
-            config.role.clone(),
-            &partition,
-            targets.iter().map(|(a, _)| a.id.as_str()),
-        )
-        .with_rate_limit(config.max_assume_rate),
-    );
+    let mut cache = CredentialCache::new(
+        aws,
+        config.role.clone(),
+        &partition,
+        targets.iter().map(|(a, _)| a.id.as_str()),
+    )
+    .with_rate_limit(config.max_assume_rate);
     let (targets, failures) = if config.all_regions {
         let accounts: Vec<aws::Account> = targets.iter().map(|(a, _)| (**a).clone()).collect();
         let discovery =
             plan::discover_regions(&cache, accounts, &config.exclude_regions, config.workers);
-        tokio::select! {
+        let found = tokio::select! {
             found = discovery => found,
             _ = stop.cancelled() => return Ok(exit_code::INTERRUPTED),
-        }
+        };
+        cache.plan_uses(found.0.iter().map(|(a, _)| a.id.as_str()));
+        found
     } else {
         (targets, Vec::new())
     };
+    let cache = Arc::new(cache);
     let total = (targets.len() + failures.len()) as u64;
     let spec = Arc::new(RunSpec {
         command: config.command.clone(),

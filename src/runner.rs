@@ -173,6 +173,7 @@ pub async fn run_all<A: Aws>(
         let record = match joined {
             Ok((id, record)) => {
                 in_flight.remove(&id);
+                creds.release(&record.id);
                 record
             }
             Err(err) => {
@@ -478,7 +479,7 @@ mod tests {
         })
     }
 
-    fn cache(aws: Arc<FakeAws>, accounts: &[Account]) -> Arc<CredentialCache<FakeAws>> {
+    fn cache(aws: Arc<FakeAws>, targets: &[Target]) -> Arc<CredentialCache<FakeAws>> {
         let role = RoleSpec {
             role_name: "R".into(),
             session_name: "R".into(),
@@ -491,7 +492,7 @@ mod tests {
             aws,
             role,
             "aws",
-            accounts.iter().map(|a| a.id.as_str()),
+            targets.iter().map(|(a, _)| a.id.as_str()),
         ))
     }
 
@@ -514,10 +515,11 @@ mod tests {
     async fn assumes_once_per_account_across_regions() {
         let aws = Arc::new(FakeAws::default());
         let accts = accounts();
+        let targets = cross(&accts, &regions());
         let mut records = Vec::new();
         run_all(
-            cache(aws.clone(), &accts),
-            cross(&accts, &regions()),
+            cache(aws.clone(), &targets),
+            targets,
             spec(&["true"], false),
             Arc::new(Stop::default()),
             &mut records,
@@ -537,10 +539,11 @@ mod tests {
         let accts = accounts()[..1].to_vec();
         let mut one_at_a_time = (*spec(&["true"], false)).clone();
         one_at_a_time.workers = 1;
+        let targets = cross(&accts, &regions());
         let mut records = Vec::new();
         run_all(
-            cache(aws.clone(), &accts),
-            cross(&accts, &regions()),
+            cache(aws.clone(), &targets),
+            targets,
             Arc::new(one_at_a_time),
             Arc::new(Stop::default()),
             &mut records,
@@ -557,10 +560,11 @@ mod tests {
             ..FakeAws::default()
         });
         let accts = accounts();
+        let targets = cross(&accts, &regions());
         let mut records = Vec::new();
         run_all(
-            cache(aws.clone(), &accts),
-            cross(&accts, &regions()),
+            cache(aws.clone(), &targets),
+            targets,
             spec(&["true"], false),
             Arc::new(Stop::default()),
             &mut records,
@@ -586,10 +590,11 @@ mod tests {
     async fn output_past_the_cap_is_cut_and_said_so() {
         let aws = Arc::new(FakeAws::default());
         let accts = accounts()[..1].to_vec();
+        let targets = cross(&accts, &regions()[..1]);
         let mut records = Vec::new();
         run_all(
-            cache(aws, &accts),
-            cross(&accts, &regions()[..1]),
+            cache(aws, &targets),
+            targets,
             spec(
                 &["sh", "-c", "head -c 100000 /dev/zero | tr '\\0' x"],
                 false,
