@@ -64,14 +64,35 @@ pub fn set_vars(
     ]
 }
 
-/// Applies the rules to a command about to be spawned.
+/// Prefixes of variables in cove's own environment that children never see: cove's settings
+/// (`COVE_EXTERNAL_ID`, `COVE_POLICY`, ... may hold secrets) and bearer tokens, which botocore
+/// prefers over the target's keys (`AWS_BEARER_TOKEN_BEDROCK`).
+pub const REMOVED_PREFIXES: &[&str] = &["COVE_", "AWS_BEARER_TOKEN_"];
+
+/// The names in the current environment that match [`REMOVED_PREFIXES`]; computed once a run.
+pub fn removed_from_environment() -> Vec<OsString> {
+    std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| {
+            name.to_str()
+                .is_some_and(|n| REMOVED_PREFIXES.iter().any(|p| n.starts_with(p)))
+        })
+        .collect()
+}
+
+/// Applies the rules to a command about to be spawned. `also_remove` comes from
+/// [`removed_from_environment`].
 pub fn apply(
     cmd: &mut tokio::process::Command,
     creds: &TempCredentials,
     account: &Account,
     region: &str,
+    also_remove: &[OsString],
 ) {
     for name in REMOVED {
+        cmd.env_remove(name);
+    }
+    for name in also_remove {
         cmd.env_remove(name);
     }
     cmd.envs(set_vars(creds, account, region));

@@ -106,7 +106,7 @@ pub struct Cli {
     /// Run only shard K of N (1-based). Accounts are split deterministically, so every
     /// machine of a CI matrix computes the same split.
     #[arg(long, value_name = "K/N", value_parser = parse_shard, env = "COVE_SHARD",
-          conflicts_with = "shard_index_env", help_heading = "Sharding")]
+          help_heading = "Sharding")]
     pub shard: Option<Shard>,
 
     /// Read this shard's 0-based index from the named environment variable (for example
@@ -314,12 +314,12 @@ pub fn parse_bytes(value: &str) -> Result<usize, String> {
     }
 }
 
-/// `--max-assume-rate`: calls per second, a positive number.
+/// `--max-assume-rate`: calls per second, from 0.001 (one call in 1,000 s) to 1,000,000.
 pub fn parse_rate(value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        Ok(rate) if (0.001..=1_000_000.0).contains(&rate) => Ok(rate),
         _ => Err(format!(
-            "`{value}` is not a rate; expected a number of calls per second greater than zero, such as 10 or 0.5"
+            "`{value}` is not a rate; expected calls per second from 0.001 to 1000000, such as 10 or 0.5"
         )),
     }
 }
@@ -347,6 +347,7 @@ mod tests {
         assert_eq!(parse_rate("2.5"), Ok(2.5));
         assert!(parse_rate("0").is_err());
         assert!(parse_rate("NaN").is_err());
+        assert!(parse_rate("1e-20").is_err());
     }
 
     #[test]

@@ -136,32 +136,10 @@ fn check_external_id(id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `AWS_MAX_ATTEMPTS=0` makes the SDK panic; anything that is not a positive integer is a
-/// mistake the user should hear about, not a crash.
-fn check_env_max_attempts(value: Option<String>) -> anyhow::Result<()> {
-    if let Some(v) = value {
-        ensure!(
-            v.trim().parse::<u32>().is_ok_and(|n| n >= 1),
-            "invalid AWS_MAX_ATTEMPTS `{v}`: expected a whole number of at least 1"
-        );
-    }
-    Ok(())
-}
-
-/// The SDK knows two retry modes; anything else is a typo that would otherwise surface late.
-fn check_env_retry_mode(value: Option<String>) -> anyhow::Result<()> {
-    if let Some(v) = value {
-        ensure!(
-            matches!(v.trim(), "standard" | "adaptive"),
-            "invalid AWS_RETRY_MODE `{v}`: expected `standard` or `adaptive`"
-        );
-    }
-    Ok(())
-}
-
 /// Each running child holds a few descriptors in cove (two pipes, its pidfd, an STS
-/// connection): raise the open-file limit as far as the system allows and keep
-/// `--workers` within it, so a huge value cannot exhaust file descriptors.
+/// connection): raise the open-file limit as far as `--workers` needs and the system allows
+/// (children inherit it, so no further), and keep `--workers` within it, so a huge value
+/// cannot exhaust file descriptors.
 fn fit_workers(requested: usize) -> usize {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     const FDS_PER_CHILD: u64 = 4;
@@ -169,7 +147,10 @@ fn fit_workers(requested: usize) -> usize {
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return requested;
     };
-    let wanted = hard.min(1 << 20);
+    let needed = (requested as u64)
+        .saturating_mul(FDS_PER_CHILD)
+        .saturating_add(RESERVED);
+    let wanted = hard.min(needed).min(1 << 20);
     let limit = if soft < wanted && setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).is_ok() {
         wanted
     } else {
@@ -220,10 +201,20 @@ impl Config {
     pub fn from_cli(cli: Cli) -> anyhow::Result<Config> {
         check_role(&cli.role)?;
         let session_name = match cli.role_session_name {
-            Some(name) => name,
-            None => cli.role.rsplit('/').next().unwrap_or(&cli.role).to_owned(),
+            Some(name) => {
+                check_session_name(&name)?;
+                name
+            }
+            None => {
+                let name = cli.role.rsplit('/').next().unwrap_or(&cli.role).to_owned();
+                check_session_name(&name).with_context(|| {
+                    format!(
+                        "the session name defaults to the role name `{name}`, which cannot be one; pass --role-session-name"
+                    )
+                })?;
+                name
+            }
         };
-        check_session_name(&session_name)?;
         let policy = cli.policy.as_deref().map(read_policy).transpose()?;
         for arn in &cli.policy_arns {
             check_policy_arn(arn)?;
@@ -248,8 +239,6 @@ impl Config {
         {
             regions::check(region, cli.allow_unknown_region).map_err(anyhow::Error::msg)?;
         }
-        check_env_max_attempts(std::env::var("AWS_MAX_ATTEMPTS").ok())?;
-        check_env_retry_mode(std::env::var("AWS_RETRY_MODE").ok())?;
         ensure!(
             cli.regions.is_empty() || cli.regions.iter().any(|r| !cli.exclude_region.contains(r)),
             "--exclude-region leaves no region to run in"
@@ -267,6 +256,7 @@ impl Config {
         if let Some(dir) = &cli.output_dir {
             prepare_output_dir(dir)?;
         }
+        // --shard-index-env wins over --shard (and COVE_SHARD): it is the more specific way.
         let shard = match (&cli.shard_index_env, cli.shard_count) {
             (Some(var), Some(count)) => Some(shard_from_env(var, count)?),
             _ => cli.shard,
@@ -275,7 +265,7 @@ impl Config {
             Some(path) => {
                 let pairs = merge::failed_pairs(path, cli.rerun_only)?;
                 ensure!(
-                    !pairs.is_empty() || cli.dry_run,
+                    !pairs.is_empty(),
                     "--rerun `{}` has no failed targets to run again",
                     path.display()
                 );
@@ -360,11 +350,5 @@ mod tests {
             .to_string();
         assert!(err.contains("not valid JSON"), "{err}");
         assert!(!err.contains("Secret"), "{err}");
-    }
-
-    #[test]
-    fn max_attempts_zero_is_rejected() {
-        assert!(check_env_max_attempts(Some("0".into())).is_err());
-        assert!(check_env_max_attempts(Some("3".into())).is_ok());
     }
 }

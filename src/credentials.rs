@@ -180,6 +180,20 @@ impl<A: Aws> CredentialCache<A> {
         &self.spec
     }
 
+    /// AWS error messages can quote request parameters: never let the external ID or the
+    /// session policy through.
+    fn redact(&self, mut err: AwsError) -> AwsError {
+        for secret in [&self.spec.external_id, &self.spec.policy]
+            .into_iter()
+            .flatten()
+        {
+            if !secret.expose().is_empty() {
+                err.message = err.message.replace(secret.expose(), "<redacted>");
+            }
+        }
+        err
+    }
+
     /// The account's credentials, valid for at least [`REFRESH_MARGIN`], assuming the role
     /// on first use and again when they are about to expire.
     pub async fn get(&self, account_id: &str) -> Assumed {
@@ -204,7 +218,8 @@ impl<A: Aws> CredentialCache<A> {
             .aws
             .assume_role(&self.spec.request(&self.partition, account_id))
             .await
-            .map(Arc::new);
+            .map(Arc::new)
+            .map_err(|e| self.redact(e));
         *slot = Some(assumed.clone());
         assumed
     }

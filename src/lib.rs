@@ -61,7 +61,13 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         let stop = Arc::new(Stop::default());
         tokio::spawn(handle_signals(stop.clone()));
 
+        let retry = aws::sdk::retry_config(config.profile.as_deref()).await?;
         let chain_region = chain_region(config.profile.as_deref()).await;
+        if let Some(region) = &chain_region {
+            regions::check(region, true).map_err(|e| {
+                anyhow::anyhow!("the region of the credential chain (AWS_REGION or the profile): {e}")
+            })?;
+        }
         let regions = if config.regions.is_empty() && (config.rerun.is_some() || config.all_regions) {
             Vec::new()
         } else if config.regions.is_empty() {
@@ -78,11 +84,12 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         let sts_region = match chain_region.or_else(|| regions.first().cloned()) {
             Some(region) => region,
             None => bail!(
-                "no region for STS: set AWS_REGION or a region in your AWS profile, or pass --region"
+                "no region to call STS in: with --region all or --rerun, set AWS_REGION or a region in your AWS profile"
             ),
         };
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(sts_region));
+            .region(Region::new(sts_region))
+            .retry_config(retry);
         if let Some(profile) = &config.profile {
             loader = loader.profile_name(profile);
         }
@@ -145,6 +152,142 @@ struct PlannedTarget<'a> {
     targeted_by: &'a [String],
 }
 
+/// Identifies the caller and resolves, filters and shards the accounts. Only a shard may come
+/// out empty.
+async fn prepare<A: Aws>(
+    config: &Config,
+    regions: &[String],
+    aws: &A,
+) -> anyhow::Result<(String, resolver::Resolution)> {
+    let caller = aws.caller().await.context(
+        "could not identify the calling credentials with sts:GetCallerIdentity; check AWS_PROFILE, --profile or your credentials",
+    )?;
+    let partition = caller
+        .partition()
+        .with_context(|| {
+            format!(
+                "cannot read a partition from the caller ARN `{}`",
+                caller.arn
+            )
+        })?
+        .to_owned();
+    let rerun_regions = config
+        .rerun
+        .iter()
+        .flat_map(|pairs| pairs.values().flatten());
+    for region in regions.iter().chain(rerun_regions) {
+        if let Some(p) = regions::partition_of(region)
+            && p != partition
+        {
+            bail!(
+                "region `{region}` is in partition `{p}`, but the credentials belong to partition `{partition}`"
+            );
+        }
+    }
+    let rerun_targets: Vec<ids::OrgId> = config
+        .rerun
+        .iter()
+        .flat_map(|pairs| pairs.keys())
+        .map(|id| ids::OrgId::Account(id.clone()))
+        .collect();
+    let selection = resolver::Selection {
+        targets: if config.rerun.is_some() {
+            &rerun_targets
+        } else {
+            &config.targets
+        },
+        ignores: &config.ignores,
+        include_caller: config.include_caller,
+        lenient: config.rerun.is_some(),
+    };
+    let mut resolution = resolver::resolve(aws, selection, &caller).await?;
+    let (kept, filtered) = config
+        .filters
+        .apply(aws, std::mem::take(&mut resolution.accounts))
+        .await?;
+    resolution.accounts = kept;
+    resolution.notes.extend(filtered);
+    if let Some(shard) = config.shard {
+        let before = resolution.accounts.len();
+        resolution.accounts = shard.keep(std::mem::take(&mut resolution.accounts));
+        resolution.notes.push(format!(
+            "shard {}/{}: {} of {} accounts",
+            shard.index,
+            shard.count,
+            resolution.accounts.len(),
+            before
+        ));
+    }
+    for note in &resolution.notes {
+        progress::note(config.quiet, note);
+    }
+    if resolution.accounts.is_empty() && config.shard.is_none() {
+        bail!(
+            "no eligible targets: after --target, --ignore, filters, the calling account and accounts that are not ACTIVE, nothing is left to run in"
+        );
+    }
+    Ok((partition, resolution))
+}
+
+/// `--dry-run`: the account × region matrix on stdout, a count on stderr.
+fn write_dry_run<W: Write>(
+    config: &Config,
+    targets: &[plan::Target],
+    via: &std::collections::BTreeMap<String, Vec<String>>,
+    out: &mut W,
+    pretty: bool,
+) -> anyhow::Result<u8> {
+    let planned: Vec<PlannedTarget> = targets
+        .iter()
+        .map(|(a, r)| PlannedTarget {
+            id: &a.id,
+            name: a.name.as_deref(),
+            email: a.email.as_deref(),
+            status: a.status.as_deref(),
+            region: r,
+            targeted_by: via.get(&a.id).map(Vec::as_slice).unwrap_or_default(),
+        })
+        .collect();
+    let doc = serde_json::json!({ "Targets": planned });
+    let written = if pretty {
+        serde_json::to_writer_pretty(&mut *out, &doc)
+    } else {
+        serde_json::to_writer(&mut *out, &doc)
+    };
+    match written.map_err(std::io::Error::from).and_then(|()| {
+        out.write_all(b"\n")?;
+        out.flush()
+    }) {
+        Err(e) if !output::is_closed_pipe(&e) => {
+            return Err(e).context("could not write the dry run to stdout");
+        }
+        _ => {}
+    }
+    let count = |f: fn(&plan::Target) -> &str| {
+        targets
+            .iter()
+            .map(f)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len() as u64
+    };
+    let accounts = count(|(a, _)| a.id.as_str());
+    let summary = if config.all_regions {
+        format!(
+            "dry run: {} accounts, each in every region it has enabled (discovered when the run starts); no role was assumed and nothing ran",
+            progress::thousands(accounts)
+        )
+    } else {
+        format!(
+            "dry run: {} accounts × {} regions = {} targets; no role was assumed and nothing ran",
+            progress::thousands(accounts),
+            count(|(_, r)| r.as_str()),
+            progress::thousands(targets.len() as u64)
+        )
+    };
+    progress::note(config.quiet, &summary);
+    Ok(exit_code::SUCCESS)
+}
+
 /// Everything after configuration: identify, resolve, run, report. Generic over [`Aws`] and
 /// the output, so tests can drive it with a fake. Returns the exit code.
 pub async fn execute<A: Aws, W: Write>(
@@ -156,86 +299,13 @@ pub async fn execute<A: Aws, W: Write>(
     pretty: bool,
 ) -> anyhow::Result<u8> {
     let started = Instant::now();
-    let prepare = async {
-        let caller = aws.caller().await.context(
-            "could not identify the calling credentials with sts:GetCallerIdentity; check AWS_PROFILE, --profile or your credentials",
-        )?;
-        let partition = caller
-            .partition()
-            .with_context(|| {
-                format!(
-                    "cannot read a partition from the caller ARN `{}`",
-                    caller.arn
-                )
-            })?
-            .to_owned();
-        for region in regions {
-            if let Some(p) = regions::partition_of(region)
-                && p != partition
-            {
-                bail!(
-                    "region `{region}` is in partition `{p}`, but the credentials belong to partition `{partition}`"
-                );
-            }
-        }
-        let rerun_targets: Vec<ids::OrgId>;
-        let selection = resolver::Selection {
-            targets: match &config.rerun {
-                Some(pairs) => {
-                    rerun_targets = pairs
-                        .keys()
-                        .map(|id| ids::OrgId::Account(id.clone()))
-                        .collect();
-                    &rerun_targets
-                }
-                None => &config.targets,
-            },
-            ignores: &config.ignores,
-            include_caller: config.include_caller,
-            lenient: config.rerun.is_some(),
-        };
-        let mut resolution = resolver::resolve(aws.as_ref(), selection, &caller).await?;
-        let (kept, filtered) = config
-            .filters
-            .apply(aws.as_ref(), std::mem::take(&mut resolution.accounts))
-            .await?;
-        resolution.accounts = kept;
-        resolution.notes.extend(filtered);
-        if let Some(shard) = config.shard {
-            let before = resolution.accounts.len();
-            resolution.accounts = shard.keep(std::mem::take(&mut resolution.accounts));
-            resolution.notes.push(format!(
-                "shard {}/{}: {} of {} accounts",
-                shard.index,
-                shard.count,
-                resolution.accounts.len(),
-                before
-            ));
-        }
-        for note in &resolution.notes {
-            progress::note(config.quiet, note);
-        }
-        if resolution.accounts.is_empty() && config.shard.is_some() {
-            return Ok(None);
-        }
-        if resolution.accounts.is_empty() {
-            bail!(
-                "no eligible targets: after --target, --ignore, the calling account and accounts that are not ACTIVE, nothing is left to run in"
-            );
-        }
-        Ok(Some((partition, resolution)))
-    };
-    let prepared = tokio::select! {
-        prepared = prepare => prepared?,
-        _ = stop.cancelled() => return Ok(exit_code::INTERRUPTED),
-    };
-    let (partition, resolution) = match prepared {
-        Some(prepared) => prepared,
-        None => {
-            // An empty shard (more shards than accounts) has nothing to do; that is no error.
+    let (partition, resolution) = tokio::select! {
+        prepared = prepare(config, regions, aws.as_ref()) => prepared?,
+        _ = stop.cancelled() => {
+            // No target is known yet: an empty document, so the output still parses.
             let sink = Sink::new(out, config.output, pretty, config.output_dir.clone());
-            let counts = finish_sink(sink, 0, started)?.unwrap_or_default();
-            return Ok(exit_status(&counts, None));
+            finish_sink(sink, 0, started)?;
+            return Ok(exit_code::INTERRUPTED);
         }
     };
     // With --region all, regions are discovered per account; until then each account stands
@@ -248,59 +318,13 @@ pub async fn execute<A: Aws, W: Write>(
         !config.regions.is_empty(),
         &config.exclude_regions,
     );
-    let total = targets.len() as u64;
-
     if config.dry_run {
-        let planned: Vec<PlannedTarget> = targets
-            .iter()
-            .map(|(a, r)| PlannedTarget {
-                id: &a.id,
-                name: a.name.as_deref(),
-                email: a.email.as_deref(),
-                status: a.status.as_deref(),
-                region: r,
-                targeted_by: resolution
-                    .via
-                    .get(&a.id)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default(),
-            })
-            .collect();
-        let doc = serde_json::json!({ "Targets": planned });
-        let written = if pretty {
-            serde_json::to_writer_pretty(&mut out, &doc)
-        } else {
-            serde_json::to_writer(&mut out, &doc)
-        };
-        match written.map_err(std::io::Error::from).and_then(|()| {
-            out.write_all(b"\n")?;
-            out.flush()
-        }) {
-            Err(e) if !output::is_closed_pipe(&e) => {
-                return Err(e).context("could not write the dry run to stdout");
-            }
-            _ => {}
-        }
-        let accounts = targets
-            .iter()
-            .map(|(a, _)| a.id.as_str())
-            .collect::<std::collections::BTreeSet<_>>()
-            .len() as u64;
-        let summary = if config.all_regions {
-            format!(
-                "dry run: {} accounts, each in every region it has enabled (discovered when the run starts); no role was assumed and nothing ran",
-                progress::thousands(accounts)
-            )
-        } else {
-            format!(
-                "dry run: {} accounts × {} regions = {} targets; no role was assumed and nothing ran",
-                progress::thousands(accounts),
-                regions.len(),
-                progress::thousands(total)
-            )
-        };
-        progress::note(config.quiet, &summary);
-        return Ok(exit_code::SUCCESS);
+        return write_dry_run(config, &targets, &resolution.via, &mut out, pretty);
+    }
+    if targets.is_empty() && config.shard.is_none() {
+        bail!(
+            "no eligible targets: the regions chosen (--region, --exclude-region, --rerun) leave nothing to run"
+        );
     }
 
     let mut cache = CredentialCache::new(
@@ -310,21 +334,34 @@ pub async fn execute<A: Aws, W: Write>(
         targets.iter().map(|(a, _)| a.id.as_str()),
     )
     .with_rate_limit(config.max_assume_rate);
-    let (targets, failures) = if config.all_regions {
+    let mut failures = Vec::new();
+    let mut undiscovered = Vec::new();
+    let targets = if config.all_regions {
         let accounts: Vec<aws::Account> = targets.iter().map(|(a, _)| (**a).clone()).collect();
         let discovery =
             plan::discover_regions(&cache, accounts, &config.exclude_regions, config.workers);
         let found = tokio::select! {
-            found = discovery => found,
-            _ = stop.cancelled() => return Ok(exit_code::INTERRUPTED),
+            found = discovery => Some(found),
+            _ = stop.cancelled() => None,
         };
-        cache.plan_uses(found.0.iter().map(|(a, _)| a.id.as_str()));
-        found
+        match found {
+            Some((found, failed)) => {
+                failures = failed;
+                cache.plan_uses(found.iter().map(|(a, _)| a.id.as_str()));
+                found
+            }
+            None => {
+                // Interrupted while asking accounts for their regions: each account is
+                // reported once, as cancelled.
+                undiscovered = targets;
+                Vec::new()
+            }
+        }
     } else {
-        (targets, Vec::new())
+        targets
     };
     let cache = Arc::new(cache);
-    let total = (targets.len() + failures.len()) as u64;
+    let total = (targets.len() + failures.len() + undiscovered.len()) as u64;
     let spec = Arc::new(RunSpec {
         command: config.command.clone(),
         workers: config.workers,
@@ -333,44 +370,38 @@ pub async fn execute<A: Aws, W: Write>(
         max_output_bytes: config.max_output_bytes,
         timeout: config.timeout,
         keep_raw_output: config.output_dir.is_some(),
+        remove_env: child_env::removed_from_environment(),
     });
     let mut reporter = Reporter {
         sink: Sink::new(out, config.output, pretty, config.output_dir.clone()),
         progress: Progress::new(total, config.quiet),
     };
-    for (account, failure) in failures {
-        let record = match failure {
-            plan::DiscoveryFailure::Assume(e) => runner::account_failure(
-                &account,
-                "all",
-                &cache,
-                &spec,
-                false,
-                format!(
-                    "could not assume {}: {e}",
-                    cache.spec().role_arn(&spec.partition, &account.id)
-                ),
-            ),
-            plan::DiscoveryFailure::ListRegions(e) => runner::account_failure(
-                &account,
-                "all",
-                &cache,
-                &spec,
-                true,
-                format!(
-                    "could not list the account's enabled regions (account:ListRegions) for --region all: {e}"
-                ),
-            ),
-        };
-        if reporter.finished(record).is_err() {
-            return Ok(exit_code::SUCCESS);
+    if config.fail_fast && !failures.is_empty() {
+        stop.trigger(StopReason::FailFast);
+    }
+    let early = failures
+        .into_iter()
+        .map(|(account, failure)| discovery_record(&account, failure, &cache, &spec))
+        .chain(undiscovered.iter().map(|(account, region)| {
+            let reason = stop.reason().unwrap_or(StopReason::Interrupted);
+            runner::cancelled(account, region, &cache, &spec, reason)
+        }));
+    for record in early {
+        if let Err(err) = reporter.finished(record) {
+            stop.output_failed(&err);
+            break;
         }
     }
     runner::run_all(cache, targets, spec, stop.clone(), &mut reporter).await;
 
     let Reporter { sink, progress } = reporter;
-    if stop.reason() == Some(StopReason::OutputClosed) {
-        return Ok(exit_code::SUCCESS);
+    match stop.reason() {
+        Some(StopReason::OutputClosed) => return Ok(exit_code::SUCCESS),
+        Some(StopReason::OutputFailed) => bail!(
+            "could not write the results: {}",
+            stop.output_error().unwrap_or("unknown error")
+        ),
+        _ => {}
     }
     let Some(counts) = finish_sink(sink, resolution.skipped, started)? else {
         return Ok(exit_code::SUCCESS);
@@ -382,6 +413,38 @@ pub async fn execute<A: Aws, W: Write>(
     };
     progress.finish(&counts, stopped);
     Ok(exit_status(&counts, stop.reason()))
+}
+
+/// The record of an account whose regions could not be discovered (`--region all`).
+fn discovery_record<A: Aws>(
+    account: &aws::Account,
+    failure: plan::DiscoveryFailure,
+    cache: &CredentialCache<A>,
+    spec: &RunSpec,
+) -> Record {
+    match failure {
+        plan::DiscoveryFailure::Assume(e) => runner::account_failure(
+            account,
+            "all",
+            cache,
+            spec,
+            false,
+            format!(
+                "could not assume {}: {e}",
+                cache.spec().role_arn(&spec.partition, &account.id)
+            ),
+        ),
+        plan::DiscoveryFailure::ListRegions(e) => runner::account_failure(
+            account,
+            "all",
+            cache,
+            spec,
+            true,
+            format!(
+                "could not list the account's enabled regions (account:ListRegions) for --region all: {e}"
+            ),
+        ),
+    }
 }
 
 /// Writes the end of the output. `None` when stdout was closed: that ends cove quietly.
@@ -401,26 +464,36 @@ fn finish_sink<W: Write>(
 /// children and exit at once.
 async fn handle_signals(stop: Arc<Stop>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        eprintln!("cove: warning: cannot listen for Ctrl-C; an interrupt will not be reported");
-        return;
-    };
-    let next = async |int: &mut tokio::signal::unix::Signal,
-                      term: &mut tokio::signal::unix::Signal| {
-        tokio::select! {
-            _ = int.recv() => {},
-            _ = term.recv() => {},
+    // SIGHUP (the terminal went away) and SIGQUIT count as interrupts too: children live in
+    // their own process groups, so without this they would outlive cove.
+    let kinds = [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+        SignalKind::quit(),
+    ];
+    let mut streams = Vec::new();
+    for kind in kinds {
+        match signal(kind) {
+            Ok(stream) => streams.push(stream),
+            Err(_) => {
+                eprintln!(
+                    "cove: warning: cannot listen for signals; an interrupt will not be reported"
+                );
+                return;
+            }
         }
+    }
+    let next = async |streams: &mut Vec<tokio::signal::unix::Signal>| {
+        let waits = streams.iter_mut().map(|s| Box::pin(s.recv()));
+        futures::future::select_all(waits).await;
     };
-    next(&mut int, &mut term).await;
+    next(&mut streams).await;
     eprintln!(
         "cove: interrupted: stopping the running commands and reporting what finished (interrupt again to exit at once)"
     );
     stop.trigger(StopReason::Interrupted);
-    next(&mut int, &mut term).await;
+    next(&mut streams).await;
     stop.signal_all(nix::sys::signal::Signal::SIGKILL);
     std::process::exit(exit_code::INTERRUPTED.into());
 }

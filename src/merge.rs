@@ -52,6 +52,7 @@ pub fn read_output(path: &Path) -> anyhow::Result<Vec<(Outcome, Value)>> {
     }
     let mut records = Vec::new();
     let mut saw_line = false;
+    let mut saw_summary = false;
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -62,6 +63,7 @@ pub fn read_output(path: &Path) -> anyhow::Result<Vec<(Outcome, Value)>> {
                 .with_context(|| format!("line {} is not a JSON object", n + 1));
         };
         if object.contains_key("Summary") {
+            saw_summary = true;
             continue;
         }
         let outcome = match object
@@ -84,6 +86,12 @@ pub fn read_output(path: &Path) -> anyhow::Result<Vec<(Outcome, Value)>> {
     if !saw_line {
         bail!(
             "`{}` is empty; expected a cove json or jsonl output",
+            path.display()
+        );
+    }
+    if !saw_summary {
+        bail!(
+            "`{}` has no Summary line: that run did not finish, so targets may be missing from it",
             path.display()
         );
     }
@@ -171,6 +179,20 @@ pub fn failed_pairs(
         };
         if wanted {
             let (id, region) = key(&record, path)?;
+            if !crate::ids::is_account_id(&id) {
+                bail!(
+                    "`{}` records `{id}` as an account ID; expected 12 digits",
+                    path.display()
+                );
+            }
+            if region == "all" {
+                bail!(
+                    "`{}` records account {id} in region `all` (its --region all discovery failed); run it again with --region all --target {id}",
+                    path.display()
+                );
+            }
+            crate::regions::check(&region, true)
+                .map_err(|e| anyhow::anyhow!("`{}`: {e}", path.display()))?;
             let regions = pairs.entry(id).or_default();
             if !regions.contains(&region) {
                 regions.push(region);
@@ -213,6 +235,19 @@ mod tests {
                 rec("1", "r").replace('}', r#", "Outcome": "Exception"}"#)
             ),
         );
+        let cut = file(
+            dir.path(),
+            "cut.jsonl",
+            &format!(
+                "{}\n",
+                rec("3", "r").replace('}', r#", "Outcome": "Result"}"#)
+            ),
+        );
+        let err = format!(
+            "{:#}",
+            merge(std::slice::from_ref(&cut), Vec::new(), false).unwrap_err()
+        );
+        assert!(err.contains("no Summary line"), "{err}");
         let mut out = Vec::new();
         let code = merge(&[a.clone(), b.clone()], &mut out, false).unwrap();
         assert_eq!(code, exit_code::TARGET_FAILED);
@@ -239,6 +274,32 @@ mod tests {
     }
 
     #[test]
+    fn rerun_rejects_ids_and_regions_that_cove_never_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, id, region, expected) in [
+            ("short.json", "12", "us-east-1", "`12`"),
+            ("path.json", "111111111111", "../../x", "../../x"),
+            (
+                "all.json",
+                "111111111111",
+                "all",
+                "--region all --target 111111111111",
+            ),
+        ] {
+            let path = file(
+                dir.path(),
+                name,
+                &format!(
+                    r#"{{"Results": [], "Exceptions": [{}], "FailedAssumeRole": []}}"#,
+                    rec(id, region)
+                ),
+            );
+            let err = format!("{:#}", failed_pairs(&path, None).unwrap_err());
+            assert!(err.contains(expected) && err.contains(name), "{err}");
+        }
+    }
+
+    #[test]
     fn rerun_takes_the_failed_pairs() {
         let dir = tempfile::tempdir().unwrap();
         let path = file(
@@ -246,16 +307,19 @@ mod tests {
             "o.json",
             &format!(
                 r#"{{"Results": [{}], "Exceptions": [{}], "FailedAssumeRole": [{}, {}]}}"#,
-                rec("1", "a"),
-                rec("2", "a"),
-                rec("3", "a"),
-                rec("3", "b")
+                rec("111111111111", "us-east-1"),
+                rec("222222222222", "us-east-1"),
+                rec("333333333333", "us-east-1"),
+                rec("333333333333", "eu-west-1")
             ),
         );
         let all = failed_pairs(&path, None).unwrap();
-        assert_eq!(all.keys().collect::<Vec<_>>(), ["2", "3"]);
-        assert_eq!(all["3"], ["a", "b"]);
+        assert_eq!(
+            all.keys().collect::<Vec<_>>(),
+            ["222222222222", "333333333333"]
+        );
+        assert_eq!(all["333333333333"], ["us-east-1", "eu-west-1"]);
         let only = failed_pairs(&path, Some(RerunOnly::FailedAssume)).unwrap();
-        assert_eq!(only.keys().collect::<Vec<_>>(), ["3"]);
+        assert_eq!(only.keys().collect::<Vec<_>>(), ["333333333333"]);
     }
 }

@@ -181,8 +181,16 @@ impl<W: Write> Sink<W> {
     /// Takes one finished target. An error means stdout is gone: stop the run.
     pub fn record(&mut self, mut record: Record) -> io::Result<()> {
         self.counts.add(record.outcome);
-        if let (Some(dir), Some(raw)) = (&self.dir, record.raw_output.take()) {
-            write_target_files(dir, &record, &raw)?;
+        if let (Some(dir), Some(raw)) = (&self.dir, record.raw_output.take())
+            && let Err(err) = write_target_files(dir, &record, &raw)
+        {
+            // The target's outcome still stands; say where its files are missing.
+            let problem = format!("could not write its --output-dir files: {err}");
+            eprintln!("cove: warning: {} {}: {problem}", record.id, record.region);
+            record.exception_details = Some(match record.exception_details.take() {
+                Some(details) => format!("{details}; {problem}"),
+                None => problem,
+            });
         }
         if self.format == Format::Jsonl {
             let line = Line {
@@ -231,8 +239,21 @@ pub struct RawOutput {
     pub stderr: Vec<u8>,
 }
 
-/// `DIR/<account-id>/<region>/stdout` and `stderr`, byte for byte.
+/// `DIR/<account-id>/<region>/stdout` and `stderr`, byte for byte. The two path parts must be
+/// an account ID and a region name, never anything that could leave `DIR`.
 fn write_target_files(dir: &Path, record: &Record, raw: &RawOutput) -> io::Result<()> {
+    let safe = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if !crate::ids::is_account_id(&record.id) || !safe(&record.region) {
+        return Err(io::Error::other(format!(
+            "refusing the path {}/{}",
+            record.id, record.region
+        )));
+    }
     let target = dir.join(&record.id).join(&record.region);
     std::fs::create_dir_all(&target)?;
     std::fs::write(target.join("stdout"), &raw.stdout)?;

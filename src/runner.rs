@@ -25,6 +25,8 @@ use crate::template;
 
 /// How long a stopped child gets between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
+/// How long output is still read after the child and its group are gone.
+const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 
 /// What every target runs, and how.
 #[derive(Debug, Clone)]
@@ -37,6 +39,8 @@ pub struct RunSpec {
     pub timeout: Option<Duration>,
     /// Keep the raw bytes of each child's output for `--output-dir`.
     pub keep_raw_output: bool,
+    /// Variables of cove's own environment that children must not see, beyond the fixed list.
+    pub remove_env: Vec<OsString>,
 }
 
 /// Why a run stopped early.
@@ -46,6 +50,8 @@ pub enum StopReason {
     FailFast,
     /// The reader of stdout went away (`| head`).
     OutputClosed,
+    /// Writing the output failed (disk full, ...): see [`Stop::output_error`].
+    OutputFailed,
 }
 
 impl StopReason {
@@ -58,6 +64,7 @@ impl StopReason {
                 "cancelled: --fail-fast stopped the run after the first failure"
             }
             StopReason::OutputClosed => "cancelled: the output was closed",
+            StopReason::OutputFailed => "cancelled: the output could not be written",
         }
     }
 }
@@ -68,6 +75,7 @@ impl StopReason {
 pub struct Stop {
     token: CancellationToken,
     reason: OnceLock<StopReason>,
+    output_error: OnceLock<String>,
     groups: Mutex<HashSet<i32>>,
 }
 
@@ -85,6 +93,29 @@ impl Stop {
 
     pub fn reason(&self) -> Option<StopReason> {
         self.reason.get().copied()
+    }
+
+    /// Stops the run because the output failed: quietly for a closed pipe, as an error
+    /// otherwise.
+    pub fn output_failed(&self, err: &std::io::Error) {
+        if crate::output::is_closed_pipe(err) {
+            self.trigger(StopReason::OutputClosed);
+        } else {
+            let _ = self.output_error.set(err.to_string());
+            self.trigger(StopReason::OutputFailed);
+        }
+    }
+
+    /// Why the output could not be written, when that stopped the run.
+    pub fn output_error(&self) -> Option<&str> {
+        self.output_error.get().map(String::as_str)
+    }
+
+    fn output_gone(&self) -> bool {
+        matches!(
+            self.reason(),
+            Some(StopReason::OutputClosed | StopReason::OutputFailed)
+        )
     }
 
     /// Sends `signal` to the process group of every running child.
@@ -188,22 +219,36 @@ pub async fn run_all<A: Aws>(
         if spec.fail_fast && record.outcome != Outcome::Result {
             stop.trigger(StopReason::FailFast);
         }
-        if stop.reason() != Some(StopReason::OutputClosed) && observer.finished(record).is_err() {
-            stop.trigger(StopReason::OutputClosed);
+        if !stop.output_gone()
+            && let Err(err) = observer.finished(record)
+        {
+            stop.output_failed(&err);
         }
     }
 
     let reason = stop.reason().unwrap_or(StopReason::Interrupted);
-    if reason == StopReason::OutputClosed {
-        return;
-    }
     for (account, region) in pending {
-        let mut r = base_record(&account, &region, &creds, &spec, Instant::now());
-        r.exception_details = Some(reason.detail().to_owned());
-        if observer.finished(r).is_err() {
+        if stop.output_gone() {
             return;
         }
+        let r = cancelled(&account, &region, &creds, &spec, reason);
+        if let Err(err) = observer.finished(r) {
+            stop.output_failed(&err);
+        }
     }
+}
+
+/// The record of a target that never started because the run was stopped.
+pub fn cancelled<A: Aws>(
+    account: &Account,
+    region: &str,
+    creds: &CredentialCache<A>,
+    spec: &RunSpec,
+    reason: StopReason,
+) -> Record {
+    let mut r = base_record(account, region, creds, spec, Instant::now());
+    r.exception_details = Some(reason.detail().to_owned());
+    r
 }
 
 /// The record of an account that failed before any region could run (`--region all`
@@ -259,12 +304,13 @@ async fn run_target<A: Aws>(
 ) -> Record {
     let started = Instant::now();
     let assumed = tokio::select! {
-        assumed = creds.get(&account.id) => assumed,
+        biased;
         _ = stop.token.cancelled() => {
             let mut r = base_record(&account, &region, &creds, &spec, started);
             r.exception_details = stop.reason().map(|s| s.detail().to_owned());
             return r;
         }
+        assumed = creds.get(&account.id) => assumed,
     };
     let temp = match assumed {
         Ok(temp) => temp,
@@ -279,6 +325,12 @@ async fn run_target<A: Aws>(
         }
     };
 
+    if let Some(reason) = stop.reason() {
+        let mut r = base_record(&account, &region, &creds, &spec, started);
+        r.assume_role_success = true;
+        r.exception_details = Some(reason.detail().to_owned());
+        return r;
+    }
     let argv = template::render(
         &spec.command,
         &template::Values {
@@ -295,13 +347,13 @@ async fn run_target<A: Aws>(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    child_env::apply(&mut cmd, &temp, &account, &region);
+    child_env::apply(&mut cmd, &temp, &account, &region, &spec.remove_env);
 
     let mut r = base_record(&account, &region, &creds, &spec, started);
     r.assume_role_success = true;
     let child = run_child(cmd, &spec, &stop).await;
     r.duration_ms = started.elapsed().as_millis() as u64;
-    let (status, stdout, stderr, ended) = match child {
+    let (status, stdout, stderr, ended, held_open) = match child {
         Err(err) => {
             r.exception_details = Some(format!(
                 "could not start `{}`: {err}",
@@ -314,7 +366,8 @@ async fn run_target<A: Aws>(
             stdout,
             stderr,
             ended,
-        }) => (status, stdout, stderr, ended),
+            held_open,
+        }) => (status, stdout, stderr, ended, held_open),
     };
     r.result = Some(result_value(&stdout.bytes));
     r.stderr = Some(String::from_utf8_lossy(&stderr.bytes).into_owned());
@@ -356,6 +409,12 @@ async fn run_target<A: Aws>(
             ));
         }
     }
+    if held_open {
+        problems.push(format!(
+            "output was still open {} after the command ended (a process that left its process group holds it); stopped reading",
+            humantime::format_duration(OUTPUT_GRACE)
+        ));
+    }
     if !problems.is_empty() {
         r.exception_details = Some(problems.join("; "));
     }
@@ -369,10 +428,10 @@ struct Capture {
     truncated: bool,
 }
 
-async fn read_capped<R: AsyncRead + Unpin>(reader: Option<R>, cap: usize) -> Capture {
-    let mut capture = Capture::default();
+/// Reads into `capture` (owned by the caller, so what was read survives if reading is cut off).
+async fn read_capped<R: AsyncRead + Unpin>(reader: Option<R>, cap: usize, capture: &mut Capture) {
     let Some(mut reader) = reader else {
-        return capture;
+        return;
     };
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
@@ -387,7 +446,6 @@ async fn read_capped<R: AsyncRead + Unpin>(reader: Option<R>, cap: usize) -> Cap
             }
         }
     }
-    capture
 }
 
 /// How a started child came to an end.
@@ -402,62 +460,100 @@ struct ChildEnd {
     stdout: Capture,
     stderr: Capture,
     ended: Ended,
+    /// A process outside the child's group kept its output open after it ended.
+    held_open: bool,
+}
+
+/// Awaits `fut` while the output readers keep draining the child's pipes.
+async fn while_draining<F: Future, O: Future<Output = ()>>(
+    fut: F,
+    outputs: &mut std::pin::Pin<&mut O>,
+    drained: &mut bool,
+) -> F::Output {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            value = &mut fut => return value,
+            _ = outputs.as_mut(), if !*drained => *drained = true,
+        }
+    }
 }
 
 /// Runs one child in its own process group, and keeps what it printed even when it is stopped.
-/// When the child exits, whatever it left running in its group is killed, so no grandchild
-/// outlives its target or holds its pipes open.
+/// When the child ends, whatever it left running in its group is killed, so no grandchild
+/// outlives its target; output still held open by a process that left the group is read for
+/// at most [`OUTPUT_GRACE`] more.
 async fn run_child(mut cmd: Command, spec: &RunSpec, stop: &Stop) -> std::io::Result<ChildEnd> {
+    enum First {
+        Exit(std::io::Result<std::process::ExitStatus>),
+        Early(Ended),
+    }
     let mut child = cmd.spawn()?;
     let Some(pid) = child.id().map(|p| p as i32) else {
         return Err(std::io::Error::other("the child exited before it was seen"));
     };
     stop.register(pid);
     let group = Pid::from_raw(pid);
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let outputs = async {
-        tokio::join!(
-            read_capped(stdout, spec.max_output_bytes),
-            read_capped(stderr, spec.max_output_bytes)
-        )
-    };
-    let status = async {
-        let status = child.wait().await;
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let (mut out, mut err) = (Capture::default(), Capture::default());
+    let (status, ended, held_open) = {
+        let outputs = async {
+            tokio::join!(
+                read_capped(stdout, spec.max_output_bytes, &mut out),
+                read_capped(stderr, spec.max_output_bytes, &mut err)
+            );
+        };
+        tokio::pin!(outputs);
+        let mut drained = false;
+        let wait = child.wait();
+        tokio::pin!(wait);
+        let first = async {
+            tokio::select! {
+                biased;
+                _ = stop.token.cancelled() => {
+                    First::Early(Ended::Stopped(stop.reason().unwrap_or(StopReason::Interrupted)))
+                }
+                status = &mut wait => First::Exit(status),
+                _ = async {
+                    match spec.timeout {
+                        Some(limit) => tokio::time::sleep(limit).await,
+                        None => std::future::pending().await,
+                    }
+                } => First::Early(Ended::TimedOut(spec.timeout.unwrap_or_default())),
+            }
+        };
+        let first = while_draining(first, &mut outputs, &mut drained).await;
+        let (status, ended) = match first {
+            First::Exit(status) => (status.ok(), Ended::Exited),
+            First::Early(ended) => {
+                let _ = killpg(group, Signal::SIGTERM);
+                let graceful = tokio::time::timeout(KILL_GRACE, &mut wait);
+                let status = match while_draining(graceful, &mut outputs, &mut drained).await {
+                    Ok(status) => status.ok(),
+                    Err(_) => {
+                        let _ = killpg(group, Signal::SIGKILL);
+                        while_draining(&mut wait, &mut outputs, &mut drained)
+                            .await
+                            .ok()
+                    }
+                };
+                (status, ended)
+            }
+        };
         let _ = killpg(group, Signal::SIGKILL);
-        status
-    };
-    let whole = async { tokio::join!(status, outputs) };
-    tokio::pin!(whole);
-
-    let deadline = async {
-        match spec.timeout {
-            Some(limit) => tokio::time::sleep(limit).await,
-            None => std::future::pending().await,
-        }
-    };
-    let early_end = tokio::select! {
-        (status, (stdout, stderr)) = &mut whole => {
-            stop.unregister(pid);
-            return Ok(ChildEnd { status: status.ok(), stdout, stderr, ended: Ended::Exited });
-        }
-        _ = deadline => Ended::TimedOut(spec.timeout.unwrap_or_default()),
-        _ = stop.token.cancelled() => Ended::Stopped(stop.reason().unwrap_or(StopReason::Interrupted)),
-    };
-    let _ = killpg(group, Signal::SIGTERM);
-    let (status, (stdout, stderr)) = match tokio::time::timeout(KILL_GRACE, &mut whole).await {
-        Ok(done) => done,
-        Err(_) => {
-            let _ = killpg(group, Signal::SIGKILL);
-            whole.await
-        }
+        let held_open = !drained
+            && tokio::time::timeout(OUTPUT_GRACE, &mut outputs)
+                .await
+                .is_err();
+        (status, ended, held_open)
     };
     stop.unregister(pid);
     Ok(ChildEnd {
-        status: status.ok(),
-        stdout,
-        stderr,
-        ended: early_end,
+        status,
+        stdout: out,
+        stderr: err,
+        ended,
+        held_open,
     })
 }
 
@@ -476,6 +572,7 @@ mod tests {
             max_output_bytes: 1024,
             timeout: None,
             keep_raw_output: false,
+            remove_env: vec![],
         })
     }
 

@@ -219,3 +219,105 @@ impl Aws for SdkAws {
         })
     }
 }
+
+/// The retry configuration, from `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE`, else the profile's
+/// `max_attempts` / `retry_mode`, else the SDK's standard mode. aws-config panics on a bad
+/// value (for example `max_attempts = 0`); here it is an error that names the value.
+pub async fn retry_config(profile: Option<&str>) -> anyhow::Result<aws_config::retry::RetryConfig> {
+    use aws_runtime::env_config::file::EnvConfigFiles;
+    use aws_types::os_shim_internal::{Env, Fs};
+    let profiles = aws_config::profile::load(
+        &Fs::real(),
+        &Env::real(),
+        &EnvConfigFiles::default(),
+        profile.map(|p| std::borrow::Cow::Owned(p.to_owned())),
+    )
+    .await
+    .ok();
+    let setting = |env: &'static str, key: &'static str| {
+        std::env::var(env)
+            .ok()
+            .map(|v| (env.to_owned(), v))
+            .or_else(|| {
+                profiles
+                    .as_ref()
+                    .and_then(|p| p.get(key))
+                    .map(|v| (format!("{key} in the AWS profile"), v.to_owned()))
+            })
+    };
+    retry_config_from(
+        setting("AWS_MAX_ATTEMPTS", "max_attempts"),
+        setting("AWS_RETRY_MODE", "retry_mode"),
+    )
+}
+
+fn retry_config_from(
+    attempts: Option<(String, String)>,
+    mode: Option<(String, String)>,
+) -> anyhow::Result<aws_config::retry::RetryConfig> {
+    use aws_config::retry::{RetryConfig, RetryMode};
+    let mut config = RetryConfig::standard();
+    if let Some((source, value)) = attempts {
+        let n = (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| value.parse::<u32>().ok())
+            .flatten()
+            .filter(|n| *n >= 1);
+        let Some(n) = n else {
+            anyhow::bail!("invalid {source} `{value}`: expected a whole number of at least 1");
+        };
+        config = config.with_max_attempts(n);
+    }
+    if let Some((source, value)) = mode {
+        let mode = match value.as_str() {
+            "standard" => RetryMode::Standard,
+            "adaptive" => RetryMode::Adaptive,
+            _ => anyhow::bail!("invalid {source} `{value}`: expected `standard` or `adaptive`"),
+        };
+        config = config.with_retry_mode(mode);
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setting(source: &str, value: &str) -> Option<(String, String)> {
+        Some((source.to_owned(), value.to_owned()))
+    }
+
+    #[test]
+    fn bad_retry_settings_are_errors_naming_the_value_not_panics() {
+        for (attempts, mode, expected) in [
+            (
+                setting("AWS_MAX_ATTEMPTS", "0"),
+                None,
+                "AWS_MAX_ATTEMPTS `0`",
+            ),
+            (
+                setting("AWS_MAX_ATTEMPTS", " 3"),
+                None,
+                "AWS_MAX_ATTEMPTS ` 3`",
+            ),
+            (
+                setting("max_attempts in the AWS profile", "x"),
+                None,
+                "max_attempts in the AWS profile `x`",
+            ),
+            (
+                None,
+                setting("AWS_RETRY_MODE", "fast"),
+                "AWS_RETRY_MODE `fast`",
+            ),
+        ] {
+            let err = retry_config_from(attempts, mode).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+        let ok = retry_config_from(
+            setting("AWS_MAX_ATTEMPTS", "7"),
+            setting("AWS_RETRY_MODE", "adaptive"),
+        )
+        .unwrap();
+        assert_eq!(ok.max_attempts(), 7);
+    }
+}

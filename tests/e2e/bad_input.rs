@@ -135,6 +135,22 @@ const CASES: &[Case] = &[
     ),
     (&["--output", "yaml", "--", "true"], &[], "yaml"),
     (&["--", "echo", "{acount_id}"], &[], "{acount_id}"),
+    (&["--max-assume-rate", "1e-20", "--", "true"], &[], "1e-20"),
+    (
+        &["--", "true"],
+        &[("AWS_MAX_ATTEMPTS", " 3")],
+        "AWS_MAX_ATTEMPTS ` 3`",
+    ),
+    (
+        &["-r", "A", "--", "true"],
+        &[],
+        "defaults to the role name `A`",
+    ),
+    (
+        &["--", "true"],
+        &[("AWS_REGION", "eu-west-1 ")],
+        "eu-west-1 ",
+    ),
 ];
 
 #[test]
@@ -174,4 +190,23 @@ fn help_documents_the_exit_codes() {
         assert!(run.stdout.contains(code), "{code}: {}", run.stdout);
     }
     assert!(run.stdout.contains("Exit codes"));
+}
+
+#[test]
+fn bad_retry_settings_in_the_profile_exit_2_instead_of_panicking() {
+    let g = Ground::start(&["--scenario", "none"]);
+    let config = g.home.path().join("aws-config");
+    std::fs::write(&config, "[default]\nmax_attempts = 0\n").unwrap();
+    let run = Run::of(
+        g.cove()
+            .env("AWS_CONFIG_FILE", &config)
+            .args(["--", "true"]),
+    );
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("max_attempts in the AWS profile `0`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(g.all_calls(), serde_json::json!({}));
 }

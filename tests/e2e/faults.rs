@@ -306,3 +306,90 @@ fn a_throttling_storm_does_not_drain_the_retry_budget() {
     let n = g.active_ids().len() as u64;
     assert!(g.calls("sts:AssumeRole") > n + 100, "the storm happened");
 }
+
+#[test]
+fn output_held_open_by_a_process_outside_the_group_does_not_hold_the_target() {
+    let g = Ground::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "setsid sleep 30 & echo $! > {}/escaped; sleep 60",
+        dir.path().display()
+    );
+    let started = Instant::now();
+    let run = Run::of(g.cove().args([
+        "-t",
+        &g.account("root-a"),
+        "--timeout",
+        "1s",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    let elapsed = started.elapsed();
+    for pid in pids_in(dir.path()) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    run.expect_code(1);
+    assert!(
+        elapsed < Duration::from_secs(20),
+        "the target ended near its timeout: {elapsed:?}"
+    );
+    let details = run.list("Exceptions")[0]["ExceptionDetails"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        details.contains("timed out after 1s") && details.contains("still open"),
+        "{details}"
+    );
+}
+
+#[test]
+fn a_failing_stdout_is_an_error_not_a_quiet_success() {
+    let g = Ground::start(&[]);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let out = g
+        .cove()
+        .args(["-o", "jsonl", "-t", &g.ou("Sandbox"), "--", "true"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("could not write the results"), "{stderr}");
+}
+
+#[test]
+fn an_output_dir_that_cannot_take_a_target_is_noted_on_that_record() {
+    let g = Ground::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let blocked = g.account("sandbox-a");
+    std::fs::write(dir.path().join(&blocked), "not a directory").unwrap();
+    let run = Run::of(g.cove().args([
+        "-t",
+        &g.ou("Sandbox"),
+        "--output-dir",
+        dir.path().to_str().unwrap(),
+        "--",
+        "true",
+    ]));
+    run.expect_code(0);
+    assert_eq!(run.list("Results").len(), 2, "both targets still reported");
+    let noted = run
+        .list("Results")
+        .into_iter()
+        .find(|r| r["Id"] == blocked.as_str())
+        .unwrap();
+    assert!(
+        noted["ExceptionDetails"]
+            .as_str()
+            .unwrap()
+            .contains("--output-dir"),
+        "{noted}"
+    );
+    assert!(run.stderr.contains("warning"), "{}", run.stderr);
+}

@@ -82,3 +82,8 @@ fn sigint_stops_children_and_grandchildren_and_still_reports_everything() {
 fn sigterm_behaves_like_ctrl_c() {
     interrupted_run(Signal::SIGTERM);
 }
+
+#[test]
+fn sighup_stops_the_children_too() {
+    interrupted_run(Signal::SIGHUP);
+}

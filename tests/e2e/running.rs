@@ -304,6 +304,9 @@ echo "region=$AWS_REGION default=$AWS_DEFAULT_REGION cove=$COVE_REGION"
 echo "account=$AWS_ACCOUNT_ID cove=$COVE_ACCOUNT_ID name=$COVE_ACCOUNT_NAME"
 echo "expiration=$AWS_CREDENTIAL_EXPIRATION"
 echo "keep=$KEEP_ME"
+[ -z "${COVE_EXTERNAL_ID+x}" ] || echo "LEAKED COVE_EXTERNAL_ID"
+[ -z "${COVE_ROLE+x}" ] || echo "LEAKED COVE_ROLE"
+[ -z "${AWS_BEARER_TOKEN_BEDROCK+x}" ] || echo "LEAKED AWS_BEARER_TOKEN_BEDROCK"
 "#;
 
 #[test]
@@ -324,6 +327,9 @@ fn child_environment_drops_the_callers_profile_and_tokens_and_sets_the_targets()
     }
     // Kept out of cove's own credential chain: these would make the caller's SDK reach out.
     cmd.env("KEEP_ME", "yes");
+    cmd.env("COVE_EXTERNAL_ID", "secret-external-id");
+    cmd.env("COVE_ROLE", "OrganizationAccountAccessRole");
+    cmd.env("AWS_BEARER_TOKEN_BEDROCK", "caller-bedrock-key");
     let run = Run::of(cmd.args([
         "-t",
         &g.account("sandbox-a"),

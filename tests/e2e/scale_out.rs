@@ -345,3 +345,89 @@ fn region_all_runs_each_accounts_enabled_regions_and_reports_denials() {
         "the role is assumed once per account"
     );
 }
+
+#[test]
+fn region_all_with_fail_fast_runs_nothing_after_a_discovery_failure() {
+    let g = Ground::start(&["--deny-list-regions-names", "deep-b"]);
+    let run = Run::of(g.cove().args([
+        "--region",
+        "all",
+        "--fail-fast",
+        "-t",
+        &g.ou("Deep"),
+        "--",
+        "true",
+    ]));
+    run.expect_code(1);
+    assert!(run.list("Results").is_empty(), "{}", run.stdout);
+    assert_eq!(run.list("FailedAssumeRole").len(), 1);
+    assert_eq!(
+        run.list("Exceptions").len(),
+        2,
+        "deep-a's two regions, cancelled"
+    );
+}
+
+#[test]
+fn interrupting_region_discovery_still_reports_every_account_once() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let g = Ground::start(&[]);
+    let child = g
+        .cove()
+        .args([
+            "--region",
+            "all",
+            "--max-assume-rate",
+            "0.5",
+            "-o",
+            "jsonl",
+            "--",
+            "true",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: BTreeSet<String> = lines
+        .iter()
+        .filter_map(|l| l["Id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(ids.into_iter().collect::<Vec<_>>(), g.active_ids());
+    assert_eq!(
+        lines.len(),
+        g.active_ids().len() + 1,
+        "one line per account, then the summary"
+    );
+    assert!(lines.last().unwrap().get("Summary").is_some());
+}
+
+#[test]
+fn a_dry_run_of_an_empty_shard_prints_an_empty_matrix() {
+    let g = Ground::start(&[]);
+    let run = Run::of(
+        g.cove()
+            .args(["--dry-run", "--shard", "12/12", "--", "true"]),
+    );
+    run.expect_code(0);
+    assert_eq!(run.doc(), serde_json::json!({"Targets": []}));
+}
+
+#[test]
+fn excluding_every_region_leaves_no_eligible_targets() {
+    let g = Ground::start(&[]);
+    let run = Run::of(
+        g.cove()
+            .args(["--exclude-region", "us-east-1", "--", "true"]),
+    );
+    run.expect_code(2);
+    assert!(run.stderr.contains("no eligible targets"), "{}", run.stderr);
+}
