@@ -359,6 +359,12 @@ mod tests {
     #[test]
     fn json_stdout_nests_and_text_stays_text() {
         assert_eq!(result_value(b"{\"a\": 1}\n"), serde_json::json!({"a": 1}));
+        let big = b"123456789012345678901234567890";
+        assert_eq!(
+            serde_json::to_string(&result_value(big)).unwrap().as_bytes(),
+            big,
+            "numbers keep every digit"
+        );
         assert_eq!(result_value(b"hello\n"), serde_json::json!("hello\n"));
         assert_eq!(result_value(b""), serde_json::json!(""));
         assert_eq!(result_value(b"\xff\n"), serde_json::json!("\u{fffd}\n"));
