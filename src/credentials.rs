@@ -116,53 +116,62 @@ pub struct CredentialCache<A> {
     spec: RoleSpec,
     partition: String,
     rate: Option<RateLimiter>,
-    cells: HashMap<String, Cell>,
+    /// Accounts in flight; an account's cell goes when its last planned target is done.
+    cells: std::sync::Mutex<HashMap<String, Arc<Cell>>>,
 }
 
 impl<A: Aws> CredentialCache<A> {
-    /// `targets` names the account of every planned target (repeats count as more uses).
+    /// `targets` names the account of every planned target (repeats count as more uses); more
+    /// can be added as they become known with [`CredentialCache::add_uses`].
     pub fn new<'a>(
         aws: Arc<A>,
         spec: RoleSpec,
         partition: &str,
         targets: impl IntoIterator<Item = &'a str>,
     ) -> Self {
-        let mut cache = CredentialCache {
+        let cache = CredentialCache {
             aws,
             spec,
             partition: partition.to_owned(),
             rate: None,
-            cells: HashMap::new(),
+            cells: std::sync::Mutex::new(HashMap::new()),
         };
-        cache.plan_uses(targets);
+        for id in targets {
+            cache.add_uses(id, 1);
+        }
         cache
     }
 
-    /// Sets how many targets will use each account's credentials (after `--region all`
-    /// discovery, when the real targets are known). Accounts not named keep their cell.
-    pub fn plan_uses<'a>(&mut self, targets: impl IntoIterator<Item = &'a str>) {
-        for cell in self.cells.values() {
-            cell.uses_left.store(0, Ordering::SeqCst);
-        }
-        for id in targets {
-            self.cells
-                .entry(id.to_owned())
-                .or_insert_with(|| Cell {
+    fn cells(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Cell>>> {
+        self.cells.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn cell(&self, account_id: &str) -> Arc<Cell> {
+        self.cells()
+            .entry(account_id.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Cell {
                     slot: Mutex::new(None),
                     uses_left: AtomicUsize::new(0),
                 })
-                .uses_left
-                .fetch_add(1, Ordering::SeqCst);
-        }
+            })
+            .clone()
+    }
+
+    /// `n` more targets will use the account's credentials.
+    pub fn add_uses(&self, account_id: &str, n: usize) {
+        self.cell(account_id)
+            .uses_left
+            .fetch_add(n, Ordering::SeqCst);
     }
 
     /// One target of the account is done; after the last, its credentials are dropped.
     pub fn release(&self, account_id: &str) {
-        if let Some(cell) = self.cells.get(account_id)
-            && cell.uses_left.fetch_sub(1, Ordering::SeqCst) == 1
-            && let Ok(mut slot) = cell.slot.try_lock()
+        let mut cells = self.cells();
+        if let Some(cell) = cells.get(account_id)
+            && cell.uses_left.fetch_sub(1, Ordering::SeqCst) <= 1
         {
-            *slot = None;
+            cells.remove(account_id);
         }
     }
 
@@ -197,12 +206,7 @@ impl<A: Aws> CredentialCache<A> {
     /// The account's credentials, valid for at least [`REFRESH_MARGIN`], assuming the role
     /// on first use and again when they are about to expire.
     pub async fn get(&self, account_id: &str) -> Assumed {
-        let Some(cell) = self.cells.get(account_id) else {
-            return Err(AwsError::new(
-                None,
-                format!("account {account_id} was not planned as a target"),
-            ));
-        };
+        let cell = self.cell(account_id);
         let mut slot = cell.slot.lock().await;
         match &*slot {
             Some(Ok(creds)) if creds.expiration > SystemTime::now() + REFRESH_MARGIN => {
@@ -260,13 +264,7 @@ mod tests {
         let cache = CredentialCache::new(aws.clone(), spec, "aws", ["111111111111"; 2]);
         cache.get("111111111111").await.unwrap();
         cache.release("111111111111");
-        assert!(
-            cache.cells["111111111111"]
-                .slot
-                .try_lock()
-                .unwrap()
-                .is_some()
-        );
+        assert!(cache.cells().contains_key("111111111111"));
         cache.get("111111111111").await.unwrap();
         assert_eq!(
             aws.assume_calls(),
@@ -274,13 +272,7 @@ mod tests {
             "reused while a target still needs it"
         );
         cache.release("111111111111");
-        assert!(
-            cache.cells["111111111111"]
-                .slot
-                .try_lock()
-                .unwrap()
-                .is_none()
-        );
+        assert!(cache.cells().is_empty(), "dropped after the last target");
     }
 
     #[test]

@@ -327,13 +327,13 @@ pub async fn execute<A: Aws, W: Write>(
         );
     }
 
-    let mut cache = CredentialCache::new(
-        aws,
-        config.role.clone(),
-        &partition,
-        targets.iter().map(|(a, _)| a.id.as_str()),
-    )
-    .with_rate_limit(config.max_assume_rate);
+    // With --region all the uses of each account are known only after discovery.
+    let planned = targets
+        .iter()
+        .filter(|_| !config.all_regions)
+        .map(|(a, _)| a.id.as_str());
+    let cache = CredentialCache::new(aws, config.role.clone(), &partition, planned)
+        .with_rate_limit(config.max_assume_rate);
     let mut failures = Vec::new();
     let mut undiscovered = Vec::new();
     let targets = if config.all_regions {
@@ -347,7 +347,9 @@ pub async fn execute<A: Aws, W: Write>(
         match found {
             Some((found, failed)) => {
                 failures = failed;
-                cache.plan_uses(found.iter().map(|(a, _)| a.id.as_str()));
+                for (account, _) in &found {
+                    cache.add_uses(&account.id, 1);
+                }
                 found
             }
             None => {
@@ -392,7 +394,14 @@ pub async fn execute<A: Aws, W: Write>(
             break;
         }
     }
-    runner::run_all(cache, targets, spec, stop.clone(), &mut reporter).await;
+    runner::run_all(
+        cache,
+        runner::feed(targets),
+        spec,
+        stop.clone(),
+        &mut reporter,
+    )
+    .await;
 
     let Reporter { sink, progress } = reporter;
     match stop.reason() {

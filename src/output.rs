@@ -361,7 +361,9 @@ mod tests {
         assert_eq!(result_value(b"{\"a\": 1}\n"), serde_json::json!({"a": 1}));
         let big = b"123456789012345678901234567890";
         assert_eq!(
-            serde_json::to_string(&result_value(big)).unwrap().as_bytes(),
+            serde_json::to_string(&result_value(big))
+                .unwrap()
+                .as_bytes(),
             big,
             "numbers keep every digit"
         );

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use crate::aws::{Account, Aws, AwsError, Caller};
 use crate::ids::OrgId;
@@ -45,29 +45,40 @@ async fn accounts_beneath<A: Aws>(aws: &A, parent: &str) -> anyhow::Result<BTree
     Ok(found)
 }
 
+fn listing_failed(e: AwsError) -> anyhow::Error {
+    anyhow::Error::new(e)
+        .context("could not list the organization's accounts (organizations:ListAccounts)")
+}
+
+fn listed_twice(id: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "Organizations listed account {id} twice; the listing is inconsistent, run cove again"
+    )
+}
+
 /// The organization's accounts by ID, or `None` when the caller may not list them.
 async fn list_organization<A: Aws>(
     aws: &A,
 ) -> anyhow::Result<Result<BTreeMap<String, Account>, AwsError>> {
-    let accounts = match aws.list_accounts().await {
-        Ok(accounts) => accounts,
-        Err(e) if e.is_no_org_access() => return Ok(Err(e)),
-        Err(e) => {
-            return Err(anyhow::Error::new(e)).context(
-                "could not list the organization's accounts (organizations:ListAccounts)",
-            );
-        }
-    };
     let mut by_id = BTreeMap::new();
-    for account in accounts {
-        let id = account.id.clone();
-        if by_id.insert(id.clone(), account).is_some() {
-            bail!(
-                "Organizations listed account {id} twice; the listing is inconsistent, run cove again"
-            );
+    let mut token = None;
+    loop {
+        let (accounts, next) = match aws.list_accounts_page(token).await {
+            Ok(page) => page,
+            Err(e) if by_id.is_empty() && e.is_no_org_access() => return Ok(Err(e)),
+            Err(e) => return Err(listing_failed(e)),
+        };
+        for account in accounts {
+            let id = account.id.clone();
+            if by_id.insert(id.clone(), account).is_some() {
+                return Err(listed_twice(&id));
+            }
+        }
+        match next {
+            Some(next) => token = Some(next),
+            None => return Ok(Ok(by_id)),
         }
     }
-    Ok(Ok(by_id))
 }
 
 fn describe(account: &Account) -> String {

@@ -2,7 +2,7 @@
 //! outcome into a [`Record`]. Every target ends in exactly one record, whatever happens:
 //! failures, panics, fail-fast and interrupts included.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
@@ -13,6 +13,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -157,26 +158,55 @@ impl Observer for Vec<Record> {
     }
 }
 
-/// Runs every account × region, handing each record to `observer` as it finishes. Every
-/// target gets exactly one record, unless the output itself went away.
+/// Sends a known list of targets into a channel for [`run_all`].
+pub fn feed(targets: Vec<Target>) -> mpsc::Receiver<Target> {
+    let (tx, rx) = mpsc::channel(1024);
+    tokio::spawn(async move {
+        for target in targets {
+            if tx.send(target).await.is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Runs every target that arrives on `source`, `workers` at a time, handing each record to
+/// `observer` as it finishes. Every target gets exactly one record, unless the output itself
+/// went away. Targets come account by account; the roles of the accounts about to start are
+/// assumed ahead (up to `workers` at once), so a target seldom waits on STS.
 pub async fn run_all<A: Aws>(
     creds: Arc<CredentialCache<A>>,
-    targets: Vec<Target>,
+    mut source: mpsc::Receiver<Target>,
     spec: Arc<RunSpec>,
     stop: Arc<Stop>,
     observer: &mut dyn Observer,
 ) {
-    let mut pending = targets.into_iter();
+    // Upcoming targets, and how many of them (from the front) were considered for prefetching.
+    let lookahead = spec.workers.saturating_mul(4).clamp(16, 4096);
+    let mut upcoming: VecDeque<Target> = VecDeque::new();
+    let mut considered = 0usize;
+    let mut last_prefetched: Option<Arc<Account>> = None;
+    let mut source_open = true;
+    let mut prefetching: JoinSet<()> = JoinSet::new();
     let mut running = JoinSet::new();
     let mut in_flight: HashMap<tokio::task::Id, (Arc<Account>, String, Instant)> = HashMap::new();
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
+        while source_open && upcoming.len() < lookahead {
+            match source.try_recv() {
+                Ok(target) => upcoming.push_back(target),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => source_open = false,
+            }
+        }
         while running.len() < spec.workers && stop.reason().is_none() {
-            let Some((account, region)) = pending.next() else {
+            let Some((account, region)) = upcoming.pop_front() else {
                 break;
             };
+            considered = considered.saturating_sub(1);
             let task = run_target(
                 creds.clone(),
                 account.clone(),
@@ -187,11 +217,35 @@ pub async fn run_all<A: Aws>(
             let handle = running.spawn(task);
             in_flight.insert(handle.id(), (account, region, Instant::now()));
         }
-        if running.is_empty() {
+        while prefetching.len() < spec.workers
+            && considered < upcoming.len()
+            && stop.reason().is_none()
+        {
+            let account = upcoming[considered].0.clone();
+            considered += 1;
+            if last_prefetched.as_ref().is_some_and(|a| a.id == account.id) {
+                continue;
+            }
+            last_prefetched = Some(account.clone());
+            let creds = creds.clone();
+            prefetching.spawn(async move {
+                let _ = creds.get(&account.id).await;
+            });
+        }
+        if running.is_empty() && (stop.reason().is_some() || (upcoming.is_empty() && !source_open))
+        {
             break;
         }
         let joined = tokio::select! {
-            joined = running.join_next_with_id() => joined,
+            joined = running.join_next_with_id(), if !running.is_empty() => joined,
+            _ = prefetching.join_next(), if !prefetching.is_empty() => continue,
+            target = source.recv(), if source_open && upcoming.len() < lookahead => {
+                match target {
+                    Some(target) => upcoming.push_back(target),
+                    None => source_open = false,
+                }
+                continue;
+            }
             _ = ticker.tick() => {
                 let now = Instant::now();
                 observer.running(&mut in_flight
@@ -200,7 +254,7 @@ pub async fn run_all<A: Aws>(
                 continue;
             }
         };
-        let Some(joined) = joined else { break };
+        let Some(joined) = joined else { continue };
         let record = match joined {
             Ok((id, record)) => {
                 in_flight.remove(&id);
@@ -225,12 +279,24 @@ pub async fn run_all<A: Aws>(
             stop.output_failed(&err);
         }
     }
+    prefetching.abort_all();
 
+    // Stopped early: everything that never started is reported as cancelled, including what
+    // the source still delivers (it is drained to the end).
     let reason = stop.reason().unwrap_or(StopReason::Interrupted);
-    for (account, region) in pending {
+    loop {
+        let target = match upcoming.pop_front() {
+            Some(target) => target,
+            None if source_open => match source.recv().await {
+                Some(target) => target,
+                None => break,
+            },
+            None => break,
+        };
         if stop.output_gone() {
-            return;
+            continue;
         }
+        let (account, region) = target;
         let r = cancelled(&account, &region, &creds, &spec, reason);
         if let Err(err) = observer.finished(r) {
             stop.output_failed(&err);
@@ -616,7 +682,7 @@ mod tests {
         let mut records = Vec::new();
         run_all(
             cache(aws.clone(), &targets),
-            targets,
+            feed(targets),
             spec(&["true"], false),
             Arc::new(Stop::default()),
             &mut records,
@@ -640,14 +706,17 @@ mod tests {
         let mut records = Vec::new();
         run_all(
             cache(aws.clone(), &targets),
-            targets,
+            feed(targets),
             Arc::new(one_at_a_time),
             Arc::new(Stop::default()),
             &mut records,
         )
         .await;
         assert!(records.iter().all(|r| r.outcome == Outcome::Result));
-        assert_eq!(aws.assume_calls(), 3, "renewed for every region");
+        assert!(
+            aws.assume_calls() >= 3,
+            "renewed before every region's command (plus any prefetch)"
+        );
     }
 
     #[tokio::test]
@@ -661,7 +730,7 @@ mod tests {
         let mut records = Vec::new();
         run_all(
             cache(aws.clone(), &targets),
-            targets,
+            feed(targets),
             spec(&["true"], false),
             Arc::new(Stop::default()),
             &mut records,
@@ -691,7 +760,7 @@ mod tests {
         let mut records = Vec::new();
         run_all(
             cache(aws, &targets),
-            targets,
+            feed(targets),
             spec(
                 &["sh", "-c", "head -c 100000 /dev/zero | tr '\\0' x"],
                 false,

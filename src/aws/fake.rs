@@ -51,14 +51,21 @@ impl Aws for FakeAws {
         })
     }
 
-    async fn list_accounts(&self) -> Result<Vec<Account>, AwsError> {
+    /// Pages of two accounts, so that paging is exercised.
+    async fn list_accounts_page(
+        &self,
+        next_token: Option<String>,
+    ) -> Result<(Vec<Account>, Option<String>), AwsError> {
         if self.deny_list_accounts {
             return Err(AwsError::new(
                 Some("AccessDeniedException"),
                 "You don't have permissions to access this resource.",
             ));
         }
-        Ok(self.accounts.clone())
+        let start: usize = next_token.map_or(0, |t| t.parse().unwrap_or(0));
+        let end = (start + 2).min(self.accounts.len());
+        let next = (end < self.accounts.len()).then(|| end.to_string());
+        Ok((self.accounts[start..end].to_vec(), next))
     }
 
     async fn list_child_ous(&self, parent: &str) -> Result<Vec<String>, AwsError> {

@@ -122,8 +122,12 @@ impl AwsError {
 /// What cove needs from AWS. Implementations must paginate fully.
 pub trait Aws: Send + Sync + 'static {
     fn caller(&self) -> impl Future<Output = Result<Caller, AwsError>> + Send;
-    /// Every account in the organization (`organizations:ListAccounts`).
-    fn list_accounts(&self) -> impl Future<Output = Result<Vec<Account>, AwsError>> + Send;
+    /// One page of the organization's accounts (`organizations:ListAccounts`), and the token
+    /// of the next page, if any.
+    fn list_accounts_page(
+        &self,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<(Vec<Account>, Option<String>), AwsError>> + Send;
     /// The OUs directly under `parent` (an OU or the root).
     fn list_child_ous(
         &self,

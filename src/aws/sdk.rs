@@ -87,14 +87,24 @@ impl Aws for SdkAws {
         })
     }
 
-    async fn list_accounts(&self) -> Result<Vec<Account>, AwsError> {
-        let mut pages = self.org.list_accounts().into_paginator().send();
-        let mut accounts = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(aws_error)?;
-            accounts.extend(page.accounts().iter().filter_map(account_from_sdk));
-        }
-        Ok(accounts)
+    async fn list_accounts_page(
+        &self,
+        next_token: Option<String>,
+    ) -> Result<(Vec<Account>, Option<String>), AwsError> {
+        let page = self
+            .org
+            .list_accounts()
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(aws_error)?;
+        Ok((
+            page.accounts()
+                .iter()
+                .filter_map(account_from_sdk)
+                .collect(),
+            page.next_token().map(str::to_owned),
+        ))
     }
 
     async fn list_child_ous(&self, parent: &str) -> Result<Vec<String>, AwsError> {
