@@ -39,7 +39,8 @@ impl Filters {
         self.name.is_none() && self.email.is_none() && self.tags.is_empty()
     }
 
-    fn matches_text(&self, account: &Account) -> bool {
+    /// Whether the name and email filters (not the tag filters) keep the account.
+    pub fn matches_text(&self, account: &Account) -> bool {
         let test = |re: &Option<Regex>, field: &Option<String>| match re {
             None => true,
             Some(re) => field.as_deref().is_some_and(|v| re.is_match(v)),

@@ -26,6 +26,7 @@ pub mod template;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -80,6 +81,11 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         } else {
             config.regions.clone()
         };
+        let mut regions = regions;
+        regions.retain(|r| !config.exclude_regions.contains(r));
+        if regions.is_empty() && !config.all_regions && config.rerun.is_none() {
+            bail!("no eligible targets: --exclude-region leaves out every region to run in");
+        }
         // STS is called in the caller's own region where it has one (regional endpoint).
         let sts_region = match chain_region.or_else(|| regions.first().cloned()) {
             Some(region) => region,
@@ -127,15 +133,35 @@ pub fn exit_status(counts: &Counts, stopped: Option<StopReason>) -> u8 {
 struct Reporter<W: Write> {
     sink: Sink<W>,
     progress: Progress,
+    /// While the organization is still being listed, the number of targets known so far.
+    known: Option<Arc<AtomicU64>>,
+}
+
+impl<W: Write> Reporter<W> {
+    fn new(config: &Config, out: W, pretty: bool, total: u64) -> Self {
+        Reporter {
+            sink: Sink::new(out, config.output, pretty, config.output_dir.clone()),
+            progress: Progress::new(total, config.quiet),
+            known: None,
+        }
+    }
+
+    fn update_total(&self) {
+        if let Some(known) = &self.known {
+            self.progress.set_total(known.load(Ordering::SeqCst));
+        }
+    }
 }
 
 impl<W: Write> Observer for Reporter<W> {
     fn finished(&mut self, record: Record) -> std::io::Result<()> {
+        self.update_total();
         self.progress.finished(&record);
         self.sink.record(record)
     }
 
     fn running(&mut self, running: &mut dyn Iterator<Item = (&str, &str, Duration)>) {
+        self.update_total();
         self.progress.running(running);
     }
 }
@@ -152,13 +178,12 @@ struct PlannedTarget<'a> {
     targeted_by: &'a [String],
 }
 
-/// Identifies the caller and resolves, filters and shards the accounts. Only a shard may come
-/// out empty.
-async fn prepare<A: Aws>(
+/// Who is calling (`sts:GetCallerIdentity`), and its partition, checked against the regions.
+async fn identify<A: Aws>(
     config: &Config,
     regions: &[String],
     aws: &A,
-) -> anyhow::Result<(String, resolver::Resolution)> {
+) -> anyhow::Result<(aws::Caller, String)> {
     let caller = aws.caller().await.context(
         "could not identify the calling credentials with sts:GetCallerIdentity; check AWS_PROFILE, --profile or your credentials",
     )?;
@@ -184,6 +209,17 @@ async fn prepare<A: Aws>(
             );
         }
     }
+    Ok((caller, partition))
+}
+
+/// Identifies the caller and resolves, filters and shards the accounts. Only a shard may come
+/// out empty.
+async fn prepare<A: Aws>(
+    config: &Config,
+    regions: &[String],
+    aws: &A,
+) -> anyhow::Result<(String, resolver::Resolution)> {
+    let (caller, partition) = identify(config, regions, aws).await?;
     let rerun_targets: Vec<ids::OrgId> = config
         .rerun
         .iter()
@@ -299,6 +335,15 @@ pub async fn execute<A: Aws, W: Write>(
     pretty: bool,
 ) -> anyhow::Result<u8> {
     let started = Instant::now();
+    let streams = config.targets.is_empty()
+        && config.rerun.is_none()
+        && config.shard.is_none()
+        && !config.dry_run
+        && !config.all_regions
+        && config.filters.tags.is_empty();
+    if streams {
+        return execute_streaming(config, regions, aws, stop, out, pretty, started).await;
+    }
     let (partition, resolution) = tokio::select! {
         prepared = prepare(config, regions, aws.as_ref()) => prepared?,
         _ = stop.cancelled() => {
@@ -364,20 +409,8 @@ pub async fn execute<A: Aws, W: Write>(
     };
     let cache = Arc::new(cache);
     let total = (targets.len() + failures.len() + undiscovered.len()) as u64;
-    let spec = Arc::new(RunSpec {
-        command: config.command.clone(),
-        workers: config.workers,
-        fail_fast: config.fail_fast,
-        partition,
-        max_output_bytes: config.max_output_bytes,
-        timeout: config.timeout,
-        keep_raw_output: config.output_dir.is_some(),
-        remove_env: child_env::removed_from_environment(),
-    });
-    let mut reporter = Reporter {
-        sink: Sink::new(out, config.output, pretty, config.output_dir.clone()),
-        progress: Progress::new(total, config.quiet),
-    };
+    let spec = run_spec(config, partition);
+    let mut reporter = Reporter::new(config, out, pretty, total);
     if config.fail_fast && !failures.is_empty() {
         stop.trigger(StopReason::FailFast);
     }
@@ -402,8 +435,31 @@ pub async fn execute<A: Aws, W: Write>(
         &mut reporter,
     )
     .await;
+    finish_run(reporter, &stop, resolution.skipped, &[], started)
+}
 
-    let Reporter { sink, progress } = reporter;
+fn run_spec(config: &Config, partition: String) -> Arc<RunSpec> {
+    Arc::new(RunSpec {
+        command: config.command.clone(),
+        workers: config.workers,
+        fail_fast: config.fail_fast,
+        partition,
+        max_output_bytes: config.max_output_bytes,
+        timeout: config.timeout,
+        keep_raw_output: config.output_dir.is_some(),
+        remove_env: child_env::removed_from_environment(),
+    })
+}
+
+/// Ends a run that started: the end of the output, late notes, the summary, the exit code.
+fn finish_run<W: Write>(
+    reporter: Reporter<W>,
+    stop: &Stop,
+    skipped: u64,
+    late_notes: &[String],
+    started: Instant,
+) -> anyhow::Result<u8> {
+    let Reporter { sink, progress, .. } = reporter;
     match stop.reason() {
         Some(StopReason::OutputClosed) => return Ok(exit_code::SUCCESS),
         Some(StopReason::OutputFailed) => bail!(
@@ -412,9 +468,12 @@ pub async fn execute<A: Aws, W: Write>(
         ),
         _ => {}
     }
-    let Some(counts) = finish_sink(sink, resolution.skipped, started)? else {
+    let Some(counts) = finish_sink(sink, skipped, started)? else {
         return Ok(exit_code::SUCCESS);
     };
+    for note in late_notes {
+        progress::note(progress.is_quiet(), note);
+    }
     let stopped = match stop.reason() {
         Some(StopReason::Interrupted) => Some("interrupted"),
         Some(StopReason::FailFast) => Some("stopped by --fail-fast"),
@@ -422,6 +481,96 @@ pub async fn execute<A: Aws, W: Write>(
     };
     progress.finish(&counts, stopped);
     Ok(exit_status(&counts, stop.reason()))
+}
+
+/// The whole organization, run while it is still being listed: the first roles are assumed
+/// while later `ListAccounts` pages are on their way, and no full account list is ever held.
+async fn execute_streaming<A: Aws, W: Write>(
+    config: &Config,
+    regions: &[String],
+    aws: Arc<A>,
+    stop: Arc<Stop>,
+    out: W,
+    pretty: bool,
+    started: Instant,
+) -> anyhow::Result<u8> {
+    let (caller, partition) = tokio::select! {
+        identified = identify(config, regions, aws.as_ref()) => identified?,
+        _ = stop.cancelled() => {
+            let sink = Sink::new(out, config.output, pretty, config.output_dir.clone());
+            finish_sink(sink, 0, started)?;
+            return Ok(exit_code::INTERRUPTED);
+        }
+    };
+    let cache = Arc::new(
+        CredentialCache::new(aws.clone(), config.role.clone(), &partition, [])
+            .with_rate_limit(config.max_assume_rate),
+    );
+    let spec = run_spec(config, partition);
+    let (account_tx, mut account_rx) = tokio::sync::mpsc::channel::<aws::Account>(256);
+    let (target_tx, target_rx) = tokio::sync::mpsc::channel::<plan::Target>(1024);
+    let known = Arc::new(AtomicU64::new(0));
+    let listing = tokio::spawn({
+        let (aws, stop) = (aws.clone(), stop.clone());
+        let (ignores, filters) = (config.ignores.clone(), config.filters.clone());
+        let include_caller = config.include_caller;
+        async move {
+            resolver::stream_organization(
+                aws.as_ref(),
+                &ignores,
+                include_caller,
+                &caller,
+                &filters,
+                || stop.reason().is_some(),
+                account_tx,
+            )
+            .await
+        }
+    });
+    tokio::spawn({
+        let (cache, known, regions) = (cache.clone(), known.clone(), regions.to_vec());
+        async move {
+            while let Some(account) = account_rx.recv().await {
+                let account = Arc::new(account);
+                cache.add_uses(&account.id, regions.len());
+                known.fetch_add(regions.len() as u64, Ordering::SeqCst);
+                for region in &regions {
+                    if target_tx
+                        .send((account.clone(), region.clone()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let mut reporter = Reporter::new(config, out, pretty, 0);
+    reporter.known = Some(known.clone());
+    runner::run_all(cache, target_rx, spec, stop.clone(), &mut reporter).await;
+
+    let listed = listing
+        .await
+        .context("the task listing the organization failed")?;
+    match listed {
+        Ok(summary) if summary.sent == 0 => {
+            for note in &summary.notes {
+                progress::note(config.quiet, note);
+            }
+            bail!(
+                "no eligible targets: after --ignore, filters, the calling account and accounts that are not ACTIVE, nothing is left to run in"
+            )
+        }
+        Ok(summary) => finish_run(reporter, &stop, summary.skipped, &summary.notes, started),
+        Err(err) if known.load(Ordering::SeqCst) == 0 => Err(err),
+        Err(err) => {
+            finish_run(reporter, &stop, 0, &[], started)?;
+            Err(err.context(
+                "the organization could not be listed to the end; the output holds only the accounts listed before the error",
+            ))
+        }
+    }
 }
 
 /// The record of an account whose regions could not be discovered (`--region all`).
@@ -505,4 +654,69 @@ async fn handle_signals(stop: Arc<Stop>) {
     next(&mut streams).await;
     stop.signal_all(nix::sys::signal::Signal::SIGKILL);
     std::process::exit(exit_code::INTERRUPTED.into());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::fake::FakeAws;
+    use clap::Parser;
+
+    fn org(fail_from_page: Option<usize>) -> Arc<FakeAws> {
+        let mut accounts = vec![FakeAws::account("000000000000", "mgmt", "ACTIVE")];
+        for i in 1..=5 {
+            accounts.push(FakeAws::account(
+                &format!("{i:012}"),
+                &format!("a{i}"),
+                "ACTIVE",
+            ));
+        }
+        Arc::new(FakeAws {
+            caller: "000000000000".into(),
+            accounts,
+            fail_from_page,
+            ..FakeAws::default()
+        })
+    }
+
+    async fn whole_org(aws: Arc<FakeAws>) -> (anyhow::Result<u8>, serde_json::Value) {
+        let cli =
+            Cli::try_parse_from(["cove", "-q", "--region", "eu-west-1", "--", "true"]).unwrap();
+        let config = Config::from_cli(cli).unwrap();
+        let mut out = Vec::new();
+        let code = execute(
+            &config,
+            &config.regions.clone(),
+            aws,
+            Arc::new(Stop::default()),
+            &mut out,
+            false,
+        )
+        .await;
+        let doc = serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null);
+        (code, doc)
+    }
+
+    #[tokio::test]
+    async fn the_whole_organization_runs_while_it_is_listed() {
+        let aws = org(None);
+        let (code, doc) = whole_org(aws.clone()).await;
+        assert_eq!(code.unwrap(), exit_code::SUCCESS);
+        assert_eq!(doc["Results"].as_array().unwrap().len(), 5);
+        assert_eq!(aws.assume_calls(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_listing_that_fails_midway_reports_what_ran_and_exits_2() {
+        let (code, doc) = whole_org(org(Some(1))).await;
+        let err = format!("{:#}", code.unwrap_err());
+        assert!(err.contains("could not be listed to the end"), "{err}");
+        assert!(err.contains("ServiceException"), "{err}");
+        let ran = doc["Results"].as_array().unwrap();
+        assert_eq!(
+            ran.len(),
+            1,
+            "the first page held the caller and one account: {doc}"
+        );
+    }
 }

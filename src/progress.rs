@@ -70,6 +70,17 @@ impl Progress {
         }
     }
 
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// More targets became known (the organization is still being listed).
+    pub fn set_total(&self, total: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+        }
+    }
+
     /// One target finished.
     pub fn finished(&mut self, record: &Record) {
         if record.outcome != Outcome::Result {

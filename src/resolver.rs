@@ -45,6 +45,14 @@ async fn accounts_beneath<A: Aws>(aws: &A, parent: &str) -> anyhow::Result<BTree
     Ok(found)
 }
 
+fn no_org_access(denied: &AwsError) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot list the organization: {denied}. Targeting the whole organization, an OU or the root \
+         (and ignoring an OU) needs {ORG_PERMISSIONS}, from the management account or a delegated \
+         administrator account. Without them, pass the accounts by ID: --target 111111111111,222222222222"
+    )
+}
+
 fn listing_failed(e: AwsError) -> anyhow::Error {
     anyhow::Error::new(e)
         .context("could not list the organization's accounts (organizations:ListAccounts)")
@@ -79,6 +87,112 @@ async fn list_organization<A: Aws>(
             None => return Ok(Ok(by_id)),
         }
     }
+}
+
+/// What streaming the whole organization found, besides the accounts it sent.
+#[derive(Debug, Default)]
+pub struct StreamSummary {
+    pub sent: u64,
+    pub skipped: u64,
+    pub notes: Vec<String>,
+}
+
+/// The whole organization (no `--target`), sent account by account as `ListAccounts` pages
+/// arrive, so the first roles are assumed while the rest is still being listed. The same rules
+/// apply as in [`resolve`]: ignores win, the caller is left out, accounts that are not ACTIVE
+/// are skipped, and the name and email filters apply. Stops listing when `stopped` says so, or
+/// when the receiver is gone.
+pub async fn stream_organization<A: Aws>(
+    aws: &A,
+    ignores: &[OrgId],
+    include_caller: bool,
+    caller: &Caller,
+    filters: &crate::filters::Filters,
+    stopped: impl Fn() -> bool,
+    tx: tokio::sync::mpsc::Sender<Account>,
+) -> anyhow::Result<StreamSummary> {
+    let mut ignored = BTreeSet::new();
+    for ignore in ignores {
+        match ignore {
+            OrgId::Account(id) => {
+                ignored.insert(id.clone());
+            }
+            parent => ignored.extend(accounts_beneath(aws, parent.as_str()).await?),
+        }
+    }
+    let mut summary = StreamSummary::default();
+    let mut seen = BTreeSet::new();
+    let mut inactive = Vec::new();
+    let (mut listed, mut filtered_out) = (0u64, 0u64);
+    let mut caller_seen = false;
+    let mut token = None;
+    loop {
+        let (accounts, next) = match aws.list_accounts_page(token).await {
+            Ok(page) => page,
+            Err(e) if seen.is_empty() && e.is_no_org_access() => return Err(no_org_access(&e)),
+            Err(e) => return Err(listing_failed(e)),
+        };
+        for account in accounts {
+            if !seen.insert(account.id.clone()) {
+                return Err(listed_twice(&account.id));
+            }
+            if account.id == caller.account && !include_caller {
+                caller_seen = true;
+                continue;
+            }
+            if ignored.contains(&account.id) {
+                continue;
+            }
+            if !account.is_active() {
+                inactive.push(describe(&account));
+                continue;
+            }
+            listed += 1;
+            if !filters.matches_text(&account) {
+                filtered_out += 1;
+                continue;
+            }
+            summary.sent += 1;
+            if tx.send(account).await.is_err() {
+                return Ok(summary);
+            }
+        }
+        match next {
+            Some(next) if !stopped() => token = Some(next),
+            Some(_) => {
+                summary
+                    .notes
+                    .push("the run was stopped before the organization was fully listed".into());
+                break;
+            }
+            None => break,
+        }
+    }
+    if caller_seen {
+        summary.skipped += 1;
+        summary.notes.push(format!(
+            "leaving out the calling account {}: cove never targets the account it runs from unless --include-caller is given",
+            caller.account
+        ));
+    }
+    summary.skipped += inactive.len() as u64;
+    if !inactive.is_empty() {
+        summary.notes.push(format!(
+            "skipping {} account{} that {} not ACTIVE: {}",
+            inactive.len(),
+            if inactive.len() == 1 { "" } else { "s" },
+            if inactive.len() == 1 { "is" } else { "are" },
+            inactive.join(", ")
+        ));
+    }
+    if !filters.is_empty() {
+        summary.notes.push(format!(
+            "filters kept {} of {} accounts",
+            listed - filtered_out,
+            listed
+        ));
+    }
+    Ok(summary)
 }
 
 fn describe(account: &Account) -> String {
@@ -118,11 +232,7 @@ pub async fn resolve<A: Aws>(
         || ignores.iter().any(OrgId::is_parent);
     let org = match list_organization(aws).await? {
         Ok(org) => Some(org),
-        Err(denied) if needs_tree => bail!(
-            "cannot list the organization: {denied}. Targeting the whole organization, an OU or the root \
-             (and ignoring an OU) needs {ORG_PERMISSIONS}, from the management account or a delegated \
-             administrator account. Without them, pass the accounts by ID: --target 111111111111,222222222222"
-        ),
+        Err(denied) if needs_tree => return Err(no_org_access(&denied)),
         Err(_) => None,
     };
     let mut notes = Vec::new();

@@ -16,6 +16,8 @@ pub struct FakeAws {
     /// parent ID -> (child OU IDs, child account IDs)
     pub tree: BTreeMap<String, (Vec<String>, Vec<String>)>,
     pub deny_list_accounts: bool,
+    /// `ListAccounts` fails from this page on (0-based), as a listing can mid-way.
+    pub fail_from_page: Option<usize>,
     pub tags: BTreeMap<String, Vec<(String, String)>>,
     /// Enabled regions by account; accounts not listed have none, `deny_regions` are refused.
     pub enabled_regions: BTreeMap<String, Vec<String>>,
@@ -63,6 +65,12 @@ impl Aws for FakeAws {
             ));
         }
         let start: usize = next_token.map_or(0, |t| t.parse().unwrap_or(0));
+        if self.fail_from_page.is_some_and(|page| start >= page * 2) {
+            return Err(AwsError::new(
+                Some("ServiceException"),
+                "AWS Organizations can't complete your request because of an internal service error.",
+            ));
+        }
         let end = (start + 2).min(self.accounts.len());
         let next = (end < self.accounts.len()).then(|| end.to_string());
         Ok((self.accounts[start..end].to_vec(), next))
