@@ -89,6 +89,26 @@ async fn list_organization<A: Aws>(
     }
 }
 
+fn inactive_note(inactive: &[String]) -> String {
+    let (s, verb) = if inactive.len() == 1 {
+        ("", "is")
+    } else {
+        ("s", "are")
+    };
+    format!(
+        "skipping {} account{s} that {verb} not ACTIVE: {}",
+        inactive.len(),
+        inactive.join(", ")
+    )
+}
+
+fn caller_note(caller: &Caller) -> String {
+    format!(
+        "leaving out the calling account {}: cove never targets the account it runs from unless --include-caller is given",
+        caller.account
+    )
+}
+
 /// What streaming the whole organization found, besides the accounts it sent.
 #[derive(Debug, Default)]
 pub struct StreamSummary {
@@ -170,20 +190,11 @@ pub async fn stream_organization<A: Aws>(
     }
     if caller_seen {
         summary.skipped += 1;
-        summary.notes.push(format!(
-            "leaving out the calling account {}: cove never targets the account it runs from unless --include-caller is given",
-            caller.account
-        ));
+        summary.notes.push(caller_note(caller));
     }
     summary.skipped += inactive.len() as u64;
     if !inactive.is_empty() {
-        summary.notes.push(format!(
-            "skipping {} account{} that {} not ACTIVE: {}",
-            inactive.len(),
-            if inactive.len() == 1 { "" } else { "s" },
-            if inactive.len() == 1 { "is" } else { "are" },
-            inactive.join(", ")
-        ));
+        summary.notes.push(inactive_note(&inactive));
     }
     if !filters.is_empty() {
         summary.notes.push(format!(
@@ -312,10 +323,7 @@ pub async fn resolve<A: Aws>(
             || targets.contains(&OrgId::Account(caller.account.clone())))
     {
         skipped += 1;
-        notes.push(format!(
-            "leaving out the calling account {}: cove never targets the account it runs from unless --include-caller is given",
-            caller.account
-        ));
+        notes.push(caller_note(caller));
     }
 
     let inactive: Vec<String> = selected
@@ -325,13 +333,7 @@ pub async fn resolve<A: Aws>(
         .collect();
     skipped += inactive.len() as u64;
     if !inactive.is_empty() {
-        notes.push(format!(
-            "skipping {} account{} that {} not ACTIVE: {}",
-            inactive.len(),
-            if inactive.len() == 1 { "" } else { "s" },
-            if inactive.len() == 1 { "is" } else { "are" },
-            inactive.join(", ")
-        ));
+        notes.push(inactive_note(&inactive));
         selected.retain(|_, a| a.is_active());
     }
 
