@@ -499,7 +499,8 @@ async fn read_capped<R: AsyncRead + Unpin>(reader: Option<R>, cap: usize, captur
     let Some(mut reader) = reader else {
         return;
     };
-    let mut chunk = vec![0u8; 64 * 1024];
+    // Small on purpose: every running child has two of these.
+    let mut chunk = [0u8; 8 * 1024];
     loop {
         match reader.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
