@@ -671,24 +671,31 @@ mod tests {
         vec!["us-east-1".into(), "eu-west-1".into(), "ap-south-1".into()]
     }
 
-    fn cross(accounts: &[Account], regions: &[String]) -> Vec<Target> {
-        crate::plan::targets(accounts.to_vec(), regions, None, true, &[])
+    /// Runs every account × region with the fake and collects the records.
+    async fn run(
+        aws: &Arc<FakeAws>,
+        accounts: &[Account],
+        regions: &[String],
+        spec: Arc<RunSpec>,
+    ) -> Vec<Record> {
+        let targets = crate::plan::targets(accounts.to_vec(), regions, None, true, &[]);
+        let mut records = Vec::new();
+        run_all(
+            cache(aws.clone(), &targets),
+            feed(targets),
+            spec,
+            Arc::new(Stop::default()),
+            &mut records,
+        )
+        .await;
+        records
     }
 
     #[tokio::test]
     async fn assumes_once_per_account_across_regions() {
         let aws = Arc::new(FakeAws::default());
         let accts = accounts();
-        let targets = cross(&accts, &regions());
-        let mut records = Vec::new();
-        run_all(
-            cache(aws.clone(), &targets),
-            feed(targets),
-            spec(&["true"], false),
-            Arc::new(Stop::default()),
-            &mut records,
-        )
-        .await;
+        let records = run(&aws, &accts, &regions(), spec(&["true"], false)).await;
         assert_eq!(records.len(), 9);
         assert!(records.iter().all(|r| r.outcome == Outcome::Result));
         assert_eq!(aws.assume_calls(), 3);
@@ -703,16 +710,7 @@ mod tests {
         let accts = accounts()[..1].to_vec();
         let mut one_at_a_time = (*spec(&["true"], false)).clone();
         one_at_a_time.workers = 1;
-        let targets = cross(&accts, &regions());
-        let mut records = Vec::new();
-        run_all(
-            cache(aws.clone(), &targets),
-            feed(targets),
-            Arc::new(one_at_a_time),
-            Arc::new(Stop::default()),
-            &mut records,
-        )
-        .await;
+        let records = run(&aws, &accts, &regions(), Arc::new(one_at_a_time)).await;
         assert!(records.iter().all(|r| r.outcome == Outcome::Result));
         assert!(
             aws.assume_calls() >= 3,
@@ -727,16 +725,7 @@ mod tests {
             ..FakeAws::default()
         });
         let accts = accounts();
-        let targets = cross(&accts, &regions());
-        let mut records = Vec::new();
-        run_all(
-            cache(aws.clone(), &targets),
-            feed(targets),
-            spec(&["true"], false),
-            Arc::new(Stop::default()),
-            &mut records,
-        )
-        .await;
+        let records = run(&aws, &accts, &regions(), spec(&["true"], false)).await;
         let failed: Vec<_> = records
             .iter()
             .filter(|r| r.outcome == Outcome::FailedAssumeRole)
@@ -757,17 +746,14 @@ mod tests {
     async fn output_past_the_cap_is_cut_and_said_so() {
         let aws = Arc::new(FakeAws::default());
         let accts = accounts()[..1].to_vec();
-        let targets = cross(&accts, &regions()[..1]);
-        let mut records = Vec::new();
-        run_all(
-            cache(aws, &targets),
-            feed(targets),
+        let records = run(
+            &aws,
+            &accts,
+            &regions()[..1],
             spec(
                 &["sh", "-c", "head -c 100000 /dev/zero | tr '\\0' x"],
                 false,
             ),
-            Arc::new(Stop::default()),
-            &mut records,
         )
         .await;
         let r = &records[0];
