@@ -27,7 +27,7 @@ Exit codes:
   0    every target ran its command and it exited 0
   1    at least one target is in Exceptions or FailedAssumeRole
   2    bad input, or nothing could run (no credentials, no eligible targets,
-       the organization could not be listed)
+       the organization could not be listed), or the output could not be written
   130  interrupted (Ctrl-C or SIGTERM); finished targets are still reported
 
 Output (stdout): one JSON document {\"Results\": [...], \"Exceptions\": [...],

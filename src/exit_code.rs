@@ -6,7 +6,7 @@ use std::process::ExitCode;
 pub const SUCCESS: u8 = 0;
 /// At least one target is in `Exceptions` or `FailedAssumeRole`.
 pub const TARGET_FAILED: u8 = 1;
-/// Bad input, or nothing could run.
+/// Bad input, or nothing could run, or the output could not be written.
 pub const NOTHING_RAN: u8 = 2;
 /// Interrupted by SIGINT or SIGTERM.
 pub const INTERRUPTED: u8 = 130;
