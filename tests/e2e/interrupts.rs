@@ -87,3 +87,41 @@ fn sigterm_behaves_like_ctrl_c() {
 fn sighup_stops_the_children_too() {
     interrupted_run(Signal::SIGHUP);
 }
+
+#[test]
+fn interrupting_a_whole_organization_run_reports_every_listed_account_once() {
+    let g = Ground::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        r#"if [ "$COVE_ACCOUNT_NAME" = root-a ]; then exit 0; fi
+sleep 1000 & echo $! >> {dir}/$COVE_ACCOUNT_ID
+wait"#,
+        dir = dir.path().display()
+    );
+    let child = g
+        .cove()
+        .args(["--", "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pids = wait_for_pids(dir.path(), 8);
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    run.expect_code(130);
+    assert_eq!(run.ids("Results"), g.ids(&["root-a"]));
+    let mut all: Vec<String> = run
+        .records()
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap().to_owned())
+        .collect();
+    all.sort();
+    assert_eq!(all, g.active_ids(), "each account exactly once");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(pids.iter().all(|p| !alive(*p)), "children outlived cove");
+}
