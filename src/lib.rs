@@ -471,6 +471,7 @@ fn finish_run<W: Write>(
     let Some(counts) = finish_sink(sink, skipped, started)? else {
         return Ok(exit_code::SUCCESS);
     };
+    progress.clear();
     for note in late_notes {
         progress::note(progress.is_quiet(), note);
     }

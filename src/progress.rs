@@ -126,10 +126,15 @@ impl Progress {
     }
 
     /// Clears the bar and prints the summary: counts, then the failed targets one by one.
-    pub fn finish(self, counts: &Counts, stopped: Option<&str>) {
+    /// Takes the bar off the screen, so that what follows on stderr is not drawn over.
+    pub fn clear(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+
+    pub fn finish(self, counts: &Counts, stopped: Option<&str>) {
+        self.clear();
         if self.quiet {
             return;
         }
