@@ -292,13 +292,14 @@ fn capped_assume_rate_still_runs_every_target() {
 
 #[test]
 fn a_throttling_storm_does_not_drain_the_retry_budget() {
-    // About 160 throttled AssumeRole answers: with the SDK's default shared bucket (500 tokens,
-    // 5 per retry) the retries after the hundredth would be refused and targets would fail.
+    // Hundreds of throttled AssumeRole answers at 300 workers: with the SDK's default shared
+    // bucket (500 tokens, 5 per retry) retries are refused and targets fail. 20 attempts keep
+    // the odds of one account being throttled every time negligible (250 x 0.5^20).
     let g = Ground::start(&["--extra-root-accounts", "250", "--throttle-assume", "0.5"]);
     let run =
         Run::of(
             g.cove()
-                .env("AWS_MAX_ATTEMPTS", "12")
+                .env("AWS_MAX_ATTEMPTS", "20")
                 .args(["--workers", "300", "--", "true"]),
         );
     run.expect_code(0);
