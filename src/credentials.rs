@@ -160,9 +160,27 @@ impl<A: Aws> CredentialCache<A> {
 
     /// `n` more targets will use the account's credentials.
     pub fn add_uses(&self, account_id: &str, n: usize) {
-        self.cell(account_id)
-            .uses_left
-            .fetch_add(n, Ordering::SeqCst);
+        let mut cells = self.cells();
+        let cell = cells.entry(account_id.to_owned()).or_insert_with(|| {
+            Arc::new(Cell {
+                slot: Mutex::new(None),
+                uses_left: AtomicUsize::new(0),
+            })
+        });
+        // Counted under the map's lock, so a release cannot remove the cell in between.
+        cell.uses_left.fetch_add(n, Ordering::SeqCst);
+    }
+
+    /// Assumes the role ahead of the account's targets; does nothing for an account that no
+    /// planned target needs any more (so a late prefetch never re-creates a cell).
+    pub async fn prefetch(&self, account_id: &str) {
+        let planned = self
+            .cells()
+            .get(account_id)
+            .is_some_and(|cell| cell.uses_left.load(Ordering::SeqCst) > 0);
+        if planned {
+            let _ = self.get(account_id).await;
+        }
     }
 
     /// One target of the account is done; after the last, its credentials are dropped.

@@ -555,7 +555,7 @@ async fn execute_streaming<A: Aws, W: Write>(
         .await
         .context("the task listing the organization failed")?;
     match listed {
-        Ok(summary) if summary.sent == 0 => {
+        Ok(summary) if summary.sent == 0 && stop.reason().is_none() => {
             for note in &summary.notes {
                 progress::note(config.quiet, note);
             }

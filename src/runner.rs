@@ -229,7 +229,7 @@ pub async fn run_all<A: Aws>(
             last_prefetched = Some(account.clone());
             let creds = creds.clone();
             prefetching.spawn(async move {
-                let _ = creds.get(&account.id).await;
+                creds.prefetch(&account.id).await;
             });
         }
         if running.is_empty() && (stop.reason().is_some() || (upcoming.is_empty() && !source_open))
@@ -265,6 +265,7 @@ pub async fn run_all<A: Aws>(
                 let (account, region, _) = in_flight
                     .remove(&err.id())
                     .expect("every task is registered when spawned");
+                creds.release(&account.id);
                 let mut r = base_record(&account, &region, &creds, &spec, Instant::now());
                 r.exception_details = Some(format!("internal error in cove: {err}"));
                 r
