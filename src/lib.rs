@@ -469,7 +469,11 @@ fn finish_run<W: Write>(
         _ => {}
     }
     let Some(counts) = finish_sink(sink, skipped, started)? else {
-        return Ok(exit_code::SUCCESS);
+        // The reader went away (`| head`): quiet, but an interrupt is still an interrupt.
+        return Ok(match stop.reason() {
+            Some(StopReason::Interrupted) => exit_code::INTERRUPTED,
+            _ => exit_code::SUCCESS,
+        });
     };
     progress.clear();
     for note in late_notes {
