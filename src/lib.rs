@@ -285,15 +285,7 @@ fn write_dry_run<W: Write>(
         })
         .collect();
     let doc = serde_json::json!({ "Targets": planned });
-    let written = if pretty {
-        serde_json::to_writer_pretty(&mut *out, &doc)
-    } else {
-        serde_json::to_writer(&mut *out, &doc)
-    };
-    match written.map_err(std::io::Error::from).and_then(|()| {
-        out.write_all(b"\n")?;
-        out.flush()
-    }) {
+    match output::write_json(out, &doc, pretty) {
         Err(e) if !output::is_closed_pipe(&e) => {
             return Err(e).context("could not write the dry run to stdout");
         }

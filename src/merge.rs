@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use serde_json::{Map, Value};
 
 use crate::exit_code;
-use crate::output::{Outcome, is_closed_pipe};
+use crate::output::{Outcome, is_closed_pipe, write_json};
 
 const LISTS: [(&str, Outcome); 3] = [
     ("Results", Outcome::Result),
@@ -132,16 +132,7 @@ pub fn merge(files: &[PathBuf], mut out: impl Write, pretty: bool) -> anyhow::Re
             .as_array()
             .is_some_and(|l| !l.is_empty());
     let doc = Value::Object(doc);
-    let written = if pretty {
-        serde_json::to_writer_pretty(&mut out, &doc)
-    } else {
-        serde_json::to_writer(&mut out, &doc)
-    };
-    match written
-        .map_err(std::io::Error::from)
-        .and_then(|()| out.write_all(b"\n"))
-        .and_then(|()| out.flush())
-    {
+    match write_json(&mut out, &doc, pretty) {
         Err(e) if !is_closed_pipe(&e) => {
             return Err(e).context("could not write the merged document");
         }

@@ -84,15 +84,21 @@ pub fn result_value(stdout: &[u8]) -> serde_json::Value {
     }
 }
 
-/// Writes the document: pretty for a person at a terminal, one line otherwise.
-pub fn write_document(out: &mut impl Write, doc: &Document, pretty: bool) -> io::Result<()> {
+/// Writes one JSON value and a newline: pretty for a person at a terminal, one line otherwise.
+/// The run's document, the dry-run matrix and `cove merge` all go through here.
+pub fn write_json(out: &mut impl Write, value: &impl Serialize, pretty: bool) -> io::Result<()> {
     if pretty {
-        serde_json::to_writer_pretty(&mut *out, doc)?;
+        serde_json::to_writer_pretty(&mut *out, value)?;
     } else {
-        serde_json::to_writer(&mut *out, doc)?;
+        serde_json::to_writer(&mut *out, value)?;
     }
     out.write_all(b"\n")?;
     out.flush()
+}
+
+/// Writes the document.
+pub fn write_document(out: &mut impl Write, doc: &Document, pretty: bool) -> io::Result<()> {
+    write_json(out, doc, pretty)
 }
 
 /// The `--output` formats.

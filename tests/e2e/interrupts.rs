@@ -37,12 +37,7 @@ wait"#,
         .unwrap();
     let pids = wait_for_pids(dir.path(), 8);
     kill(Pid::from_raw(child.id() as i32), signal).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let run = Run::from_output(child.wait_with_output().unwrap());
     run.expect_code(130);
     assert_eq!(
         run.ids("Results"),
@@ -107,12 +102,7 @@ wait"#,
         .unwrap();
     let pids = wait_for_pids(dir.path(), 8);
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let run = Run::from_output(child.wait_with_output().unwrap());
     run.expect_code(130);
     assert_eq!(run.ids("Results"), g.ids(&["root-a"]));
     let mut all: Vec<String> = run

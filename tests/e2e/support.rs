@@ -204,7 +204,11 @@ pub struct Run {
 
 impl Run {
     pub fn of(cmd: &mut Command) -> Run {
-        let out = cmd.output().expect("run cove");
+        Run::from_output(cmd.output().expect("run cove"))
+    }
+
+    /// A run that was spawned and waited for by the test itself.
+    pub fn from_output(out: std::process::Output) -> Run {
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
