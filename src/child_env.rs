@@ -101,7 +101,7 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credentials::Secret;
+    use crate::secret::Secret;
     use std::time::{Duration, UNIX_EPOCH};
 
     #[test]

@@ -10,46 +10,67 @@ use anyhow::{Context, bail, ensure};
 use std::collections::BTreeMap;
 
 use crate::cli::Cli;
-use crate::credentials::{RoleSpec, Secret};
+use crate::credentials::RoleSpec;
 use crate::filters::Filters;
 use crate::ids::OrgId;
 use crate::merge;
 use crate::output::Format;
 use crate::plan::Shard;
-use crate::regions;
+use crate::regions::{self, RegionChoice, Regions};
+use crate::secret::Secret;
 use crate::template;
 
-/// What to run, where, and as whom; every field already checked.
+/// What to run, where, and as whom; every field already checked. Plain data: building it
+/// reads the files the user named (`--policy @FILE`, `--rerun`) but changes nothing; the
+/// pipeline does the side effects (the output directory, the open-file limit).
 #[derive(Debug)]
 pub struct Config {
-    pub targets: Vec<OrgId>,
-    pub ignores: Vec<OrgId>,
-    /// Empty means "the region of the credential chain" (or, with `all_regions`, "ask each
-    /// account").
-    pub regions: Vec<String>,
-    /// `--region all`: every region each account has enabled.
-    pub all_regions: bool,
-    pub exclude_regions: Vec<String>,
+    pub selection: SelectionSettings,
+    pub regions: Regions,
     pub allow_unknown_region: bool,
     pub role: RoleSpec,
-    pub profile: Option<String>,
-    pub workers: usize,
-    /// Set when `--workers` was lowered to fit the open-file limit.
-    pub workers_capped_from: Option<usize>,
-    pub fail_fast: bool,
-    pub timeout: Option<Duration>,
-    pub max_output_bytes: usize,
-    pub max_assume_rate: Option<f64>,
+    pub aws: AwsSettings,
+    pub run: RunSettings,
+    pub output: OutputSettings,
     pub dry_run: bool,
+}
+
+/// Which accounts: the resolver's, admission's and the plan's settings.
+#[derive(Debug)]
+pub struct SelectionSettings {
+    pub targets: Vec<OrgId>,
+    pub ignores: Vec<OrgId>,
     pub include_caller: bool,
     pub filters: Filters,
     pub shard: Option<Shard>,
     /// `--rerun`: the failed pairs of a previous output, by account.
     pub rerun: Option<BTreeMap<String, Vec<String>>>,
-    pub output: Format,
-    pub output_dir: Option<PathBuf>,
-    pub quiet: bool,
+}
+
+/// How cove reaches AWS.
+#[derive(Debug)]
+pub struct AwsSettings {
+    pub profile: Option<String>,
+    pub max_assume_rate: Option<f64>,
+}
+
+/// How each target's command runs.
+#[derive(Debug)]
+pub struct RunSettings {
     pub command: Vec<OsString>,
+    /// `--workers` as asked; the pipeline fits it to the open-file limit.
+    pub workers: usize,
+    pub fail_fast: bool,
+    pub timeout: Option<Duration>,
+    pub max_output_bytes: usize,
+}
+
+/// Where results go.
+#[derive(Debug)]
+pub struct OutputSettings {
+    pub format: Format,
+    pub dir: Option<PathBuf>,
+    pub quiet: bool,
 }
 
 fn dedup<T: PartialEq + Clone>(items: &[T]) -> Vec<T> {
@@ -136,30 +157,6 @@ fn check_external_id(id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Each running child holds a few descriptors in cove (two pipes, its pidfd, an STS
-/// connection): raise the open-file limit as far as `--workers` needs and the system allows
-/// (children inherit it, so no further), and keep `--workers` within it, so a huge value
-/// cannot exhaust file descriptors.
-fn fit_workers(requested: usize) -> usize {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    const FDS_PER_CHILD: u64 = 4;
-    const RESERVED: u64 = 128;
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return requested;
-    };
-    let needed = (requested as u64)
-        .saturating_mul(FDS_PER_CHILD)
-        .saturating_add(RESERVED);
-    let wanted = hard.min(needed).min(1 << 20);
-    let limit = if soft < wanted && setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).is_ok() {
-        wanted
-    } else {
-        soft
-    };
-    let fit = (limit.saturating_sub(RESERVED) / FDS_PER_CHILD).max(1);
-    requested.min(usize::try_from(fit).unwrap_or(usize::MAX))
-}
-
 /// `--shard-index-env VAR --shard-count N`: the 0-based index comes from `VAR`.
 fn shard_from_env(var: &str, count: u32) -> anyhow::Result<Shard> {
     let value = std::env::var(var)
@@ -176,73 +173,95 @@ fn shard_from_env(var: &str, count: u32) -> anyhow::Result<Shard> {
     }
 }
 
-/// `--output-dir` must be a directory cove can write, and is created if missing.
-fn prepare_output_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create --output-dir `{}`", dir.display()))?;
-    let probe = dir.join(".cove-write-test");
-    std::fs::write(&probe, b"")
-        .with_context(|| format!("cannot write in --output-dir `{}`", dir.display()))?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
+/// `--role`, `--role-session-name` and the AssumeRole parameters, checked.
+fn role_spec(cli: &mut Cli) -> anyhow::Result<RoleSpec> {
+    check_role(&cli.role)?;
+    let session_name = match cli.role_session_name.take() {
+        Some(name) => {
+            check_session_name(&name)?;
+            name
+        }
+        None => {
+            let name = cli.role.rsplit('/').next().unwrap_or(&cli.role).to_owned();
+            check_session_name(&name).with_context(|| {
+                format!(
+                    "the session name defaults to the role name `{name}`, which cannot be one; pass --role-session-name"
+                )
+            })?;
+            name
+        }
+    };
+    let policy = cli.policy.as_deref().map(read_policy).transpose()?;
+    for arn in &cli.policy_arns {
+        check_policy_arn(arn)?;
+    }
+    if let Some(id) = &cli.external_id {
+        check_external_id(id)?;
+    }
+    Ok(RoleSpec {
+        role_name: cli.role.clone(),
+        session_name,
+        policy,
+        policy_arns: dedup(&cli.policy_arns),
+        external_id: cli.external_id.take().map(Secret::new),
+        duration_seconds: cli.duration,
+    })
+}
+
+/// `--region` and `--exclude-region`, checked against the known regions.
+fn region_choice(cli: &Cli) -> anyhow::Result<Regions> {
+    let all_regions = cli.regions.iter().any(|r| r == regions::ALL_ENABLED_LABEL);
+    ensure!(
+        !all_regions || cli.regions.iter().all(|r| r == regions::ALL_ENABLED_LABEL),
+        "--region all cannot be combined with other regions; use --exclude-region to leave some out"
+    );
+    ensure!(
+        !(all_regions && cli.rerun.is_some()),
+        "--region all cannot be combined with --rerun; --rerun runs the regions recorded in its file"
+    );
+    for region in cli
+        .regions
+        .iter()
+        .filter(|r| *r != regions::ALL_ENABLED_LABEL)
+        .chain(&cli.exclude_region)
+    {
+        regions::check(region, cli.allow_unknown_region).map_err(anyhow::Error::msg)?;
+    }
+    let choice = if all_regions {
+        RegionChoice::AllEnabled
+    } else if cli.regions.is_empty() {
+        RegionChoice::Chain
+    } else {
+        RegionChoice::Named(dedup(&cli.regions))
+    };
+    let regions = Regions::new(choice, dedup(&cli.exclude_region));
+    if let RegionChoice::Named(named) = &regions.choice {
+        ensure!(
+            named.iter().any(|r| regions.allows(r)),
+            "--exclude-region leaves no region to run in"
+        );
+    }
+    Ok(regions)
+}
+
+/// `--rerun FILE`: the failed pairs it records, which must not be none.
+fn rerun_pairs(cli: &Cli) -> anyhow::Result<Option<BTreeMap<String, Vec<String>>>> {
+    let Some(path) = &cli.rerun else {
+        return Ok(None);
+    };
+    let pairs = merge::failed_pairs(path, cli.rerun_only)?;
+    ensure!(
+        !pairs.is_empty(),
+        "--rerun `{}` has no failed targets to run again",
+        path.display()
+    );
+    Ok(Some(pairs))
 }
 
 impl Config {
-    /// The note to show when `--workers` was lowered.
-    pub fn workers_note(&self) -> Option<String> {
-        self.workers_capped_from.map(|asked| {
-            format!(
-                "--workers {asked} needs more open files than this system allows; running {} at a time",
-                self.workers
-            )
-        })
-    }
-
-    pub fn from_cli(cli: Cli) -> anyhow::Result<Config> {
-        check_role(&cli.role)?;
-        let session_name = match cli.role_session_name {
-            Some(name) => {
-                check_session_name(&name)?;
-                name
-            }
-            None => {
-                let name = cli.role.rsplit('/').next().unwrap_or(&cli.role).to_owned();
-                check_session_name(&name).with_context(|| {
-                    format!(
-                        "the session name defaults to the role name `{name}`, which cannot be one; pass --role-session-name"
-                    )
-                })?;
-                name
-            }
-        };
-        let policy = cli.policy.as_deref().map(read_policy).transpose()?;
-        for arn in &cli.policy_arns {
-            check_policy_arn(arn)?;
-        }
-        if let Some(id) = &cli.external_id {
-            check_external_id(id)?;
-        }
-        let all_regions = cli.regions.iter().any(|r| r == "all");
-        ensure!(
-            !all_regions || cli.regions.iter().all(|r| r == "all"),
-            "--region all cannot be combined with other regions; use --exclude-region to leave some out"
-        );
-        ensure!(
-            !(all_regions && cli.rerun.is_some()),
-            "--region all cannot be combined with --rerun; --rerun runs the regions recorded in its file"
-        );
-        for region in cli
-            .regions
-            .iter()
-            .filter(|r| *r != "all")
-            .chain(&cli.exclude_region)
-        {
-            regions::check(region, cli.allow_unknown_region).map_err(anyhow::Error::msg)?;
-        }
-        ensure!(
-            cli.regions.is_empty() || cli.regions.iter().any(|r| !cli.exclude_region.contains(r)),
-            "--exclude-region leaves no region to run in"
-        );
+    pub fn from_cli(mut cli: Cli) -> anyhow::Result<Config> {
+        let role = role_spec(&mut cli)?;
+        let regions = region_choice(&cli)?;
         let program = cli
             .command
             .first()
@@ -253,69 +272,45 @@ impl Config {
         );
 
         template::check(&cli.command).map_err(anyhow::Error::msg)?;
-        if let Some(dir) = &cli.output_dir {
-            prepare_output_dir(dir)?;
-        }
         // --shard-index-env wins over --shard (and COVE_SHARD): it is the more specific way.
         let shard = match (&cli.shard_index_env, cli.shard_count) {
             (Some(var), Some(count)) => Some(shard_from_env(var, count)?),
             _ => cli.shard,
         };
-        let rerun = match &cli.rerun {
-            Some(path) => {
-                let pairs = merge::failed_pairs(path, cli.rerun_only)?;
-                ensure!(
-                    !pairs.is_empty(),
-                    "--rerun `{}` has no failed targets to run again",
-                    path.display()
-                );
-                Some(pairs)
-            }
-            None => None,
-        };
-        let workers = fit_workers(cli.workers as usize);
+        let rerun = rerun_pairs(&cli)?;
         Ok(Config {
-            targets: dedup(&cli.targets),
-            ignores: dedup(&cli.ignores),
-            regions: if all_regions {
-                Vec::new()
-            } else {
-                dedup(&cli.regions)
-                    .into_iter()
-                    .filter(|r| !cli.exclude_region.contains(r))
-                    .collect()
+            selection: SelectionSettings {
+                targets: dedup(&cli.targets),
+                ignores: dedup(&cli.ignores),
+                include_caller: cli.include_caller,
+                filters: Filters {
+                    name: cli.filter_name,
+                    email: cli.filter_email,
+                    tags: dedup(&cli.filter_tag),
+                },
+                shard,
+                rerun,
             },
-            all_regions,
-            exclude_regions: dedup(&cli.exclude_region),
+            regions,
             allow_unknown_region: cli.allow_unknown_region,
-            role: RoleSpec {
-                role_name: cli.role,
-                session_name,
-                policy,
-                policy_arns: dedup(&cli.policy_arns),
-                external_id: cli.external_id.map(Secret::new),
-                duration_seconds: cli.duration,
+            role,
+            aws: AwsSettings {
+                profile: cli.profile,
+                max_assume_rate: cli.max_assume_rate,
             },
-            profile: cli.profile,
-            workers,
-            workers_capped_from: (workers < cli.workers as usize).then_some(cli.workers as usize),
-            fail_fast: cli.fail_fast,
-            timeout: cli.timeout,
-            max_output_bytes: cli.max_output_bytes,
-            max_assume_rate: cli.max_assume_rate,
+            run: RunSettings {
+                command: cli.command,
+                workers: cli.workers as usize,
+                fail_fast: cli.fail_fast,
+                timeout: cli.timeout,
+                max_output_bytes: cli.max_output_bytes,
+            },
+            output: OutputSettings {
+                format: cli.output,
+                dir: cli.output_dir,
+                quiet: cli.quiet,
+            },
             dry_run: cli.dry_run,
-            include_caller: cli.include_caller,
-            filters: Filters {
-                name: cli.filter_name,
-                email: cli.filter_email,
-                tags: dedup(&cli.filter_tag),
-            },
-            shard,
-            rerun,
-            output: cli.output,
-            output_dir: cli.output_dir,
-            quiet: cli.quiet,
-            command: cli.command,
         })
     }
 }
@@ -334,7 +329,7 @@ mod tests {
     #[test]
     fn duplicated_targets_are_merged() {
         let c = config(&["-t", "111111111111,111111111111", "--", "true"]).unwrap();
-        assert_eq!(c.targets.len(), 1);
+        assert_eq!(c.selection.targets.len(), 1);
     }
 
     #[test]

@@ -1,9 +1,7 @@
 //! Assuming the target role: the role ARN, one AssumeRole per account shared by all of that
-//! account's regions (renewed when it is about to expire), an optional cap on the call rate,
-//! and the [`Secret`] type that keeps keys and tokens out of every printout.
+//! account's regions (renewed when it is about to expire), and an optional cap on the call rate.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
@@ -12,33 +10,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::aws::{AssumeRequest, Aws, AwsError, TempCredentials};
-
-/// A value that must never be printed: secret keys, session tokens, external IDs, policies.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The real value, for handing to AWS or to a child's environment only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+use crate::secret::Secret;
 
 /// How to assume the role in any account; built once from the validated configuration.
 #[derive(Debug, Clone)]
@@ -214,9 +186,7 @@ impl<A: Aws> CredentialCache<A> {
             .into_iter()
             .flatten()
         {
-            if !secret.expose().is_empty() {
-                err.message = err.message.replace(secret.expose(), "<redacted>");
-            }
+            err.message = secret.redact_from(&err.message);
         }
         err
     }
@@ -250,13 +220,6 @@ impl<A: Aws> CredentialCache<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secrets_never_format() {
-        let s = Secret::new("wJalrXUtnFEMI");
-        assert!(!format!("{s:?}").contains("wJalr"));
-        assert!(!format!("{s}").contains("wJalr"));
-    }
 
     #[tokio::test(start_paused = true)]
     async fn rate_limiter_spaces_calls() {

@@ -2,7 +2,7 @@
 //! filters must match (AND). Tags are fetched only when a tag filter is given, one call per
 //! account, a few at a time, since Organizations throttles hard.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use futures::{StreamExt, TryStreamExt, stream};
 use regex::Regex;
 
@@ -48,49 +48,34 @@ impl Filters {
         test(&self.name, &account.name) && test(&self.email, &account.email)
     }
 
-    /// Keeps the accounts that match every filter. Returns a note saying what was kept.
-    pub async fn apply<A: Aws>(
+    /// Keeps the accounts that carry every `--filter-tag` (the name and email filters were
+    /// applied by admission). Returns the kept accounts and how many were left out.
+    pub async fn apply_tags<A: Aws>(
         &self,
         aws: &A,
         accounts: Vec<Account>,
-    ) -> anyhow::Result<(Vec<Account>, Option<String>)> {
-        if self.is_empty() {
-            return Ok((accounts, None));
+    ) -> anyhow::Result<(Vec<Account>, u64)> {
+        if self.tags.is_empty() {
+            return Ok((accounts, 0));
         }
         let before = accounts.len();
-        if (self.name.is_some() || self.email.is_some())
-            && accounts
-                .iter()
-                .all(|a| a.name.is_none() && a.email.is_none())
-            && !accounts.is_empty()
-        {
-            bail!(
-                "--filter-name and --filter-email need account names and emails from organizations:ListAccounts, which this caller may not use"
-            );
-        }
-        let mut kept: Vec<Account> = accounts
+        let tagged: Vec<(Account, Vec<(String, String)>)> = stream::iter(accounts)
+            .map(|account| async move {
+                let tags = aws.list_account_tags(&account.id).await.with_context(|| {
+                    format!("could not read the tags of account {}", account.id)
+                })?;
+                anyhow::Ok((account, tags))
+            })
+            .buffered(TAG_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let kept: Vec<Account> = tagged
             .into_iter()
-            .filter(|a| self.matches_text(a))
+            .filter(|(_, tags)| self.tags.iter().all(|wanted| tags.contains(wanted)))
+            .map(|(account, _)| account)
             .collect();
-        if !self.tags.is_empty() {
-            let tagged: Vec<(Account, Vec<(String, String)>)> = stream::iter(kept)
-                .map(|account| async move {
-                    let tags = aws.list_account_tags(&account.id).await.with_context(|| {
-                        format!("could not read the tags of account {}", account.id)
-                    })?;
-                    anyhow::Ok((account, tags))
-                })
-                .buffered(TAG_CONCURRENCY)
-                .try_collect()
-                .await?;
-            kept = tagged
-                .into_iter()
-                .filter(|(_, tags)| self.tags.iter().all(|wanted| tags.contains(wanted)))
-                .map(|(account, _)| account)
-                .collect();
-        }
-        let note = format!("filters kept {} of {} accounts", kept.len(), before);
-        Ok((kept, Some(note)))
+        let left_out = (before - kept.len()) as u64;
+        Ok((kept, left_out))
     }
 }
 
@@ -119,10 +104,14 @@ mod tests {
             email: None,
             tags: vec![parse_tag("env=prod").unwrap()],
         };
-        let (kept, note) = filters.apply(&aws, accounts).await.unwrap();
+        let named: Vec<Account> = accounts
+            .into_iter()
+            .filter(|a| filters.matches_text(a))
+            .collect();
+        let (kept, left_out) = filters.apply_tags(&aws, named).await.unwrap();
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].id, "1");
-        assert_eq!(note.unwrap(), "filters kept 1 of 3 accounts");
+        assert_eq!(left_out, 1);
         assert_eq!(aws.tag_calls.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 

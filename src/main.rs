@@ -3,14 +3,15 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use cove::exit_code::Exit;
 
 fn main() -> ExitCode {
     let cli = cove::cli::Cli::parse();
     match cove::run(cli) {
-        Ok(code) => code,
+        Ok(exit) => exit.into(),
         Err(err) => {
             eprintln!("cove: error: {err:#}");
-            cove::exit_code::code(cove::exit_code::NOTHING_RAN)
+            Exit::NothingRan.into()
         }
     }
 }

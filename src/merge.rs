@@ -8,14 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde_json::{Map, Value};
 
-use crate::exit_code;
-use crate::output::{Outcome, is_closed_pipe, write_json};
-
-const LISTS: [(&str, Outcome); 3] = [
-    ("Results", Outcome::Result),
-    ("Exceptions", Outcome::Exception),
-    ("FailedAssumeRole", Outcome::FailedAssumeRole),
-];
+use crate::exit_code::{self, Exit};
+use crate::output::{Outcome, write_json, written};
 
 fn foreign(path: &Path) -> anyhow::Error {
     anyhow::anyhow!(
@@ -37,13 +31,13 @@ pub fn read_output(path: &Path) -> anyhow::Result<Vec<(Outcome, Value)>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read `{}`", path.display()))?;
     if let Ok(Value::Object(doc)) = serde_json::from_str::<Value>(&text)
-        && LISTS
+        && Outcome::ALL
             .iter()
-            .all(|(name, _)| doc.get(*name).is_some_and(Value::is_array))
+            .all(|o| doc.get(o.list_key()).is_some_and(Value::is_array))
     {
         let mut records = Vec::new();
-        for (name, outcome) in LISTS {
-            for record in doc[name].as_array().into_iter().flatten() {
+        for outcome in Outcome::ALL {
+            for record in doc[outcome.list_key()].as_array().into_iter().flatten() {
                 key(record, path)?;
                 records.push((outcome, record.clone()));
             }
@@ -66,18 +60,14 @@ pub fn read_output(path: &Path) -> anyhow::Result<Vec<(Outcome, Value)>> {
             saw_summary = true;
             continue;
         }
-        let outcome = match object
+        let outcome = object
             .shift_remove("Outcome")
             .as_ref()
             .and_then(Value::as_str)
-        {
-            Some("Result") => Outcome::Result,
-            Some("Exception") => Outcome::Exception,
-            Some("FailedAssumeRole") => Outcome::FailedAssumeRole,
-            _ => {
-                return Err(foreign(path))
-                    .with_context(|| format!("line {} has no cove Outcome", n + 1));
-            }
+            .and_then(Outcome::from_line_name);
+        let Some(outcome) = outcome else {
+            return Err(foreign(path))
+                .with_context(|| format!("line {} has no cove Outcome", n + 1));
         };
         let record = Value::Object(object);
         key(&record, path)?;
@@ -99,9 +89,10 @@ pub fn read_output(path: &Path) -> anyhow::Result<Vec<(Outcome, Value)>> {
 }
 
 /// `cove merge`: one document from shard outputs, with the exit code a single run would give.
-pub fn merge(files: &[PathBuf], mut out: impl Write, pretty: bool) -> anyhow::Result<u8> {
+pub fn merge(files: &[PathBuf], mut out: impl Write, pretty: bool) -> anyhow::Result<Exit> {
     let mut seen: BTreeMap<(String, String), &Path> = BTreeMap::new();
     let mut lists: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    let mut failed = 0;
     for path in files {
         for (outcome, record) in read_output(path)? {
             let (id, region) = key(&record, path)?;
@@ -112,37 +103,25 @@ pub fn merge(files: &[PathBuf], mut out: impl Write, pretty: bool) -> anyhow::Re
                     path.display()
                 );
             }
-            let name = LISTS.iter().find(|(_, o)| *o == outcome).map(|(n, _)| *n);
-            lists
-                .entry(name.unwrap_or("Exceptions"))
-                .or_default()
-                .push(record);
+            if outcome != Outcome::Result {
+                failed += 1;
+            }
+            lists.entry(outcome.list_key()).or_default().push(record);
         }
     }
     let mut doc = Map::new();
-    for (name, _) in LISTS {
-        let mut records = lists.remove(name).unwrap_or_default();
+    for outcome in Outcome::ALL {
+        let mut records = lists.remove(outcome.list_key()).unwrap_or_default();
         records.sort_by(|a, b| {
             (a["Id"].as_str(), a["Region"].as_str()).cmp(&(b["Id"].as_str(), b["Region"].as_str()))
         });
-        doc.insert(name.to_owned(), Value::Array(records));
+        doc.insert(outcome.list_key().to_owned(), Value::Array(records));
     }
-    let failed = doc["Exceptions"].as_array().is_some_and(|l| !l.is_empty())
-        || doc["FailedAssumeRole"]
-            .as_array()
-            .is_some_and(|l| !l.is_empty());
-    let doc = Value::Object(doc);
-    match write_json(&mut out, &doc, pretty) {
-        Err(e) if !is_closed_pipe(&e) => {
-            return Err(e).context("could not write the merged document");
-        }
-        _ => {}
-    }
-    Ok(if failed {
-        exit_code::TARGET_FAILED
-    } else {
-        exit_code::SUCCESS
-    })
+    written(
+        write_json(&mut out, &Value::Object(doc), pretty),
+        "the merged document",
+    )?;
+    Ok(exit_code::decide(failed, false))
 }
 
 /// Which lists of a previous output `--rerun` takes.
@@ -176,7 +155,7 @@ pub fn failed_pairs(
                     path.display()
                 );
             }
-            if region == "all" {
+            if region == crate::regions::ALL_ENABLED_LABEL {
                 bail!(
                     "`{}` records account {id} in region `all` (its --region all discovery failed); run it again with --region all --target {id}",
                     path.display()
@@ -241,7 +220,7 @@ mod tests {
         assert!(err.contains("no Summary line"), "{err}");
         let mut out = Vec::new();
         let code = merge(&[a.clone(), b.clone()], &mut out, false).unwrap();
-        assert_eq!(code, exit_code::TARGET_FAILED);
+        assert_eq!(code, Exit::TargetFailed);
         let doc: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(doc["Results"][0]["Id"], "2");
         assert_eq!(doc["Exceptions"][0]["Id"], "1");

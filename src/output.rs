@@ -1,12 +1,15 @@
-//! The output contract: one record per target, in botocove's shape, written once to stdout.
-//! Keys and their meaning are relied on by users' jq scripts: change nothing lightly.
+//! The output contract: one record per target, in botocove's shape, written to stdout by one
+//! writer thread of its own. Keys and their meaning are relied on by users' jq scripts: change
+//! nothing lightly.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 
-/// Which list a record belongs to.
+/// Which list a record belongs to. The names of the lists and outcomes are spelled here only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// The command ran and exited 0.
@@ -15,6 +18,41 @@ pub enum Outcome {
     Exception,
     /// The role could not be assumed, so the command did not run.
     FailedAssumeRole,
+}
+
+impl Outcome {
+    /// Every outcome, in the order of the document's lists.
+    pub const ALL: [Outcome; 3] = [
+        Outcome::Result,
+        Outcome::Exception,
+        Outcome::FailedAssumeRole,
+    ];
+
+    /// The `Outcome` value of a jsonl line.
+    pub fn line_name(self) -> &'static str {
+        match self {
+            Outcome::Result => "Result",
+            Outcome::Exception => "Exception",
+            Outcome::FailedAssumeRole => "FailedAssumeRole",
+        }
+    }
+
+    /// The key of the document's list (and of the summary's count).
+    pub fn list_key(self) -> &'static str {
+        match self {
+            Outcome::Result => "Results",
+            Outcome::Exception => "Exceptions",
+            Outcome::FailedAssumeRole => "FailedAssumeRole",
+        }
+    }
+
+    pub fn from_line_name(name: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.line_name() == name)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// One target's outcome. Every key is always present; unknown values are `null`.
@@ -42,15 +80,11 @@ pub struct Record {
     pub raw_output: Option<RawOutput>,
 }
 
-/// The document written at the end of a run.
-#[derive(Debug, Default, Serialize)]
+/// The document written at the end of a run: one list per [`Outcome`], each ordered by `Id`
+/// then `Region`.
+#[derive(Debug, Default)]
 pub struct Document {
-    #[serde(rename = "Results")]
-    pub results: Vec<Record>,
-    #[serde(rename = "Exceptions")]
-    pub exceptions: Vec<Record>,
-    #[serde(rename = "FailedAssumeRole")]
-    pub failed_assume_role: Vec<Record>,
+    lists: [Vec<Record>; 3],
 }
 
 impl Document {
@@ -58,20 +92,26 @@ impl Document {
     pub fn new(records: Vec<Record>) -> Self {
         let mut doc = Document::default();
         for record in records {
-            match record.outcome {
-                Outcome::Result => doc.results.push(record),
-                Outcome::Exception => doc.exceptions.push(record),
-                Outcome::FailedAssumeRole => doc.failed_assume_role.push(record),
-            }
+            doc.lists[record.outcome.index()].push(record);
         }
-        for list in [
-            &mut doc.results,
-            &mut doc.exceptions,
-            &mut doc.failed_assume_role,
-        ] {
+        for list in &mut doc.lists {
             list.sort_by(|a, b| (&a.id, &a.region).cmp(&(&b.id, &b.region)));
         }
         doc
+    }
+
+    pub fn list(&self, outcome: Outcome) -> &[Record] {
+        &self.lists[outcome.index()]
+    }
+}
+
+impl Serialize for Document {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(Outcome::ALL.len()))?;
+        for outcome in Outcome::ALL {
+            map.serialize_entry(outcome.list_key(), self.list(outcome))?;
+        }
+        map.end()
     }
 }
 
@@ -96,9 +136,35 @@ pub fn write_json(out: &mut impl Write, value: &impl Serialize, pretty: bool) ->
     out.flush()
 }
 
-/// Writes the document.
-pub fn write_document(out: &mut impl Write, doc: &Document, pretty: bool) -> io::Result<()> {
-    write_json(out, doc, pretty)
+/// Why output could not be written. A closed pipe (`cove ... | head`) is not an error for
+/// the user: it ends cove quietly. This is the one place that tells the two apart.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("the reader of the output went away")]
+    Closed,
+    #[error("{0}")]
+    Failed(io::Error),
+}
+
+impl From<io::Error> for OutputError {
+    fn from(err: io::Error) -> Self {
+        if err.kind() == io::ErrorKind::BrokenPipe {
+            OutputError::Closed
+        } else {
+            OutputError::Failed(err)
+        }
+    }
+}
+
+/// A finished write of a whole document: a closed pipe is fine, any other failure is an error
+/// naming `what` was being written.
+pub fn written(result: io::Result<()>, what: &str) -> anyhow::Result<()> {
+    match result.map_err(OutputError::from) {
+        Ok(()) | Err(OutputError::Closed) => Ok(()),
+        Err(OutputError::Failed(err)) => {
+            Err(anyhow::Error::new(err).context(format!("could not write {what}")))
+        }
+    }
 }
 
 /// The `--output` formats.
@@ -119,36 +185,38 @@ struct Line<'a> {
     outcome: &'static str,
 }
 
-impl Outcome {
-    pub fn list_name(self) -> &'static str {
-        match self {
-            Outcome::Result => "Result",
-            Outcome::Exception => "Exception",
-            Outcome::FailedAssumeRole => "FailedAssumeRole",
-        }
-    }
-}
-
 /// How many targets ended in each list.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "PascalCase")]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
-    pub results: u64,
-    pub exceptions: u64,
-    pub failed_assume_role: u64,
+    by_outcome: [u64; 3],
 }
 
 impl Counts {
     pub fn add(&mut self, outcome: Outcome) {
-        match outcome {
-            Outcome::Result => self.results += 1,
-            Outcome::Exception => self.exceptions += 1,
-            Outcome::FailedAssumeRole => self.failed_assume_role += 1,
-        }
+        self.by_outcome[outcome.index()] += 1;
     }
 
-    pub fn all_succeeded(&self) -> bool {
-        self.exceptions == 0 && self.failed_assume_role == 0
+    pub fn of(&self, outcome: Outcome) -> u64 {
+        self.by_outcome[outcome.index()]
+    }
+
+    /// Targets in `Exceptions` or `FailedAssumeRole`.
+    pub fn failed(&self) -> u64 {
+        self.of(Outcome::Exception) + self.of(Outcome::FailedAssumeRole)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.by_outcome.iter().sum()
+    }
+}
+
+impl Serialize for Counts {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(Outcome::ALL.len()))?;
+        for outcome in Outcome::ALL {
+            map.serialize_entry(outcome.list_key(), &self.of(outcome))?;
+        }
+        map.end()
     }
 }
 
@@ -161,8 +229,9 @@ struct Summary {
     duration_ms: u64,
 }
 
-/// The one writer of data: stdout in the chosen format, and the `--output-dir` files. In jsonl
-/// mode without an output directory it holds nothing after a line is written.
+/// Writes the data: stdout in the chosen format, and the `--output-dir` files. In jsonl mode
+/// without an output directory it holds nothing after a line is written. It runs on the
+/// [`crate::writer`] thread, so a slow reader never holds up the scheduler.
 pub struct Sink<W: Write> {
     out: W,
     format: Format,
@@ -201,7 +270,7 @@ impl<W: Write> Sink<W> {
         if self.format == Format::Jsonl {
             let line = Line {
                 record: &record,
-                outcome: record.outcome.list_name(),
+                outcome: record.outcome.line_name(),
             };
             serde_json::to_writer(&mut self.out, &line)?;
             self.out.write_all(b"\n")?;
@@ -219,23 +288,36 @@ impl<W: Write> Sink<W> {
         let doc = Document::new(std::mem::take(&mut self.kept));
         if let Some(dir) = &self.dir {
             let mut file = io::BufWriter::new(std::fs::File::create(dir.join("results.json"))?);
-            write_document(&mut file, &doc, true)?;
+            write_json(&mut file, &doc, true)?;
         }
         match self.format {
-            Format::Json => write_document(&mut self.out, &doc, self.pretty)?,
+            Format::Json => write_json(&mut self.out, &doc, self.pretty)?,
             Format::Jsonl => {
                 let summary = Summary {
                     counts: self.counts,
                     skipped,
                     duration_ms,
                 };
-                serde_json::to_writer(&mut self.out, &serde_json::json!({ "Summary": summary }))?;
-                self.out.write_all(b"\n")?;
-                self.out.flush()?;
+                write_json(
+                    &mut self.out,
+                    &serde_json::json!({ "Summary": summary }),
+                    false,
+                )?;
             }
         }
         Ok(self.counts)
     }
+}
+
+/// `--output-dir` must be a directory cove can write, and is created if missing.
+pub fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create --output-dir `{}`", dir.display()))?;
+    let probe = dir.join(".cove-write-test");
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("cannot write in --output-dir `{}`", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
 }
 
 /// A child's output as it came, for `--output-dir`.
@@ -264,11 +346,6 @@ fn write_target_files(dir: &Path, record: &Record, raw: &RawOutput) -> io::Resul
     std::fs::create_dir_all(&target)?;
     std::fs::write(target.join("stdout"), &raw.stdout)?;
     std::fs::write(target.join("stderr"), &raw.stderr)
-}
-
-/// True when an error means the reader of stdout went away (`| head`).
-pub fn is_closed_pipe(err: &io::Error) -> bool {
-    err.kind() == io::ErrorKind::BrokenPipe
 }
 
 #[cfg(test)]
@@ -305,7 +382,7 @@ mod tests {
             record("3", "eu-west-1", Outcome::Exception),
         ]);
         let keys: Vec<_> = doc
-            .results
+            .list(Outcome::Result)
             .iter()
             .map(|r| (r.id.as_str(), r.region.as_str()))
             .collect();
@@ -313,7 +390,7 @@ mod tests {
             keys,
             [("1", "eu-west-1"), ("1", "us-west-2"), ("2", "us-east-1")]
         );
-        assert_eq!(doc.exceptions.len(), 1);
+        assert_eq!(doc.list(Outcome::Exception).len(), 1);
     }
 
     #[test]
@@ -336,6 +413,29 @@ mod tests {
             last,
             serde_json::json!({"Summary": {"Results": 1, "Exceptions": 0, "FailedAssumeRole": 0, "Skipped": 2, "DurationMs": 5}})
         );
+    }
+
+    #[test]
+    fn the_document_has_its_three_lists_in_order() {
+        let mut out = Vec::new();
+        write_json(&mut out, &Document::default(), false).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"Results\":[],\"Exceptions\":[],\"FailedAssumeRole\":[]}\n"
+        );
+        for outcome in Outcome::ALL {
+            assert_eq!(Outcome::from_line_name(outcome.line_name()), Some(outcome));
+        }
+    }
+
+    #[test]
+    fn a_closed_pipe_is_not_a_failure_but_a_full_disk_is() {
+        let closed = io::Error::from(io::ErrorKind::BrokenPipe);
+        assert!(matches!(OutputError::from(closed), OutputError::Closed));
+        assert!(written(Err(io::Error::from(io::ErrorKind::BrokenPipe)), "x").is_ok());
+        let full = io::Error::from_raw_os_error(28);
+        let err = written(Err(full), "the dry run").unwrap_err();
+        assert!(format!("{err:#}").contains("could not write the dry run"));
     }
 
     #[test]
@@ -391,7 +491,7 @@ mod tests {
             r.exit_code = code;
             let doc = Document::new(vec![r]);
             let mut out = Vec::new();
-            write_document(&mut out, &doc, false).unwrap();
+            write_json(&mut out, &doc, false).unwrap();
             let back: serde_json::Value = serde_json::from_slice(&out).unwrap();
             proptest::prop_assert_eq!(&back["Exceptions"][0]["Stderr"], &serde_json::json!(stderr));
             proptest::prop_assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);

@@ -1,5 +1,6 @@
 //! The list of targets a run works through: resolved accounts × regions, or exactly the pairs
-//! a previous run failed (`--rerun`), cut down to one shard (`--shard`).
+//! a previous run failed (`--rerun`), cut down to one shard (`--shard`); and the discovery of
+//! each account's enabled regions for `--region all`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use futures::{StreamExt, stream};
 
 use crate::aws::{Account, Aws, AwsError};
 use crate::credentials::CredentialCache;
+use crate::regions::Regions;
 
 /// One target: an account and a region.
 pub type Target = (Arc<Account>, String);
@@ -46,34 +48,28 @@ impl Shard {
     }
 }
 
-/// The account × region pairs to run, in account order. With `rerun`, each account runs in
-/// the regions recorded for it, narrowed to `regions` when the user named regions. Regions in
-/// `exclude` never run.
+/// The account × region pairs to run, in account order: every account in `fixed`, or with
+/// `rerun` exactly the regions recorded for it that `regions` still allows.
 pub fn targets(
     accounts: Vec<Account>,
-    regions: &[String],
+    fixed: &[String],
     rerun: Option<&BTreeMap<String, Vec<String>>>,
-    regions_named: bool,
-    exclude: &[String],
+    regions: &Regions,
 ) -> Vec<Target> {
     let mut out = Vec::new();
     for account in accounts {
         let account = Arc::new(account);
-        let wanted: Vec<String> = match rerun.and_then(|r| r.get(&account.id)) {
-            Some(recorded) => recorded
-                .iter()
-                .filter(|r| !regions_named || regions.contains(r))
+        let wanted: Vec<String> = match rerun {
+            Some(rerun) => rerun
+                .get(&account.id)
+                .into_iter()
+                .flatten()
+                .filter(|r| regions.reruns(r))
                 .cloned()
                 .collect(),
-            None if rerun.is_some() => Vec::new(),
-            None => regions.to_vec(),
+            None => fixed.to_vec(),
         };
-        out.extend(
-            wanted
-                .into_iter()
-                .filter(|r| !exclude.contains(r))
-                .map(|r| (account.clone(), r)),
-        );
+        out.extend(wanted.into_iter().map(|r| (account.clone(), r)));
     }
     out
 }
@@ -95,7 +91,7 @@ const DISCOVERY_CONCURRENCY: usize = 32;
 pub async fn discover_regions<A: Aws>(
     cache: &CredentialCache<A>,
     accounts: Vec<Account>,
-    exclude: &[String],
+    regions: &Regions,
     workers: usize,
 ) -> (Vec<Target>, Vec<(Arc<Account>, DiscoveryFailure)>) {
     type Answer = (Arc<Account>, Result<Vec<String>, DiscoveryFailure>);
@@ -118,10 +114,10 @@ pub async fn discover_regions<A: Aws>(
     let mut failures = Vec::new();
     for (account, answer) in answers {
         match answer {
-            Ok(regions) => targets.extend(
+            Ok(enabled) => targets.extend(
                 regions
+                    .keep(enabled)
                     .into_iter()
-                    .filter(|r| !exclude.contains(r))
                     .map(|r| (account.clone(), r)),
             ),
             Err(failure) => failures.push((account, failure)),
@@ -167,7 +163,8 @@ mod tests {
     fn rerun_runs_exactly_the_recorded_pairs() {
         let rerun: BTreeMap<String, Vec<String>> =
             [("000000000001".to_owned(), vec!["eu-west-1".to_owned()])].into();
-        let pairs = targets(accounts(3), &["us-east-1".into()], Some(&rerun), false, &[]);
+        let regions = Regions::new(crate::regions::RegionChoice::Chain, vec![]);
+        let pairs = targets(accounts(3), &[], Some(&rerun), &regions);
         assert_eq!(pairs.len(), 1);
         assert_eq!(pairs[0].0.id, "000000000001");
         assert_eq!(pairs[0].1, "eu-west-1");

@@ -141,9 +141,9 @@ impl Progress {
         let elapsed = Duration::from_secs(self.started.elapsed().as_secs());
         eprintln!(
             "cove: {} ok, {} failed, {} could not assume role in {}{}",
-            thousands(counts.results),
-            thousands(counts.exceptions),
-            thousands(counts.failed_assume_role),
+            thousands(counts.of(Outcome::Result)),
+            thousands(counts.of(Outcome::Exception)),
+            thousands(counts.of(Outcome::FailedAssumeRole)),
             humantime::format_duration(elapsed),
             stopped.map(|s| format!(" ({s})")).unwrap_or_default()
         );

@@ -103,6 +103,80 @@ pub fn check(region: &str, allow_unknown: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Which regions a run covers, as the user chose them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegionChoice {
+    /// No `--region`: the region of the credential chain (AWS_REGION, the profile), or with
+    /// `--rerun` the regions recorded in its file.
+    Chain,
+    /// `--region a,b`, de-duplicated, in the order given.
+    Named(Vec<String>),
+    /// `--region all`: every region each account has enabled, asked of the account.
+    AllEnabled,
+}
+
+/// How `--region all` targets are labelled before their regions are known (the dry run, and the
+/// record of an account whose regions could not be discovered).
+pub const ALL_ENABLED_LABEL: &str = "all";
+
+/// The run's regions: the choice, and the regions `--exclude-region` leaves out. Exclusion is
+/// decided here and nowhere else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Regions {
+    pub choice: RegionChoice,
+    exclude: Vec<String>,
+}
+
+impl Regions {
+    pub fn new(choice: RegionChoice, exclude: Vec<String>) -> Self {
+        Regions { choice, exclude }
+    }
+
+    /// Whether a region may run at all.
+    pub fn allows(&self, region: &str) -> bool {
+        !self.exclude.iter().any(|r| r == region)
+    }
+
+    /// The allowed regions of `regions`, in their order.
+    pub fn keep(&self, regions: impl IntoIterator<Item = String>) -> Vec<String> {
+        regions.into_iter().filter(|r| self.allows(r)).collect()
+    }
+
+    pub fn is_all_enabled(&self) -> bool {
+        self.choice == RegionChoice::AllEnabled
+    }
+
+    /// Whether a region recorded in a `--rerun` file runs: named regions narrow the file's.
+    pub fn reruns(&self, region: &str) -> bool {
+        let named = match &self.choice {
+            RegionChoice::Named(named) => named.iter().any(|r| r == region),
+            _ => true,
+        };
+        named && self.allows(region)
+    }
+
+    /// The regions every account runs in, known before the run: the named ones, or the chain's
+    /// region. Empty when they come from elsewhere (`--region all`, or `--rerun` without
+    /// `--region`). An error names what is missing.
+    pub fn fixed(&self, chain: Option<&str>, rerun: bool) -> Result<Vec<String>, String> {
+        let fixed = match (&self.choice, chain) {
+            (RegionChoice::AllEnabled, _) => return Ok(Vec::new()),
+            (RegionChoice::Chain, _) if rerun => return Ok(Vec::new()),
+            (RegionChoice::Named(named), _) => self.keep(named.iter().cloned()),
+            (RegionChoice::Chain, Some(region)) => self.keep([region.to_owned()]),
+            (RegionChoice::Chain, None) => {
+                return Err("no region: pass --region (for example --region us-east-1), or set AWS_REGION or a region in your AWS profile".into());
+            }
+        };
+        if fixed.is_empty() {
+            return Err(
+                "no eligible targets: --exclude-region leaves out every region to run in".into(),
+            );
+        }
+        Ok(fixed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +208,25 @@ mod tests {
         assert_eq!(partition_of("cn-north-1"), Some("aws-cn"));
         assert_eq!(partition_of("us-gov-west-1"), Some("aws-us-gov"));
         assert_eq!(partition_of("eu-west-1"), Some("aws"));
+    }
+
+    #[test]
+    fn exclusion_applies_to_named_chain_and_discovered_regions() {
+        let named = Regions::new(
+            RegionChoice::Named(vec!["us-east-1".into(), "eu-west-1".into()]),
+            vec!["eu-west-1".into()],
+        );
+        assert_eq!(named.fixed(None, false).unwrap(), ["us-east-1"]);
+        assert!(!named.reruns("eu-west-1") && named.reruns("us-east-1"));
+        assert!(!named.reruns("ap-south-1"), "named regions narrow a rerun");
+        let chain = Regions::new(RegionChoice::Chain, vec!["eu-west-1".into()]);
+        assert!(chain.fixed(Some("eu-west-1"), false).is_err());
+        assert!(chain.fixed(None, false).unwrap_err().contains("no region"));
+        assert!(chain.fixed(None, true).unwrap().is_empty());
+        let all = Regions::new(RegionChoice::AllEnabled, vec!["ap-east-1".into()]);
+        assert_eq!(
+            all.keep(["ap-east-1".to_owned(), "us-east-1".to_owned()]),
+            ["us-east-1"]
+        );
     }
 }

@@ -1,23 +1,26 @@
 //! Decides which accounts are targets: `--target` and `--ignore` over the organization's tree,
-//! minus the calling account and accounts that are not ACTIVE. Organizations throttles hard, so
+//! judged by the one admission policy ([`crate::admission`]). Organizations throttles hard, so
 //! every call here is made one at a time.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::bail;
 
+use crate::admission::{Admission, Admit, Tally};
 use crate::aws::{Account, Aws, AwsError, Caller};
+use crate::filters::Filters;
 use crate::ids::OrgId;
 
-/// The accounts to run in, sorted by ID, and the notes the user should see on stderr.
+/// The accounts to run in, sorted by ID, and what was left out.
 #[derive(Debug, Default)]
 pub struct Resolution {
     pub accounts: Vec<Account>,
     /// For each account, the `--target` values that brought it in (`organization` when no
     /// `--target` was given).
     pub via: BTreeMap<String, Vec<String>>,
-    /// Accounts that were selected but left out: not ACTIVE, or the calling account.
-    pub skipped: u64,
+    /// What admission left out: the skipped count and the notes.
+    pub tally: Tally,
+    /// Notes beyond admission's (accounts of a `--rerun` that left the organization).
     pub notes: Vec<String>,
 }
 
@@ -29,9 +32,9 @@ async fn accounts_beneath<A: Aws>(aws: &A, parent: &str) -> anyhow::Result<BTree
     let mut stack = vec![parent.to_owned()];
     while let Some(node) = stack.pop() {
         let not_found = |e: AwsError| -> anyhow::Error {
-            if e.is_parent_not_found() && node == parent {
+            if e.is_not_found() && node == parent {
                 anyhow::anyhow!("`{parent}` is not an OU or root of this organization ({e})")
-            } else if e.is_parent_not_found() {
+            } else if e.is_not_found() {
                 anyhow::anyhow!(
                     "OU `{node}` under `{parent}` disappeared while the organization was being listed ({e}); run cove again"
                 )
@@ -43,6 +46,38 @@ async fn accounts_beneath<A: Aws>(aws: &A, parent: &str) -> anyhow::Result<BTree
         stack.extend(aws.list_child_ous(&node).await.map_err(not_found)?);
     }
     Ok(found)
+}
+
+/// The rules of admission as the user gave them, before ignored OUs are expanded.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub ignores: &'a [OrgId],
+    /// `--include-caller`: the calling account is a target like any other.
+    pub include_caller: bool,
+    pub filters: &'a Filters,
+}
+
+/// The admission policy for `rules`, with every ignored OU expanded to its accounts.
+pub async fn admission<A: Aws>(
+    aws: &A,
+    rules: Rules<'_>,
+    caller: &Caller,
+) -> anyhow::Result<Admission> {
+    let mut ignored = BTreeSet::new();
+    for ignore in rules.ignores {
+        match ignore {
+            OrgId::Account(id) => {
+                ignored.insert(id.clone());
+            }
+            parent => ignored.extend(accounts_beneath(aws, parent.as_str()).await?),
+        }
+    }
+    Ok(Admission {
+        ignored,
+        caller: caller.clone(),
+        include_caller: rules.include_caller,
+        filters: rules.filters.clone(),
+    })
 }
 
 fn no_org_access(denied: &AwsError) -> anyhow::Error {
@@ -64,7 +99,7 @@ fn listed_twice(id: &str) -> anyhow::Error {
     )
 }
 
-/// The organization's accounts by ID, or `None` when the caller may not list them.
+/// The organization's accounts by ID, or the denial when the caller may not list them.
 async fn list_organization<A: Aws>(
     aws: &A,
 ) -> anyhow::Result<Result<BTreeMap<String, Account>, AwsError>> {
@@ -89,62 +124,38 @@ async fn list_organization<A: Aws>(
     }
 }
 
-fn inactive_note(inactive: &[String]) -> String {
-    let (s, verb) = if inactive.len() == 1 {
-        ("", "is")
-    } else {
-        ("s", "are")
-    };
-    format!(
-        "skipping {} account{s} that {verb} not ACTIVE: {}",
-        inactive.len(),
-        inactive.join(", ")
-    )
-}
-
-fn caller_note(caller: &Caller) -> String {
-    format!(
-        "leaving out the calling account {}: cove never targets the account it runs from unless --include-caller is given",
-        caller.account
-    )
-}
-
 /// What streaming the whole organization found, besides the accounts it sent.
 #[derive(Debug, Default)]
 pub struct StreamSummary {
     pub sent: u64,
-    pub skipped: u64,
-    pub notes: Vec<String>,
+    pub tally: Tally,
+    /// The run was stopped before the last page was read.
+    pub cut_short: bool,
+}
+
+impl StreamSummary {
+    /// The notes for stderr at the end of the run.
+    pub fn notes(&self, filters: bool) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.cut_short {
+            notes.push("the run was stopped before the organization was fully listed".into());
+        }
+        notes.extend(self.tally.notes(filters));
+        notes
+    }
 }
 
 /// The whole organization (no `--target`), sent account by account as `ListAccounts` pages
-/// arrive, so the first roles are assumed while the rest is still being listed. The same rules
-/// apply as in [`resolve`]: ignores win, the caller is left out, accounts that are not ACTIVE
-/// are skipped, and the name and email filters apply. Stops listing when `stopped` says so, or
-/// when the receiver is gone.
+/// arrive, so the first roles are assumed while the rest is still being listed. Each account is
+/// judged by `admission`. Stops listing when `stopped` says so, or when the receiver is gone.
 pub async fn stream_organization<A: Aws>(
     aws: &A,
-    ignores: &[OrgId],
-    include_caller: bool,
-    caller: &Caller,
-    filters: &crate::filters::Filters,
+    admission: &Admission,
     stopped: impl Fn() -> bool,
     tx: tokio::sync::mpsc::Sender<Account>,
 ) -> anyhow::Result<StreamSummary> {
-    let mut ignored = BTreeSet::new();
-    for ignore in ignores {
-        match ignore {
-            OrgId::Account(id) => {
-                ignored.insert(id.clone());
-            }
-            parent => ignored.extend(accounts_beneath(aws, parent.as_str()).await?),
-        }
-    }
     let mut summary = StreamSummary::default();
     let mut seen = BTreeSet::new();
-    let mut inactive = Vec::new();
-    let (mut listed, mut filtered_out) = (0u64, 0u64);
-    let mut caller_seen = false;
     let mut token = None;
     loop {
         let (accounts, next) = match aws.list_accounts_page(token).await {
@@ -156,20 +167,9 @@ pub async fn stream_organization<A: Aws>(
             if !seen.insert(account.id.clone()) {
                 return Err(listed_twice(&account.id));
             }
-            if account.id == caller.account && !include_caller {
-                caller_seen = true;
-                continue;
-            }
-            if ignored.contains(&account.id) {
-                continue;
-            }
-            if !account.is_active() {
-                inactive.push(describe(&account));
-                continue;
-            }
-            listed += 1;
-            if !filters.matches_text(&account) {
-                filtered_out += 1;
+            let verdict = admission.admit(&account);
+            summary.tally.count(&account, verdict);
+            if verdict != Admit::Run {
                 continue;
             }
             summary.sent += 1;
@@ -180,50 +180,103 @@ pub async fn stream_organization<A: Aws>(
         match next {
             Some(next) if !stopped() => token = Some(next),
             Some(_) => {
-                summary
-                    .notes
-                    .push("the run was stopped before the organization was fully listed".into());
+                summary.cut_short = true;
                 break;
             }
             None => break,
         }
     }
-    if caller_seen {
-        summary.skipped += 1;
-        summary.notes.push(caller_note(caller));
-    }
-    summary.skipped += inactive.len() as u64;
-    if !inactive.is_empty() {
-        summary.notes.push(inactive_note(&inactive));
-    }
-    if !filters.is_empty() {
-        summary.notes.push(format!(
-            "filters kept {} of {} accounts",
-            listed - filtered_out,
-            listed
-        ));
-    }
     Ok(summary)
 }
 
-fn describe(account: &Account) -> String {
-    format!(
-        "{} ({})",
-        account.id,
-        account.status.as_deref().unwrap_or("unknown state")
-    )
-}
-
 /// What the user asked for.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Selection<'a> {
     pub targets: &'a [OrgId],
-    pub ignores: &'a [OrgId],
-    /// `--include-caller`: the calling account is a target like any other.
-    pub include_caller: bool,
+    pub rules: Rules<'a>,
     /// Explicit accounts that are not ACTIVE members are skipped with a note instead of being
     /// an error (for `--rerun`, where an account may have left since).
     pub lenient: bool,
+}
+
+/// The accounts that `selection` names, before admission: the whole organization, explicit
+/// accounts (checked for membership when the organization is known) and everything beneath the
+/// named OUs.
+struct Selected {
+    accounts: BTreeMap<String, Account>,
+    via: BTreeMap<String, Vec<String>>,
+    notes: Vec<String>,
+    caller_named: bool,
+}
+
+async fn select<A: Aws>(
+    aws: &A,
+    selection: Selection<'_>,
+    caller: &Caller,
+    org: Option<&BTreeMap<String, Account>>,
+) -> anyhow::Result<Selected> {
+    let lookup = |id: &str| -> Account {
+        org.and_then(|o| o.get(id).cloned())
+            .unwrap_or_else(|| Account::bare(id))
+    };
+    let mut selected = Selected {
+        accounts: BTreeMap::new(),
+        via: BTreeMap::new(),
+        notes: Vec::new(),
+        caller_named: false,
+    };
+    if selection.targets.is_empty()
+        && let Some(org) = org
+    {
+        for (id, account) in org {
+            selected.accounts.insert(id.clone(), account.clone());
+            selected
+                .via
+                .insert(id.clone(), vec!["organization".to_owned()]);
+        }
+    }
+    for target in selection.targets {
+        match target {
+            OrgId::Account(id) => {
+                if *id == caller.account && !selection.rules.include_caller {
+                    selected.caller_named = true;
+                    continue;
+                }
+                if let Some(org) = org {
+                    match org.get(id) {
+                        None if selection.lenient => {
+                            selected.notes.push(format!(
+                                "skipping {id}: it is no longer an account of this organization"
+                            ));
+                            continue;
+                        }
+                        None => bail!(
+                            "--target {id} is not an account of this organization; expected the ID of an ACTIVE member account"
+                        ),
+                        Some(account) if !selection.lenient && !account.is_active() => bail!(
+                            "--target {id} is {}, not ACTIVE; only ACTIVE accounts can be targets",
+                            account.status.as_deref().unwrap_or("in an unknown state")
+                        ),
+                        Some(_) => {}
+                    }
+                }
+                selected.accounts.insert(id.clone(), lookup(id));
+                selected.via.entry(id.clone()).or_default().push(id.clone());
+            }
+            parent => {
+                for id in accounts_beneath(aws, parent.as_str()).await? {
+                    let account = lookup(&id);
+                    selected
+                        .via
+                        .entry(id.clone())
+                        .or_default()
+                        .push(parent.to_string());
+                    selected.accounts.insert(id, account);
+                }
+            }
+        }
+    }
+    Ok(selected)
 }
 
 /// Resolves the target accounts for a selection as seen by `caller`.
@@ -232,117 +285,42 @@ pub async fn resolve<A: Aws>(
     selection: Selection<'_>,
     caller: &Caller,
 ) -> anyhow::Result<Resolution> {
-    let Selection {
-        targets,
-        ignores,
-        include_caller,
-        lenient,
-    } = selection;
-    let needs_tree = targets.is_empty()
-        || targets.iter().any(OrgId::is_parent)
-        || ignores.iter().any(OrgId::is_parent);
+    let rules = selection.rules;
+    let needs_tree = selection.targets.is_empty()
+        || selection.targets.iter().any(OrgId::is_parent)
+        || rules.ignores.iter().any(OrgId::is_parent);
     let org = match list_organization(aws).await? {
         Ok(org) => Some(org),
         Err(denied) if needs_tree => return Err(no_org_access(&denied)),
         Err(_) => None,
     };
-    let mut notes = Vec::new();
-    let lookup = |id: &str| -> Account {
-        org.as_ref()
-            .and_then(|o| o.get(id).cloned())
-            .unwrap_or_else(|| Account::bare(id))
-    };
-
-    // Selected accounts; explicit ones are checked for membership below.
-    let mut selected: BTreeMap<String, Account> = BTreeMap::new();
-    let mut via: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    if targets.is_empty()
-        && let Some(org) = &org
-    {
-        selected.extend(org.iter().map(|(id, a)| (id.clone(), a.clone())));
-        via.extend(
-            org.keys()
-                .map(|id| (id.clone(), vec!["organization".to_owned()])),
+    if org.is_none() && (rules.filters.name.is_some() || rules.filters.email.is_some()) {
+        bail!(
+            "--filter-name and --filter-email need account names and emails from organizations:ListAccounts, which this caller may not use"
         );
     }
-    for target in targets {
-        match target {
-            OrgId::Account(id) => {
-                if *id == caller.account && !include_caller {
-                    continue;
-                }
-                if let Some(org) = &org {
-                    match org.get(id) {
-                        None if lenient => {
-                            notes.push(format!(
-                                "skipping {id}: it is no longer an account of this organization"
-                            ));
-                            continue;
-                        }
-                        Some(account) if lenient && !account.is_active() => {
-                            selected.insert(id.clone(), account.clone());
-                            continue;
-                        }
-                        None => bail!(
-                            "--target {id} is not an account of this organization; expected the ID of an ACTIVE member account"
-                        ),
-                        Some(account) if !account.is_active() => bail!(
-                            "--target {id} is {}, not ACTIVE; only ACTIVE accounts can be targets",
-                            account.status.as_deref().unwrap_or("in an unknown state")
-                        ),
-                        Some(_) => {}
-                    }
-                }
-                selected.insert(id.clone(), lookup(id));
-                via.entry(id.clone()).or_default().push(id.clone());
-            }
-            parent => {
-                for id in accounts_beneath(aws, parent.as_str()).await? {
-                    let account = lookup(&id);
-                    via.entry(id.clone()).or_default().push(parent.to_string());
-                    selected.insert(id, account);
-                }
-            }
+    let selected = select(aws, selection, caller, org.as_ref()).await?;
+    let admission = admission(aws, rules, caller).await?;
+    let mut tally = Tally::default();
+    if selected.caller_named {
+        tally.caller_named(caller);
+    }
+    let mut accounts = Vec::new();
+    for account in selected.accounts.into_values() {
+        let verdict = admission.admit(&account);
+        tally.count(&account, verdict);
+        if verdict == Admit::Run {
+            accounts.push(account);
         }
     }
-
-    let mut ignored = BTreeSet::new();
-    for ignore in ignores {
-        match ignore {
-            OrgId::Account(id) => {
-                ignored.insert(id.clone());
-            }
-            parent => ignored.extend(accounts_beneath(aws, parent.as_str()).await?),
-        }
-    }
-    selected.retain(|id, _| !ignored.contains(id));
-
-    let mut skipped = 0;
-    if !include_caller
-        && (selected.remove(&caller.account).is_some()
-            || targets.contains(&OrgId::Account(caller.account.clone())))
-    {
-        skipped += 1;
-        notes.push(caller_note(caller));
-    }
-
-    let inactive: Vec<String> = selected
-        .values()
-        .filter(|a| org.is_some() && !a.is_active())
-        .map(describe)
-        .collect();
-    skipped += inactive.len() as u64;
-    if !inactive.is_empty() {
-        notes.push(inactive_note(&inactive));
-        selected.retain(|_, a| a.is_active());
-    }
-
-    via.retain(|id, _| selected.contains_key(id));
+    let kept: BTreeSet<&str> = accounts.iter().map(|a| a.id.as_str()).collect();
+    let mut via = selected.via;
+    via.retain(|id, _| kept.contains(id.as_str()));
     Ok(Resolution {
-        accounts: selected.into_values().collect(),
+        accounts,
         via,
-        skipped,
-        notes,
+        tally,
+        notes: selected.notes,
     })
 }
 
@@ -388,18 +366,37 @@ mod tests {
         }
     }
 
+    static NO_FILTERS: Filters = Filters {
+        name: None,
+        email: None,
+        tags: Vec::new(),
+    };
+
+    fn selection<'a>(targets: &'a [OrgId], include_caller: bool, lenient: bool) -> Selection<'a> {
+        Selection {
+            targets,
+            rules: Rules {
+                ignores: &[],
+                include_caller,
+                filters: &NO_FILTERS,
+            },
+            lenient,
+        }
+    }
+
     fn ids(r: &Resolution) -> Vec<&str> {
         r.accounts.iter().map(|a| a.id.as_str()).collect()
     }
 
     #[tokio::test]
     async fn pending_closure_counts_as_not_active() {
-        let r = resolve(&org(), Selection::default(), &caller())
+        let r = resolve(&org(), selection(&[], false, false), &caller())
             .await
             .unwrap();
         assert_eq!(ids(&r), ["111111111111", "333333333333"]);
         assert!(
-            r.notes
+            r.tally
+                .notes(false)
                 .iter()
                 .any(|n| n.contains("222222222222 (PENDING_CLOSURE)"))
         );
@@ -412,17 +409,14 @@ mod tests {
             OrgId::Account("222222222222".into()),
             OrgId::Account("999999999999".into()),
         ];
-        let selection = Selection {
-            targets: &targets,
-            include_caller: true,
-            lenient: true,
-            ..Selection::default()
-        };
-        let r = resolve(&org(), selection, &caller()).await.unwrap();
+        let r = resolve(&org(), selection(&targets, true, true), &caller())
+            .await
+            .unwrap();
         assert_eq!(ids(&r), ["000000000000"]);
         assert!(r.notes.iter().any(|n| n.contains("999999999999")));
         assert!(
-            r.notes
+            r.tally
+                .notes(false)
                 .iter()
                 .any(|n| n.contains("222222222222 (PENDING_CLOSURE)"))
         );
@@ -433,7 +427,7 @@ mod tests {
         let mut aws = org();
         aws.accounts
             .push(FakeAws::account("111111111111", "a", "ACTIVE"));
-        let err = resolve(&aws, Selection::default(), &caller())
+        let err = resolve(&aws, selection(&[], false, false), &caller())
             .await
             .unwrap_err();
         assert!(format!("{err:#}").contains("listed account 111111111111 twice"));
@@ -443,11 +437,9 @@ mod tests {
     async fn an_ou_that_disappears_while_listing_is_a_clear_error() {
         let target = OrgId::Ou("ou-root-aaaaaaaa".into());
         let targets = [target];
-        let selection = Selection {
-            targets: &targets,
-            ..Selection::default()
-        };
-        let err = resolve(&org(), selection, &caller()).await.unwrap_err();
+        let err = resolve(&org(), selection(&targets, false, false), &caller())
+            .await
+            .unwrap_err();
         let msg = format!("{err:#}");
         assert!(
             msg.contains("ou-root-gone0000") && msg.contains("disappeared"),
@@ -461,11 +453,9 @@ mod tests {
         aws.deny_list_accounts = true;
         let target = OrgId::Account("444444444444".into());
         let targets = [target];
-        let selection = Selection {
-            targets: &targets,
-            ..Selection::default()
-        };
-        let r = resolve(&aws, selection, &caller()).await.unwrap();
+        let r = resolve(&aws, selection(&targets, false, false), &caller())
+            .await
+            .unwrap();
         assert_eq!(r.accounts, [Account::bare("444444444444")]);
     }
 }

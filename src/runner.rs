@@ -1,33 +1,32 @@
 //! Runs the command in every target (account × region), `workers` at a time, and turns each
 //! outcome into a [`Record`]. Every target ends in exactly one record, whatever happens:
 //! failures, panics, fail-fast and interrupts included.
+//!
+//! The [`Scheduler`] is a small state machine over one loop: take targets from the source, start
+//! what the workers allow, assume roles ahead of the targets about to start, and hand each
+//! finished record to the [`Observer`]. When the run stops early it drains the source, reporting
+//! every target that never started as cancelled. The verdict on a finished child is the pure
+//! function [`verdict`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
-use crate::aws::{Account, Aws};
+use crate::aws::{Account, Aws, TempCredentials};
 use crate::child_env;
 use crate::credentials::CredentialCache;
 use crate::output::{Outcome, RawOutput, Record, result_value};
 use crate::plan::Target;
+use crate::process::{ChildEnd, Ended, Limits, OUTPUT_GRACE, ProcessGroups, run_child};
+use crate::stop::{Stop, StopReason};
 use crate::template;
-
-/// How long a stopped child gets between SIGTERM and SIGKILL.
-const KILL_GRACE: Duration = Duration::from_secs(2);
-/// How long output is still read after the child and its group are gone.
-const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 
 /// What every target runs, and how.
 #[derive(Debug, Clone)]
@@ -36,125 +35,25 @@ pub struct RunSpec {
     pub workers: usize,
     pub fail_fast: bool,
     pub partition: String,
-    pub max_output_bytes: usize,
-    pub timeout: Option<Duration>,
+    pub limits: Limits,
     /// Keep the raw bytes of each child's output for `--output-dir`.
     pub keep_raw_output: bool,
     /// Variables of cove's own environment that children must not see, beyond the fixed list.
     pub remove_env: Vec<OsString>,
 }
 
-/// Why a run stopped early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
-    Interrupted,
-    FailFast,
-    /// The reader of stdout went away (`| head`).
-    OutputClosed,
-    /// Writing the output failed (disk full, ...): see [`Stop::output_error`].
-    OutputFailed,
-}
-
-impl StopReason {
-    fn detail(self) -> &'static str {
-        match self {
-            StopReason::Interrupted => {
-                "cancelled: cove was interrupted before this target finished"
-            }
-            StopReason::FailFast => {
-                "cancelled: --fail-fast stopped the run after the first failure"
-            }
-            StopReason::OutputClosed => "cancelled: the output was closed",
-            StopReason::OutputFailed => "cancelled: the output could not be written",
-        }
-    }
-}
-
-/// Shared by the scheduler, every target and the signal handler: the stop flag and the process
-/// groups of the children that are running, so that all of them can be killed.
-#[derive(Debug, Default)]
-pub struct Stop {
-    token: CancellationToken,
-    reason: OnceLock<StopReason>,
-    output_error: OnceLock<String>,
-    groups: Mutex<HashSet<i32>>,
-}
-
-impl Stop {
-    /// Starts nothing new and stops running children. The first reason given wins.
-    pub fn trigger(&self, reason: StopReason) {
-        let _ = self.reason.set(reason);
-        self.token.cancel();
-    }
-
-    /// Resolves once the run is told to stop.
-    pub async fn cancelled(&self) {
-        self.token.cancelled().await
-    }
-
-    pub fn reason(&self) -> Option<StopReason> {
-        self.reason.get().copied()
-    }
-
-    /// Stops the run because the output failed: quietly for a closed pipe, as an error
-    /// otherwise.
-    pub fn output_failed(&self, err: &std::io::Error) {
-        if crate::output::is_closed_pipe(err) {
-            self.trigger(StopReason::OutputClosed);
-        } else {
-            let _ = self.output_error.set(err.to_string());
-            self.trigger(StopReason::OutputFailed);
-        }
-    }
-
-    /// Why the output could not be written, when that stopped the run.
-    pub fn output_error(&self) -> Option<&str> {
-        self.output_error.get().map(String::as_str)
-    }
-
-    fn output_gone(&self) -> bool {
-        matches!(
-            self.reason(),
-            Some(StopReason::OutputClosed | StopReason::OutputFailed)
-        )
-    }
-
-    /// Sends `signal` to the process group of every running child.
-    pub fn signal_all(&self, signal: Signal) {
-        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
-        for pgid in groups.iter() {
-            let _ = killpg(Pid::from_raw(*pgid), signal);
-        }
-    }
-
-    fn register(&self, pgid: i32) {
-        self.groups
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(pgid);
-    }
-
-    fn unregister(&self, pgid: i32) {
-        self.groups
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&pgid);
-    }
-}
-
-/// Receives what the scheduler learns, on the scheduler's own task: the one writer.
+/// Receives what the scheduler learns, on the scheduler's own task.
 pub trait Observer {
-    /// A target finished. An error means the output is gone: the run stops quietly.
-    fn finished(&mut self, record: Record) -> std::io::Result<()>;
+    /// A target finished.
+    fn finished(&mut self, record: Record);
     /// Called about once a second with the targets still running and how long they have run.
     fn running(&mut self, _running: &mut dyn Iterator<Item = (&str, &str, Duration)>) {}
 }
 
 /// Collects every record; for tests and callers that want them all.
 impl Observer for Vec<Record> {
-    fn finished(&mut self, record: Record) -> std::io::Result<()> {
+    fn finished(&mut self, record: Record) {
         self.push(record);
-        Ok(())
     }
 }
 
@@ -171,136 +70,221 @@ pub fn feed(targets: Vec<Target>) -> mpsc::Receiver<Target> {
     rx
 }
 
+/// What a target needs besides its account and region; shared by every target of a run.
+pub struct Shared<A> {
+    pub creds: Arc<CredentialCache<A>>,
+    pub spec: Arc<RunSpec>,
+    pub stop: Arc<Stop>,
+    pub groups: Arc<ProcessGroups>,
+}
+
+impl<A> Clone for Shared<A> {
+    fn clone(&self) -> Self {
+        Shared {
+            creds: self.creds.clone(),
+            spec: self.spec.clone(),
+            stop: self.stop.clone(),
+            groups: self.groups.clone(),
+        }
+    }
+}
+
 /// Runs every target that arrives on `source`, `workers` at a time, handing each record to
 /// `observer` as it finishes. Every target gets exactly one record, unless the output itself
 /// went away. Targets come account by account; the roles of the accounts about to start are
 /// assumed ahead (up to `workers` at once), so a target seldom waits on STS.
 pub async fn run_all<A: Aws>(
-    creds: Arc<CredentialCache<A>>,
-    mut source: mpsc::Receiver<Target>,
-    spec: Arc<RunSpec>,
-    stop: Arc<Stop>,
+    shared: Shared<A>,
+    source: mpsc::Receiver<Target>,
     observer: &mut dyn Observer,
 ) {
-    // Upcoming targets, and how many of them (from the front) were considered for prefetching.
-    let lookahead = spec.workers.saturating_mul(4).clamp(16, 4096);
-    let mut upcoming: VecDeque<Target> = VecDeque::new();
-    let mut considered = 0usize;
-    let mut last_prefetched: Option<Arc<Account>> = None;
-    let mut source_open = true;
-    let mut prefetching: JoinSet<()> = JoinSet::new();
-    let mut running = JoinSet::new();
-    let mut in_flight: HashMap<tokio::task::Id, (Arc<Account>, String, Instant)> = HashMap::new();
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut scheduler = Scheduler::new(shared, source);
+    while let Some(record) = scheduler.next_record(observer).await {
+        scheduler.report(record, observer);
+    }
+    scheduler.drain_cancelled(observer).await;
+}
 
-    loop {
-        while source_open && upcoming.len() < lookahead {
-            match source.try_recv() {
-                Ok(target) => upcoming.push_back(target),
+/// The state of one run's scheduling loop.
+struct Scheduler<A> {
+    shared: Shared<A>,
+    source: mpsc::Receiver<Target>,
+    source_open: bool,
+    /// Targets taken from the source and not started yet.
+    upcoming: VecDeque<Target>,
+    lookahead: usize,
+    /// How many of `upcoming` (from the front) were considered for prefetching.
+    considered: usize,
+    last_prefetched: Option<Arc<Account>>,
+    prefetching: JoinSet<()>,
+    running: JoinSet<Record>,
+    in_flight: HashMap<tokio::task::Id, (Arc<Account>, String, Instant)>,
+    ticker: tokio::time::Interval,
+}
+
+impl<A: Aws> Scheduler<A> {
+    fn new(shared: Shared<A>, source: mpsc::Receiver<Target>) -> Self {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Scheduler {
+            lookahead: shared.spec.workers.saturating_mul(4).clamp(16, 4096),
+            shared,
+            source,
+            source_open: true,
+            upcoming: VecDeque::new(),
+            considered: 0,
+            last_prefetched: None,
+            prefetching: JoinSet::new(),
+            running: JoinSet::new(),
+            in_flight: HashMap::new(),
+            ticker,
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.shared.stop.is_stopped()
+    }
+
+    /// Takes what the source has ready, up to the lookahead, without waiting.
+    fn take_ready(&mut self) {
+        while self.source_open && self.upcoming.len() < self.lookahead {
+            match self.source.try_recv() {
+                Ok(target) => self.upcoming.push_back(target),
                 Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => source_open = false,
+                Err(mpsc::error::TryRecvError::Disconnected) => self.source_open = false,
             }
         }
-        while running.len() < spec.workers && stop.reason().is_none() {
-            let Some((account, region)) = upcoming.pop_front() else {
+    }
+
+    /// Starts targets while workers are free.
+    fn start_ready(&mut self) {
+        while self.running.len() < self.shared.spec.workers && !self.stopped() {
+            let Some((account, region)) = self.upcoming.pop_front() else {
                 break;
             };
-            considered = considered.saturating_sub(1);
-            let task = run_target(
-                creds.clone(),
-                account.clone(),
-                region.clone(),
-                spec.clone(),
-                stop.clone(),
-            );
-            let handle = running.spawn(task);
-            in_flight.insert(handle.id(), (account, region, Instant::now()));
+            self.considered = self.considered.saturating_sub(1);
+            let task = run_target(self.shared.clone(), account.clone(), region.clone());
+            let handle = self.running.spawn(task);
+            self.in_flight
+                .insert(handle.id(), (account, region, Instant::now()));
         }
-        while prefetching.len() < spec.workers
-            && considered < upcoming.len()
-            && stop.reason().is_none()
+    }
+
+    /// Assumes the roles of the accounts about to start, one call per account.
+    fn prefetch_ahead(&mut self) {
+        while self.prefetching.len() < self.shared.spec.workers
+            && self.considered < self.upcoming.len()
+            && !self.stopped()
         {
-            let account = upcoming[considered].0.clone();
-            considered += 1;
-            if last_prefetched.as_ref().is_some_and(|a| a.id == account.id) {
+            let account = self.upcoming[self.considered].0.clone();
+            self.considered += 1;
+            if self
+                .last_prefetched
+                .as_ref()
+                .is_some_and(|a| a.id == account.id)
+            {
                 continue;
             }
-            last_prefetched = Some(account.clone());
-            let creds = creds.clone();
-            prefetching.spawn(async move {
+            self.last_prefetched = Some(account.clone());
+            let creds = self.shared.creds.clone();
+            self.prefetching.spawn(async move {
                 creds.prefetch(&account.id).await;
             });
         }
-        if running.is_empty() && (stop.reason().is_some() || (upcoming.is_empty() && !source_open))
-        {
-            break;
-        }
-        let joined = tokio::select! {
-            joined = running.join_next_with_id(), if !running.is_empty() => joined,
-            _ = prefetching.join_next(), if !prefetching.is_empty() => continue,
-            target = source.recv(), if source_open && upcoming.len() < lookahead => {
-                match target {
-                    Some(target) => upcoming.push_back(target),
-                    None => source_open = false,
+    }
+
+    fn done(&self) -> bool {
+        self.running.is_empty()
+            && (self.stopped() || (self.upcoming.is_empty() && !self.source_open))
+    }
+
+    /// Drives the loop until a target finishes; `None` when nothing is left to run.
+    async fn next_record(&mut self, observer: &mut dyn Observer) -> Option<Record> {
+        loop {
+            self.take_ready();
+            self.start_ready();
+            self.prefetch_ahead();
+            if self.done() {
+                self.prefetching.abort_all();
+                return None;
+            }
+            let joined = tokio::select! {
+                joined = self.running.join_next_with_id(), if !self.running.is_empty() => joined,
+                _ = self.prefetching.join_next(), if !self.prefetching.is_empty() => continue,
+                target = self.source.recv(), if self.source_open && self.upcoming.len() < self.lookahead => {
+                    match target {
+                        Some(target) => self.upcoming.push_back(target),
+                        None => self.source_open = false,
+                    }
+                    continue;
                 }
-                continue;
+                _ = self.ticker.tick() => {
+                    let now = Instant::now();
+                    observer.running(&mut self.in_flight
+                        .values()
+                        .map(|(a, r, t)| (a.id.as_str(), r.as_str(), now - *t)));
+                    continue;
+                }
+            };
+            if let Some(joined) = joined {
+                return Some(self.finished(joined));
             }
-            _ = ticker.tick() => {
-                let now = Instant::now();
-                observer.running(&mut in_flight
-                    .values()
-                    .map(|(a, r, t)| (a.id.as_str(), r.as_str(), now - *t)));
-                continue;
-            }
-        };
-        let Some(joined) = joined else { continue };
-        let record = match joined {
+        }
+    }
+
+    /// The record of a finished task; a panicked task still gets one.
+    fn finished(
+        &mut self,
+        joined: Result<(tokio::task::Id, Record), tokio::task::JoinError>,
+    ) -> Record {
+        let shared = &self.shared;
+        match joined {
             Ok((id, record)) => {
-                in_flight.remove(&id);
-                creds.release(&record.id);
+                self.in_flight.remove(&id);
+                shared.creds.release(&record.id);
                 record
             }
             Err(err) => {
-                let (account, region, _) = in_flight
+                let (account, region, _) = self
+                    .in_flight
                     .remove(&err.id())
                     .expect("every task is registered when spawned");
-                creds.release(&account.id);
-                let mut r = base_record(&account, &region, &creds, &spec, Instant::now());
+                shared.creds.release(&account.id);
+                let mut r = base_record(&account, &region, shared, Instant::now());
                 r.exception_details = Some(format!("internal error in cove: {err}"));
                 r
             }
-        };
-        if spec.fail_fast && record.outcome != Outcome::Result {
-            stop.trigger(StopReason::FailFast);
-        }
-        if !stop.output_gone()
-            && let Err(err) = observer.finished(record)
-        {
-            stop.output_failed(&err);
         }
     }
-    prefetching.abort_all();
 
-    // Stopped early: everything that never started is reported as cancelled, including what
-    // the source still delivers (it is drained to the end).
-    let reason = stop.reason().unwrap_or(StopReason::Interrupted);
-    loop {
-        let target = match upcoming.pop_front() {
-            Some(target) => target,
-            None if source_open => match source.recv().await {
-                Some(target) => target,
-                None => break,
-            },
-            None => break,
-        };
-        if stop.output_gone() {
-            continue;
+    fn report(&self, record: Record, observer: &mut dyn Observer) {
+        let stop = &self.shared.stop;
+        if self.shared.spec.fail_fast && record.outcome != Outcome::Result {
+            stop.trigger(StopReason::FailFast);
         }
-        let (account, region) = target;
-        let r = cancelled(&account, &region, &creds, &spec, reason);
-        if let Err(err) = observer.finished(r) {
-            stop.output_failed(&err);
+        if !stop.output_gone() {
+            observer.finished(record);
+        }
+    }
+
+    /// Stopped early: everything that never started is reported as cancelled, including what
+    /// the source still delivers (it is drained to the end).
+    async fn drain_cancelled(&mut self, observer: &mut dyn Observer) {
+        let reason = self.shared.stop.reason().unwrap_or(StopReason::Interrupted);
+        loop {
+            let target = match self.upcoming.pop_front() {
+                Some(target) => target,
+                None if self.source_open => match self.source.recv().await {
+                    Some(target) => target,
+                    None => break,
+                },
+                None => break,
+            };
+            if self.shared.stop.output_gone() {
+                continue;
+            }
+            let (account, region) = target;
+            observer.finished(cancelled(&account, &region, &self.shared, reason));
         }
     }
 }
@@ -309,11 +293,10 @@ pub async fn run_all<A: Aws>(
 pub fn cancelled<A: Aws>(
     account: &Account,
     region: &str,
-    creds: &CredentialCache<A>,
-    spec: &RunSpec,
+    shared: &Shared<A>,
     reason: StopReason,
 ) -> Record {
-    let mut r = base_record(account, region, creds, spec, Instant::now());
+    let mut r = base_record(account, region, shared, Instant::now());
     r.exception_details = Some(reason.detail().to_owned());
     r
 }
@@ -323,12 +306,11 @@ pub fn cancelled<A: Aws>(
 pub fn account_failure<A: Aws>(
     account: &Account,
     region: &str,
-    creds: &CredentialCache<A>,
-    spec: &RunSpec,
+    shared: &Shared<A>,
     assumed: bool,
     detail: String,
 ) -> Record {
-    let mut r = base_record(account, region, creds, spec, Instant::now());
+    let mut r = base_record(account, region, shared, Instant::now());
     r.outcome = Outcome::FailedAssumeRole;
     r.assume_role_success = assumed;
     r.exception_details = Some(detail);
@@ -338,19 +320,19 @@ pub fn account_failure<A: Aws>(
 fn base_record<A: Aws>(
     account: &Account,
     region: &str,
-    creds: &CredentialCache<A>,
-    spec: &RunSpec,
+    shared: &Shared<A>,
     started: Instant,
 ) -> Record {
+    let role = shared.creds.spec();
     Record {
         id: account.id.clone(),
         name: account.name.clone(),
         email: account.email.clone(),
         status: account.status.clone(),
-        partition: spec.partition.clone(),
+        partition: shared.spec.partition.clone(),
         region: region.to_owned(),
-        role_name: creds.spec().role_name.clone(),
-        role_session_name: creds.spec().session_name.clone(),
+        role_name: role.role_name.clone(),
+        role_session_name: role.session_name.clone(),
         assume_role_success: false,
         exit_code: None,
         result: None,
@@ -362,48 +344,84 @@ fn base_record<A: Aws>(
     }
 }
 
-async fn run_target<A: Aws>(
-    creds: Arc<CredentialCache<A>>,
+/// One target: its credentials, then its command; timed from start to verdict.
+async fn run_target<A: Aws>(shared: Shared<A>, account: Arc<Account>, region: String) -> Record {
+    let started = Instant::now();
+    let mut r = target_record(shared, account, region, started).await;
+    r.duration_ms = started.elapsed().as_millis() as u64;
+    r
+}
+
+async fn target_record<A: Aws>(
+    shared: Shared<A>,
     account: Arc<Account>,
     region: String,
-    spec: Arc<RunSpec>,
-    stop: Arc<Stop>,
+    started: Instant,
 ) -> Record {
-    let started = Instant::now();
+    let mut r = base_record(&account, &region, &shared, started);
     let assumed = tokio::select! {
         biased;
-        _ = stop.token.cancelled() => {
-            let mut r = base_record(&account, &region, &creds, &spec, started);
-            r.exception_details = stop.reason().map(|s| s.detail().to_owned());
+        _ = shared.stop.cancelled() => {
+            r.exception_details = shared.stop.reason().map(|s| s.detail().to_owned());
             return r;
         }
-        assumed = creds.get(&account.id) => assumed,
+        assumed = shared.creds.get(&account.id) => assumed,
     };
     let temp = match assumed {
         Ok(temp) => temp,
         Err(err) => {
-            let mut r = base_record(&account, &region, &creds, &spec, started);
             r.outcome = Outcome::FailedAssumeRole;
             r.exception_details = Some(format!(
                 "could not assume {}: {err}",
-                creds.spec().role_arn(&spec.partition, &account.id)
+                shared
+                    .creds
+                    .spec()
+                    .role_arn(&shared.spec.partition, &account.id)
             ));
             return r;
         }
     };
-
-    if let Some(reason) = stop.reason() {
-        let mut r = base_record(&account, &region, &creds, &spec, started);
-        r.assume_role_success = true;
+    r.assume_role_success = true;
+    if let Some(reason) = shared.stop.reason() {
         r.exception_details = Some(reason.detail().to_owned());
         return r;
     }
+    let cmd = command(&shared.spec, &temp, &account, &region);
+    let child = run_child(cmd, shared.spec.limits, &shared.stop, &shared.groups).await;
+    match child {
+        Err(err) => {
+            r.exception_details = Some(format!(
+                "could not start `{}`: {err}",
+                shared.spec.command[0].to_string_lossy()
+            ));
+        }
+        Ok(end) => {
+            let v = verdict(&end, shared.spec.limits.max_output_bytes);
+            r.outcome = v.outcome;
+            r.exit_code = v.exit_code;
+            r.exception_details = v.details;
+            r.result = Some(result_value(&end.stdout.bytes));
+            r.stderr = Some(String::from_utf8_lossy(&end.stderr.bytes).into_owned());
+            if shared.spec.keep_raw_output {
+                r.raw_output = Some(RawOutput {
+                    stdout: end.stdout.bytes,
+                    stderr: end.stderr.bytes,
+                });
+            }
+        }
+    }
+    r
+}
+
+/// The child's command line, templated for the target, with its environment and its own
+/// process group.
+fn command(spec: &RunSpec, creds: &TempCredentials, account: &Account, region: &str) -> Command {
     let argv = template::render(
         &spec.command,
         &template::Values {
             account_id: &account.id,
             account_name: account.name.as_deref().unwrap_or_default(),
-            region: &region,
+            region,
             partition: &spec.partition,
         },
     );
@@ -414,46 +432,33 @@ async fn run_target<A: Aws>(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    child_env::apply(&mut cmd, &temp, &account, &region, &spec.remove_env);
+    child_env::apply(&mut cmd, creds, account, region, &spec.remove_env);
+    cmd
+}
 
-    let mut r = base_record(&account, &region, &creds, &spec, started);
-    r.assume_role_success = true;
-    let child = run_child(cmd, &spec, &stop).await;
-    r.duration_ms = started.elapsed().as_millis() as u64;
-    let (status, stdout, stderr, ended, held_open) = match child {
-        Err(err) => {
-            r.exception_details = Some(format!(
-                "could not start `{}`: {err}",
-                spec.command[0].to_string_lossy()
-            ));
-            return r;
-        }
-        Ok(ChildEnd {
-            status,
-            stdout,
-            stderr,
-            ended,
-            held_open,
-        }) => (status, stdout, stderr, ended, held_open),
-    };
-    r.result = Some(result_value(&stdout.bytes));
-    r.stderr = Some(String::from_utf8_lossy(&stderr.bytes).into_owned());
-    if spec.keep_raw_output {
-        r.raw_output = Some(RawOutput {
-            stdout: stdout.bytes.clone(),
-            stderr: stderr.bytes.clone(),
-        });
-    }
+/// What a finished child earns.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub outcome: Outcome,
+    pub exit_code: Option<i32>,
+    pub details: Option<String>,
+}
+
+/// The verdict on a child that ran: `Results` only when it exited 0 by itself; a timeout, a
+/// stop, a signal or a non-zero code is an exception. Truncated or held-open output is said in
+/// the details without changing the outcome.
+pub fn verdict(end: &ChildEnd, max_output_bytes: usize) -> Verdict {
     let mut problems = Vec::new();
-    match ended {
+    let mut exit_code = None;
+    match end.ended {
         Ended::Stopped(reason) => problems.push(reason.detail().to_owned()),
         Ended::TimedOut(limit) => problems.push(format!(
             "timed out after {}; the command's process group was killed",
             humantime::format_duration(limit)
         )),
         Ended::Exited => {
-            r.exit_code = status.and_then(|s| s.code());
-            match status.map(|s| (s.code(), s.signal())) {
+            exit_code = end.status.and_then(|s| s.code());
+            match end.status.map(|s| (s.code(), s.signal())) {
                 Some((Some(0), _)) => {}
                 Some((Some(code), _)) => problems.push(format!("command exited with code {code}")),
                 Some((None, Some(sig))) => {
@@ -463,166 +468,27 @@ async fn run_target<A: Aws>(
             }
         }
     }
-    r.outcome = if problems.is_empty() {
+    let outcome = if problems.is_empty() {
         Outcome::Result
     } else {
         Outcome::Exception
     };
-    for (name, capture) in [("stdout", &stdout), ("stderr", &stderr)] {
+    for (name, capture) in [("stdout", &end.stdout), ("stderr", &end.stderr)] {
         if capture.truncated {
-            problems.push(format!(
-                "{name} truncated at {} bytes",
-                spec.max_output_bytes
-            ));
+            problems.push(format!("{name} truncated at {max_output_bytes} bytes"));
         }
     }
-    if held_open {
+    if end.held_open {
         problems.push(format!(
             "output was still open {} after the command ended (a process that left its process group holds it); stopped reading",
             humantime::format_duration(OUTPUT_GRACE)
         ));
     }
-    if !problems.is_empty() {
-        r.exception_details = Some(problems.join("; "));
+    Verdict {
+        outcome,
+        exit_code,
+        details: (!problems.is_empty()).then(|| problems.join("; ")),
     }
-    r
-}
-
-/// A stream read up to a cap; the rest is drained so the child never blocks on a full pipe.
-#[derive(Debug, Default)]
-struct Capture {
-    bytes: Vec<u8>,
-    truncated: bool,
-}
-
-/// Reads into `capture` (owned by the caller, so what was read survives if reading is cut off).
-async fn read_capped<R: AsyncRead + Unpin>(reader: Option<R>, cap: usize, capture: &mut Capture) {
-    let Some(mut reader) = reader else {
-        return;
-    };
-    // Small on purpose: every running child has two of these.
-    let mut chunk = [0u8; 8 * 1024];
-    loop {
-        match reader.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let room = cap.saturating_sub(capture.bytes.len());
-                if n > room {
-                    capture.truncated = true;
-                }
-                capture.bytes.extend_from_slice(&chunk[..n.min(room)]);
-            }
-        }
-    }
-}
-
-/// How a started child came to an end.
-enum Ended {
-    Exited,
-    TimedOut(Duration),
-    Stopped(StopReason),
-}
-
-struct ChildEnd {
-    status: Option<std::process::ExitStatus>,
-    stdout: Capture,
-    stderr: Capture,
-    ended: Ended,
-    /// A process outside the child's group kept its output open after it ended.
-    held_open: bool,
-}
-
-/// Awaits `fut` while the output readers keep draining the child's pipes.
-async fn while_draining<F: Future, O: Future<Output = ()>>(
-    fut: F,
-    outputs: &mut std::pin::Pin<&mut O>,
-    drained: &mut bool,
-) -> F::Output {
-    tokio::pin!(fut);
-    loop {
-        tokio::select! {
-            value = &mut fut => return value,
-            _ = outputs.as_mut(), if !*drained => *drained = true,
-        }
-    }
-}
-
-/// Runs one child in its own process group, and keeps what it printed even when it is stopped.
-/// When the child ends, whatever it left running in its group is killed, so no grandchild
-/// outlives its target; output still held open by a process that left the group is read for
-/// at most [`OUTPUT_GRACE`] more.
-async fn run_child(mut cmd: Command, spec: &RunSpec, stop: &Stop) -> std::io::Result<ChildEnd> {
-    enum First {
-        Exit(std::io::Result<std::process::ExitStatus>),
-        Early(Ended),
-    }
-    let mut child = cmd.spawn()?;
-    let Some(pid) = child.id().map(|p| p as i32) else {
-        return Err(std::io::Error::other("the child exited before it was seen"));
-    };
-    stop.register(pid);
-    let group = Pid::from_raw(pid);
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let (mut out, mut err) = (Capture::default(), Capture::default());
-    let (status, ended, held_open) = {
-        let outputs = async {
-            tokio::join!(
-                read_capped(stdout, spec.max_output_bytes, &mut out),
-                read_capped(stderr, spec.max_output_bytes, &mut err)
-            );
-        };
-        tokio::pin!(outputs);
-        let mut drained = false;
-        let wait = child.wait();
-        tokio::pin!(wait);
-        let first = async {
-            tokio::select! {
-                biased;
-                _ = stop.token.cancelled() => {
-                    First::Early(Ended::Stopped(stop.reason().unwrap_or(StopReason::Interrupted)))
-                }
-                status = &mut wait => First::Exit(status),
-                _ = async {
-                    match spec.timeout {
-                        Some(limit) => tokio::time::sleep(limit).await,
-                        None => std::future::pending().await,
-                    }
-                } => First::Early(Ended::TimedOut(spec.timeout.unwrap_or_default())),
-            }
-        };
-        let first = while_draining(first, &mut outputs, &mut drained).await;
-        let (status, ended) = match first {
-            First::Exit(status) => (status.ok(), Ended::Exited),
-            First::Early(ended) => {
-                let _ = killpg(group, Signal::SIGTERM);
-                let graceful = tokio::time::timeout(KILL_GRACE, &mut wait);
-                let status = match while_draining(graceful, &mut outputs, &mut drained).await {
-                    Ok(status) => status.ok(),
-                    Err(_) => {
-                        let _ = killpg(group, Signal::SIGKILL);
-                        while_draining(&mut wait, &mut outputs, &mut drained)
-                            .await
-                            .ok()
-                    }
-                };
-                (status, ended)
-            }
-        };
-        let _ = killpg(group, Signal::SIGKILL);
-        let held_open = !drained
-            && tokio::time::timeout(OUTPUT_GRACE, &mut outputs)
-                .await
-                .is_err();
-        (status, ended, held_open)
-    };
-    stop.unregister(pid);
-    Ok(ChildEnd {
-        status,
-        stdout: out,
-        stderr: err,
-        ended,
-        held_open,
-    })
 }
 
 #[cfg(test)]
@@ -630,6 +496,7 @@ mod tests {
     use super::*;
     use crate::aws::fake::FakeAws;
     use crate::credentials::RoleSpec;
+    use crate::process::Capture;
 
     fn spec(command: &[&str], fail_fast: bool) -> Arc<RunSpec> {
         Arc::new(RunSpec {
@@ -637,8 +504,10 @@ mod tests {
             workers: 4,
             fail_fast,
             partition: "aws".into(),
-            max_output_bytes: 1024,
-            timeout: None,
+            limits: Limits {
+                max_output_bytes: 1024,
+                timeout: None,
+            },
             keep_raw_output: false,
             remove_env: vec![],
         })
@@ -679,16 +548,16 @@ mod tests {
         regions: &[String],
         spec: Arc<RunSpec>,
     ) -> Vec<Record> {
-        let targets = crate::plan::targets(accounts.to_vec(), regions, None, true, &[]);
-        let mut records = Vec::new();
-        run_all(
-            cache(aws.clone(), &targets),
-            feed(targets),
+        let everywhere = crate::regions::Regions::new(crate::regions::RegionChoice::Chain, vec![]);
+        let targets = crate::plan::targets(accounts.to_vec(), regions, None, &everywhere);
+        let shared = Shared {
+            creds: cache(aws.clone(), &targets),
             spec,
-            Arc::new(Stop::default()),
-            &mut records,
-        )
-        .await;
+            stop: Arc::new(Stop::default()),
+            groups: Arc::new(ProcessGroups::default()),
+        };
+        let mut records = Vec::new();
+        run_all(shared, feed(targets), &mut records).await;
         records
     }
 
@@ -764,6 +633,67 @@ mod tests {
                 .as_deref()
                 .unwrap()
                 .contains("stdout truncated at 1024 bytes")
+        );
+    }
+
+    fn ended(status: Option<i32>, ended: Ended, truncated: bool) -> ChildEnd {
+        ChildEnd {
+            status: status.map(std::process::ExitStatus::from_raw),
+            stdout: Capture {
+                bytes: vec![],
+                truncated,
+            },
+            stderr: Capture::default(),
+            ended,
+            held_open: false,
+        }
+    }
+
+    #[test]
+    fn the_verdict_follows_how_the_child_ended() {
+        let ok = verdict(&ended(Some(0), Ended::Exited, false), 10);
+        assert_eq!(
+            (ok.outcome, ok.exit_code, ok.details),
+            (Outcome::Result, Some(0), None)
+        );
+        // Raw wait statuses: exit code 3 is 3 << 8; SIGKILL is 9.
+        let failed = verdict(&ended(Some(3 << 8), Ended::Exited, false), 10);
+        assert_eq!(failed.outcome, Outcome::Exception);
+        assert_eq!(failed.exit_code, Some(3));
+        assert_eq!(
+            failed.details.as_deref(),
+            Some("command exited with code 3")
+        );
+        let killed = verdict(&ended(Some(9), Ended::Exited, false), 10);
+        assert_eq!(killed.exit_code, None);
+        assert_eq!(
+            killed.details.as_deref(),
+            Some("command was killed by signal 9")
+        );
+        let timed_out = verdict(
+            &ended(Some(9), Ended::TimedOut(Duration::from_secs(5)), false),
+            10,
+        );
+        assert_eq!(timed_out.outcome, Outcome::Exception);
+        assert_eq!(timed_out.exit_code, None, "a killed child has no exit code");
+        assert!(timed_out.details.unwrap().starts_with("timed out after 5s"));
+        let stopped = verdict(
+            &ended(None, Ended::Stopped(StopReason::FailFast), false),
+            10,
+        );
+        assert_eq!(
+            stopped.details.as_deref(),
+            Some(StopReason::FailFast.detail())
+        );
+        let truncated = verdict(&ended(Some(0), Ended::Exited, true), 10);
+        assert_eq!(
+            truncated.outcome,
+            Outcome::Result,
+            "truncation alone is no failure"
+        );
+        assert_eq!(
+            truncated.details.as_deref(),
+            Some("stdout truncated at 10 bytes")
         );
     }
 }

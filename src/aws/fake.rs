@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use super::{Account, AssumeRequest, Aws, AwsError, Caller, TempCredentials};
-use crate::credentials::Secret;
+use crate::secret::Secret;
 
 #[derive(Default)]
 pub struct FakeAws {

@@ -10,7 +10,7 @@ pub mod fake;
 use std::future::Future;
 use std::time::SystemTime;
 
-use crate::credentials::Secret;
+use crate::secret::Secret;
 
 /// An account as Organizations describes it. Fields are `None` when unknown, for example when
 /// the caller may not list the organization and named the account by ID.
@@ -76,18 +76,62 @@ pub struct TempCredentials {
     pub expiration: SystemTime,
 }
 
-/// An error from AWS, reduced to what cove branches on and reports.
+/// What kind of failure an AWS error is: the only thing cove branches on. The SDK layer sets
+/// it from the AWS error code ([`ErrorKind::from_code`]); nothing else matches code strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The caller may not do this (`AccessDenied`, `AccessDeniedException`, ...).
+    Denied,
+    /// The account is not in an organization (`AWSOrganizationsNotInUseException`).
+    NoOrganization,
+    /// The named parent, OU or account does not exist.
+    NotFound,
+    /// AWS asked to slow down; the SDK already retried it as far as the retry settings allow.
+    Throttled,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorKind {
+    /// The kind of an AWS error code.
+    pub fn from_code(code: Option<&str>) -> Self {
+        match code {
+            Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation") => {
+                ErrorKind::Denied
+            }
+            Some("AWSOrganizationsNotInUseException") => ErrorKind::NoOrganization,
+            Some(
+                "ParentNotFoundException"
+                | "OrganizationalUnitNotFoundException"
+                | "AccountNotFoundException"
+                | "InvalidInputException",
+            ) => ErrorKind::NotFound,
+            Some(
+                "Throttling"
+                | "ThrottlingException"
+                | "TooManyRequestsException"
+                | "RequestLimitExceeded",
+            ) => ErrorKind::Throttled,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// An error from AWS, reduced to what cove branches on ([`ErrorKind`]) and reports.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
 pub struct AwsError {
+    pub kind: ErrorKind,
     /// The AWS error code (`AccessDenied`, `Throttling`, ...), when the service sent one.
     pub code: Option<String>,
     pub message: String,
 }
 
 impl AwsError {
+    /// An error with the kind its code implies.
     pub fn new(code: Option<&str>, message: impl Into<String>) -> Self {
         AwsError {
+            kind: ErrorKind::from_code(code),
             code: code.map(str::to_owned),
             message: message.into(),
         }
@@ -95,27 +139,12 @@ impl AwsError {
 
     /// The caller may not use Organizations here: denied, or not in an organization at all.
     pub fn is_no_org_access(&self) -> bool {
-        matches!(
-            self.code.as_deref(),
-            Some(
-                "AccessDeniedException"
-                    | "AccessDenied"
-                    | "AWSOrganizationsNotInUseException"
-                    | "UnauthorizedOperation"
-            )
-        )
+        matches!(self.kind, ErrorKind::Denied | ErrorKind::NoOrganization)
     }
 
     /// The named parent (OU or root) does not exist.
-    pub fn is_parent_not_found(&self) -> bool {
-        matches!(
-            self.code.as_deref(),
-            Some(
-                "ParentNotFoundException"
-                    | "OrganizationalUnitNotFoundException"
-                    | "InvalidInputException"
-            )
-        )
+    pub fn is_not_found(&self) -> bool {
+        self.kind == ErrorKind::NotFound
     }
 }
 

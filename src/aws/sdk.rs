@@ -11,7 +11,7 @@ use aws_sdk_sts::types::PolicyDescriptorType;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 use super::{Account, AssumeRequest, Aws, AwsError, Caller, TempCredentials};
-use crate::credentials::Secret;
+use crate::secret::Secret;
 
 /// The real AWS: one regional STS client and one Organizations client.
 pub struct SdkAws {
@@ -228,6 +228,28 @@ impl Aws for SdkAws {
                 .unwrap_or_else(|_| SystemTime::now()),
         })
     }
+}
+
+/// The region the credential chain resolves (environment, then profile), if any.
+pub async fn chain_region(profile: Option<&str>) -> Option<String> {
+    let mut chain = aws_config::default_provider::region::DefaultRegionChain::builder();
+    if let Some(profile) = profile {
+        chain = chain.profile_name(profile);
+    }
+    chain.build().region().await.map(|r| r.as_ref().to_owned())
+}
+
+/// The real AWS, from the standard configuration chain (environment, `profile`, endpoints),
+/// with STS called in `sts_region` (a regional endpoint) and cove's retry settings.
+pub async fn connect(profile: Option<&str>, sts_region: &str) -> anyhow::Result<SdkAws> {
+    let retry = retry_config(profile).await?;
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_types::region::Region::new(sts_region.to_owned()))
+        .retry_config(retry);
+    if let Some(profile) = profile {
+        loader = loader.profile_name(profile);
+    }
+    Ok(SdkAws::new(&loader.load().await))
 }
 
 /// The retry configuration, from `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE`, else the profile's
