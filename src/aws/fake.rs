@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use super::{Account, AssumeRequest, Aws, AwsError, Caller, TempCredentials};
+use super::{Account, AssumeRequest, Aws, AwsError, Caller, ErrorKind, TempCredentials};
 use crate::secret::Secret;
 
 #[derive(Default)]
@@ -60,6 +60,7 @@ impl Aws for FakeAws {
     ) -> Result<(Vec<Account>, Option<String>), AwsError> {
         if self.deny_list_accounts {
             return Err(AwsError::new(
+                ErrorKind::Denied,
                 Some("AccessDeniedException"),
                 "You don't have permissions to access this resource.",
             ));
@@ -67,6 +68,7 @@ impl Aws for FakeAws {
         let start: usize = next_token.map_or(0, |t| t.parse().unwrap_or(0));
         if self.fail_from_page.is_some_and(|page| start >= page * 2) {
             return Err(AwsError::new(
+                ErrorKind::Other,
                 Some("ServiceException"),
                 "AWS Organizations can't complete your request because of an internal service error.",
             ));
@@ -80,20 +82,33 @@ impl Aws for FakeAws {
         self.tree
             .get(parent)
             .map(|(ous, _)| ous.clone())
-            .ok_or_else(|| AwsError::new(Some("ParentNotFoundException"), "no such parent"))
+            .ok_or_else(|| {
+                AwsError::new(
+                    ErrorKind::NotFound,
+                    Some("ParentNotFoundException"),
+                    "no such parent",
+                )
+            })
     }
 
     async fn list_child_accounts(&self, parent: &str) -> Result<Vec<String>, AwsError> {
         self.tree
             .get(parent)
             .map(|(_, accounts)| accounts.clone())
-            .ok_or_else(|| AwsError::new(Some("ParentNotFoundException"), "no such parent"))
+            .ok_or_else(|| {
+                AwsError::new(
+                    ErrorKind::NotFound,
+                    Some("ParentNotFoundException"),
+                    "no such parent",
+                )
+            })
     }
 
     async fn list_enabled_regions(&self, creds: &TempCredentials) -> Result<Vec<String>, AwsError> {
         let account = creds.access_key_id.trim_start_matches("ASIAFAKE");
         if self.deny_regions.contains(account) {
             return Err(AwsError::new(
+                ErrorKind::Denied,
                 Some("AccessDeniedException"),
                 "not authorized to perform account:ListRegions",
             ));
@@ -119,6 +134,7 @@ impl Aws for FakeAws {
         let account = request.role_arn.split(':').nth(4).unwrap_or_default();
         if self.deny_assume.contains(account) {
             return Err(AwsError::new(
+                ErrorKind::Denied,
                 Some("AccessDenied"),
                 format!(
                     "not authorized to perform sts:AssumeRole on {}",

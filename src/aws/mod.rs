@@ -76,8 +76,8 @@ pub struct TempCredentials {
     pub expiration: SystemTime,
 }
 
-/// What kind of failure an AWS error is: the only thing cove branches on. The SDK layer sets
-/// it from the AWS error code ([`ErrorKind::from_code`]); nothing else matches code strings.
+/// What kind of failure an AWS error is: the only thing cove branches on. The SDK layer
+/// (`sdk.rs`) sets it from the AWS error code; nothing else matches code strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// The caller may not do this (`AccessDenied`, `AccessDeniedException`, ...).
@@ -92,31 +92,6 @@ pub enum ErrorKind {
     Other,
 }
 
-impl ErrorKind {
-    /// The kind of an AWS error code.
-    pub fn from_code(code: Option<&str>) -> Self {
-        match code {
-            Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation") => {
-                ErrorKind::Denied
-            }
-            Some("AWSOrganizationsNotInUseException") => ErrorKind::NoOrganization,
-            Some(
-                "ParentNotFoundException"
-                | "OrganizationalUnitNotFoundException"
-                | "AccountNotFoundException"
-                | "InvalidInputException",
-            ) => ErrorKind::NotFound,
-            Some(
-                "Throttling"
-                | "ThrottlingException"
-                | "TooManyRequestsException"
-                | "RequestLimitExceeded",
-            ) => ErrorKind::Throttled,
-            _ => ErrorKind::Other,
-        }
-    }
-}
-
 /// An error from AWS, reduced to what cove branches on ([`ErrorKind`]) and reports.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
@@ -128,10 +103,9 @@ pub struct AwsError {
 }
 
 impl AwsError {
-    /// An error with the kind its code implies.
-    pub fn new(code: Option<&str>, message: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, code: Option<&str>, message: impl Into<String>) -> Self {
         AwsError {
-            kind: ErrorKind::from_code(code),
+            kind,
             code: code.map(str::to_owned),
             message: message.into(),
         }

@@ -10,7 +10,7 @@ use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::types::PolicyDescriptorType;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
-use super::{Account, AssumeRequest, Aws, AwsError, Caller, TempCredentials};
+use super::{Account, AssumeRequest, Aws, AwsError, Caller, ErrorKind, TempCredentials};
 use crate::secret::Secret;
 
 /// The real AWS: one regional STS client and one Organizations client.
@@ -50,14 +50,39 @@ impl SdkAws {
     }
 }
 
+/// The kind of an AWS error code: the one place cove reads code strings.
+fn kind_of(code: &str) -> ErrorKind {
+    match code {
+        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => ErrorKind::Denied,
+        "AWSOrganizationsNotInUseException" => ErrorKind::NoOrganization,
+        "ParentNotFoundException"
+        | "OrganizationalUnitNotFoundException"
+        | "AccountNotFoundException"
+        | "InvalidInputException" => ErrorKind::NotFound,
+        "Throttling"
+        | "ThrottlingException"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded" => ErrorKind::Throttled,
+        _ => ErrorKind::Other,
+    }
+}
+
 fn aws_error<E, R>(err: SdkError<E, R>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
     match err.code() {
-        Some(code) => AwsError::new(Some(code), err.message().unwrap_or("(no message from AWS)")),
-        None => AwsError::new(None, DisplayErrorContext(&err).to_string()),
+        Some(code) => AwsError::new(
+            kind_of(code),
+            Some(code),
+            err.message().unwrap_or("(no message from AWS)"),
+        ),
+        None => AwsError::new(
+            ErrorKind::Other,
+            None,
+            DisplayErrorContext(&err).to_string(),
+        ),
     }
 }
 
@@ -217,9 +242,13 @@ impl Aws for SdkAws {
             .send()
             .await
             .map_err(aws_error)?;
-        let creds = out
-            .credentials()
-            .ok_or_else(|| AwsError::new(None, "AssumeRole answered without credentials"))?;
+        let creds = out.credentials().ok_or_else(|| {
+            AwsError::new(
+                ErrorKind::Other,
+                None,
+                "AssumeRole answered without credentials",
+            )
+        })?;
         Ok(TempCredentials {
             access_key_id: creds.access_key_id().to_owned(),
             secret_access_key: Secret::new(creds.secret_access_key()),
@@ -351,5 +380,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.max_attempts(), 7);
+    }
+
+    #[test]
+    fn error_codes_map_to_the_kinds_cove_branches_on() {
+        assert_eq!(kind_of("AccessDenied"), ErrorKind::Denied);
+        assert_eq!(kind_of("AccessDeniedException"), ErrorKind::Denied);
+        assert_eq!(
+            kind_of("AWSOrganizationsNotInUseException"),
+            ErrorKind::NoOrganization
+        );
+        assert_eq!(kind_of("ParentNotFoundException"), ErrorKind::NotFound);
+        assert_eq!(kind_of("TooManyRequestsException"), ErrorKind::Throttled);
+        assert_eq!(kind_of("Throttling"), ErrorKind::Throttled);
+        assert_eq!(kind_of("ServiceException"), ErrorKind::Other);
     }
 }
