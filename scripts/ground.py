@@ -10,7 +10,7 @@ Usage:
     ground.py [--scenario standard|empty|none] [--extra-root-accounts N]
               [--deny-assume ID,ID] [--deny-assume-names NAME,NAME] [--deny-list-accounts]
               [--throttle-assume FRACTION] [--throttle-list-accounts N]
-              [--opt-in-names NAME,NAME] [--deny-list-regions-names NAME,NAME]
+              [--opt-in-names NAME,NAME] [--deny-list-regions-names NAME,NAME] [--hold-parent OU]
               [--info-file PATH] [--exit-on-stdin-eof]
 
 Once ready it prints one JSON line (also written to --info-file):
@@ -22,6 +22,8 @@ Control endpoints (plain HTTP GET on the same port):
     /_ground/secrets  {"secrets": [...]}   every SecretAccessKey and SessionToken moto issued
     /_ground/assume-params  {"calls": [{...}]}   the form parameters of every AssumeRole call
     /_ground/clear-faults   lifts every denial and throttle from now on
+    /_ground/held     {"held": N}   ListAccountsForParent calls waiting (--hold-parent)
+    /_ground/release  lets every held call through, and every later one
 
 account:ListRegions (POST /listRegions), which moto lacks, is answered here: every account has
 us-east-1 and eu-west-1 (ENABLED_BY_DEFAULT), and ap-east-1 is ENABLED for --opt-in-names.
@@ -61,6 +63,10 @@ class FaultLayer:
         self.opt_in_accounts = set()
         self.deny_list_regions = set()
         self.calls = Counter()
+        # ListAccountsForParent calls for this parent wait until /_ground/release (or 60 s).
+        self.hold_parent = None
+        self.released = threading.Event()
+        self.held = 0
         self.secrets = []
         self.assume_params = []
         self.lock = threading.Lock()
@@ -85,6 +91,12 @@ class FaultLayer:
         if path == "/_ground/assume-params":
             with self.lock:
                 return self._json(start_response, {"calls": list(self.assume_params)})
+        if path == "/_ground/held":
+            with self.lock:
+                return self._json(start_response, {"held": self.held})
+        if path == "/_ground/release":
+            self.released.set()
+            return self._json(start_response, {"released": True})
         if path == "/_ground/secrets":
             with self.lock:
                 return self._json(start_response, {"secrets": list(self.secrets)})
@@ -128,6 +140,8 @@ class FaultLayer:
             # What AWS answers a standalone account (moto answers an empty list instead).
             return self._org_error(start_response, "AWSOrganizationsNotInUseException",
                                    "Your account is not a member of an organization.")
+        if operation == "organizations:ListAccountsForParent" and self.hold_parent:
+            self._hold(body)
         if operation == "organizations:ListAccounts":
             with self.lock:
                 throttled = self.throttle_list_accounts > 0
@@ -136,10 +150,21 @@ class FaultLayer:
                 return self._org_error(start_response, "TooManyRequestsException",
                                        "AWS Organizations can't complete your request because another "
                                        "request is already in progress. Try again later.")
-        if operation == "organizations:ListAccounts" and self.deny_list_accounts:
+        if operation and operation.startswith("organizations:") and self.deny_list_accounts:
+            # A caller without Organizations access is denied every call, not only ListAccounts.
             return self._org_error(start_response, "AccessDeniedException",
                                    "You don't have permissions to access this resource.")
         return self.app(environ, start_response)
+
+    def _hold(self, body):
+        """Holds a ListAccountsForParent call for the held parent until released."""
+        if json.loads(body or b"{}").get("ParentId") != self.hold_parent:
+            return
+        with self.lock:
+            self.held += 1
+        self.released.wait(timeout=60)
+        with self.lock:
+            self.held -= 1
 
     def _capture_secrets(self, environ, start_response):
         body = environ["wsgi.input"].getvalue()
@@ -250,7 +275,8 @@ def main():
     parser.add_argument("--deny-assume", default="", help="comma-separated account IDs")
     parser.add_argument("--deny-assume-names", default="",
                         help="comma-separated account names of the sample org")
-    parser.add_argument("--deny-list-accounts", action="store_true")
+    parser.add_argument("--deny-list-accounts", action="store_true",
+                        help="deny every Organizations call (a caller without organization access)")
     parser.add_argument("--throttle-assume", type=float, default=0.0,
                         help="fraction of AssumeRole calls answered with Throttling")
     parser.add_argument("--throttle-list-accounts", type=int, default=0,
@@ -259,6 +285,8 @@ def main():
                         help="accounts (by name) that have the opt-in region ap-east-1 enabled")
     parser.add_argument("--deny-list-regions-names", default="",
                         help="accounts (by name) whose account:ListRegions is denied")
+    parser.add_argument("--hold-parent", default="",
+                        help="OU (by name) whose ListAccountsForParent calls wait for /_ground/release")
     parser.add_argument("--info-file")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (the test harness holds it open)")
@@ -286,6 +314,7 @@ def main():
     layer.no_organization = args.scenario == "none"
     layer.throttle_assume = args.throttle_assume
     layer.throttle_list_accounts = args.throttle_list_accounts
+    layer.hold_parent = info["ous"].get(args.hold_parent) if args.hold_parent else None
     layer.deny_assume.update(info["accounts"][n]["id"] for n in args.deny_assume_names.split(",") if n)
     layer.opt_in_accounts.update(info["accounts"][n]["id"] for n in args.opt_in_names.split(",") if n)
     layer.deny_list_regions.update(

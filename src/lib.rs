@@ -28,6 +28,7 @@ pub mod runner;
 pub mod secret;
 pub mod signals;
 pub mod stop;
+pub mod stream;
 pub mod template;
 pub mod writer;
 

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::credentials::CredentialCache;
 use crate::dry_run;
 use crate::exit_code::{self, Exit};
+use crate::ids::OrgId;
 use crate::output::{self, OutputError, Record, Sink};
 use crate::plan::{self, Target};
 use crate::process::{self, Limits, ProcessGroups};
@@ -30,6 +31,7 @@ use crate::resolver::{self, Rules, Selection};
 use crate::runner::{self, Observer, RunSpec, Shared};
 use crate::signals;
 use crate::stop::{Stop, StopReason};
+use crate::stream;
 use crate::writer::Writer;
 
 /// Runs a validated configuration against real AWS, writing to stdout.
@@ -191,10 +193,11 @@ impl Run<'_> {
         &self.control.stop
     }
 
-    /// The whole organization with nothing that needs the full list first.
+    /// Whether targets are run while they are listed: the whole organization, or an OU walk,
+    /// when nothing needs the full list first.
     fn streams(&self) -> bool {
         let s = &self.config.selection;
-        s.targets.is_empty()
+        (s.targets.is_empty() || s.targets.iter().any(OrgId::is_parent))
             && s.rerun.is_none()
             && s.shard.is_none()
             && s.filters.tags.is_empty()
@@ -273,11 +276,11 @@ impl Run<'_> {
     /// Resolves, filters and shards the accounts. Only a shard may come out empty.
     async fn choose<A: Aws>(&self, aws: &A, caller: &Caller) -> anyhow::Result<Chosen> {
         let s = &self.config.selection;
-        let rerun_targets: Vec<crate::ids::OrgId> = s
+        let rerun_targets: Vec<OrgId> = s
             .rerun
             .iter()
             .flat_map(|pairs| pairs.keys())
-            .map(|id| crate::ids::OrgId::Account(id.clone()))
+            .map(|id| OrgId::Account(id.clone()))
             .collect();
         let selection = Selection {
             targets: if s.rerun.is_some() {
@@ -417,9 +420,9 @@ impl Run<'_> {
         (found, records)
     }
 
-    /// The whole organization, run while it is still being listed: the first roles are
-    /// assumed while later `ListAccounts` pages are on their way, and no full account list is
-    /// ever held.
+    /// A run of the whole organization or of OUs, while it is still being listed: the first
+    /// roles are assumed while later pages are on their way, and no full account list is ever
+    /// held.
     async fn streamed<A: Aws, W: Write + Send + 'static>(
         &self,
         aws: Arc<A>,
@@ -441,9 +444,14 @@ impl Run<'_> {
         let known = Arc::new(AtomicU64::new(0));
         let listing = tokio::spawn({
             let stop = self.stop().clone();
+            let targets = self.config.selection.targets.clone();
             async move {
                 let stopped = || stop.is_stopped();
-                resolver::stream_organization(aws.as_ref(), &admission, stopped, account_tx).await
+                if targets.is_empty() {
+                    stream::stream_organization(aws.as_ref(), &admission, stopped, account_tx).await
+                } else {
+                    stream::walk(aws.as_ref(), &targets, &admission, stopped, account_tx).await
+                }
             }
         });
         let targets = expand_regions(account_rx, self.regions.to_vec(), &shared, known.clone());

@@ -24,26 +24,49 @@ pub struct Resolution {
     pub notes: Vec<String>,
 }
 
-const ORG_PERMISSIONS: &str = "organizations:ListAccounts, organizations:ListOrganizationalUnitsForParent and organizations:ListAccountsForParent";
+const ORG_PERMISSIONS: &str = "organizations:ListAccounts, organizations:ListOrganizationalUnitsForParent, organizations:ListAccountsForParent and organizations:DescribeAccount";
 
-/// Every account ID beneath `parent`, at any depth, walking OUs one call at a time.
-async fn accounts_beneath<A: Aws>(aws: &A, parent: &str) -> anyhow::Result<BTreeSet<String>> {
-    let mut found = BTreeSet::new();
+/// An error listing beneath `parent` (a named target or ignore), as the user should read it:
+/// the named parent does not exist, an OU beneath it vanished mid-walk, or the call failed.
+pub(crate) fn walk_error(parent: &str, node: &str, e: AwsError) -> anyhow::Error {
+    if e.is_not_found() && node == parent {
+        anyhow::anyhow!("`{parent}` is not an OU or root of this organization ({e})")
+    } else if e.is_not_found() {
+        anyhow::anyhow!(
+            "OU `{node}` under `{parent}` disappeared while the organization was being listed ({e}); run cove again"
+        )
+    } else {
+        anyhow::anyhow!("could not list the accounts under `{node}`: {e}")
+    }
+}
+
+/// Every page of a listing.
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, AwsError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<crate::aws::Page<T>, AwsError>>,
+{
+    let mut items = Vec::new();
+    let mut token = None;
+    loop {
+        let (mut more, next) = page(token).await?;
+        items.append(&mut more);
+        match next {
+            Some(next) => token = Some(next),
+            None => return Ok(items),
+        }
+    }
+}
+
+/// Every account beneath `parent`, at any depth, walking OUs one call at a time.
+async fn accounts_beneath<A: Aws>(aws: &A, parent: &str) -> anyhow::Result<Vec<Account>> {
+    let mut found = Vec::new();
     let mut stack = vec![parent.to_owned()];
     while let Some(node) = stack.pop() {
-        let not_found = |e: AwsError| -> anyhow::Error {
-            if e.is_not_found() && node == parent {
-                anyhow::anyhow!("`{parent}` is not an OU or root of this organization ({e})")
-            } else if e.is_not_found() {
-                anyhow::anyhow!(
-                    "OU `{node}` under `{parent}` disappeared while the organization was being listed ({e}); run cove again"
-                )
-            } else {
-                anyhow::anyhow!("could not list the accounts under `{node}`: {e}")
-            }
-        };
-        found.extend(aws.list_child_accounts(&node).await.map_err(not_found)?);
-        stack.extend(aws.list_child_ous(&node).await.map_err(not_found)?);
+        let accounts = all_pages(|t| aws.list_child_accounts_page(&node, t)).await;
+        found.extend(accounts.map_err(|e| walk_error(parent, &node, e))?);
+        let ous = all_pages(|t| aws.list_child_ous_page(&node, t)).await;
+        stack.extend(ous.map_err(|e| walk_error(parent, &node, e))?);
     }
     Ok(found)
 }
@@ -69,7 +92,12 @@ pub async fn admission<A: Aws>(
             OrgId::Account(id) => {
                 ignored.insert(id.clone());
             }
-            parent => ignored.extend(accounts_beneath(aws, parent.as_str()).await?),
+            parent => ignored.extend(
+                accounts_beneath(aws, parent.as_str())
+                    .await?
+                    .into_iter()
+                    .map(|a| a.id),
+            ),
         }
     }
     Ok(Admission {
@@ -80,7 +108,7 @@ pub async fn admission<A: Aws>(
     })
 }
 
-fn no_org_access(denied: &AwsError) -> anyhow::Error {
+pub(crate) fn no_org_access(denied: &AwsError) -> anyhow::Error {
     anyhow::anyhow!(
         "cannot list the organization: {denied}. Targeting the whole organization, an OU or the root \
          (and ignoring an OU) needs {ORG_PERMISSIONS}, from the management account or a delegated \
@@ -88,12 +116,12 @@ fn no_org_access(denied: &AwsError) -> anyhow::Error {
     )
 }
 
-fn listing_failed(e: AwsError) -> anyhow::Error {
+pub(crate) fn listing_failed(e: AwsError) -> anyhow::Error {
     anyhow::Error::new(e)
         .context("could not list the organization's accounts (organizations:ListAccounts)")
 }
 
-fn listed_twice(id: &str) -> anyhow::Error {
+pub(crate) fn listed_twice(id: &str) -> anyhow::Error {
     anyhow::anyhow!(
         "Organizations listed account {id} twice; the listing is inconsistent, run cove again"
     )
@@ -122,71 +150,6 @@ async fn list_organization<A: Aws>(
             None => return Ok(Ok(by_id)),
         }
     }
-}
-
-/// What streaming the whole organization found, besides the accounts it sent.
-#[derive(Debug, Default)]
-pub struct StreamSummary {
-    pub sent: u64,
-    pub tally: Tally,
-    /// The run was stopped before the last page was read.
-    pub cut_short: bool,
-}
-
-impl StreamSummary {
-    /// The notes for stderr at the end of the run.
-    pub fn notes(&self, filters: bool) -> Vec<String> {
-        let mut notes = Vec::new();
-        if self.cut_short {
-            notes.push("the run was stopped before the organization was fully listed".into());
-        }
-        notes.extend(self.tally.notes(filters));
-        notes
-    }
-}
-
-/// The whole organization (no `--target`), sent account by account as `ListAccounts` pages
-/// arrive, so the first roles are assumed while the rest is still being listed. Each account is
-/// judged by `admission`. Stops listing when `stopped` says so, or when the receiver is gone.
-pub async fn stream_organization<A: Aws>(
-    aws: &A,
-    admission: &Admission,
-    stopped: impl Fn() -> bool,
-    tx: tokio::sync::mpsc::Sender<Account>,
-) -> anyhow::Result<StreamSummary> {
-    let mut summary = StreamSummary::default();
-    let mut seen = BTreeSet::new();
-    let mut token = None;
-    loop {
-        let (accounts, next) = match aws.list_accounts_page(token).await {
-            Ok(page) => page,
-            Err(e) if seen.is_empty() && e.is_no_org_access() => return Err(no_org_access(&e)),
-            Err(e) => return Err(listing_failed(e)),
-        };
-        for account in accounts {
-            if !seen.insert(account.id.clone()) {
-                return Err(listed_twice(&account.id));
-            }
-            let verdict = admission.admit(&account);
-            summary.tally.count(&account, verdict);
-            if verdict != Admit::Run {
-                continue;
-            }
-            summary.sent += 1;
-            if tx.send(account).await.is_err() {
-                return Ok(summary);
-            }
-        }
-        match next {
-            Some(next) if !stopped() => token = Some(next),
-            Some(_) => {
-                summary.cut_short = true;
-                break;
-            }
-            None => break,
-        }
-    }
-    Ok(summary)
 }
 
 /// What the user asked for.
@@ -264,14 +227,15 @@ async fn select<A: Aws>(
                 selected.via.entry(id.clone()).or_default().push(id.clone());
             }
             parent => {
-                for id in accounts_beneath(aws, parent.as_str()).await? {
-                    let account = lookup(&id);
+                for beneath in accounts_beneath(aws, parent.as_str()).await? {
+                    let known = org.and_then(|o| o.get(&beneath.id).cloned());
+                    let account = known.unwrap_or(beneath);
                     selected
                         .via
-                        .entry(id.clone())
+                        .entry(account.id.clone())
                         .or_default()
                         .push(parent.to_string());
-                    selected.accounts.insert(id, account);
+                    selected.accounts.insert(account.id.clone(), account);
                 }
             }
         }

@@ -14,6 +14,8 @@ mod readme;
 mod running;
 #[path = "e2e/scale_out.rs"]
 mod scale_out;
+#[path = "e2e/streaming.rs"]
+mod streaming;
 #[path = "e2e/support.rs"]
 mod support;
 #[path = "e2e/targets.rs"]

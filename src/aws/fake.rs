@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use super::{Account, AssumeRequest, Aws, AwsError, Caller, ErrorKind, TempCredentials};
+use super::{Account, AssumeRequest, Aws, AwsError, Caller, ErrorKind, Page, TempCredentials};
 use crate::secret::Secret;
 
 #[derive(Default)]
@@ -40,9 +40,36 @@ impl FakeAws {
         }
     }
 
+    fn children(&self, parent: &str) -> Result<&(Vec<String>, Vec<String>), AwsError> {
+        self.tree.get(parent).ok_or_else(|| {
+            AwsError::new(
+                ErrorKind::NotFound,
+                Some("ParentNotFoundException"),
+                "no such parent",
+            )
+        })
+    }
+
+    /// The account as listed, or bare when the fake's list does not hold it.
+    fn known(&self, id: &str) -> Account {
+        self.accounts
+            .iter()
+            .find(|a| a.id == id)
+            .cloned()
+            .unwrap_or_else(|| Account::bare(id))
+    }
+
     pub fn assume_calls(&self) -> usize {
         self.assume_calls.load(Ordering::SeqCst)
     }
+}
+
+/// Pages of two, so that paging is exercised.
+fn page_of<T: Clone>(items: &[T], next_token: Option<String>) -> Page<T> {
+    let start: usize = next_token.map_or(0, |t| t.parse().unwrap_or(0));
+    let end = (start + 2).min(items.len());
+    let next = (end < items.len()).then(|| end.to_string());
+    (items[start.min(end)..end].to_vec(), next)
 }
 
 impl Aws for FakeAws {
@@ -57,7 +84,7 @@ impl Aws for FakeAws {
     async fn list_accounts_page(
         &self,
         next_token: Option<String>,
-    ) -> Result<(Vec<Account>, Option<String>), AwsError> {
+    ) -> Result<Page<Account>, AwsError> {
         if self.deny_list_accounts {
             return Err(AwsError::new(
                 ErrorKind::Denied,
@@ -78,28 +105,43 @@ impl Aws for FakeAws {
         Ok((self.accounts[start..end].to_vec(), next))
     }
 
-    async fn list_child_ous(&self, parent: &str) -> Result<Vec<String>, AwsError> {
-        self.tree
-            .get(parent)
-            .map(|(ous, _)| ous.clone())
-            .ok_or_else(|| {
-                AwsError::new(
-                    ErrorKind::NotFound,
-                    Some("ParentNotFoundException"),
-                    "no such parent",
-                )
-            })
+    async fn list_child_ous_page(
+        &self,
+        parent: &str,
+        next_token: Option<String>,
+    ) -> Result<Page<String>, AwsError> {
+        let (ous, _) = self.children(parent)?;
+        Ok(page_of(ous, next_token))
     }
 
-    async fn list_child_accounts(&self, parent: &str) -> Result<Vec<String>, AwsError> {
-        self.tree
-            .get(parent)
-            .map(|(_, accounts)| accounts.clone())
+    async fn list_child_accounts_page(
+        &self,
+        parent: &str,
+        next_token: Option<String>,
+    ) -> Result<Page<Account>, AwsError> {
+        let (_, ids) = self.children(parent)?;
+        let (ids, next) = page_of(ids, next_token);
+        let accounts = ids.iter().map(|id| self.known(id)).collect();
+        Ok((accounts, next))
+    }
+
+    async fn describe_account(&self, account_id: &str) -> Result<Account, AwsError> {
+        if self.deny_list_accounts {
+            return Err(AwsError::new(
+                ErrorKind::Denied,
+                Some("AccessDeniedException"),
+                "You don't have permissions to access this resource.",
+            ));
+        }
+        self.accounts
+            .iter()
+            .find(|a| a.id == account_id)
+            .cloned()
             .ok_or_else(|| {
                 AwsError::new(
                     ErrorKind::NotFound,
-                    Some("ParentNotFoundException"),
-                    "no such parent",
+                    Some("AccountNotFoundException"),
+                    "no such account",
                 )
             })
     }

@@ -122,7 +122,11 @@ impl AwsError {
     }
 }
 
-/// What cove needs from AWS. Implementations must paginate fully.
+/// One page of a listing, and the token of the next page, if any.
+pub type Page<T> = (Vec<T>, Option<String>);
+
+/// What cove needs from AWS. Listings come a page at a time, so callers can start on the
+/// first page while the next is on its way.
 pub trait Aws: Send + Sync + 'static {
     fn caller(&self) -> impl Future<Output = Result<Caller, AwsError>> + Send;
     /// One page of the organization's accounts (`organizations:ListAccounts`), and the token
@@ -130,17 +134,27 @@ pub trait Aws: Send + Sync + 'static {
     fn list_accounts_page(
         &self,
         next_token: Option<String>,
-    ) -> impl Future<Output = Result<(Vec<Account>, Option<String>), AwsError>> + Send;
-    /// The OUs directly under `parent` (an OU or the root).
-    fn list_child_ous(
+    ) -> impl Future<Output = Result<Page<Account>, AwsError>> + Send;
+    /// One page of the OUs directly under `parent` (an OU or the root,
+    /// `organizations:ListOrganizationalUnitsForParent`), and the next page's token.
+    fn list_child_ous_page(
         &self,
         parent: &str,
-    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
-    /// The account IDs directly under `parent` (an OU or the root).
-    fn list_child_accounts(
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<String>, AwsError>> + Send;
+    /// One page of the accounts directly under `parent`, with their names, emails and states
+    /// (`organizations:ListAccountsForParent`), and the next page's token.
+    fn list_child_accounts_page(
         &self,
         parent: &str,
-    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Account>, AwsError>> + Send;
+    /// One account of the organization (`organizations:DescribeAccount`); a non-member is
+    /// [`ErrorKind::NotFound`].
+    fn describe_account(
+        &self,
+        account_id: &str,
+    ) -> impl Future<Output = Result<Account, AwsError>> + Send;
     fn assume_role(
         &self,
         request: &AssumeRequest,

@@ -10,7 +10,7 @@ use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::types::PolicyDescriptorType;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
-use super::{Account, AssumeRequest, Aws, AwsError, Caller, ErrorKind, TempCredentials};
+use super::{Account, AssumeRequest, Aws, AwsError, Caller, ErrorKind, Page, TempCredentials};
 use crate::secret::Secret;
 
 /// The real AWS: one regional STS client and one Organizations client.
@@ -115,7 +115,7 @@ impl Aws for SdkAws {
     async fn list_accounts_page(
         &self,
         next_token: Option<String>,
-    ) -> Result<(Vec<Account>, Option<String>), AwsError> {
+    ) -> Result<Page<Account>, AwsError> {
         let page = self
             .org
             .list_accounts()
@@ -132,42 +132,63 @@ impl Aws for SdkAws {
         ))
     }
 
-    async fn list_child_ous(&self, parent: &str) -> Result<Vec<String>, AwsError> {
-        let mut pages = self
+    async fn list_child_ous_page(
+        &self,
+        parent: &str,
+        next_token: Option<String>,
+    ) -> Result<Page<String>, AwsError> {
+        let page = self
             .org
             .list_organizational_units_for_parent()
             .parent_id(parent)
-            .into_paginator()
-            .send();
-        let mut ous = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(aws_error)?;
-            ous.extend(
-                page.organizational_units()
-                    .iter()
-                    .filter_map(|ou| ou.id().map(str::to_owned)),
-            );
-        }
-        Ok(ous)
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(aws_error)?;
+        let ous = page
+            .organizational_units()
+            .iter()
+            .filter_map(|ou| ou.id().map(str::to_owned))
+            .collect();
+        Ok((ous, page.next_token().map(str::to_owned)))
     }
 
-    async fn list_child_accounts(&self, parent: &str) -> Result<Vec<String>, AwsError> {
-        let mut pages = self
+    async fn list_child_accounts_page(
+        &self,
+        parent: &str,
+        next_token: Option<String>,
+    ) -> Result<Page<Account>, AwsError> {
+        let page = self
             .org
             .list_accounts_for_parent()
             .parent_id(parent)
-            .into_paginator()
-            .send();
-        let mut ids = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(aws_error)?;
-            ids.extend(
-                page.accounts()
-                    .iter()
-                    .filter_map(|a| a.id().map(str::to_owned)),
-            );
-        }
-        Ok(ids)
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(aws_error)?;
+        let accounts = page
+            .accounts()
+            .iter()
+            .filter_map(account_from_sdk)
+            .collect();
+        Ok((accounts, page.next_token().map(str::to_owned)))
+    }
+
+    async fn describe_account(&self, account_id: &str) -> Result<Account, AwsError> {
+        let out = self
+            .org
+            .describe_account()
+            .account_id(account_id)
+            .send()
+            .await
+            .map_err(aws_error)?;
+        out.account().and_then(account_from_sdk).ok_or_else(|| {
+            AwsError::new(
+                ErrorKind::Other,
+                None,
+                "DescribeAccount answered without an account",
+            )
+        })
     }
 
     async fn list_enabled_regions(&self, creds: &TempCredentials) -> Result<Vec<String>, AwsError> {

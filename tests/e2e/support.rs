@@ -154,6 +154,16 @@ impl Ground {
         self.get("/_ground/clear-faults");
     }
 
+    /// How many ListAccountsForParent calls the ground is holding back (`--hold-parent`).
+    pub fn held(&self) -> u64 {
+        self.get("/_ground/held")["held"].as_u64().unwrap_or(0)
+    }
+
+    /// Lets the held calls through.
+    pub fn release(&self) {
+        self.get("/_ground/release");
+    }
+
     /// The parameters of every AssumeRole call, secrets included (for tests only).
     pub fn assume_params(&self) -> Vec<Value> {
         self.get("/_ground/assume-params")["calls"]
