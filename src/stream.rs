@@ -212,34 +212,8 @@ pub async fn walk<A: Aws>(
         };
         let first_of_target = job.token.is_none() && job.node == job.target;
         let fetched = fetched.map_err(|e| walk_failure(&job, e, unconfirmed > 0))?;
-        let next = match fetched {
-            Fetched::Accounts((accounts, next)) => {
-                for account in accounts {
-                    if emitter.first_sight(&account) && !emitter.offer(account).await {
-                        return Ok(emitter.summary);
-                    }
-                }
-                next
-            }
-            Fetched::Ous((ous, next)) => {
-                for ou in ous {
-                    for accounts in [true, false] {
-                        jobs.push_back(Job {
-                            target: job.target.clone(),
-                            node: ou.clone(),
-                            token: None,
-                            accounts,
-                        });
-                    }
-                }
-                next
-            }
-        };
-        if let Some(token) = next {
-            jobs.push_front(Job {
-                token: Some(token),
-                ..job
-            });
+        if !absorb(&mut emitter, &mut jobs, job, fetched).await {
+            return Ok(emitter.summary);
         }
         if first_of_target {
             unconfirmed -= 1;
@@ -254,6 +228,46 @@ pub async fn walk<A: Aws>(
     }
     emitter.release().await;
     Ok(emitter.summary)
+}
+
+/// Takes in one answered call: its accounts are offered, its OUs queued for walking, and its
+/// next page queued first. `false` when the receiver is gone.
+async fn absorb(
+    emitter: &mut Emitter<'_>,
+    jobs: &mut VecDeque<Job>,
+    job: Job,
+    fetched: Fetched,
+) -> bool {
+    let next = match fetched {
+        Fetched::Accounts((accounts, next)) => {
+            for account in accounts {
+                if emitter.first_sight(&account) && !emitter.offer(account).await {
+                    return false;
+                }
+            }
+            next
+        }
+        Fetched::Ous((ous, next)) => {
+            for ou in ous {
+                for accounts in [true, false] {
+                    jobs.push_back(Job {
+                        target: job.target.clone(),
+                        node: ou.clone(),
+                        token: None,
+                        accounts,
+                    });
+                }
+            }
+            next
+        }
+    };
+    if let Some(token) = next {
+        jobs.push_front(Job {
+            token: Some(token),
+            ..job
+        });
+    }
+    true
 }
 
 /// A failed walk call. Before every named parent has answered, a denial is the missing
