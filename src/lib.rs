@@ -27,6 +27,7 @@ pub mod resolver;
 pub mod runner;
 pub mod secret;
 pub mod signals;
+pub mod spool;
 pub mod stop;
 pub mod stream;
 pub mod template;

@@ -6,6 +6,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+
+use crate::spool::Spool;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
@@ -229,15 +231,18 @@ struct Summary {
     duration_ms: u64,
 }
 
-/// Writes the data: stdout in the chosen format, and the `--output-dir` files. In jsonl mode
-/// without an output directory it holds nothing after a line is written. It runs on the
+/// Writes the data: stdout in the chosen format, and the `--output-dir` files. In jsonl mode it
+/// holds nothing after a line is written (`results.json` then comes from a [`Spool`]). It runs on the
 /// [`crate::writer`] thread, so a slow reader never holds up the scheduler.
 pub struct Sink<W: Write> {
     out: W,
     format: Format,
     pretty: bool,
     dir: Option<PathBuf>,
+    /// Every record, for the json document (and its copy in `results.json`).
     kept: Vec<Record>,
+    /// Streamed formats with `--output-dir`: `results.json` comes from here, not from memory.
+    spool: Option<Spool>,
     pub counts: Counts,
 }
 
@@ -249,6 +254,7 @@ impl<W: Write> Sink<W> {
             pretty,
             dir,
             kept: Vec::new(),
+            spool: None,
             counts: Counts::default(),
         }
     }
@@ -276,8 +282,16 @@ impl<W: Write> Sink<W> {
             self.out.write_all(b"\n")?;
             self.out.flush()?;
         }
-        if self.format == Format::Json || self.dir.is_some() {
+        if self.format == Format::Json {
             self.kept.push(record);
+        } else if let Some(dir) = &self.dir {
+            if self.spool.is_none() {
+                self.spool = Some(Spool::create(dir)?);
+            }
+            if let Some(spool) = &mut self.spool {
+                let list = record.outcome.index();
+                spool.push(list, &record.id, &record.region, &record)?;
+            }
         }
         Ok(())
     }
@@ -288,7 +302,13 @@ impl<W: Write> Sink<W> {
         let doc = Document::new(std::mem::take(&mut self.kept));
         if let Some(dir) = &self.dir {
             let mut file = io::BufWriter::new(std::fs::File::create(dir.join("results.json"))?);
-            write_json(&mut file, &doc, true)?;
+            match self.spool.take() {
+                Some(spool) => {
+                    let keys = Outcome::ALL.map(Outcome::list_key);
+                    spool.write_document(&keys, &mut file)?
+                }
+                None => write_json(&mut file, &doc, true)?,
+            }
         }
         match self.format {
             Format::Json => write_json(&mut self.out, &doc, self.pretty)?,
