@@ -115,12 +115,16 @@ impl Serialize for Document {
     }
 }
 
-/// A child's stdout as it goes under `Result`: parsed JSON when the whole output is JSON, so
-/// `aws ... --output json` nests as data; otherwise the text, decoded lossily.
+/// A child's stdout as it goes under `Result`: parsed when the whole output is a JSON object,
+/// array or string, so `aws ... --output json` nests as data; otherwise the text exactly as
+/// printed, decoded lossily. A bare number, boolean or `null` stays text, so one command gives
+/// one type in every account: `--output text` printing `012345678901` and `123456789012` gives
+/// two strings, not a string and a number.
 pub fn result_value(stdout: &[u8]) -> serde_json::Value {
-    match serde_json::from_slice::<serde_json::Value>(stdout) {
-        Ok(value) if !stdout.iter().all(u8::is_ascii_whitespace) => value,
-        _ => serde_json::Value::String(String::from_utf8_lossy(stdout).into_owned()),
+    use serde_json::Value;
+    match serde_json::from_slice::<Value>(stdout) {
+        Ok(value @ (Value::Object(_) | Value::Array(_) | Value::String(_))) => value,
+        _ => Value::String(String::from_utf8_lossy(stdout).into_owned()),
     }
 }
 
@@ -351,6 +355,7 @@ fn write_target_files(dir: &Path, record: &Record, raw: &RawOutput) -> io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     fn record(id: &str, region: &str, outcome: Outcome) -> Record {
         Record {
@@ -464,18 +469,29 @@ mod tests {
 
     #[test]
     fn json_stdout_nests_and_text_stays_text() {
-        assert_eq!(result_value(b"{\"a\": 1}\n"), serde_json::json!({"a": 1}));
-        let big = b"123456789012345678901234567890";
-        assert_eq!(
-            serde_json::to_string(&result_value(big))
-                .unwrap()
-                .as_bytes(),
-            big,
-            "numbers keep every digit"
-        );
-        assert_eq!(result_value(b"hello\n"), serde_json::json!("hello\n"));
-        assert_eq!(result_value(b""), serde_json::json!(""));
-        assert_eq!(result_value(b"\xff\n"), serde_json::json!("\u{fffd}\n"));
+        use serde_json::json;
+        assert_eq!(result_value(b"{\"a\": 1}\n"), json!({"a": 1}));
+        assert_eq!(result_value(b"[1, \"b\"]\n"), json!([1, "b"]));
+        assert_eq!(result_value(b"\"012345678901\"\n"), json!("012345678901"));
+        for bare in [
+            "123456789012\n",
+            "012345678901\n",
+            "123456789012345678901234567890",
+            "-1.5e3\n",
+            "true\n",
+            "false",
+            "null\n",
+        ] {
+            assert_eq!(
+                result_value(bare.as_bytes()),
+                json!(bare),
+                "{bare:?} stays text"
+            );
+        }
+        assert_eq!(result_value(b"hello\n"), json!("hello\n"));
+        assert_eq!(result_value(b""), json!(""));
+        assert_eq!(result_value(b" \n"), json!(" \n"));
+        assert_eq!(result_value(b"\xff\n"), json!("\u{fffd}\n"));
     }
 
     proptest::proptest! {
@@ -495,6 +511,28 @@ mod tests {
             let back: serde_json::Value = serde_json::from_slice(&out).unwrap();
             proptest::prop_assert_eq!(&back["Exceptions"][0]["Stderr"], &serde_json::json!(stderr));
             proptest::prop_assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);
+        }
+
+        #[test]
+        fn result_is_only_ever_an_object_array_or_string(
+            stdout in "[0-9truefalsn\\[\\]{}\" :,.\n-]{0,20}",
+        ) {
+            let value = result_value(stdout.as_bytes());
+            proptest::prop_assert!(value.is_object() || value.is_array() || value.is_string());
+        }
+
+        #[test]
+        fn printed_numbers_booleans_and_null_stay_text_exactly_as_printed(
+            bare in proptest::prop_oneof![
+                proptest::num::i64::ANY.prop_map(|n| n.to_string()),
+                proptest::num::f64::NORMAL.prop_map(|n| n.to_string()),
+                "[0-9]{12}",
+                proptest::sample::select(vec!["true", "false", "null"]).prop_map(str::to_owned),
+            ],
+            end in proptest::sample::select(vec!["", "\n", "\r\n", " \n"]),
+        ) {
+            let printed = format!("{bare}{end}");
+            proptest::prop_assert_eq!(result_value(printed.as_bytes()), serde_json::json!(printed));
         }
     }
 }
