@@ -53,7 +53,7 @@ jsonl\t'One record per line as each target finishes, then a summary line'"
 complete -c cove -n "__fish_cove_needs_command" -l output-dir -d 'Also write each target\'s stdout and stderr to DIR/<account-id>/<region>/stdout and stderr, and the final document to DIR/results.json' -r -F
 complete -c cove -n "__fish_cove_needs_command" -l allow-unknown-region -d 'Accept a well-formed region name that cove\'s built-in list does not know yet'
 complete -c cove -n "__fish_cove_needs_command" -l include-caller -d 'Make the calling account a target like any other when it is selected. The command still runs with the assumed role\'s credentials, never with the caller\'s'
-complete -c cove -n "__fish_cove_needs_command" -l dry-run -d 'Resolve the targets and print the account × region matrix as JSON, then stop. No role is assumed and nothing runs'
+complete -c cove -n "__fish_cove_needs_command" -l dry-run -d 'Resolve the targets and print the account × region matrix as JSON, then stop. No role is assumed and nothing runs, so the command may be left out'
 complete -c cove -n "__fish_cove_needs_command" -l fail-fast -d 'On the first failure (assume or command), start nothing new, stop running children, and report what finished'
 complete -c cove -n "__fish_cove_needs_command" -s q -l quiet -d 'No progress bar, notes or summary on stderr; errors and warnings still show'
 complete -c cove -n "__fish_cove_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -145,7 +145,7 @@ pub struct Cli {
     pub rerun_only: Option<RerunOnly>,
 
     /// Resolve the targets and print the account × region matrix as JSON, then stop. No role
-    /// is assumed and nothing runs.
+    /// is assumed and nothing runs, so the command may be left out.
     #[arg(long, help_heading = "Targets")]
     pub dry_run: bool,
 
@@ -259,7 +259,8 @@ pub struct Cli {
     /// The command to run in every target, with its arguments. It runs directly, with no
     /// shell: write `-- sh -c '...'` for pipes. `{account_id}`, `{account_name}`, `{region}`
     /// and `{partition}` in arguments are replaced per target; `{{` and `}}` are literal braces.
-    #[arg(last = true, required = true, value_name = "COMMAND",
+    /// Optional with --dry-run, which runs nothing.
+    #[arg(last = true, required_unless_present = "dry_run", value_name = "COMMAND",
           num_args = 1.., allow_hyphen_values = true)]
     pub command: Vec<OsString>,
 }

@@ -54,3 +54,34 @@ fn result_keeps_one_type_per_command_with_the_aws_cli() {
         assert_eq!(r["Result"], r["Id"], "a JSON string nests as that string");
     }
 }
+
+#[test]
+fn a_dry_run_needs_no_command_but_a_run_still_does() {
+    let g = Ground::start(&[]);
+    let run = Run::of(g.cove().args(["--dry-run", "-t", &g.ou("Sandbox")]));
+    run.expect_code(0);
+    let targets = run.doc()["Targets"].as_array().unwrap().clone();
+    assert_eq!(targets.len(), 2, "{}", run.stdout);
+    assert_eq!(g.calls("sts:AssumeRole"), 0);
+
+    let missing = Run::of(g.cove().args(["-t", &g.ou("Sandbox")]));
+    missing.expect_code(2);
+    assert!(missing.stdout.is_empty());
+    assert!(
+        missing
+            .stderr
+            .contains("the following required arguments were not provided"),
+        "{}",
+        missing.stderr
+    );
+    assert!(missing.stderr.contains("<COMMAND>"), "{}", missing.stderr);
+
+    let misspelt = Run::of(g.cove().args(["--dry-run", "--", "echo", "{acount_id}"]));
+    misspelt.expect_code(2);
+    assert!(misspelt.stderr.contains("acount_id"), "{}", misspelt.stderr);
+    assert_eq!(
+        g.calls("sts:GetCallerIdentity"),
+        1,
+        "only the dry run reached AWS"
+    );
+}
