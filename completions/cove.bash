@@ -150,11 +150,11 @@ _cove() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "json jsonl" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "json jsonl text" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "json jsonl" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "json jsonl text" -- "${cur}"))
                     return 0
                     ;;
                 --output-dir)

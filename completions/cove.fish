@@ -49,7 +49,8 @@ complete -c cove -n "__fish_cove_needs_command" -s w -l workers -d 'How many tar
 complete -c cove -n "__fish_cove_needs_command" -l timeout -d 'Stop a command that runs longer than this (for example 30s, 5m, 1h30m). Its whole process group gets SIGTERM, then SIGKILL after a grace period. Default: no limit' -r
 complete -c cove -n "__fish_cove_needs_command" -l max-output-bytes -d 'Keep at most this much of each command\'s stdout, and as much of its stderr (suffixes K, M, G are powers of 1024). The rest is read and dropped, and the record says so' -r
 complete -c cove -n "__fish_cove_needs_command" -s o -l output -d 'Output format on stdout: `json`, one document at the end; `jsonl`, one record per line as each target finishes, then a summary line' -r -f -a "json\t'One document when every target has finished'
-jsonl\t'One record per line as each target finishes, then a summary line'"
+jsonl\t'One record per line as each target finishes, then a summary line'
+text\t'For people: as each target finishes, its stdout and stderr lines tagged with the account ID, name and region, and one line saying why if it failed'"
 complete -c cove -n "__fish_cove_needs_command" -l output-dir -d 'Also write each target\'s stdout and stderr to DIR/<account-id>/<region>/stdout and stderr, and the final document to DIR/results.json' -r -F
 complete -c cove -n "__fish_cove_needs_command" -l allow-unknown-region -d 'Accept a well-formed region name that cove\'s built-in list does not know yet'
 complete -c cove -n "__fish_cove_needs_command" -l include-caller -d 'Make the calling account a target like any other when it is selected. The command still runs with the assumed role\'s credentials, never with the caller\'s'

@@ -31,7 +31,8 @@ Exit codes:
   130  interrupted (Ctrl-C or SIGTERM); finished targets are still reported
 
 Output (stdout): one JSON document {\"Results\": [...], \"Exceptions\": [...],
-\"FailedAssumeRole\": [...]}, records sorted by Id then Region. Notes and errors go to stderr.
+\"FailedAssumeRole\": [...]}, records sorted by Id then Region; or, with --output text, each
+target's lines as `ACCOUNT NAME REGION | line` (`!` for stderr). Notes and errors go to stderr.
 
 Example:
   cove --target ou-ab12-cdef3456 --region eu-west-1,us-east-1 -- aws s3 ls";

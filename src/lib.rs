@@ -29,6 +29,7 @@ pub mod secret;
 pub mod signals;
 pub mod stop;
 pub mod template;
+pub mod text;
 pub mod writer;
 
 use std::io::IsTerminal;

@@ -9,6 +9,8 @@ use anyhow::Context;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
+use crate::text;
+
 /// Which list a record belongs to. The names of the lists and outcomes are spelled here only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -178,6 +180,9 @@ pub enum Format {
     Json,
     /// One record per line as each target finishes, then a summary line.
     Jsonl,
+    /// For people: as each target finishes, its stdout and stderr lines tagged with the
+    /// account ID, name and region, and one line saying why if it failed.
+    Text,
 }
 
 /// A record as one jsonl line: the same keys, plus `Outcome`.
@@ -243,6 +248,7 @@ pub struct Sink<W: Write> {
     dir: Option<PathBuf>,
     kept: Vec<Record>,
     pub counts: Counts,
+    color: bool,
 }
 
 impl<W: Write> Sink<W> {
@@ -254,14 +260,22 @@ impl<W: Write> Sink<W> {
             dir,
             kept: Vec::new(),
             counts: Counts::default(),
+            color: false,
         }
+    }
+
+    /// Colors the text format (the caller knows the output is a terminal that wants them).
+    pub fn with_color(mut self, color: bool) -> Self {
+        self.color = color;
+        self
     }
 
     /// Takes one finished target. An error means stdout is gone: stop the run.
     pub fn record(&mut self, mut record: Record) -> io::Result<()> {
         self.counts.add(record.outcome);
-        if let (Some(dir), Some(raw)) = (&self.dir, record.raw_output.take())
-            && let Err(err) = write_target_files(dir, &record, &raw)
+        let raw = record.raw_output.take();
+        if let (Some(dir), Some(raw)) = (&self.dir, &raw)
+            && let Err(err) = write_target_files(dir, &record, raw)
         {
             // The target's outcome still stands; say where its files are missing.
             let problem = format!("could not write its --output-dir files: {err}");
@@ -271,19 +285,43 @@ impl<W: Write> Sink<W> {
                 None => problem,
             });
         }
-        if self.format == Format::Jsonl {
-            let line = Line {
-                record: &record,
-                outcome: record.outcome.line_name(),
-            };
-            serde_json::to_writer(&mut self.out, &line)?;
-            self.out.write_all(b"\n")?;
-            self.out.flush()?;
+        match self.format {
+            Format::Json => {}
+            Format::Jsonl => {
+                let line = Line {
+                    record: &record,
+                    outcome: record.outcome.line_name(),
+                };
+                serde_json::to_writer(&mut self.out, &line)?;
+                self.out.write_all(b"\n")?;
+                self.out.flush()?;
+            }
+            Format::Text => self.write_text(&record, raw.as_ref())?,
         }
         if self.format == Format::Json || self.dir.is_some() {
             self.kept.push(record);
         }
         Ok(())
+    }
+
+    /// One target in the text form, from its raw output (which the run keeps for this sink).
+    fn write_text(&mut self, record: &Record, raw: Option<&RawOutput>) -> io::Result<()> {
+        let details = record.exception_details.as_deref();
+        let failed = record.outcome != Outcome::Result;
+        let target = text::Target {
+            id: &record.id,
+            name: record.name.as_deref(),
+            region: &record.region,
+            stdout: raw.map_or(&[][..], |r| &r.stdout),
+            stderr: raw.map_or(&[][..], |r| &r.stderr),
+            failure: if failed {
+                Some(details.unwrap_or("failed"))
+            } else {
+                None
+            },
+            note: details.filter(|_| !failed),
+        };
+        text::write_target(&mut self.out, &target, self.color)
     }
 
     /// Writes what only the end can write: the document, or the summary line, and
@@ -296,6 +334,8 @@ impl<W: Write> Sink<W> {
         }
         match self.format {
             Format::Json => write_json(&mut self.out, &doc, self.pretty)?,
+            // Each target was written as it finished; the summary is stderr's.
+            Format::Text => self.out.flush()?,
             Format::Jsonl => {
                 let summary = Summary {
                     counts: self.counts,
@@ -311,6 +351,12 @@ impl<W: Write> Sink<W> {
         }
         Ok(self.counts)
     }
+}
+
+/// Whether records must carry their raw output ([`Record::raw_output`]) to the sink: the text
+/// format prints it, and `--output-dir` writes it to files.
+pub fn needs_raw_output(format: Format, dir: Option<&Path>) -> bool {
+    format == Format::Text || dir.is_some()
 }
 
 /// `--output-dir` must be a directory cove can write, and is created if missing.
@@ -418,6 +464,32 @@ mod tests {
             last,
             serde_json::json!({"Summary": {"Results": 1, "Exceptions": 0, "FailedAssumeRole": 0, "Skipped": 2, "DurationMs": 5}})
         );
+    }
+
+    #[test]
+    fn text_writes_each_record_from_its_raw_output_and_keeps_nothing() {
+        let mut out = Vec::new();
+        let mut sink = Sink::new(&mut out, Format::Text, false, None);
+        let mut ok = record("111111111111", "eu-west-1", Outcome::Result);
+        ok.name = Some("prod-a".into());
+        ok.result = Some(serde_json::json!({"a": 1}));
+        ok.raw_output = Some(RawOutput {
+            stdout: b"{\"a\": 1}\n".to_vec(),
+            stderr: Vec::new(),
+        });
+        sink.record(ok).unwrap();
+        let mut failed = record("222222222222", "eu-west-1", Outcome::FailedAssumeRole);
+        failed.exception_details = Some("could not assume".into());
+        sink.record(failed).unwrap();
+        assert!(sink.kept.is_empty());
+        sink.finish(0, 1).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "111111111111 prod-a eu-west-1 | {\"a\": 1}\n\
+             222222222222 - eu-west-1 FAILED: could not assume\n"
+        );
+        assert!(needs_raw_output(Format::Text, None));
+        assert!(!needs_raw_output(Format::Jsonl, None));
     }
 
     #[test]

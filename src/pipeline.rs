@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::credentials::CredentialCache;
 use crate::dry_run;
 use crate::exit_code::{self, Exit};
-use crate::output::{self, OutputError, Record, Sink};
+use crate::output::{self, Format, OutputError, Record, Sink};
 use crate::plan::{self, Target};
 use crate::process::{self, Limits, ProcessGroups};
 use crate::progress::{self, Progress};
@@ -30,6 +30,7 @@ use crate::resolver::{self, Rules, Selection};
 use crate::runner::{self, Observer, RunSpec, Shared};
 use crate::signals;
 use crate::stop::{Stop, StopReason};
+use crate::text;
 use crate::writer::Writer;
 
 /// Runs a validated configuration against real AWS, writing to stdout.
@@ -226,7 +227,10 @@ impl Run<'_> {
                 max_output_bytes: run.max_output_bytes,
                 timeout: run.timeout,
             },
-            keep_raw_output: self.config.output.dir.is_some(),
+            keep_raw_output: output::needs_raw_output(
+                self.config.output.format,
+                self.config.output.dir.as_deref(),
+            ),
             remove_env: child_env::removed_from_environment(),
         })
     }
@@ -242,7 +246,11 @@ impl Run<'_> {
 
     fn reporter<W: Write + Send + 'static>(&self, out: W, pretty: bool, total: u64) -> Reporter {
         let o = &self.config.output;
-        let sink = Sink::new(out, o.format, pretty, o.dir.clone());
+        // `pretty` says stdout is a terminal: text there gets colors, and no progress bar
+        // drawn over its lines.
+        let text_on_terminal = pretty && o.format == Format::Text;
+        let sink = Sink::new(out, o.format, pretty, o.dir.clone())
+            .with_color(text_on_terminal && text::color_allowed());
         let stop = self.stop().clone();
         let writer = Writer::spawn(sink, move |err| {
             stop.trigger(match err {
@@ -252,7 +260,7 @@ impl Run<'_> {
         });
         Reporter {
             writer,
-            progress: Progress::new(total, o.quiet),
+            progress: Progress::new(total, o.quiet, !text_on_terminal),
             known: None,
         }
     }

@@ -1,6 +1,8 @@
 //! Output a person can read: one type per command under `Result`, dry runs without a command,
 //! `--output text`, and the GitHub Actions step summary.
 
+use std::process::{Command, Stdio};
+
 use serde_json::Value;
 
 use crate::support::{Ground, Run};
@@ -84,4 +86,143 @@ fn a_dry_run_needs_no_command_but_a_run_still_does() {
         1,
         "only the dry run reached AWS"
     );
+}
+
+/// Workloads: workloads-a, deep-a and deep-b succeed, core-a exits 9, prod-a cannot be assumed.
+const MIXED: &str = r#"echo "hello $COVE_ACCOUNT_NAME"; echo "from {region}"; echo warn >&2; [ "$COVE_ACCOUNT_NAME" != core-a ] || exit 9"#;
+
+#[test]
+fn text_output_tags_each_line_and_says_why_a_target_failed() {
+    let g = Ground::start(&["--deny-assume-names", "prod-a"]);
+    let dir = tempfile::tempdir().unwrap();
+    let run = Run::of(
+        g.cove()
+            .env("COVE_OUTPUT", "text")
+            .args(["-t", &g.ou("Workloads"), "--output-dir"])
+            .arg(dir.path())
+            .args(["--", "sh", "-c", MIXED]),
+    );
+    run.expect_code(1);
+    assert!(!run.stdout.contains('\u{1b}'), "no colors off a terminal");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    for name in ["workloads-a", "deep-a", "deep-b", "core-a"] {
+        let tag = format!("{} {name} us-east-1", g.account(name));
+        let mine: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with(&format!("{tag} ")))
+            .collect();
+        let mut expected = vec![
+            format!("{tag} | hello {name}"),
+            format!("{tag} | from us-east-1"),
+            format!("{tag} ! warn"),
+        ];
+        if name == "core-a" {
+            expected.push(format!("{tag} FAILED: command exited with code 9"));
+        }
+        assert_eq!(mine, expected, "{}", run.stdout);
+        let first = lines.iter().position(|l| *l == mine[0]).unwrap();
+        assert_eq!(
+            lines[first..first + mine.len()],
+            mine[..],
+            "a target's lines stay together"
+        );
+    }
+    let prod = format!(
+        "{} prod-a us-east-1 FAILED: could not assume",
+        g.account("prod-a")
+    );
+    let prod_lines: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.starts_with(&g.account("prod-a")))
+        .collect();
+    assert_eq!(prod_lines.len(), 1, "{}", run.stdout);
+    assert!(prod_lines[0].starts_with(&prod), "{}", run.stdout);
+    assert_eq!(lines.len(), 4 * 3 + 1 + 1, "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("cove: 3 ok, 1 failed, 1 could not assume role in"),
+        "the summary stays on stderr: {}",
+        run.stderr
+    );
+
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(saved["Results"].as_array().unwrap().len(), 3);
+    assert_eq!(saved["Exceptions"][0]["Name"], "core-a");
+    let core = dir.path().join(g.account("core-a")).join("us-east-1");
+    assert_eq!(
+        std::fs::read_to_string(core.join("stderr")).unwrap(),
+        "warn\n"
+    );
+}
+
+/// Runs cove under a pseudo-terminal (util-linux `script`): its exit code and all it drew.
+fn under_pty(g: &Ground, env: &[(&str, &str)], args: &[&str]) -> (i32, String) {
+    let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_cove"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &quoted.join(" "), "/dev/null"])
+        .env_clear()
+        .envs(
+            g.cove()
+                .get_envs()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
+        )
+        .env("TERM", "xterm")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux `script` is needed for the pseudo-terminal tests");
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code().unwrap_or(-1), screen)
+}
+
+#[test]
+fn text_output_is_colored_on_a_terminal_unless_no_color_or_a_dumb_one() {
+    let g = Ground::start(&["--deny-assume-names", "prod-a"]);
+    let args = [
+        "-o",
+        "text",
+        "-t",
+        &g.ou("Workloads"),
+        "--",
+        "sh",
+        "-c",
+        MIXED,
+    ];
+    let (code, screen) = under_pty(&g, &[], &args);
+    assert_eq!(code, 1, "{screen:?}");
+    let deep = format!("{} deep-a us-east-1", g.account("deep-a"));
+    assert!(
+        screen.contains(&format!("\u{1b}[2m{deep}\u{1b}[0m | hello deep-a")),
+        "a dim tag: {screen:?}"
+    );
+    assert!(
+        screen.contains(&format!(
+            "\u{1b}[31m{} core-a us-east-1 FAILED: command exited with code 9\u{1b}[0m",
+            g.account("core-a")
+        )),
+        "a red failure line: {screen:?}"
+    );
+    assert!(
+        !screen.contains("targets,"),
+        "no progress bar drawn over the lines: {screen:?}"
+    );
+    assert!(screen.contains("3 ok, 1 failed"), "{screen:?}");
+    for env in [("NO_COLOR", ""), ("NO_COLOR", "1"), ("TERM", "dumb")] {
+        let (code, plain) = under_pty(&g, &[env], &args);
+        assert_eq!(code, 1);
+        assert!(
+            plain.contains(&format!("{deep} | hello deep-a")),
+            "{env:?}: {plain:?}"
+        );
+        assert!(
+            !plain.contains('\u{1b}'),
+            "no escape codes with {env:?}: {plain:?}"
+        );
+    }
 }
