@@ -257,6 +257,13 @@ pub struct Cli {
     #[arg(short = 'q', long, env = "COVE_QUIET", help_heading = "Output")]
     pub quiet: bool,
 
+    /// In GitHub Actions (GITHUB_ACTIONS=true), cove appends a Markdown summary of the run to
+    /// the file in GITHUB_STEP_SUMMARY and prints `::error` annotations for up to 10 failed
+    /// targets on stderr. This turns both off (COVE_CI_SUMMARY=false does too).
+    #[arg(long = "no-ci-summary", env = "COVE_CI_SUMMARY", action = clap::ArgAction::SetFalse,
+          help_heading = "Output")]
+    pub ci_summary: bool,
+
     /// The command to run in every target, with its arguments. It runs directly, with no
     /// shell: write `-- sh -c '...'` for pipes. `{account_id}`, `{account_name}`, `{region}`
     /// and `{partition}` in arguments are replaced per target; `{{` and `}}` are literal braces.
@@ -350,6 +357,18 @@ mod tests {
         assert!(parse_rate("0").is_err());
         assert!(parse_rate("NaN").is_err());
         assert!(parse_rate("1e-20").is_err());
+    }
+
+    #[test]
+    fn the_ci_summary_is_on_unless_the_flag_or_its_variable_says_no() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["cove"];
+            argv.extend_from_slice(args);
+            argv.extend_from_slice(&["--", "true"]);
+            Cli::try_parse_from(argv).unwrap().ci_summary
+        };
+        assert!(parse(&[]));
+        assert!(!parse(&["--no-ci-summary"]));
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub struct OutputSettings {
     pub format: Format,
     pub dir: Option<PathBuf>,
     pub quiet: bool,
+    /// The GitHub Actions step summary and annotations, when cove runs there.
+    pub ci_summary: bool,
 }
 
 fn dedup<T: PartialEq + Clone>(items: &[T]) -> Vec<T> {
@@ -310,6 +312,7 @@ impl Config {
                 format: cli.output,
                 dir: cli.output_dir,
                 quiet: cli.quiet,
+                ci_summary: cli.ci_summary,
             },
             dry_run: cli.dry_run,
         })

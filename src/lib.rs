@@ -9,6 +9,7 @@ pub mod admission;
 pub mod assets;
 pub mod aws;
 pub mod child_env;
+pub mod ci_summary;
 pub mod cli;
 pub mod config;
 pub mod credentials;

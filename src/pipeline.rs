@@ -17,6 +17,7 @@ use anyhow::{Context, bail};
 
 use crate::aws::{self, Account, Aws, Caller};
 use crate::child_env;
+use crate::ci_summary;
 use crate::config::Config;
 use crate::credentials::CredentialCache;
 use crate::dry_run;
@@ -258,10 +259,12 @@ impl Run<'_> {
                 OutputError::Failed(_) => StopReason::OutputFailed,
             })
         });
+        let ci = o.ci_summary.then(ci_summary::destination).flatten();
         Reporter {
             writer,
             progress: Progress::new(total, o.quiet, !text_on_terminal),
             known: None,
+            ci: ci.map(ci_summary::Collector::new),
         }
     }
 
@@ -491,7 +494,10 @@ impl Run<'_> {
         late_notes: &[String],
     ) -> anyhow::Result<Exit> {
         let Reporter {
-            writer, progress, ..
+            writer,
+            progress,
+            ci,
+            ..
         } = reporter;
         let interrupted = self.stop().interrupted();
         let counts = match writer.finish(skipped, self.elapsed_ms()) {
@@ -516,6 +522,9 @@ impl Run<'_> {
             _ => None,
         };
         progress.finish(&counts, stopped);
+        if let Some(ci) = ci {
+            ci.report(&counts, skipped, stopped);
+        }
         Ok(exit_code::decide(counts.failed(), interrupted))
     }
 }
@@ -578,6 +587,8 @@ struct Reporter {
     progress: Progress,
     /// While the organization is still being listed, the number of targets known so far.
     known: Option<Arc<AtomicU64>>,
+    /// The failed targets for the GitHub Actions summary, when cove runs there.
+    ci: Option<ci_summary::Collector>,
 }
 
 impl Reporter {
@@ -592,6 +603,9 @@ impl Observer for Reporter {
     fn finished(&mut self, record: Record) {
         self.update_total();
         self.progress.finished(&record);
+        if let Some(ci) = &mut self.ci {
+            ci.add(&record);
+        }
         self.writer.send(record);
     }
 

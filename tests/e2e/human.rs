@@ -226,3 +226,97 @@ fn text_output_is_colored_on_a_terminal_unless_no_color_or_a_dumb_one() {
         );
     }
 }
+
+#[test]
+fn in_github_actions_a_step_summary_and_annotations_report_the_failures() {
+    let g = Ground::start(&["--deny-assume-names", "prod-a"]);
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("step_summary.md");
+    std::fs::write(&summary, "earlier step\n").unwrap();
+    let run = Run::of(
+        g.cove()
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .args(["-t", &g.ou("Workloads"), "--", "sh", "-c", MIXED]),
+    );
+    run.expect_code(1);
+    assert_eq!(
+        run.list("Exceptions").len(),
+        1,
+        "stdout is still the document"
+    );
+    assert!(!run.stdout.contains("::error"));
+
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.starts_with("earlier step\n### cove: 3 ok, 1 failed, 1 could not assume role\n"),
+        "appended: {md}"
+    );
+    assert!(
+        md.contains("| 3 | 1 | 1 | 1 |\n"),
+        "the counts, 1 skipped: {md}"
+    );
+    assert!(
+        md.contains(&format!(
+            "| {} | core-a | us-east-1 | 9 | command exited with code 9 |\n",
+            g.account("core-a")
+        )),
+        "{md}"
+    );
+    assert!(
+        md.contains(&format!(
+            "| {} | prod-a | us-east-1 | - | could not assume arn:aws:iam::{}:role/",
+            g.account("prod-a"),
+            g.account("prod-a")
+        )),
+        "{md}"
+    );
+    assert!(!md.contains("more failed targets"), "{md}");
+    for secret in g.secrets() {
+        assert!(!md.contains(&secret) && !run.stderr.contains(&secret));
+    }
+
+    let annotations: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("::error "))
+        .collect();
+    assert_eq!(annotations.len(), 2, "{}", run.stderr);
+    assert!(annotations.contains(&format!(
+        "::error title=cove%3A {id} us-east-1::{id} (core-a) us-east-1: command exited with code 9",
+        id = g.account("core-a")
+    ).as_str()), "{}", run.stderr);
+}
+
+#[test]
+fn the_step_summary_is_off_with_the_flag_its_variable_or_outside_github_actions() {
+    let g = Ground::start(&["--deny-assume-names", "prod-a"]);
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("step_summary.md");
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case; 4] = [
+        (&[("GITHUB_ACTIONS", "true")], &["--no-ci-summary"]),
+        (
+            &[("GITHUB_ACTIONS", "true"), ("COVE_CI_SUMMARY", "false")],
+            &[],
+        ),
+        (&[], &[]),
+        (&[("GITHUB_ACTIONS", "false")], &[]),
+    ];
+    for (env, flags) in cases {
+        let run = Run::of(
+            g.cove()
+                .env("GITHUB_STEP_SUMMARY", &summary)
+                .envs(env.iter().copied())
+                .args(flags)
+                .args(["-t", &g.ou("Workloads"), "--", "sh", "-c", MIXED]),
+        );
+        run.expect_code(1);
+        assert!(!summary.exists(), "{env:?} {flags:?}");
+        assert!(
+            !run.stderr.contains("::error"),
+            "{env:?} {flags:?}: {}",
+            run.stderr
+        );
+    }
+}
