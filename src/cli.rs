@@ -31,7 +31,8 @@ Exit codes:
   130  interrupted (Ctrl-C or SIGTERM); finished targets are still reported
 
 Output (stdout): one JSON document {\"Results\": [...], \"Exceptions\": [...],
-\"FailedAssumeRole\": [...]}, records sorted by Id then Region. Notes and errors go to stderr.
+\"FailedAssumeRole\": [...]}, records sorted by Id then Region; or, with --output text, each
+target's lines as `ACCOUNT NAME REGION | line` (`!` for stderr). Notes and errors go to stderr.
 
 Example:
   cove --target ou-ab12-cdef3456 --region eu-west-1,us-east-1 -- aws s3 ls";
@@ -145,7 +146,7 @@ pub struct Cli {
     pub rerun_only: Option<RerunOnly>,
 
     /// Resolve the targets and print the account × region matrix as JSON, then stop. No role
-    /// is assumed and nothing runs.
+    /// is assumed and nothing runs, so the command may be left out.
     #[arg(long, help_heading = "Targets")]
     pub dry_run: bool,
 
@@ -256,10 +257,18 @@ pub struct Cli {
     #[arg(short = 'q', long, env = "COVE_QUIET", help_heading = "Output")]
     pub quiet: bool,
 
+    /// In GitHub Actions (GITHUB_ACTIONS=true), cove appends a Markdown summary of the run to
+    /// the file in GITHUB_STEP_SUMMARY and prints `::error` annotations for up to 10 failed
+    /// targets on stderr. This turns both off (COVE_CI_SUMMARY=false does too).
+    #[arg(long = "no-ci-summary", env = "COVE_CI_SUMMARY", action = clap::ArgAction::SetFalse,
+          help_heading = "Output")]
+    pub ci_summary: bool,
+
     /// The command to run in every target, with its arguments. It runs directly, with no
     /// shell: write `-- sh -c '...'` for pipes. `{account_id}`, `{account_name}`, `{region}`
     /// and `{partition}` in arguments are replaced per target; `{{` and `}}` are literal braces.
-    #[arg(last = true, required = true, value_name = "COMMAND",
+    /// Optional with --dry-run, which runs nothing.
+    #[arg(last = true, required_unless_present = "dry_run", value_name = "COMMAND",
           num_args = 1.., allow_hyphen_values = true)]
     pub command: Vec<OsString>,
 }
@@ -348,6 +357,18 @@ mod tests {
         assert!(parse_rate("0").is_err());
         assert!(parse_rate("NaN").is_err());
         assert!(parse_rate("1e-20").is_err());
+    }
+
+    #[test]
+    fn the_ci_summary_is_on_unless_the_flag_or_its_variable_says_no() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["cove"];
+            argv.extend_from_slice(args);
+            argv.extend_from_slice(&["--", "true"]);
+            Cli::try_parse_from(argv).unwrap().ci_summary
+        };
+        assert!(parse(&[]));
+        assert!(!parse(&["--no-ci-summary"]));
     }
 
     #[test]

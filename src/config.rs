@@ -71,6 +71,8 @@ pub struct OutputSettings {
     pub format: Format,
     pub dir: Option<PathBuf>,
     pub quiet: bool,
+    /// The GitHub Actions step summary and annotations, when cove runs there.
+    pub ci_summary: bool,
 }
 
 fn dedup<T: PartialEq + Clone>(items: &[T]) -> Vec<T> {
@@ -266,8 +268,9 @@ impl Config {
             .command
             .first()
             .map(|c| c.to_string_lossy().into_owned());
+        // A dry run runs nothing, so it needs no command; one that is given is still checked.
         ensure!(
-            program.as_deref().is_some_and(|p| !p.is_empty()),
+            program.as_deref().map_or(cli.dry_run, |p| !p.is_empty()),
             "missing command: expected `-- COMMAND [ARGS...]` after the options"
         );
 
@@ -309,6 +312,7 @@ impl Config {
                 format: cli.output,
                 dir: cli.output_dir,
                 quiet: cli.quiet,
+                ci_summary: cli.ci_summary,
             },
             dry_run: cli.dry_run,
         })
@@ -336,6 +340,19 @@ mod tests {
     fn session_name_defaults_to_the_role_name() {
         let c = config(&["-r", "path/Audit", "--", "true"]).unwrap();
         assert_eq!(c.role.session_name, "Audit");
+    }
+
+    #[test]
+    fn only_a_dry_run_may_leave_out_the_command() {
+        let c = config(&["--dry-run"]).unwrap();
+        assert!(c.dry_run && c.run.command.is_empty());
+        let err = Cli::try_parse_from(["cove", "-t", "111111111111"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(err.to_string().contains("<COMMAND>"), "{err}");
+        let err = config(&["--dry-run", "--", ""]).unwrap_err().to_string();
+        assert!(err.contains("missing command"), "{err}");
+        let err = config(&["--dry-run", "--", "echo", "{acount_id}"]).unwrap_err();
+        assert!(err.to_string().contains("acount_id"), "{err}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod admission;
 pub mod assets;
 pub mod aws;
 pub mod child_env;
+pub mod ci_summary;
 pub mod cli;
 pub mod config;
 pub mod credentials;
@@ -31,6 +32,7 @@ pub mod spool;
 pub mod stop;
 pub mod stream;
 pub mod template;
+pub mod text;
 pub mod writer;
 
 use std::io::IsTerminal;

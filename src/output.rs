@@ -11,6 +11,8 @@ use crate::spool::Spool;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
+use crate::text;
+
 /// Which list a record belongs to. The names of the lists and outcomes are spelled here only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -117,12 +119,16 @@ impl Serialize for Document {
     }
 }
 
-/// A child's stdout as it goes under `Result`: parsed JSON when the whole output is JSON, so
-/// `aws ... --output json` nests as data; otherwise the text, decoded lossily.
+/// A child's stdout as it goes under `Result`: parsed when the whole output is a JSON object,
+/// array or string, so `aws ... --output json` nests as data; otherwise the text exactly as
+/// printed, decoded lossily. A bare number, boolean or `null` stays text, so one command gives
+/// one type in every account: `--output text` printing `012345678901` and `123456789012` gives
+/// two strings, not a string and a number.
 pub fn result_value(stdout: &[u8]) -> serde_json::Value {
-    match serde_json::from_slice::<serde_json::Value>(stdout) {
-        Ok(value) if !stdout.iter().all(u8::is_ascii_whitespace) => value,
-        _ => serde_json::Value::String(String::from_utf8_lossy(stdout).into_owned()),
+    use serde_json::Value;
+    match serde_json::from_slice::<Value>(stdout) {
+        Ok(value @ (Value::Object(_) | Value::Array(_) | Value::String(_))) => value,
+        _ => Value::String(String::from_utf8_lossy(stdout).into_owned()),
     }
 }
 
@@ -176,6 +182,9 @@ pub enum Format {
     Json,
     /// One record per line as each target finishes, then a summary line.
     Jsonl,
+    /// For people: as each target finishes, its stdout and stderr lines tagged with the
+    /// account ID, name and region, and one line saying why if it failed.
+    Text,
 }
 
 /// A record as one jsonl line: the same keys, plus `Outcome`.
@@ -244,6 +253,7 @@ pub struct Sink<W: Write> {
     /// Streamed formats with `--output-dir`: `results.json` comes from here, not from memory.
     spool: Option<Spool>,
     pub counts: Counts,
+    color: bool,
 }
 
 impl<W: Write> Sink<W> {
@@ -256,14 +266,22 @@ impl<W: Write> Sink<W> {
             kept: Vec::new(),
             spool: None,
             counts: Counts::default(),
+            color: false,
         }
+    }
+
+    /// Colors the text format (the caller knows the output is a terminal that wants them).
+    pub fn with_color(mut self, color: bool) -> Self {
+        self.color = color;
+        self
     }
 
     /// Takes one finished target. An error means stdout is gone: stop the run.
     pub fn record(&mut self, mut record: Record) -> io::Result<()> {
         self.counts.add(record.outcome);
-        if let (Some(dir), Some(raw)) = (&self.dir, record.raw_output.take())
-            && let Err(err) = write_target_files(dir, &record, &raw)
+        let raw = record.raw_output.take();
+        if let (Some(dir), Some(raw)) = (&self.dir, &raw)
+            && let Err(err) = write_target_files(dir, &record, raw)
         {
             // The target's outcome still stands; say where its files are missing.
             let problem = format!("could not write its --output-dir files: {err}");
@@ -273,14 +291,18 @@ impl<W: Write> Sink<W> {
                 None => problem,
             });
         }
-        if self.format == Format::Jsonl {
-            let line = Line {
-                record: &record,
-                outcome: record.outcome.line_name(),
-            };
-            serde_json::to_writer(&mut self.out, &line)?;
-            self.out.write_all(b"\n")?;
-            self.out.flush()?;
+        match self.format {
+            Format::Json => {}
+            Format::Jsonl => {
+                let line = Line {
+                    record: &record,
+                    outcome: record.outcome.line_name(),
+                };
+                serde_json::to_writer(&mut self.out, &line)?;
+                self.out.write_all(b"\n")?;
+                self.out.flush()?;
+            }
+            Format::Text => self.write_text(&record, raw.as_ref())?,
         }
         if self.format == Format::Json {
             self.kept.push(record);
@@ -294,6 +316,26 @@ impl<W: Write> Sink<W> {
             }
         }
         Ok(())
+    }
+
+    /// One target in the text form, from its raw output (which the run keeps for this sink).
+    fn write_text(&mut self, record: &Record, raw: Option<&RawOutput>) -> io::Result<()> {
+        let details = record.exception_details.as_deref();
+        let failed = record.outcome != Outcome::Result;
+        let target = text::Target {
+            id: &record.id,
+            name: record.name.as_deref(),
+            region: &record.region,
+            stdout: raw.map_or(&[][..], |r| &r.stdout),
+            stderr: raw.map_or(&[][..], |r| &r.stderr),
+            failure: if failed {
+                Some(details.unwrap_or("failed"))
+            } else {
+                None
+            },
+            note: details.filter(|_| !failed),
+        };
+        text::write_target(&mut self.out, &target, self.color)
     }
 
     /// Writes what only the end can write: the document, or the summary line, and
@@ -312,6 +354,8 @@ impl<W: Write> Sink<W> {
         }
         match self.format {
             Format::Json => write_json(&mut self.out, &doc, self.pretty)?,
+            // Each target was written as it finished; the summary is stderr's.
+            Format::Text => self.out.flush()?,
             Format::Jsonl => {
                 let summary = Summary {
                     counts: self.counts,
@@ -327,6 +371,12 @@ impl<W: Write> Sink<W> {
         }
         Ok(self.counts)
     }
+}
+
+/// Whether records must carry their raw output ([`Record::raw_output`]) to the sink: the text
+/// format prints it, and `--output-dir` writes it to files.
+pub fn needs_raw_output(format: Format, dir: Option<&Path>) -> bool {
+    format == Format::Text || dir.is_some()
 }
 
 /// `--output-dir` must be a directory cove can write, and is created if missing.
@@ -371,6 +421,7 @@ fn write_target_files(dir: &Path, record: &Record, raw: &RawOutput) -> io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     fn record(id: &str, region: &str, outcome: Outcome) -> Record {
         Record {
@@ -436,6 +487,32 @@ mod tests {
     }
 
     #[test]
+    fn text_writes_each_record_from_its_raw_output_and_keeps_nothing() {
+        let mut out = Vec::new();
+        let mut sink = Sink::new(&mut out, Format::Text, false, None);
+        let mut ok = record("111111111111", "eu-west-1", Outcome::Result);
+        ok.name = Some("prod-a".into());
+        ok.result = Some(serde_json::json!({"a": 1}));
+        ok.raw_output = Some(RawOutput {
+            stdout: b"{\"a\": 1}\n".to_vec(),
+            stderr: Vec::new(),
+        });
+        sink.record(ok).unwrap();
+        let mut failed = record("222222222222", "eu-west-1", Outcome::FailedAssumeRole);
+        failed.exception_details = Some("could not assume".into());
+        sink.record(failed).unwrap();
+        assert!(sink.kept.is_empty());
+        sink.finish(0, 1).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "111111111111 prod-a eu-west-1 | {\"a\": 1}\n\
+             222222222222 - eu-west-1 FAILED: could not assume\n"
+        );
+        assert!(needs_raw_output(Format::Text, None));
+        assert!(!needs_raw_output(Format::Jsonl, None));
+    }
+
+    #[test]
     fn the_document_has_its_three_lists_in_order() {
         let mut out = Vec::new();
         write_json(&mut out, &Document::default(), false).unwrap();
@@ -484,18 +561,29 @@ mod tests {
 
     #[test]
     fn json_stdout_nests_and_text_stays_text() {
-        assert_eq!(result_value(b"{\"a\": 1}\n"), serde_json::json!({"a": 1}));
-        let big = b"123456789012345678901234567890";
-        assert_eq!(
-            serde_json::to_string(&result_value(big))
-                .unwrap()
-                .as_bytes(),
-            big,
-            "numbers keep every digit"
-        );
-        assert_eq!(result_value(b"hello\n"), serde_json::json!("hello\n"));
-        assert_eq!(result_value(b""), serde_json::json!(""));
-        assert_eq!(result_value(b"\xff\n"), serde_json::json!("\u{fffd}\n"));
+        use serde_json::json;
+        assert_eq!(result_value(b"{\"a\": 1}\n"), json!({"a": 1}));
+        assert_eq!(result_value(b"[1, \"b\"]\n"), json!([1, "b"]));
+        assert_eq!(result_value(b"\"012345678901\"\n"), json!("012345678901"));
+        for bare in [
+            "123456789012\n",
+            "012345678901\n",
+            "123456789012345678901234567890",
+            "-1.5e3\n",
+            "true\n",
+            "false",
+            "null\n",
+        ] {
+            assert_eq!(
+                result_value(bare.as_bytes()),
+                json!(bare),
+                "{bare:?} stays text"
+            );
+        }
+        assert_eq!(result_value(b"hello\n"), json!("hello\n"));
+        assert_eq!(result_value(b""), json!(""));
+        assert_eq!(result_value(b" \n"), json!(" \n"));
+        assert_eq!(result_value(b"\xff\n"), json!("\u{fffd}\n"));
     }
 
     proptest::proptest! {
@@ -515,6 +603,28 @@ mod tests {
             let back: serde_json::Value = serde_json::from_slice(&out).unwrap();
             proptest::prop_assert_eq!(&back["Exceptions"][0]["Stderr"], &serde_json::json!(stderr));
             proptest::prop_assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);
+        }
+
+        #[test]
+        fn result_is_only_ever_an_object_array_or_string(
+            stdout in "[0-9truefalsn\\[\\]{}\" :,.\n-]{0,20}",
+        ) {
+            let value = result_value(stdout.as_bytes());
+            proptest::prop_assert!(value.is_object() || value.is_array() || value.is_string());
+        }
+
+        #[test]
+        fn printed_numbers_booleans_and_null_stay_text_exactly_as_printed(
+            bare in proptest::prop_oneof![
+                proptest::num::i64::ANY.prop_map(|n| n.to_string()),
+                proptest::num::f64::NORMAL.prop_map(|n| n.to_string()),
+                "[0-9]{12}",
+                proptest::sample::select(vec!["true", "false", "null"]).prop_map(str::to_owned),
+            ],
+            end in proptest::sample::select(vec!["", "\n", "\r\n", " \n"]),
+        ) {
+            let printed = format!("{bare}{end}");
+            proptest::prop_assert_eq!(result_value(printed.as_bytes()), serde_json::json!(printed));
         }
     }
 }

@@ -17,12 +17,13 @@ use anyhow::{Context, bail};
 
 use crate::aws::{self, Account, Aws, Caller};
 use crate::child_env;
+use crate::ci_summary;
 use crate::config::Config;
 use crate::credentials::CredentialCache;
 use crate::dry_run;
 use crate::exit_code::{self, Exit};
 use crate::ids::OrgId;
-use crate::output::{self, OutputError, Record, Sink};
+use crate::output::{self, Format, OutputError, Record, Sink};
 use crate::plan::{self, Target};
 use crate::process::{self, Limits, ProcessGroups};
 use crate::progress::{self, Progress};
@@ -32,6 +33,7 @@ use crate::runner::{self, Observer, RunSpec, Shared};
 use crate::signals;
 use crate::stop::{Stop, StopReason};
 use crate::stream;
+use crate::text;
 use crate::writer::Writer;
 
 /// Runs a validated configuration against real AWS, writing to stdout.
@@ -229,7 +231,10 @@ impl Run<'_> {
                 max_output_bytes: run.max_output_bytes,
                 timeout: run.timeout,
             },
-            keep_raw_output: self.config.output.dir.is_some(),
+            keep_raw_output: output::needs_raw_output(
+                self.config.output.format,
+                self.config.output.dir.as_deref(),
+            ),
             remove_env: child_env::removed_from_environment(),
         })
     }
@@ -245,7 +250,11 @@ impl Run<'_> {
 
     fn reporter<W: Write + Send + 'static>(&self, out: W, pretty: bool, total: u64) -> Reporter {
         let o = &self.config.output;
-        let sink = Sink::new(out, o.format, pretty, o.dir.clone());
+        // `pretty` says stdout is a terminal: text there gets colors, and no progress bar
+        // drawn over its lines.
+        let text_on_terminal = pretty && o.format == Format::Text;
+        let sink = Sink::new(out, o.format, pretty, o.dir.clone())
+            .with_color(text_on_terminal && text::color_allowed());
         let stop = self.stop().clone();
         let writer = Writer::spawn(sink, move |err| {
             stop.trigger(match err {
@@ -253,10 +262,12 @@ impl Run<'_> {
                 OutputError::Failed(_) => StopReason::OutputFailed,
             })
         });
+        let ci = o.ci_summary.then(ci_summary::destination).flatten();
         Reporter {
             writer,
-            progress: Progress::new(total, o.quiet),
+            progress: Progress::new(total, o.quiet, !text_on_terminal),
             known: None,
+            ci: ci.map(ci_summary::Collector::new),
         }
     }
 
@@ -491,7 +502,10 @@ impl Run<'_> {
         late_notes: &[String],
     ) -> anyhow::Result<Exit> {
         let Reporter {
-            writer, progress, ..
+            writer,
+            progress,
+            ci,
+            ..
         } = reporter;
         let interrupted = self.stop().interrupted();
         let counts = match writer.finish(skipped, self.elapsed_ms()) {
@@ -516,6 +530,9 @@ impl Run<'_> {
             _ => None,
         };
         progress.finish(&counts, stopped);
+        if let Some(ci) = ci {
+            ci.report(&counts, skipped, stopped);
+        }
         Ok(exit_code::decide(counts.failed(), interrupted))
     }
 }
@@ -578,6 +595,8 @@ struct Reporter {
     progress: Progress,
     /// While the organization is still being listed, the number of targets known so far.
     known: Option<Arc<AtomicU64>>,
+    /// The failed targets for the GitHub Actions summary, when cove runs there.
+    ci: Option<ci_summary::Collector>,
 }
 
 impl Reporter {
@@ -592,6 +611,9 @@ impl Observer for Reporter {
     fn finished(&mut self, record: Record) {
         self.update_total();
         self.progress.finished(&record);
+        if let Some(ci) = &mut self.ci {
+            ci.add(&record);
+        }
         self.writer.send(record);
     }
 

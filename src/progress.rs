@@ -47,8 +47,9 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(total: u64, quiet: bool) -> Self {
-        let bar = (!quiet && bar_allowed()).then(|| {
+    /// `draw_bar: false` keeps the bar off even on a terminal (text output is drawn there).
+    pub fn new(total: u64, quiet: bool, draw_bar: bool) -> Self {
+        let bar = (draw_bar && !quiet && bar_allowed()).then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(

@@ -4,6 +4,8 @@
 mod bad_input;
 #[path = "e2e/faults.rs"]
 mod faults;
+#[path = "e2e/human.rs"]
+mod human;
 #[path = "e2e/interrupts.rs"]
 mod interrupts;
 #[path = "e2e/people.rs"]

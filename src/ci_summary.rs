@@ -1,0 +1,269 @@
+//! The run as GitHub Actions shows it: a Markdown summary appended to the job's step summary
+//! (the file `GITHUB_STEP_SUMMARY` names) and `::error` annotations for the first failed
+//! targets. Only when `GITHUB_ACTIONS=true`, and not with `--no-ci-summary`.
+//!
+//! The annotations go to stderr: GitHub reads workflow commands from both streams, and stdout
+//! is cove's data. Only what records hold is written, and records never hold secrets.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::output::{Counts, Outcome, Record};
+use crate::progress::thousands;
+
+/// Rows of the failed-targets table; the rest are counted in a line below it.
+pub const MAX_ROWS: usize = 50;
+/// `::error` annotations; GitHub itself shows only the first few of a step.
+pub const MAX_ANNOTATIONS: usize = 10;
+
+/// The step summary file, when cove runs in GitHub Actions.
+pub fn destination() -> Option<PathBuf> {
+    if std::env::var_os("GITHUB_ACTIONS")? != "true" {
+        return None;
+    }
+    let path = std::env::var_os("GITHUB_STEP_SUMMARY")?;
+    (!path.is_empty()).then(|| PathBuf::from(path))
+}
+
+/// What the summary shows of one failed target.
+#[derive(Debug, Clone)]
+struct Failure {
+    id: String,
+    name: Option<String>,
+    region: String,
+    exit_code: Option<i32>,
+    details: String,
+}
+
+/// Gathers the failed targets as records pass: all are counted, the first [`MAX_ROWS`] kept.
+#[derive(Debug)]
+pub struct Collector {
+    path: PathBuf,
+    kept: Vec<Failure>,
+    failed: u64,
+}
+
+impl Collector {
+    pub fn new(path: PathBuf) -> Self {
+        Collector {
+            path,
+            kept: Vec::new(),
+            failed: 0,
+        }
+    }
+
+    pub fn add(&mut self, record: &Record) {
+        if record.outcome == Outcome::Result {
+            return;
+        }
+        self.failed += 1;
+        if self.kept.len() < MAX_ROWS {
+            self.kept.push(Failure {
+                id: record.id.clone(),
+                name: record.name.clone(),
+                region: record.region.clone(),
+                exit_code: record.exit_code,
+                details: record.exception_details.clone().unwrap_or_default(),
+            });
+        }
+    }
+
+    /// Appends the summary to the file and prints the annotations on stderr. A file that
+    /// cannot be written is a warning: the run's outcome stands.
+    pub fn report(mut self, counts: &Counts, skipped: u64, stopped: Option<&str>) {
+        self.kept
+            .sort_by(|a, b| (&a.id, &a.region).cmp(&(&b.id, &b.region)));
+        let markdown = self.markdown(counts, skipped, stopped);
+        if let Err(err) = append(&self.path, &markdown) {
+            eprintln!(
+                "cove: warning: could not write the GitHub step summary to `{}`: {err}",
+                self.path.display()
+            );
+        }
+        let mut stderr = io::stderr().lock();
+        let _ = stderr.write_all(self.annotations().as_bytes());
+    }
+
+    fn markdown(&self, counts: &Counts, skipped: u64, stopped: Option<&str>) -> String {
+        let mut md = format!(
+            "### cove: {} ok, {} failed, {} could not assume role{}\n\n",
+            thousands(counts.of(Outcome::Result)),
+            thousands(counts.of(Outcome::Exception)),
+            thousands(counts.of(Outcome::FailedAssumeRole)),
+            stopped.map(|s| format!(" ({s})")).unwrap_or_default()
+        );
+        md.push_str("| Results | Exceptions | FailedAssumeRole | Skipped |\n");
+        md.push_str("| ---: | ---: | ---: | ---: |\n");
+        md.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            counts.of(Outcome::Result),
+            counts.of(Outcome::Exception),
+            counts.of(Outcome::FailedAssumeRole),
+            skipped
+        ));
+        if self.kept.is_empty() {
+            return md;
+        }
+        md.push_str("\n| Account | Name | Region | Exit code | Details |\n");
+        md.push_str("| --- | --- | --- | ---: | --- |\n");
+        for f in &self.kept {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                cell(&f.id),
+                cell(f.name.as_deref().unwrap_or("-")),
+                cell(&f.region),
+                f.exit_code.map_or("-".to_owned(), |c| c.to_string()),
+                cell(f.details.lines().next().unwrap_or_default())
+            ));
+        }
+        let more = self.failed.saturating_sub(self.kept.len() as u64);
+        if more > 0 {
+            md.push_str(&format!(
+                "\nand {} more failed targets; see Exceptions and FailedAssumeRole in the output.\n",
+                thousands(more)
+            ));
+        }
+        md
+    }
+
+    fn annotations(&self) -> String {
+        self.kept
+            .iter()
+            .take(MAX_ANNOTATIONS)
+            .map(|f| {
+                let name = f.name.as_deref().unwrap_or("-");
+                format!(
+                    "::error title={}::{}\n",
+                    property(&format!("cove: {} {}", f.id, f.region)),
+                    data(&format!("{} ({name}) {}: {}", f.id, f.region, f.details))
+                )
+            })
+            .collect()
+    }
+}
+
+fn append(path: &Path, text: &str) -> io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+/// A Markdown table cell: one line, no cell break, no HTML.
+fn cell(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '|' => out.push_str("\\|"),
+            '\\' => out.push_str("\\\\"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Workflow-command data (the message): `%`, `\r` and `\n` escaped, as GitHub's toolkit does.
+fn data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// A workflow-command property value: as data, plus `:` and `,`.
+fn property(text: &str) -> String {
+    data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(id: &str, name: Option<&str>, details: &str) -> Record {
+        Record {
+            id: id.into(),
+            name: name.map(str::to_owned),
+            email: None,
+            status: None,
+            partition: "aws".into(),
+            region: "us-east-1".into(),
+            role_name: "R".into(),
+            role_session_name: "R".into(),
+            assume_role_success: true,
+            exit_code: Some(3),
+            result: None,
+            stderr: Some("not kept".into()),
+            exception_details: Some(details.into()),
+            duration_ms: 0,
+            outcome: Outcome::Exception,
+            raw_output: None,
+        }
+    }
+
+    fn counts(ok: u64, exceptions: u64) -> Counts {
+        let mut counts = Counts::default();
+        (0..ok).for_each(|_| counts.add(Outcome::Result));
+        (0..exceptions).for_each(|_| counts.add(Outcome::Exception));
+        counts
+    }
+
+    #[test]
+    fn cells_and_commands_are_escaped() {
+        assert_eq!(cell("a|b\nc<d>&\\"), "a\\|b c&lt;d&gt;&amp;\\\\");
+        assert_eq!(data("50%\r\nx::y"), "50%25%0D%0Ax::y");
+        assert_eq!(property("cove: a,b"), "cove%3A a%2Cb");
+    }
+
+    #[test]
+    fn the_table_holds_at_most_50_rows_and_says_how_many_more() {
+        let mut ci = Collector::new(PathBuf::new());
+        let mut ok = failed("999999999999", None, "");
+        ok.outcome = Outcome::Result;
+        ci.add(&ok);
+        for i in 0..60 {
+            ci.add(&failed(&format!("{i:012}"), Some("a|b"), "exit 3\nmore"));
+        }
+        assert_eq!(ci.kept.len(), MAX_ROWS);
+        let md = ci.markdown(&counts(1, 60), 2, Some("interrupted"));
+        assert!(
+            md.starts_with("### cove: 1 ok, 60 failed, 0 could not assume role (interrupted)\n"),
+            "{md}"
+        );
+        assert!(md.contains("| 1 | 60 | 0 | 2 |\n"), "{md}");
+        assert!(
+            md.contains("| 000000000000 | a\\|b | us-east-1 | 3 | exit 3 |\n"),
+            "{md}"
+        );
+        let rows = md.lines().filter(|l| l.starts_with("| 0000")).count();
+        assert_eq!(rows, MAX_ROWS);
+        assert!(md.contains("\nand 10 more failed targets;"), "{md}");
+        assert!(!md.contains("not kept") && !md.contains("more\n|"));
+    }
+
+    #[test]
+    fn at_most_ten_annotations_each_on_one_line() {
+        let mut ci = Collector::new(PathBuf::new());
+        for i in 0..12 {
+            ci.add(&failed(&format!("{i:012}"), None, "100% bad\nsecond line"));
+        }
+        let text = ci.annotations();
+        assert_eq!(text.lines().count(), MAX_ANNOTATIONS);
+        assert_eq!(
+            text.lines().next().unwrap(),
+            "::error title=cove%3A 000000000000 us-east-1::000000000000 (-) us-east-1: 100%25 bad%0Asecond line"
+        );
+    }
+
+    #[test]
+    fn no_failures_means_counts_only() {
+        let ci = Collector::new(PathBuf::new());
+        let md = ci.markdown(&counts(3, 0), 0, None);
+        assert!(!md.contains("| Account |"), "{md}");
+        assert_eq!(ci.annotations(), "");
+    }
+}
