@@ -62,7 +62,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         let stop = Arc::new(Stop::default());
         tokio::spawn(handle_signals(stop.clone()));
 
-        let retry = aws::sdk::retry_config(config.profile.as_deref()).await?;
+        let retry = aws::retry::RetrySettings::load(config.profile.as_deref()).await?;
         let chain_region = chain_region(config.profile.as_deref()).await;
         if let Some(region) = &chain_region {
             regions::check(region, true).map_err(|e| {
@@ -95,11 +95,11 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         };
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(sts_region))
-            .retry_config(retry);
+            .retry_config(retry.for_sdk());
         if let Some(profile) = &config.profile {
             loader = loader.profile_name(profile);
         }
-        let aws = Arc::new(SdkAws::new(&loader.load().await));
+        let aws = Arc::new(SdkAws::new(&loader.load().await, &retry));
         if let Some(note) = config.workers_note() {
             eprintln!("cove: warning: {note}");
         }
