@@ -266,6 +266,99 @@ mod tests {
         assert_eq!(one.for_cove().max_attempts(), 1);
     }
 
+    /// An STS endpoint that answers `GetCallerIdentity` with `Throttling` whenever
+    /// `throttled(n)` says so for its n-th answer (0-based), and counts its answers.
+    #[derive(Debug, Clone)]
+    struct Sts {
+        answers: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        throttled: fn(usize) -> bool,
+    }
+
+    impl aws_smithy_runtime_api::client::http::HttpConnector for Sts {
+        fn call(
+            &self,
+            _: aws_sdk_sts::config::http::HttpRequest,
+        ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
+            let n = self
+                .answers
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (status, body) = if (self.throttled)(n) {
+                (
+                    400,
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>\
+                     <Message>Rate exceeded</Message></Error><RequestId>1</RequestId></ErrorResponse>",
+                )
+            } else {
+                (
+                    200,
+                    "<GetCallerIdentityResponse><GetCallerIdentityResult>\
+                     <Arn>arn:aws:iam::123456789012:user/t</Arn><UserId>AIDA</UserId>\
+                     <Account>123456789012</Account></GetCallerIdentityResult>\
+                     </GetCallerIdentityResponse>",
+                )
+            };
+            aws_smithy_runtime_api::client::http::HttpConnectorFuture::ready(Ok(
+                aws_sdk_sts::config::http::HttpResponse::new(
+                    status.try_into().unwrap(),
+                    aws_smithy_types::body::SdkBody::from(body),
+                ),
+            ))
+        }
+    }
+
+    /// An STS client with cove's default policy and a fresh budget, in front of [`Sts`].
+    fn sts_client(throttled: fn(usize) -> bool) -> (aws_sdk_sts::Client, Sts) {
+        use aws_smithy_runtime_api::client::http::{SharedHttpConnector, http_client_fn};
+        let sts = Sts {
+            answers: Default::default(),
+            throttled,
+        };
+        let connector = sts.clone();
+        let config = aws_sdk_sts::Config::builder()
+            .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+            .region(aws_sdk_sts::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                "AKID", "secret", None, None, "test",
+            ))
+            .http_client(http_client_fn(move |_, _| {
+                SharedHttpConnector::new(connector.clone())
+            }))
+            .retry_config(RetrySettings::default().for_cove())
+            .retry_partition(budget("cove-test"))
+            .build();
+        (aws_sdk_sts::Client::from_conf(config), sts)
+    }
+
+    // Backoff sleeps run on tokio's paused clock, so these take no real time.
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_spends_the_budget_then_fails_every_call_at_its_first_attempt() {
+        let (client, sts) = sts_client(|_| true);
+        let calls = (0..200).map(|_| client.get_caller_identity().send());
+        let results = futures::future::join_all(calls).await;
+        assert!(results.iter().all(|r| r.is_err()));
+        let answers = sts.answers.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            answers,
+            200 + BUDGET_TOKENS / RETRY_COST as usize,
+            "500 retries in all, not 11 for each of the 200 calls"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn routine_throttling_is_paid_for_by_the_successes() {
+        // One answer in three throttled, 2,000 calls: 1,000 retries (5,000 tokens) that would
+        // empty the bucket twice over without what the 2,000 successes earn back.
+        let (client, sts) = sts_client(|n| n % 3 == 0);
+        for call in 0..2000 {
+            client
+                .get_caller_identity()
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("call {call}: {e:?}"));
+        }
+        assert_eq!(sts.answers.load(std::sync::atomic::Ordering::SeqCst), 3000);
+    }
+
     #[test]
     fn defaults_hold_the_documented_odds_and_budget() {
         // 500 accounts, 30% of AssumeRole attempts throttled: under one lost target in 1,000 runs.
