@@ -18,3 +18,5 @@ mod scale_out;
 mod support;
 #[path = "e2e/targets.rs"]
 mod targets;
+#[path = "e2e/throttling.rs"]
+mod throttling;
