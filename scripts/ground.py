@@ -36,6 +36,7 @@ us-east-1 and eu-west-1 (ENABLED_BY_DEFAULT), and ap-east-1 is ENABLED for --opt
 import argparse
 import io
 import json
+import logging
 import random
 import re
 import sys
@@ -323,6 +324,9 @@ def main():
 
     layer = FaultLayer(DomainDispatcherApplication(create_backend_app),
                        deny_assume=[a for a in args.deny_assume.split(",") if a])
+    # Nobody reads the ground's stderr once it is up (the tests pipe it): a log line per request
+    # (~63 bytes) fills the 64 KiB pipe after about 1,000 calls and blocks the server for good.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server("127.0.0.1", 0, layer, threaded=True, request_handler=MotoRequestHandler)
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
