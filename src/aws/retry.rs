@@ -36,25 +36,29 @@
 //! # Budget: [`BUDGET_TOKENS`] = 2,500 per service
 //!
 //! Each service (STS, Organizations, Account) has one token bucket for the whole run. A retry
-//! costs [`RETRY_COST`] = 5 tokens ([`TIMEOUT_RETRY_COST`] = 10 after a timeout); a successful
-//! call earns [`SUCCESS_REWARD`] = 2.5 back, up to the bucket's size. With no tokens left a
-//! failed call is not retried: it fails at once.
+//! costs [`RETRY_COST`] = 5 tokens ([`TIMEOUT_RETRY_COST`] = 10 after a timeout, a dropped
+//! connection or a 5xx answer); a successful call earns [`SUCCESS_REWARD`] = 2.5 back, up to
+//! the bucket's size. With no tokens left, a failed call is not retried: it fails at once.
 //!
 //! - **Routine throttling never empties it.** If a fraction p of attempts is throttled, each
 //!   success costs 5 × p / (1 − p) tokens in retries and earns 2.5: the bucket holds while
 //!   p ≤ 1/3, however large the organization. The 500-account storm at p = 0.3 makes about
-//!   500 × 0.3 / 0.7 ≈ 214 retries (1,070 tokens) and earns 1,250; even with no rewards at all it
-//!   would fit in 2,500 tokens.
+//!   500 × 0.3 / 0.7 ≈ 214 retries (1,070 tokens) and earns 1,250; even with nothing earned
+//!   back it would fit in 2,500 tokens (the SDK's default bucket holds 500).
 //! - **A real outage fails fast.** When nothing succeeds, 2,500 tokens buy 500 retries for the
-//!   whole run, after which every call fails on its first attempt: a 500-account AssumeRole
-//!   outage makes about 1,000 calls, not 500 × 12 = 6,000, and does not keep the run alive for
-//!   minutes of backoff. 500 retries also absorb a short total blackout (20 workers retrying
-//!   for several seconds) without failing anything.
+//!   whole run (250 after 5xx answers); then every call fails on its first attempt. A
+//!   500-account AssumeRole outage makes about 1,000 calls instead of 500 × 12 = 6,000, and at
+//!   the default 20 workers ends within about a minute instead of after several minutes of
+//!   backoff.
+//! - **Bursts are absorbed.** 500 retries are more than the 20 default workers make while each
+//!   runs through all 11 of its retries (220), so a short total blackout fails nothing that
+//!   the attempt count would have saved.
 //!
-//! The SDK's own accounting (refund the retry permit a client holds when a call succeeds, one
-//! token per first-attempt success) keeps a single permit per client, so with hundreds of
-//! concurrent calls its refunds depend on timing; the flat success reward makes the budget
-//! predictable. The old bucket of 100,000 tokens never stopped anything.
+//! The SDK's default accounting (a token back per first-attempt success, the permit refunded
+//! when a retried call succeeds) keeps that permit in the retry strategy, which one client
+//! shares among all its concurrent calls, so under hundreds of concurrent calls what comes back
+//! depends on timing. The flat success reward makes the budget predictable. The previous
+//! bucket, 100,000 tokens, never stopped anything.
 //!
 //! # The user's settings win
 //!
@@ -79,7 +83,8 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub const BUDGET_TOKENS: usize = 2_500;
 /// Tokens one retry costs (throttling and other retryable errors).
 pub const RETRY_COST: u32 = 5;
-/// Tokens one retry after a timeout or a dropped connection costs.
+/// Tokens one retry after a timeout, a dropped connection or a 5xx answer costs (the SDK's
+/// "transient" errors).
 pub const TIMEOUT_RETRY_COST: u32 = 10;
 /// Tokens a successful call earns back.
 pub const SUCCESS_REWARD: f32 = 2.5;

@@ -20,11 +20,9 @@ pub struct SdkAws {
     org: aws_sdk_organizations::Client,
     /// The base configuration, for per-account clients built on assumed credentials.
     base: SdkConfig,
-    /// The retry policy and the one shared budget of the per-account Account clients.
-    account_retry: (
-        aws_config::retry::RetryConfig,
-        aws_sdk_sts::config::retry::RetryPartition,
-    ),
+    /// The retry policy of the per-account Account clients, and the one budget they share.
+    account_retry: aws_config::retry::RetryConfig,
+    account_budget: aws_sdk_sts::config::retry::RetryPartition,
 }
 
 impl SdkAws {
@@ -41,7 +39,8 @@ impl SdkAws {
             sts: aws_sdk_sts::Client::from_conf(sts),
             org: aws_sdk_organizations::Client::from_conf(org),
             base: config.clone(),
-            account_retry: (retry.for_cove(), retry::budget("cove-account")),
+            account_retry: retry.for_cove(),
+            account_budget: retry::budget("cove-account"),
         }
     }
 }
@@ -153,8 +152,8 @@ impl Aws for SdkAws {
         );
         let config = aws_sdk_account::config::Builder::from(&self.base)
             .credentials_provider(credentials)
-            .retry_config(self.account_retry.0.clone())
-            .retry_partition(self.account_retry.1.clone())
+            .retry_config(self.account_retry.clone())
+            .retry_partition(self.account_budget.clone())
             .build();
         let client = aws_sdk_account::Client::from_conf(config);
         let mut pages = client
