@@ -54,11 +54,11 @@
 //!   runs through all 11 of its retries (220), so a short total blackout fails nothing that
 //!   the attempt count would have saved.
 //!
-//! The SDK's default accounting (a token back per first-attempt success, the permit refunded
-//! when a retried call succeeds) keeps that permit in the retry strategy, which one client
-//! shares among all its concurrent calls, so under hundreds of concurrent calls what comes back
-//! depends on timing. The flat success reward makes the budget predictable. The previous
-//! bucket, 100,000 tokens, never stopped anything.
+//! The SDK's default accounting (one token back per first-attempt success, the retry's permit
+//! refunded when a retried call succeeds) breaks even near 31% throttling too, but through a
+//! single permit that a client's retry strategy holds for whichever of its concurrent calls
+//! retried last. A flat reward per success gives the same protection with arithmetic that can
+//! be stated and tested. The previous bucket, 100,000 tokens, never stopped anything.
 //!
 //! # The user's settings win
 //!
