@@ -10,6 +10,7 @@ Usage:
     ground.py [--scenario standard|empty|none] [--extra-root-accounts N]
               [--deny-assume ID,ID] [--deny-assume-names NAME,NAME] [--deny-list-accounts]
               [--throttle-assume FRACTION] [--throttle-list-accounts N]
+              [--throttle-first OPERATION=N]... [--throttle-fraction OPERATION=FRACTION]...
               [--opt-in-names NAME,NAME] [--deny-list-regions-names NAME,NAME] [--hold-parent OU]
               [--info-file PATH] [--exit-on-stdin-eof]
 
@@ -25,6 +26,11 @@ Control endpoints (plain HTTP GET on the same port):
     /_ground/held     {"held": N}   ListAccountsForParent calls waiting (--hold-parent)
     /_ground/release  lets every held call through, and every later one
 
+--throttle-first / --throttle-fraction throttle any counted operation (organizations:ListTagsForResource,
+sts:GetCallerIdentity, account:ListRegions, ...) with its protocol's own throttling error: the first N
+answers, then a fraction of the rest (each flag may be repeated, one operation each). They answer
+before anything else, so an AssumeRole throttled this way is not in /_ground/assume-params.
+
 account:ListRegions (POST /listRegions), which moto lacks, is answered here: every account has
 us-east-1 and eu-west-1 (ENABLED_BY_DEFAULT), and ap-east-1 is ENABLED for --opt-in-names.
 """
@@ -32,6 +38,7 @@ us-east-1 and eu-west-1 (ENABLED_BY_DEFAULT), and ap-east-1 is ENABLED for --opt
 import argparse
 import io
 import json
+import logging
 import random
 import re
 import sys
@@ -58,6 +65,8 @@ class FaultLayer:
         self.throttle_assume = 0.0
         self.throttle_list_accounts = 0
         self.random = random.Random(7)
+        self.throttles = {}  # operation -> [first N left, fraction]; see _throttled
+        self.throttle_random = random.Random(11)
         # account:ListRegions, which moto does not implement: answered here.
         self.key_accounts = {}
         self.opt_in_accounts = set()
@@ -87,6 +96,7 @@ class FaultLayer:
                 self.deny_list_accounts = False
                 self.throttle_assume = 0.0
                 self.throttle_list_accounts = 0
+                self.throttles.clear()
                 return self._json(start_response, {"cleared": True})
         if path == "/_ground/assume-params":
             with self.lock:
@@ -122,6 +132,8 @@ class FaultLayer:
         if operation:
             with self.lock:
                 self.calls[operation] += 1
+        if operation and self._throttled(operation):
+            return self._throttle_error(operation, start_response)
 
         if operation == "sts:AssumeRole":
             with self.lock:
@@ -185,6 +197,8 @@ class FaultLayer:
             self.calls["account:ListRegions"] += 1
         length = int(environ.get("CONTENT_LENGTH") or 0)
         request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        if self._throttled("account:ListRegions"):
+            return self._throttle_error("account:ListRegions", start_response)
         key = re.search(r"Credential=([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
         account = self.key_accounts.get(key.group(1) if key else "")
         if account is None or account in self.deny_list_regions:
@@ -199,6 +213,31 @@ class FaultLayer:
         body = json.dumps({"Regions": [{"RegionName": r, "RegionOptStatus": s}
                                        for r, s in regions if s in wanted]}).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _throttled(self, operation):
+        """Whether this answer of `operation` is throttled (--throttle-first, --throttle-fraction)."""
+        with self.lock:
+            throttle = self.throttles.get(operation)
+            if throttle is None:
+                return False
+            if throttle[0] > 0:
+                throttle[0] -= 1
+                return True
+            return self.throttle_random.random() < throttle[1]
+
+    def _throttle_error(self, operation, start_response):
+        """The throttling error each protocol answers with."""
+        if operation.startswith("sts:"):
+            return self._sts_error(start_response, "Throttling", "Rate exceeded", status="400 Bad Request")
+        if operation.startswith("organizations:"):
+            return self._org_error(start_response, "TooManyRequestsException",
+                                   "AWS Organizations can't complete your request because another "
+                                   "request is already in progress. Try again later.")
+        body = json.dumps({"message": "Rate exceeded"}).encode()  # restJson (account:ListRegions)
+        start_response("429 Too Many Requests", [("Content-Type", "application/json"),
+                                                 ("x-amzn-ErrorType", "TooManyRequestsException"),
+                                                 ("Content-Length", str(len(body)))])
         return [body]
 
     @staticmethod
@@ -266,6 +305,18 @@ def build_standard(org, info, extra_root_accounts):
         account(f"bulk-{n:04d}", root)
 
 
+def throttle_specs(firsts, fractions):
+    """{operation: [first N, fraction]} from OPERATION=N and OPERATION=FRACTION arguments."""
+    specs = {}
+    for values, index, kind in ((firsts, 0, int), (fractions, 1, float)):
+        for value in values:
+            operation, sep, amount = value.rpartition("=")
+            if not sep or ":" not in operation:
+                sys.exit(f"ground.py: expected SERVICE:Operation=VALUE, got {value!r}")
+            specs.setdefault(operation, [0, 0.0])[index] = kind(amount)
+    return specs
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", choices=["standard", "empty", "none"], default="standard",
@@ -281,6 +332,12 @@ def main():
                         help="fraction of AssumeRole calls answered with Throttling")
     parser.add_argument("--throttle-list-accounts", type=int, default=0,
                         help="answer the first N ListAccounts calls with TooManyRequestsException")
+    parser.add_argument("--throttle-first", action="append", default=[], metavar="OPERATION=N",
+                        help="answer the first N calls of OPERATION (as counted in /_ground/calls) "
+                             "with its throttling error; repeatable")
+    parser.add_argument("--throttle-fraction", action="append", default=[], metavar="OPERATION=FRACTION",
+                        help="answer a fraction of the calls of OPERATION (after any --throttle-first) "
+                             "with its throttling error; repeatable")
     parser.add_argument("--opt-in-names", default="",
                         help="accounts (by name) that have the opt-in region ap-east-1 enabled")
     parser.add_argument("--deny-list-regions-names", default="",
@@ -291,9 +348,13 @@ def main():
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (the test harness holds it open)")
     args = parser.parse_args()
+    throttles = throttle_specs(args.throttle_first, args.throttle_fraction)
 
     layer = FaultLayer(DomainDispatcherApplication(create_backend_app),
                        deny_assume=[a for a in args.deny_assume.split(",") if a])
+    # Nobody reads the ground's stderr once it is up (the tests pipe it): a log line per request
+    # (~63 bytes) fills the 64 KiB pipe after about 1,000 calls and blocks the server for good.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server("127.0.0.1", 0, layer, threaded=True, request_handler=MotoRequestHandler)
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -315,6 +376,7 @@ def main():
     layer.throttle_assume = args.throttle_assume
     layer.throttle_list_accounts = args.throttle_list_accounts
     layer.hold_parent = info["ous"].get(args.hold_parent) if args.hold_parent else None
+    layer.throttles.update(throttles)
     layer.deny_assume.update(info["accounts"][n]["id"] for n in args.deny_assume_names.split(",") if n)
     layer.opt_in_accounts.update(info["accounts"][n]["id"] for n in args.opt_in_names.split(",") if n)
     layer.deny_list_regions.update(

@@ -22,3 +22,5 @@ mod streaming;
 mod support;
 #[path = "e2e/targets.rs"]
 mod targets;
+#[path = "e2e/throttling.rs"]
+mod throttling;

@@ -1,6 +1,6 @@
-//! [`Aws`] on the AWS SDK for Rust. Endpoints, retries and the assuming credentials all come
-//! from the standard configuration chain, so `AWS_ENDPOINT_URL`, `AWS_MAX_ATTEMPTS` and
-//! profiles behave as the SDK documents.
+//! [`Aws`] on the AWS SDK for Rust. Endpoints and the assuming credentials come from the
+//! standard configuration chain, so `AWS_ENDPOINT_URL` and profiles behave as the SDK documents.
+//! Retries follow [`super::retry`].
 
 use std::time::SystemTime;
 
@@ -10,6 +10,7 @@ use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::types::PolicyDescriptorType;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
+use super::retry::{self, RetrySettings};
 use super::{Account, AssumeRequest, Aws, AwsError, Caller, ErrorKind, Page, TempCredentials};
 use crate::secret::Secret;
 
@@ -19,33 +20,27 @@ pub struct SdkAws {
     org: aws_sdk_organizations::Client,
     /// The base configuration, for per-account clients built on assumed credentials.
     base: SdkConfig,
+    /// The retry policy of the per-account Account clients, and the one budget they share.
+    account_retry: aws_config::retry::RetryConfig,
+    account_budget: aws_sdk_sts::config::retry::RetryPartition,
 }
 
-/// Retry tokens for cove's own STS and Organizations clients. The SDK's default bucket (500
-/// tokens, 5 per throttled retry, shared by every client of a region) runs dry after about a
-/// hundred throttled calls, and then calls fail that should have been retried. Attempts per call
-/// stay bounded by the retry config (`AWS_MAX_ATTEMPTS`), so a larger bucket absorbs a burst
-/// without allowing an unbounded storm.
-const RETRY_TOKENS: usize = 100_000;
-
 impl SdkAws {
-    pub fn new(config: &SdkConfig) -> Self {
-        use aws_sdk_sts::config::retry::{RetryPartition, TokenBucket};
-        let partition = |name: &'static str| {
-            RetryPartition::custom(name)
-                .token_bucket(TokenBucket::new(RETRY_TOKENS))
-                .build()
-        };
+    pub fn new(config: &SdkConfig, retry: &RetrySettings) -> Self {
         let sts = aws_sdk_sts::config::Builder::from(config)
-            .retry_partition(partition("cove-sts"))
+            .retry_config(retry.for_cove())
+            .retry_partition(retry::budget("cove-sts"))
             .build();
         let org = aws_sdk_organizations::config::Builder::from(config)
-            .retry_partition(partition("cove-organizations"))
+            .retry_config(retry.for_cove())
+            .retry_partition(retry::budget("cove-organizations"))
             .build();
         SdkAws {
             sts: aws_sdk_sts::Client::from_conf(sts),
             org: aws_sdk_organizations::Client::from_conf(org),
             base: config.clone(),
+            account_retry: retry.for_cove(),
+            account_budget: retry::budget("cove-account"),
         }
     }
 }
@@ -203,6 +198,8 @@ impl Aws for SdkAws {
         );
         let config = aws_sdk_account::config::Builder::from(&self.base)
             .credentials_provider(credentials)
+            .retry_config(self.account_retry.clone())
+            .retry_partition(self.account_budget.clone())
             .build();
         let client = aws_sdk_account::Client::from_conf(config);
         let mut pages = client
@@ -292,116 +289,19 @@ pub async fn chain_region(profile: Option<&str>) -> Option<String> {
 /// The real AWS, from the standard configuration chain (environment, `profile`, endpoints),
 /// with STS called in `sts_region` (a regional endpoint) and cove's retry settings.
 pub async fn connect(profile: Option<&str>, sts_region: &str) -> anyhow::Result<SdkAws> {
-    let retry = retry_config(profile).await?;
+    let retry = RetrySettings::load(profile).await?;
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_types::region::Region::new(sts_region.to_owned()))
-        .retry_config(retry);
+        .retry_config(retry.for_sdk());
     if let Some(profile) = profile {
         loader = loader.profile_name(profile);
     }
-    Ok(SdkAws::new(&loader.load().await))
-}
-
-/// The retry configuration, from `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE`, else the profile's
-/// `max_attempts` / `retry_mode`, else the SDK's standard mode. aws-config panics on a bad
-/// value (for example `max_attempts = 0`); here it is an error that names the value.
-pub async fn retry_config(profile: Option<&str>) -> anyhow::Result<aws_config::retry::RetryConfig> {
-    use aws_runtime::env_config::file::EnvConfigFiles;
-    use aws_types::os_shim_internal::{Env, Fs};
-    let profiles = aws_config::profile::load(
-        &Fs::real(),
-        &Env::real(),
-        &EnvConfigFiles::default(),
-        profile.map(|p| std::borrow::Cow::Owned(p.to_owned())),
-    )
-    .await
-    .ok();
-    let setting = |env: &'static str, key: &'static str| {
-        std::env::var(env)
-            .ok()
-            .map(|v| (env.to_owned(), v))
-            .or_else(|| {
-                profiles
-                    .as_ref()
-                    .and_then(|p| p.get(key))
-                    .map(|v| (format!("{key} in the AWS profile"), v.to_owned()))
-            })
-    };
-    retry_config_from(
-        setting("AWS_MAX_ATTEMPTS", "max_attempts"),
-        setting("AWS_RETRY_MODE", "retry_mode"),
-    )
-}
-
-fn retry_config_from(
-    attempts: Option<(String, String)>,
-    mode: Option<(String, String)>,
-) -> anyhow::Result<aws_config::retry::RetryConfig> {
-    use aws_config::retry::{RetryConfig, RetryMode};
-    let mut config = RetryConfig::standard();
-    if let Some((source, value)) = attempts {
-        let n = (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| value.parse::<u32>().ok())
-            .flatten()
-            .filter(|n| *n >= 1);
-        let Some(n) = n else {
-            anyhow::bail!("invalid {source} `{value}`: expected a whole number of at least 1");
-        };
-        config = config.with_max_attempts(n);
-    }
-    if let Some((source, value)) = mode {
-        let mode = match value.as_str() {
-            "standard" => RetryMode::Standard,
-            "adaptive" => RetryMode::Adaptive,
-            _ => anyhow::bail!("invalid {source} `{value}`: expected `standard` or `adaptive`"),
-        };
-        config = config.with_retry_mode(mode);
-    }
-    Ok(config)
+    Ok(SdkAws::new(&loader.load().await, &retry))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn setting(source: &str, value: &str) -> Option<(String, String)> {
-        Some((source.to_owned(), value.to_owned()))
-    }
-
-    #[test]
-    fn bad_retry_settings_are_errors_naming_the_value_not_panics() {
-        for (attempts, mode, expected) in [
-            (
-                setting("AWS_MAX_ATTEMPTS", "0"),
-                None,
-                "AWS_MAX_ATTEMPTS `0`",
-            ),
-            (
-                setting("AWS_MAX_ATTEMPTS", " 3"),
-                None,
-                "AWS_MAX_ATTEMPTS ` 3`",
-            ),
-            (
-                setting("max_attempts in the AWS profile", "x"),
-                None,
-                "max_attempts in the AWS profile `x`",
-            ),
-            (
-                None,
-                setting("AWS_RETRY_MODE", "fast"),
-                "AWS_RETRY_MODE `fast`",
-            ),
-        ] {
-            let err = retry_config_from(attempts, mode).unwrap_err().to_string();
-            assert!(err.contains(expected), "{err}");
-        }
-        let ok = retry_config_from(
-            setting("AWS_MAX_ATTEMPTS", "7"),
-            setting("AWS_RETRY_MODE", "adaptive"),
-        )
-        .unwrap();
-        assert_eq!(ok.max_attempts(), 7);
-    }
 
     #[test]
     fn error_codes_map_to_the_kinds_cove_branches_on() {

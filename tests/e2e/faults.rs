@@ -58,60 +58,6 @@ pub fn assert_all_dead(pids: &[i32]) {
 }
 
 #[test]
-fn throttled_calls_are_retried_until_every_target_lands_in_results() {
-    let g = Ground::start(&[
-        "--extra-root-accounts",
-        "40",
-        "--throttle-assume",
-        "0.3",
-        "--throttle-list-accounts",
-        "3",
-    ]);
-    let run = Run::of(g.cove().env("AWS_MAX_ATTEMPTS", "10").args(["--", "true"]));
-    run.expect_code(0);
-    let targets = g.active_ids();
-    assert_eq!(run.ids("Results"), targets);
-    let assume_calls = g.calls("sts:AssumeRole");
-    let n = targets.len() as u64;
-    assert!(
-        assume_calls > n,
-        "retries happened: {assume_calls} calls for {n} accounts"
-    );
-    assert!(
-        assume_calls <= n * 10,
-        "retries were bounded: {assume_calls}"
-    );
-    assert_eq!(
-        g.calls("organizations:ListAccounts"),
-        4,
-        "three throttled answers, then the one page"
-    );
-}
-
-#[test]
-fn retries_stop_at_the_attempt_limit_and_the_target_fails_cleanly() {
-    let g = Ground::start(&["--throttle-assume", "1.0"]);
-    let ids = g.ids(&["sandbox-a", "sandbox-b"]);
-    let run = Run::of(g.cove().args(["-t", &ids.join(","), "--", "true"]));
-    run.expect_code(1);
-    assert_eq!(run.ids("FailedAssumeRole"), ids);
-    for r in run.list("FailedAssumeRole") {
-        assert!(
-            r["ExceptionDetails"]
-                .as_str()
-                .unwrap()
-                .contains("Throttling"),
-            "{r}"
-        );
-    }
-    assert_eq!(
-        g.calls("sts:AssumeRole"),
-        6,
-        "three attempts per account (the SDK default)"
-    );
-}
-
-#[test]
 fn access_denied_is_not_retried() {
     let g = Ground::start(&["--deny-assume-names", "sandbox-a"]);
     let run = Run::of(g.cove().args([
@@ -288,24 +234,6 @@ fn capped_assume_rate_still_runs_every_target() {
     ]));
     run.expect_code(0);
     assert_eq!(run.list("Results").len(), 5);
-}
-
-#[test]
-fn a_throttling_storm_does_not_drain_the_retry_budget() {
-    // Hundreds of throttled AssumeRole answers at 300 workers: with the SDK's default shared
-    // bucket (500 tokens, 5 per retry) retries are refused and targets fail. 20 attempts keep
-    // the odds of one account being throttled every time negligible (250 x 0.5^20).
-    let g = Ground::start(&["--extra-root-accounts", "250", "--throttle-assume", "0.5"]);
-    let run =
-        Run::of(
-            g.cove()
-                .env("AWS_MAX_ATTEMPTS", "20")
-                .args(["--workers", "300", "--", "true"]),
-        );
-    run.expect_code(0);
-    assert_eq!(run.ids("Results"), g.active_ids());
-    let n = g.active_ids().len() as u64;
-    assert!(g.calls("sts:AssumeRole") > n + 100, "the storm happened");
 }
 
 #[test]
