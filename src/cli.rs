@@ -149,18 +149,21 @@ pub struct Cli {
     #[arg(long, help_heading = "Targets")]
     pub dry_run: bool,
 
-    /// Role to assume in each target account.
+    /// Role to assume in each target account. Several (repeatable, or comma-separated) are
+    /// tried in order, and each account uses the first it may assume; only AccessDenied moves on
+    /// to the next.
     #[arg(
         short = 'r',
         long,
         value_name = "NAME",
+        value_delimiter = ',',
         default_value = "OrganizationAccountAccessRole",
         env = "COVE_ROLE",
         help_heading = "Role"
     )]
-    pub role: String,
+    pub role: Vec<String>,
 
-    /// Session name for the assumed role. Default: the role name.
+    /// Session name for the assumed role. Default: the name of the role used.
     #[arg(
         long,
         value_name = "NAME",

@@ -175,22 +175,24 @@ fn shard_from_env(var: &str, count: u32) -> anyhow::Result<Shard> {
 
 /// `--role`, `--role-session-name` and the AssumeRole parameters, checked.
 fn role_spec(cli: &mut Cli) -> anyhow::Result<RoleSpec> {
-    check_role(&cli.role)?;
-    let session_name = match cli.role_session_name.take() {
-        Some(name) => {
-            check_session_name(&name)?;
-            name
-        }
+    let role_names = dedup(&cli.role);
+    for role in &role_names {
+        check_role(role)?;
+    }
+    let session_name = cli.role_session_name.take();
+    match &session_name {
+        Some(name) => check_session_name(name)?,
         None => {
-            let name = cli.role.rsplit('/').next().unwrap_or(&cli.role).to_owned();
-            check_session_name(&name).with_context(|| {
-                format!(
-                    "the session name defaults to the role name `{name}`, which cannot be one; pass --role-session-name"
-                )
-            })?;
-            name
+            for role in &role_names {
+                let name = role.rsplit('/').next().unwrap_or(role);
+                check_session_name(name).with_context(|| {
+                    format!(
+                        "the session name defaults to the role name `{name}`, which cannot be one; pass --role-session-name"
+                    )
+                })?;
+            }
         }
-    };
+    }
     let policy = cli.policy.as_deref().map(read_policy).transpose()?;
     for arn in &cli.policy_arns {
         check_policy_arn(arn)?;
@@ -199,7 +201,7 @@ fn role_spec(cli: &mut Cli) -> anyhow::Result<RoleSpec> {
         check_external_id(id)?;
     }
     Ok(RoleSpec {
-        role_name: cli.role.clone(),
+        role_names,
         session_name,
         policy,
         policy_arns: dedup(&cli.policy_arns),
@@ -335,7 +337,17 @@ mod tests {
     #[test]
     fn session_name_defaults_to_the_role_name() {
         let c = config(&["-r", "path/Audit", "--", "true"]).unwrap();
-        assert_eq!(c.role.session_name, "Audit");
+        assert_eq!(c.role.first().session_name, "Audit");
+    }
+
+    #[test]
+    fn roles_are_an_ordered_list_from_repeats_and_commas() {
+        let c = config(&["-r", "Bb,Aa", "--role", "Cc", "-r", "Aa", "--", "true"]).unwrap();
+        assert_eq!(c.role.role_names, ["Bb", "Aa", "Cc"]);
+        let c = config(&["--", "true"]).unwrap();
+        assert_eq!(c.role.role_names, ["OrganizationAccountAccessRole"]);
+        let err = config(&["-r", "Good,bad role", "--", "true"]).unwrap_err();
+        assert!(format!("{err:#}").contains("bad role"), "{err:#}");
     }
 
     #[test]

@@ -351,7 +351,16 @@ impl Run<'_> {
         );
         if self.config.dry_run {
             let quiet = self.config.output.quiet;
-            return dry_run::write(&targets, &chosen.via, all_enabled, quiet, out, pretty);
+            let roles = &self.config.role.role_names;
+            return dry_run::write(
+                &targets,
+                &chosen.via,
+                roles,
+                all_enabled,
+                quiet,
+                out,
+                pretty,
+            );
         }
         if targets.is_empty() && s.shard.is_none() {
             bail!(
@@ -543,25 +552,19 @@ fn discovery_record<A: Aws>(
     failure: plan::DiscoveryFailure,
     shared: &Shared<A>,
 ) -> Record {
-    let (assumed, detail) = match failure {
-        plan::DiscoveryFailure::Assume(e) => (
-            false,
-            format!(
-                "could not assume {}: {e}",
-                shared
-                    .creds
-                    .spec()
-                    .role_arn(&shared.spec.partition, &account.id)
-            ),
-        ),
-        plan::DiscoveryFailure::ListRegions(e) => (
+    let (role, assumed, detail) = match failure {
+        plan::DiscoveryFailure::Assume(failure) => {
+            (failure.role.clone(), false, failure.to_string())
+        }
+        plan::DiscoveryFailure::ListRegions(role, e) => (
+            role,
             true,
             format!(
                 "could not list the account's enabled regions (account:ListRegions) for --region all: {e}"
             ),
         ),
     };
-    runner::account_failure(account, ALL_ENABLED_LABEL, shared, assumed, detail)
+    runner::account_failure(account, ALL_ENABLED_LABEL, shared, (&role, assumed), detail)
 }
 
 /// Hands each finished target to the progress display and the output's writer thread.
