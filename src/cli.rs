@@ -9,7 +9,7 @@ use clap::Parser;
 use std::path::PathBuf;
 
 use crate::filters::{parse_regex, parse_tag};
-use crate::ids::{OrgId, parse_org_id};
+use crate::ids::{IdArg, parse_id_arg};
 use crate::merge::RerunOnly;
 use crate::output::Format;
 use crate::plan::{Shard, parse_shard};
@@ -46,16 +46,18 @@ pub struct Cli {
     pub subcommand: Option<Subcommand>,
 
     /// Account, OU or root ID to run in (repeatable, or comma-separated). An OU or the root
-    /// means every account beneath it. Default: every account in the organization.
-    #[arg(short = 't', long = "target", value_name = "ID", value_delimiter = ',',
-          value_parser = parse_org_id, env = "COVE_TARGETS", help_heading = "Targets")]
-    pub targets: Vec<OrgId>,
+    /// means every account beneath it. @FILE reads IDs from a file, one per line (# comments),
+    /// and @- from standard input. Default: every account in the organization.
+    #[arg(short = 't', long = "target", value_name = "ID|@FILE", value_delimiter = ',',
+          value_parser = parse_id_arg, env = "COVE_TARGETS", help_heading = "Targets")]
+    pub targets: Vec<IdArg>,
 
-    /// Account, OU or root ID to leave out (repeatable, or comma-separated). An ignore always
-    /// wins over a target; an ignored OU ignores everything beneath it.
-    #[arg(short = 'i', long = "ignore", value_name = "ID", value_delimiter = ',',
-          value_parser = parse_org_id, env = "COVE_IGNORE", help_heading = "Targets")]
-    pub ignores: Vec<OrgId>,
+    /// Account, OU or root ID to leave out (repeatable, or comma-separated; @FILE as for
+    /// --target). An ignore always wins over a target; an ignored OU ignores everything beneath
+    /// it.
+    #[arg(short = 'i', long = "ignore", value_name = "ID|@FILE", value_delimiter = ',',
+          value_parser = parse_id_arg, env = "COVE_IGNORE", help_heading = "Targets")]
+    pub ignores: Vec<IdArg>,
 
     /// Region to run in (repeatable, or comma-separated). `all` runs every region each account
     /// has enabled, asked of the account itself (account:ListRegions). Default: the region of

@@ -2,7 +2,7 @@
 //! fails here, before the first AWS call, with a message that names the value.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use crate::cli::Cli;
 use crate::credentials::RoleSpec;
 use crate::filters::Filters;
-use crate::ids::OrgId;
+use crate::ids::{self, IdArg, OrgId};
 use crate::merge;
 use crate::output::Format;
 use crate::plan::Shard;
@@ -210,6 +210,53 @@ fn role_spec(cli: &mut Cli) -> anyhow::Result<RoleSpec> {
     })
 }
 
+/// `--target` or `--ignore` with every `@FILE` read, in the order given. Standard input (`@-`)
+/// can be read only once in a run. An empty `--target` file is refused: no `--target` at all
+/// would mean the whole organization, which a list that came out empty never meant.
+fn expand_ids(flag: &str, args: &[IdArg], stdin_used: &mut bool) -> anyhow::Result<Vec<OrgId>> {
+    let mut ids = Vec::new();
+    for arg in args {
+        match arg {
+            IdArg::Id(id) => ids.push(id.clone()),
+            IdArg::File(path) => {
+                let (source, listed) = read_id_file(flag, path, stdin_used)?;
+                ensure!(
+                    !listed.is_empty() || flag != "--target",
+                    "{source} holds no IDs; without IDs --target would mean the whole organization"
+                );
+                ids.extend(listed);
+            }
+        }
+    }
+    Ok(dedup(&ids))
+}
+
+/// The IDs of one `@FILE` (or `@-`), and how to name it in messages.
+fn read_id_file(
+    flag: &str,
+    path: &Path,
+    stdin_used: &mut bool,
+) -> anyhow::Result<(String, Vec<OrgId>)> {
+    let (source, text) = if path == Path::new("-") {
+        let source = format!("{flag} @- (standard input)");
+        ensure!(
+            !std::mem::replace(stdin_used, true),
+            "{source}: standard input can be read only once; use @- for one of --target and --ignore"
+        );
+        let text = std::io::read_to_string(std::io::stdin())
+            .with_context(|| format!("cannot read {source}"))?;
+        (source, text)
+    } else {
+        let source = format!("{flag} file `{}`", path.display());
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {source}"))?;
+        (source, text)
+    };
+    let ids = ids::parse_id_list(&text)
+        .map_err(|(line, err)| anyhow::anyhow!("{source}, line {line}: {err}"))?;
+    Ok((source, ids))
+}
+
 /// `--region` and `--exclude-region`, checked against the known regions.
 fn region_choice(cli: &Cli) -> anyhow::Result<Regions> {
     let all_regions = cli.regions.iter().any(|r| r == regions::ALL_ENABLED_LABEL);
@@ -280,10 +327,13 @@ impl Config {
             _ => cli.shard,
         };
         let rerun = rerun_pairs(&cli)?;
+        let mut stdin_used = false;
+        let targets = expand_ids("--target", &cli.targets, &mut stdin_used)?;
+        let ignores = expand_ids("--ignore", &cli.ignores, &mut stdin_used)?;
         Ok(Config {
             selection: SelectionSettings {
-                targets: dedup(&cli.targets),
-                ignores: dedup(&cli.ignores),
+                targets,
+                ignores,
                 include_caller: cli.include_caller,
                 filters: Filters {
                     name: cli.filter_name,
@@ -348,6 +398,55 @@ mod tests {
         assert_eq!(c.role.role_names, ["OrganizationAccountAccessRole"]);
         let err = config(&["-r", "Good,bad role", "--", "true"]).unwrap_err();
         assert!(format!("{err:#}").contains("bad role"), "{err:#}");
+    }
+
+    #[test]
+    fn target_files_mix_with_ids_and_bad_lines_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("targets.txt");
+        std::fs::write(&good, "# core\n222222222222\n\nou-ab12-cdef3456 # prod\n").unwrap();
+        let good = format!("@{}", good.display());
+        let c = config(&[
+            "-t",
+            "111111111111",
+            "-t",
+            &good,
+            "-t",
+            "222222222222",
+            "--",
+            "true",
+        ]);
+        let targets: Vec<String> = c
+            .unwrap()
+            .selection
+            .targets
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        assert_eq!(
+            targets,
+            ["111111111111", "222222222222", "ou-ab12-cdef3456"]
+        );
+
+        let bad = dir.path().join("ignores.txt");
+        std::fs::write(&bad, "111111111111\n\n11111111111\n").unwrap();
+        let err = config(&["-i", &format!("@{}", bad.display()), "--", "true"]).unwrap_err();
+        let err = format!("{err:#}");
+        assert!(
+            err.contains(&format!("--ignore file `{}`, line 3", bad.display())),
+            "{err}"
+        );
+        assert!(err.contains("11111111111"), "{err}");
+
+        let empty = dir.path().join("empty.txt");
+        std::fs::write(&empty, "# nothing yet\n").unwrap();
+        let err = config(&["-t", &format!("@{}", empty.display()), "--", "true"]).unwrap_err();
+        assert!(format!("{err:#}").contains("holds no IDs"), "{err:#}");
+        let missing = config(&["-t", "@/nonexistent/ids", "--", "true"]).unwrap_err();
+        assert!(
+            format!("{missing:#}").contains("/nonexistent/ids"),
+            "{missing:#}"
+        );
     }
 
     #[test]
