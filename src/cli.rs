@@ -219,6 +219,25 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", env = "COVE_PROFILE", help_heading = "Role")]
     pub profile: Option<String>,
 
+    /// Role ARN to assume before anything else and act as from then on (repeatable, or
+    /// comma-separated: hops in the order given, each assumed with the previous one's
+    /// credentials). The last hop calls GetCallerIdentity, Organizations and every AssumeRole
+    /// into a target. Role chains last at most one hour, so --duration is at most 3600.
+    #[arg(
+        long = "via-role",
+        value_name = "ARN",
+        value_delimiter = ',',
+        env = "COVE_VIA_ROLES",
+        help_heading = "Role"
+    )]
+    pub via_roles: Vec<String>,
+
+    /// Role ARN to read the organization through (ListAccounts, the OU walk, tags), assumed
+    /// with the calling identity (after any --via-role). AssumeRole into the targets still uses
+    /// the calling identity.
+    #[arg(long, value_name = "ARN", env = "COVE_ORG_ROLE", help_heading = "Role")]
+    pub org_role: Option<String>,
+
     /// How many targets run at once.
     #[arg(short = 'w', long, value_name = "N", default_value_t = 20, env = "COVE_WORKERS",
           value_parser = clap::value_parser!(u32).range(1..), help_heading = "Running")]

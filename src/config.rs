@@ -52,6 +52,10 @@ pub struct SelectionSettings {
 pub struct AwsSettings {
     pub profile: Option<String>,
     pub max_assume_rate: Option<f64>,
+    /// `--via-role`: role ARNs assumed in order before anything else; the last one acts.
+    pub via_roles: Vec<String>,
+    /// `--org-role`: the role ARN the Organizations calls are made as.
+    pub org_role: Option<String>,
 }
 
 /// How each target's command runs.
@@ -87,20 +91,63 @@ fn is_iam_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)
 }
 
+/// An IAM role name, optionally after a path (`team/Audit`).
+fn is_role_name(role: &str) -> bool {
+    let name = role.rsplit('/').next().unwrap_or(role);
+    (1..=64).contains(&name.len())
+        && role
+            .split('/')
+            .all(|part| !part.is_empty() && part.chars().all(is_iam_name_char))
+}
+
 fn check_role(role: &str) -> anyhow::Result<()> {
     ensure!(
         !role.trim().is_empty(),
         "invalid --role ``: the role name is empty; expected a role name such as OrganizationAccountAccessRole"
     );
-    let name = role.rsplit('/').next().unwrap_or(role);
     ensure!(
-        (1..=64).contains(&name.len())
-            && role
-                .split('/')
-                .all(|part| !part.is_empty() && part.chars().all(is_iam_name_char)),
+        is_role_name(role),
         "invalid --role `{role}`: expected an IAM role name (1 to 64 of A-Z a-z 0-9 + = , . @ _ -), optionally after a path such as team/"
     );
     Ok(())
+}
+
+/// `--via-role` and `--org-role` take a role ARN: `arn:PARTITION:iam::ACCOUNT:role/NAME`.
+fn check_role_arn(flag: &str, arn: &str) -> anyhow::Result<()> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    ensure!(
+        parts.len() == 6
+            && parts[0] == "arn"
+            && !parts[1].is_empty()
+            && parts[2] == "iam"
+            && parts[3].is_empty()
+            && ids::is_account_id(parts[4])
+            && parts[5].strip_prefix("role/").is_some_and(is_role_name),
+        "invalid {flag} `{arn}`: expected a role ARN such as arn:aws:iam::111111111111:role/CoveHub"
+    );
+    Ok(())
+}
+
+/// AWS caps a session reached through a role chain at one hour.
+const ROLE_CHAIN_MAX_SECONDS: i32 = 3600;
+
+/// `--via-role` and `--org-role`, checked; with a chain, `--duration` within its limit.
+fn acting_as(cli: &Cli) -> anyhow::Result<(Vec<String>, Option<String>)> {
+    for arn in &cli.via_roles {
+        check_role_arn("--via-role", arn)?;
+    }
+    if let Some(arn) = &cli.org_role {
+        check_role_arn("--org-role", arn)?;
+    }
+    if let Some(duration) = cli.duration
+        && !cli.via_roles.is_empty()
+        && duration > ROLE_CHAIN_MAX_SECONDS
+    {
+        bail!(
+            "--duration {duration} is above the one-hour limit ({ROLE_CHAIN_MAX_SECONDS} seconds) AWS sets for role-chained sessions; with --via-role, use --duration {ROLE_CHAIN_MAX_SECONDS} or less"
+        );
+    }
+    Ok((cli.via_roles.clone(), cli.org_role.clone()))
 }
 
 fn check_session_name(name: &str) -> anyhow::Result<()> {
@@ -310,6 +357,7 @@ fn rerun_pairs(cli: &Cli) -> anyhow::Result<Option<BTreeMap<String, Vec<String>>
 impl Config {
     pub fn from_cli(mut cli: Cli) -> anyhow::Result<Config> {
         let role = role_spec(&mut cli)?;
+        let (via_roles, org_role) = acting_as(&cli)?;
         let regions = region_choice(&cli)?;
         let program = cli
             .command
@@ -349,6 +397,8 @@ impl Config {
             aws: AwsSettings {
                 profile: cli.profile,
                 max_assume_rate: cli.max_assume_rate,
+                via_roles,
+                org_role,
             },
             run: RunSettings {
                 command: cli.command,
@@ -447,6 +497,29 @@ mod tests {
             format!("{missing:#}").contains("/nonexistent/ids"),
             "{missing:#}"
         );
+    }
+
+    #[test]
+    fn via_and_org_roles_are_role_arns_and_a_chain_caps_the_duration() {
+        let hub = "arn:aws:iam::111111111111:role/team/CoveHub";
+        let c = config(&["--via-role", hub, "--org-role", hub, "--", "true"]).unwrap();
+        assert_eq!(c.aws.via_roles, [hub]);
+        assert_eq!(c.aws.org_role.as_deref(), Some(hub));
+        for bad in [
+            "CoveHub",
+            "arn:aws:iam::1111:role/CoveHub",
+            "arn:aws:iam::111111111111:user/CoveHub",
+            "arn:aws:sts::111111111111:role/CoveHub",
+        ] {
+            for flag in ["--via-role", "--org-role"] {
+                let err = config(&[flag, bad, "--", "true"]).unwrap_err();
+                assert!(err.to_string().contains(bad), "{err}");
+            }
+        }
+        let err = config(&["--via-role", hub, "--duration", "3601", "--", "true"]).unwrap_err();
+        assert!(err.to_string().contains("one-hour limit"), "{err}");
+        config(&["--via-role", hub, "--duration", "3600", "--", "true"]).unwrap();
+        config(&["--org-role", hub, "--duration", "43200", "--", "true"]).unwrap();
     }
 
     #[test]

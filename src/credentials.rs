@@ -95,7 +95,7 @@ impl std::fmt::Display for AssumeFailure {
 type Got = Result<Arc<Assumed>, Arc<AssumeFailure>>;
 
 /// Credentials with less than this left are renewed before a command starts with them.
-pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+pub const REFRESH_MARGIN: Duration = crate::aws::renew::RENEW_MARGIN;
 
 /// Spaces calls evenly: at most `rate` per second, shared by every caller.
 #[derive(Debug)]

@@ -74,7 +74,8 @@ fn prepare_local(config: &Config) -> anyhow::Result<usize> {
     Ok(workers)
 }
 
-/// Loads the AWS configuration and decides the fixed regions (named, or the chain's).
+/// Loads the AWS configuration, assumes the `--via-role` hops and the `--org-role`, and
+/// decides the fixed regions (named, or the chain's).
 async fn connect(config: &Config) -> anyhow::Result<(aws::sdk::SdkAws, Vec<String>)> {
     let profile = config.aws.profile.as_deref();
     let chain = aws::sdk::chain_region(profile).await;
@@ -94,7 +95,12 @@ async fn connect(config: &Config) -> anyhow::Result<(aws::sdk::SdkAws, Vec<Strin
             "no region to call STS in: with --region all or --rerun, set AWS_REGION or a region in your AWS profile"
         );
     };
-    Ok((aws::sdk::connect(profile, &sts_region).await?, fixed))
+    let acting_as = aws::sdk::ActingAs {
+        via_roles: &config.aws.via_roles,
+        org_role: config.aws.org_role.as_deref(),
+    };
+    let aws = aws::sdk::connect(profile, &sts_region, acting_as).await?;
+    Ok((aws, fixed))
 }
 
 /// What stops a run, and the children to stop.
