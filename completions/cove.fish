@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_cove_global_optspecs
-    string join \n t/target= i/ignore= region= exclude-region= allow-unknown-region include-caller filter-name= filter-email= filter-tag= shard= shard-index-env= shard-count= rerun= rerun-only= dry-run r/role= role-session-name= policy= policy-arn= external-id= duration= max-assume-rate= profile= w/workers= fail-fast timeout= max-output-bytes= o/output= output-dir= q/quiet no-ci-summary h/help V/version
+    string join \n t/target= i/ignore= region= exclude-region= allow-unknown-region include-caller filter-name= filter-email= filter-tag= shard= shard-index-env= shard-count= rerun= rerun-only= dry-run r/role= role-session-name= policy= policy-arn= external-id= duration= max-assume-rate= profile= via-role= org-role= w/workers= fail-fast timeout= max-output-bytes= o/output= output-dir= q/quiet no-ci-summary h/help V/version
 end
 
 function __fish_cove_needs_command
@@ -24,8 +24,8 @@ function __fish_cove_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c cove -n "__fish_cove_needs_command" -s t -l target -d 'Account, OU or root ID to run in (repeatable, or comma-separated). An OU or the root means every account beneath it. Default: every account in the organization' -r
-complete -c cove -n "__fish_cove_needs_command" -s i -l ignore -d 'Account, OU or root ID to leave out (repeatable, or comma-separated). An ignore always wins over a target; an ignored OU ignores everything beneath it' -r
+complete -c cove -n "__fish_cove_needs_command" -s t -l target -d 'Account, OU or root ID to run in (repeatable, or comma-separated). An OU or the root means every account beneath it. @FILE reads IDs from a file, one per line (# comments), and @- from standard input. Default: every account in the organization' -r
+complete -c cove -n "__fish_cove_needs_command" -s i -l ignore -d 'Account, OU or root ID to leave out (repeatable, or comma-separated; @FILE as for --target). An ignore always wins over a target; an ignored OU ignores everything beneath it' -r
 complete -c cove -n "__fish_cove_needs_command" -l region -d 'Region to run in (repeatable, or comma-separated). `all` runs every region each account has enabled, asked of the account itself (account:ListRegions). Default: the region of the credential chain (AWS_REGION, the profile)' -r
 complete -c cove -n "__fish_cove_needs_command" -l exclude-region -d 'Leave this region out (repeatable, or comma-separated), for example with `--region all`' -r
 complete -c cove -n "__fish_cove_needs_command" -l filter-name -d 'Keep only accounts whose name matches this regular expression' -r
@@ -37,14 +37,16 @@ complete -c cove -n "__fish_cove_needs_command" -l shard-count -d 'The number of
 complete -c cove -n "__fish_cove_needs_command" -l rerun -d 'Run exactly the account × region pairs that were in Exceptions or FailedAssumeRole in a previous json or jsonl output' -r -F
 complete -c cove -n "__fish_cove_needs_command" -l rerun-only -d 'With --rerun, take only one of the two lists' -r -f -a "failed-assume\t'Only targets whose role could not be assumed'
 exceptions\t'Only targets whose command failed'"
-complete -c cove -n "__fish_cove_needs_command" -s r -l role -d 'Role to assume in each target account' -r
-complete -c cove -n "__fish_cove_needs_command" -l role-session-name -d 'Session name for the assumed role. Default: the role name' -r
+complete -c cove -n "__fish_cove_needs_command" -s r -l role -d 'Role to assume in each target account. Several (repeatable, or comma-separated) are tried in order, and each account uses the first it may assume; only AccessDenied moves on to the next' -r
+complete -c cove -n "__fish_cove_needs_command" -l role-session-name -d 'Session name for the assumed role. Default: the name of the role used' -r
 complete -c cove -n "__fish_cove_needs_command" -l policy -d 'Session policy JSON, or @FILE to read it from a file. Never printed' -r
 complete -c cove -n "__fish_cove_needs_command" -l policy-arn -d 'Managed policy ARN to scope the session with (repeatable)' -r
 complete -c cove -n "__fish_cove_needs_command" -l external-id -d 'External ID required by the role\'s trust policy. Never printed' -r
 complete -c cove -n "__fish_cove_needs_command" -l duration -d 'Session duration in seconds (900 to 43200). Default: the role\'s own default' -r
 complete -c cove -n "__fish_cove_needs_command" -l max-assume-rate -d 'At most N AssumeRole calls per second, to stay under a known STS quota. Default: unlimited' -r
 complete -c cove -n "__fish_cove_needs_command" -l profile -d 'AWS profile that supplies the assuming credentials' -r
+complete -c cove -n "__fish_cove_needs_command" -l via-role -d 'Role ARN to assume before anything else and act as from then on (repeatable, or comma-separated: hops in the order given, each assumed with the previous one\'s credentials). The last hop calls GetCallerIdentity, Organizations and every AssumeRole into a target. Role chains last at most one hour, so --duration is at most 3600' -r
+complete -c cove -n "__fish_cove_needs_command" -l org-role -d 'Role ARN to read the organization through (ListAccounts, the OU walk, tags), assumed with the calling identity (after any --via-role). AssumeRole into the targets still uses the calling identity' -r
 complete -c cove -n "__fish_cove_needs_command" -s w -l workers -d 'How many targets run at once' -r
 complete -c cove -n "__fish_cove_needs_command" -l timeout -d 'Stop a command that runs longer than this (for example 30s, 5m, 1h30m). Its whole process group gets SIGTERM, then SIGKILL after a grace period. Default: no limit' -r
 complete -c cove -n "__fish_cove_needs_command" -l max-output-bytes -d 'Keep at most this much of each command\'s stdout, and as much of its stderr (suffixes K, M, G are powers of 1024). The rest is read and dropped, and the record says so' -r

@@ -30,6 +30,16 @@ Control endpoints (plain HTTP GET on the same port):
 sts:GetCallerIdentity, account:ListRegions, ...) with its protocol's own throttling error: the first N
 answers, then a fraction of the rest (each flag may be repeated, one operation each). They answer
 before anything else, so an AssumeRole throttled this way is not in /_ground/assume-params.
+    /_ground/calls-by-identity  {"organizations:ListAccounts": {"<role ARN>" or "starting": n}, ...}
+                            who signed each call: the role whose assumed keys signed it, or
+                            "starting" for keys moto never issued (the test's own)
+
+Role topologies (cove's --role fallback, --via-role and --org-role):
+    --deny-role-in NAME:ACCOUNT,ACCOUNT   AssumeRole of role NAME is AccessDenied in these accounts
+                                          (names of the sample org, 12-digit IDs, or "management");
+                                          repeatable
+    --short-expiry NAME:SECONDS           AssumeRole answers for role NAME expire after SECONDS
+                                          (to test renewal); repeatable
 
 account:ListRegions (POST /listRegions), which moto lacks, is answered here: every account has
 us-east-1 and eu-west-1 (ENABLED_BY_DEFAULT), and ap-east-1 is ENABLED for --opt-in-names.
@@ -45,6 +55,7 @@ import sys
 import threading
 import uuid
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs
 
 import boto3
@@ -79,6 +90,7 @@ class FaultLayer:
         self.secrets = []
         self.assume_params = []
         self.lock = threading.Lock()
+        self._init_roles()
 
     def _json(self, start_response, payload, status="200 OK"):
         body = json.dumps(payload).encode()
@@ -97,6 +109,7 @@ class FaultLayer:
                 self.throttle_assume = 0.0
                 self.throttle_list_accounts = 0
                 self.throttles.clear()
+                self.denied_roles.clear()
                 return self._json(start_response, {"cleared": True})
         if path == "/_ground/assume-params":
             with self.lock:
@@ -110,6 +123,9 @@ class FaultLayer:
         if path == "/_ground/secrets":
             with self.lock:
                 return self._json(start_response, {"secrets": list(self.secrets)})
+        if path == "/_ground/calls-by-identity":
+            with self.lock:
+                return self._json(start_response, {op: dict(by) for op, by in self.calls_by_identity.items()})
 
         if path == "/listRegions":
             return self._list_regions(environ, start_response)
@@ -132,6 +148,7 @@ class FaultLayer:
         if operation:
             with self.lock:
                 self.calls[operation] += 1
+            self._count_identity(environ, operation)
         if operation and self._throttled(operation):
             return self._throttle_error(operation, start_response)
 
@@ -147,7 +164,11 @@ class FaultLayer:
                 return self._sts_error(start_response, "AccessDenied",
                                        "User: arn:aws:iam::123456789012:user/ground is not authorized to perform: "
                                        f"sts:AssumeRole on resource: {params.get('RoleArn')}")
-            return self._capture_secrets(environ, start_response)
+            if self._role_denied(params):
+                return self._sts_error(start_response, "AccessDenied",
+                                       f"User: {self._identity(environ)} is not authorized to perform: "
+                                       f"sts:AssumeRole on resource: {params.get('RoleArn')}")
+            return self._assume_as_role(environ, start_response, params)
         if operation and operation.startswith("organizations:") and self.no_organization:
             # What AWS answers a standalone account (moto answers an empty list instead).
             return self._org_error(start_response, "AWSOrganizationsNotInUseException",
@@ -190,6 +211,62 @@ class FaultLayer:
             if key:
                 self.key_accounts[key.group(1)] = params.get("RoleArn", "").split(":")[4]
         return [chunks]
+
+    # Role topologies: who signed each call, denials per role and account, short expiries.
+
+    def _init_roles(self):
+        self.key_roles = {}                 # issued AccessKeyId -> the RoleArn it was issued for
+        self.calls_by_identity = {}         # operation -> Counter of identities
+        self.denied_roles = set()           # (role name, account ID)
+        self.short_expiry = {}              # role name -> seconds
+
+    def _identity(self, environ):
+        """The role whose keys signed this request (SigV4 `Credential=AKID/...`), or "starting"."""
+        key = re.search(r"Credential=([^/,\s]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+        with self.lock:
+            return self.key_roles.get(key.group(1) if key else "", "starting")
+
+    def _count_identity(self, environ, operation):
+        identity = self._identity(environ)
+        with self.lock:
+            self.calls_by_identity.setdefault(operation, Counter())[identity] += 1
+
+    @staticmethod
+    def _role_of(role_arn):
+        """(role name with any path, account ID) of a role ARN."""
+        parts = role_arn.split(":", 5)
+        if len(parts) < 6 or not parts[5].startswith("role/"):
+            return "", ""
+        return parts[5][len("role/"):], parts[4]
+
+    def _role_denied(self, params):
+        with self.lock:
+            return self._role_of(params.get("RoleArn", "")) in self.denied_roles
+
+    def _assume_as_role(self, environ, start_response, params):
+        """AssumeRole through moto (and _capture_secrets); remembers which role each issued key
+        belongs to, and shortens the expiry of the roles in --short-expiry."""
+        answer = {}
+
+        def capture(status, headers, exc_info=None):
+            answer["status"], answer["headers"] = status, headers
+
+        body = b"".join(self._capture_secrets(environ, capture))
+        text = body.decode("utf-8", "replace")
+        role_arn = params.get("RoleArn", "")
+        key = re.search(r"<AccessKeyId>([^<]+)<", text)
+        seconds = self.short_expiry.get(self._role_of(role_arn)[0])
+        with self.lock:
+            if key:
+                self.key_roles[key.group(1)] = role_arn
+        if seconds is not None:
+            expires = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+            text = re.sub(r"<Expiration>[^<]*</Expiration>",
+                          f"<Expiration>{expires.strftime('%Y-%m-%dT%H:%M:%SZ')}</Expiration>", text)
+            body = text.encode()
+        headers = [(k, v) for k, v in answer["headers"] if k.lower() != "content-length"]
+        start_response(answer["status"], headers + [("Content-Length", str(len(body)))])
+        return [body]
 
     def _list_regions(self, environ, start_response):
         """account:ListRegions for the account whose assumed keys signed the call."""
@@ -317,6 +394,24 @@ def throttle_specs(firsts, fractions):
     return specs
 
 
+def arm_roles(layer, args, info):
+    """--deny-role-in and --short-expiry, once the organization is built."""
+    layer.calls_by_identity.clear()
+    def account_id(name):
+        if name == "management":
+            return info["caller"]
+        if re.fullmatch(r"\d{12}", name):
+            return name
+        return info["accounts"][name]["id"]
+
+    for spec in args.deny_role_in:
+        role, _, accounts = spec.partition(":")
+        layer.denied_roles.update((role, account_id(a)) for a in accounts.split(",") if a)
+    for spec in args.short_expiry:
+        role, _, seconds = spec.partition(":")
+        layer.short_expiry[role] = int(seconds)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", choices=["standard", "empty", "none"], default="standard",
@@ -344,6 +439,11 @@ def main():
                         help="accounts (by name) whose account:ListRegions is denied")
     parser.add_argument("--hold-parent", default="",
                         help="OU (by name) whose ListAccountsForParent calls wait for /_ground/release")
+    parser.add_argument("--deny-role-in", action="append", default=[], metavar="NAME:ACCOUNT,ACCOUNT",
+                        help="AssumeRole of role NAME is denied in these accounts (names, IDs or "
+                             "'management'); repeatable")
+    parser.add_argument("--short-expiry", action="append", default=[], metavar="NAME:SECONDS",
+                        help="AssumeRole answers for role NAME expire after SECONDS; repeatable")
     parser.add_argument("--info-file")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (the test harness holds it open)")
@@ -381,6 +481,7 @@ def main():
     layer.opt_in_accounts.update(info["accounts"][n]["id"] for n in args.opt_in_names.split(",") if n)
     layer.deny_list_regions.update(
         info["accounts"][n]["id"] for n in args.deny_list_regions_names.split(",") if n)
+    arm_roles(layer, args, info)
 
     line = json.dumps(info)
     if args.info_file:

@@ -9,7 +9,7 @@ use clap::Parser;
 use std::path::PathBuf;
 
 use crate::filters::{parse_regex, parse_tag};
-use crate::ids::{OrgId, parse_org_id};
+use crate::ids::{IdArg, parse_id_arg};
 use crate::merge::RerunOnly;
 use crate::output::Format;
 use crate::plan::{Shard, parse_shard};
@@ -47,16 +47,18 @@ pub struct Cli {
     pub subcommand: Option<Subcommand>,
 
     /// Account, OU or root ID to run in (repeatable, or comma-separated). An OU or the root
-    /// means every account beneath it. Default: every account in the organization.
-    #[arg(short = 't', long = "target", value_name = "ID", value_delimiter = ',',
-          value_parser = parse_org_id, env = "COVE_TARGETS", help_heading = "Targets")]
-    pub targets: Vec<OrgId>,
+    /// means every account beneath it. @FILE reads IDs from a file, one per line (# comments),
+    /// and @- from standard input. Default: every account in the organization.
+    #[arg(short = 't', long = "target", value_name = "ID|@FILE", value_delimiter = ',',
+          value_parser = parse_id_arg, env = "COVE_TARGETS", help_heading = "Targets")]
+    pub targets: Vec<IdArg>,
 
-    /// Account, OU or root ID to leave out (repeatable, or comma-separated). An ignore always
-    /// wins over a target; an ignored OU ignores everything beneath it.
-    #[arg(short = 'i', long = "ignore", value_name = "ID", value_delimiter = ',',
-          value_parser = parse_org_id, env = "COVE_IGNORE", help_heading = "Targets")]
-    pub ignores: Vec<OrgId>,
+    /// Account, OU or root ID to leave out (repeatable, or comma-separated; @FILE as for
+    /// --target). An ignore always wins over a target; an ignored OU ignores everything beneath
+    /// it.
+    #[arg(short = 'i', long = "ignore", value_name = "ID|@FILE", value_delimiter = ',',
+          value_parser = parse_id_arg, env = "COVE_IGNORE", help_heading = "Targets")]
+    pub ignores: Vec<IdArg>,
 
     /// Region to run in (repeatable, or comma-separated). `all` runs every region each account
     /// has enabled, asked of the account itself (account:ListRegions). Default: the region of
@@ -150,18 +152,21 @@ pub struct Cli {
     #[arg(long, help_heading = "Targets")]
     pub dry_run: bool,
 
-    /// Role to assume in each target account.
+    /// Role to assume in each target account. Several (repeatable, or comma-separated) are
+    /// tried in order, and each account uses the first it may assume; only AccessDenied moves on
+    /// to the next.
     #[arg(
         short = 'r',
         long,
         value_name = "NAME",
+        value_delimiter = ',',
         default_value = "OrganizationAccountAccessRole",
         env = "COVE_ROLE",
         help_heading = "Role"
     )]
-    pub role: String,
+    pub role: Vec<String>,
 
-    /// Session name for the assumed role. Default: the role name.
+    /// Session name for the assumed role. Default: the name of the role used.
     #[arg(
         long,
         value_name = "NAME",
@@ -214,6 +219,25 @@ pub struct Cli {
     /// AWS profile that supplies the assuming credentials.
     #[arg(long, value_name = "NAME", env = "COVE_PROFILE", help_heading = "Role")]
     pub profile: Option<String>,
+
+    /// Role ARN to assume before anything else and act as from then on (repeatable, or
+    /// comma-separated: hops in the order given, each assumed with the previous one's
+    /// credentials). The last hop calls GetCallerIdentity, Organizations and every AssumeRole
+    /// into a target. Role chains last at most one hour, so --duration is at most 3600.
+    #[arg(
+        long = "via-role",
+        value_name = "ARN",
+        value_delimiter = ',',
+        env = "COVE_VIA_ROLES",
+        help_heading = "Role"
+    )]
+    pub via_roles: Vec<String>,
+
+    /// Role ARN to read the organization through (ListAccounts, the OU walk, tags), assumed
+    /// with the calling identity (after any --via-role). AssumeRole into the targets still uses
+    /// the calling identity.
+    #[arg(long, value_name = "ARN", env = "COVE_ORG_ROLE", help_heading = "Role")]
+    pub org_role: Option<String>,
 
     /// How many targets run at once.
     #[arg(short = 'w', long, value_name = "N", default_value_t = 20, env = "COVE_WORKERS",

@@ -2,7 +2,7 @@
 //! fails here, before the first AWS call, with a message that names the value.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use crate::cli::Cli;
 use crate::credentials::RoleSpec;
 use crate::filters::Filters;
-use crate::ids::OrgId;
+use crate::ids::{self, IdArg, OrgId};
 use crate::merge;
 use crate::output::Format;
 use crate::plan::Shard;
@@ -52,6 +52,10 @@ pub struct SelectionSettings {
 pub struct AwsSettings {
     pub profile: Option<String>,
     pub max_assume_rate: Option<f64>,
+    /// `--via-role`: role ARNs assumed in order before anything else; the last one acts.
+    pub via_roles: Vec<String>,
+    /// `--org-role`: the role ARN the Organizations calls are made as.
+    pub org_role: Option<String>,
 }
 
 /// How each target's command runs.
@@ -89,20 +93,63 @@ fn is_iam_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)
 }
 
+/// An IAM role name, optionally after a path (`team/Audit`).
+fn is_role_name(role: &str) -> bool {
+    let name = role.rsplit('/').next().unwrap_or(role);
+    (1..=64).contains(&name.len())
+        && role
+            .split('/')
+            .all(|part| !part.is_empty() && part.chars().all(is_iam_name_char))
+}
+
 fn check_role(role: &str) -> anyhow::Result<()> {
     ensure!(
         !role.trim().is_empty(),
         "invalid --role ``: the role name is empty; expected a role name such as OrganizationAccountAccessRole"
     );
-    let name = role.rsplit('/').next().unwrap_or(role);
     ensure!(
-        (1..=64).contains(&name.len())
-            && role
-                .split('/')
-                .all(|part| !part.is_empty() && part.chars().all(is_iam_name_char)),
+        is_role_name(role),
         "invalid --role `{role}`: expected an IAM role name (1 to 64 of A-Z a-z 0-9 + = , . @ _ -), optionally after a path such as team/"
     );
     Ok(())
+}
+
+/// `--via-role` and `--org-role` take a role ARN: `arn:PARTITION:iam::ACCOUNT:role/NAME`.
+fn check_role_arn(flag: &str, arn: &str) -> anyhow::Result<()> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    ensure!(
+        parts.len() == 6
+            && parts[0] == "arn"
+            && !parts[1].is_empty()
+            && parts[2] == "iam"
+            && parts[3].is_empty()
+            && ids::is_account_id(parts[4])
+            && parts[5].strip_prefix("role/").is_some_and(is_role_name),
+        "invalid {flag} `{arn}`: expected a role ARN such as arn:aws:iam::111111111111:role/CoveHub"
+    );
+    Ok(())
+}
+
+/// AWS caps a session reached through a role chain at one hour.
+const ROLE_CHAIN_MAX_SECONDS: i32 = 3600;
+
+/// `--via-role` and `--org-role`, checked; with a chain, `--duration` within its limit.
+fn acting_as(cli: &Cli) -> anyhow::Result<(Vec<String>, Option<String>)> {
+    for arn in &cli.via_roles {
+        check_role_arn("--via-role", arn)?;
+    }
+    if let Some(arn) = &cli.org_role {
+        check_role_arn("--org-role", arn)?;
+    }
+    if let Some(duration) = cli.duration
+        && !cli.via_roles.is_empty()
+        && duration > ROLE_CHAIN_MAX_SECONDS
+    {
+        bail!(
+            "--duration {duration} is above the one-hour limit ({ROLE_CHAIN_MAX_SECONDS} seconds) AWS sets for role-chained sessions; with --via-role, use --duration {ROLE_CHAIN_MAX_SECONDS} or less"
+        );
+    }
+    Ok((cli.via_roles.clone(), cli.org_role.clone()))
 }
 
 fn check_session_name(name: &str) -> anyhow::Result<()> {
@@ -177,22 +224,24 @@ fn shard_from_env(var: &str, count: u32) -> anyhow::Result<Shard> {
 
 /// `--role`, `--role-session-name` and the AssumeRole parameters, checked.
 fn role_spec(cli: &mut Cli) -> anyhow::Result<RoleSpec> {
-    check_role(&cli.role)?;
-    let session_name = match cli.role_session_name.take() {
-        Some(name) => {
-            check_session_name(&name)?;
-            name
-        }
+    let role_names = dedup(&cli.role);
+    for role in &role_names {
+        check_role(role)?;
+    }
+    let session_name = cli.role_session_name.take();
+    match &session_name {
+        Some(name) => check_session_name(name)?,
         None => {
-            let name = cli.role.rsplit('/').next().unwrap_or(&cli.role).to_owned();
-            check_session_name(&name).with_context(|| {
-                format!(
-                    "the session name defaults to the role name `{name}`, which cannot be one; pass --role-session-name"
-                )
-            })?;
-            name
+            for role in &role_names {
+                let name = role.rsplit('/').next().unwrap_or(role);
+                check_session_name(name).with_context(|| {
+                    format!(
+                        "the session name defaults to the role name `{name}`, which cannot be one; pass --role-session-name"
+                    )
+                })?;
+            }
         }
-    };
+    }
     let policy = cli.policy.as_deref().map(read_policy).transpose()?;
     for arn in &cli.policy_arns {
         check_policy_arn(arn)?;
@@ -201,13 +250,60 @@ fn role_spec(cli: &mut Cli) -> anyhow::Result<RoleSpec> {
         check_external_id(id)?;
     }
     Ok(RoleSpec {
-        role_name: cli.role.clone(),
+        role_names,
         session_name,
         policy,
         policy_arns: dedup(&cli.policy_arns),
         external_id: cli.external_id.take().map(Secret::new),
         duration_seconds: cli.duration,
     })
+}
+
+/// `--target` or `--ignore` with every `@FILE` read, in the order given. Standard input (`@-`)
+/// can be read only once in a run. An empty `--target` file is refused: no `--target` at all
+/// would mean the whole organization, which a list that came out empty never meant.
+fn expand_ids(flag: &str, args: &[IdArg], stdin_used: &mut bool) -> anyhow::Result<Vec<OrgId>> {
+    let mut ids = Vec::new();
+    for arg in args {
+        match arg {
+            IdArg::Id(id) => ids.push(id.clone()),
+            IdArg::File(path) => {
+                let (source, listed) = read_id_file(flag, path, stdin_used)?;
+                ensure!(
+                    !listed.is_empty() || flag != "--target",
+                    "{source} holds no IDs; without IDs --target would mean the whole organization"
+                );
+                ids.extend(listed);
+            }
+        }
+    }
+    Ok(dedup(&ids))
+}
+
+/// The IDs of one `@FILE` (or `@-`), and how to name it in messages.
+fn read_id_file(
+    flag: &str,
+    path: &Path,
+    stdin_used: &mut bool,
+) -> anyhow::Result<(String, Vec<OrgId>)> {
+    let (source, text) = if path == Path::new("-") {
+        let source = format!("{flag} @- (standard input)");
+        ensure!(
+            !std::mem::replace(stdin_used, true),
+            "{source}: standard input can be read only once; use @- for one of --target and --ignore"
+        );
+        let text = std::io::read_to_string(std::io::stdin())
+            .with_context(|| format!("cannot read {source}"))?;
+        (source, text)
+    } else {
+        let source = format!("{flag} file `{}`", path.display());
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {source}"))?;
+        (source, text)
+    };
+    let ids = ids::parse_id_list(&text)
+        .map_err(|(line, err)| anyhow::anyhow!("{source}, line {line}: {err}"))?;
+    Ok((source, ids))
 }
 
 /// `--region` and `--exclude-region`, checked against the known regions.
@@ -263,6 +359,7 @@ fn rerun_pairs(cli: &Cli) -> anyhow::Result<Option<BTreeMap<String, Vec<String>>
 impl Config {
     pub fn from_cli(mut cli: Cli) -> anyhow::Result<Config> {
         let role = role_spec(&mut cli)?;
+        let (via_roles, org_role) = acting_as(&cli)?;
         let regions = region_choice(&cli)?;
         let program = cli
             .command
@@ -281,10 +378,13 @@ impl Config {
             _ => cli.shard,
         };
         let rerun = rerun_pairs(&cli)?;
+        let mut stdin_used = false;
+        let targets = expand_ids("--target", &cli.targets, &mut stdin_used)?;
+        let ignores = expand_ids("--ignore", &cli.ignores, &mut stdin_used)?;
         Ok(Config {
             selection: SelectionSettings {
-                targets: dedup(&cli.targets),
-                ignores: dedup(&cli.ignores),
+                targets,
+                ignores,
                 include_caller: cli.include_caller,
                 filters: Filters {
                     name: cli.filter_name,
@@ -300,6 +400,8 @@ impl Config {
             aws: AwsSettings {
                 profile: cli.profile,
                 max_assume_rate: cli.max_assume_rate,
+                via_roles,
+                org_role,
             },
             run: RunSettings {
                 command: cli.command,
@@ -339,7 +441,89 @@ mod tests {
     #[test]
     fn session_name_defaults_to_the_role_name() {
         let c = config(&["-r", "path/Audit", "--", "true"]).unwrap();
-        assert_eq!(c.role.session_name, "Audit");
+        assert_eq!(c.role.first().session_name, "Audit");
+    }
+
+    #[test]
+    fn roles_are_an_ordered_list_from_repeats_and_commas() {
+        let c = config(&["-r", "Bb,Aa", "--role", "Cc", "-r", "Aa", "--", "true"]).unwrap();
+        assert_eq!(c.role.role_names, ["Bb", "Aa", "Cc"]);
+        let c = config(&["--", "true"]).unwrap();
+        assert_eq!(c.role.role_names, ["OrganizationAccountAccessRole"]);
+        let err = config(&["-r", "Good,bad role", "--", "true"]).unwrap_err();
+        assert!(format!("{err:#}").contains("bad role"), "{err:#}");
+    }
+
+    #[test]
+    fn target_files_mix_with_ids_and_bad_lines_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("targets.txt");
+        std::fs::write(&good, "# core\n222222222222\n\nou-ab12-cdef3456 # prod\n").unwrap();
+        let good = format!("@{}", good.display());
+        let c = config(&[
+            "-t",
+            "111111111111",
+            "-t",
+            &good,
+            "-t",
+            "222222222222",
+            "--",
+            "true",
+        ]);
+        let targets: Vec<String> = c
+            .unwrap()
+            .selection
+            .targets
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        assert_eq!(
+            targets,
+            ["111111111111", "222222222222", "ou-ab12-cdef3456"]
+        );
+
+        let bad = dir.path().join("ignores.txt");
+        std::fs::write(&bad, "111111111111\n\n11111111111\n").unwrap();
+        let err = config(&["-i", &format!("@{}", bad.display()), "--", "true"]).unwrap_err();
+        let err = format!("{err:#}");
+        assert!(
+            err.contains(&format!("--ignore file `{}`, line 3", bad.display())),
+            "{err}"
+        );
+        assert!(err.contains("11111111111"), "{err}");
+
+        let empty = dir.path().join("empty.txt");
+        std::fs::write(&empty, "# nothing yet\n").unwrap();
+        let err = config(&["-t", &format!("@{}", empty.display()), "--", "true"]).unwrap_err();
+        assert!(format!("{err:#}").contains("holds no IDs"), "{err:#}");
+        let missing = config(&["-t", "@/nonexistent/ids", "--", "true"]).unwrap_err();
+        assert!(
+            format!("{missing:#}").contains("/nonexistent/ids"),
+            "{missing:#}"
+        );
+    }
+
+    #[test]
+    fn via_and_org_roles_are_role_arns_and_a_chain_caps_the_duration() {
+        let hub = "arn:aws:iam::111111111111:role/team/CoveHub";
+        let c = config(&["--via-role", hub, "--org-role", hub, "--", "true"]).unwrap();
+        assert_eq!(c.aws.via_roles, [hub]);
+        assert_eq!(c.aws.org_role.as_deref(), Some(hub));
+        for bad in [
+            "CoveHub",
+            "arn:aws:iam::1111:role/CoveHub",
+            "arn:aws:iam::111111111111:user/CoveHub",
+            "arn:aws:sts::111111111111:role/CoveHub",
+        ] {
+            for flag in ["--via-role", "--org-role"] {
+                let err = config(&[flag, bad, "--", "true"]).unwrap_err();
+                assert!(err.to_string().contains(bad), "{err}");
+            }
+        }
+        let err = config(&["--via-role", hub, "--duration", "3601", "--", "true"]).unwrap_err();
+        assert!(err.to_string().contains("one-hour limit"), "{err}");
+        config(&["--via-role", hub, "--duration", "3600", "--", "true"]).unwrap();
+        config(&["--org-role", hub, "--duration", "43200", "--", "true"]).unwrap();
     }
 
     #[test]

@@ -9,29 +9,50 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::aws::{AssumeRequest, Aws, AwsError, TempCredentials};
+use crate::aws::{AssumeRequest, Aws, AwsError, ErrorKind, TempCredentials};
 use crate::secret::Secret;
 
-/// How to assume the role in any account; built once from the validated configuration.
+/// How to assume a role in any account; built once from the validated configuration.
 #[derive(Debug, Clone)]
 pub struct RoleSpec {
-    pub role_name: String,
-    pub session_name: String,
+    /// The roles to try in each account, in order (`--role A,B`); the first that can be assumed
+    /// is used. Never empty.
+    pub role_names: Vec<String>,
+    /// `--role-session-name`, for every role; without it each session is named after its role.
+    pub session_name: Option<String>,
     pub policy: Option<Secret>,
     pub policy_arns: Vec<String>,
     pub external_id: Option<Secret>,
     pub duration_seconds: Option<i32>,
 }
 
+/// The role a record names, and its session name: the role that worked, the last one tried,
+/// or, before any was tried, the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleUsed {
+    pub role_name: String,
+    pub session_name: String,
+}
+
 impl RoleSpec {
-    pub fn role_arn(&self, partition: &str, account_id: &str) -> String {
-        format!("arn:{partition}:iam::{account_id}:role/{}", self.role_name)
+    /// One role of the list, with its session name.
+    pub fn role(&self, role_name: &str) -> RoleUsed {
+        let default = role_name.rsplit('/').next().unwrap_or(role_name);
+        RoleUsed {
+            role_name: role_name.to_owned(),
+            session_name: self.session_name.as_deref().unwrap_or(default).to_owned(),
+        }
     }
 
-    fn request(&self, partition: &str, account_id: &str) -> AssumeRequest {
+    /// The first role of the list: what a target names before any role was tried.
+    pub fn first(&self) -> RoleUsed {
+        self.role(&self.role_names[0])
+    }
+
+    fn request(&self, role: &RoleUsed, partition: &str, account_id: &str) -> AssumeRequest {
         AssumeRequest {
-            role_arn: self.role_arn(partition, account_id),
-            session_name: self.session_name.clone(),
+            role_arn: role_arn(&role.role_name, partition, account_id),
+            session_name: role.session_name.clone(),
             policy: self.policy.clone(),
             policy_arns: self.policy_arns.clone(),
             external_id: self.external_id.clone(),
@@ -40,10 +61,41 @@ impl RoleSpec {
     }
 }
 
-type Assumed = Result<Arc<TempCredentials>, AwsError>;
+/// The ARN of `role_name` in an account.
+pub fn role_arn(role_name: &str, partition: &str, account_id: &str) -> String {
+    format!("arn:{partition}:iam::{account_id}:role/{role_name}")
+}
+
+/// An account's credentials, and the role they are for.
+#[derive(Debug)]
+pub struct Assumed {
+    pub role: RoleUsed,
+    pub creds: TempCredentials,
+}
+
+/// Why an account has no credentials: every role tried, in order, with AWS's answer. `role` is
+/// the last one tried.
+#[derive(Debug)]
+pub struct AssumeFailure {
+    pub role: RoleUsed,
+    /// The ARN of each role tried and its error (already redacted).
+    pub tried: Vec<(String, AwsError)>,
+}
+
+impl std::fmt::Display for AssumeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (arn, err)) in self.tried.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "; " };
+            write!(f, "{sep}could not assume {arn}: {err}")?;
+        }
+        Ok(())
+    }
+}
+
+type Got = Result<Arc<Assumed>, Arc<AssumeFailure>>;
 
 /// Credentials with less than this left are renewed before a command starts with them.
-pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+pub const REFRESH_MARGIN: Duration = crate::aws::renew::RENEW_MARGIN;
 
 /// Spaces calls evenly: at most `rate` per second, shared by every caller.
 #[derive(Debug)]
@@ -75,7 +127,7 @@ impl RateLimiter {
 
 /// One account's credentials, and how many planned targets still need them.
 struct Cell {
-    slot: Mutex<Option<Assumed>>,
+    slot: Mutex<Option<Got>>,
     uses_left: AtomicUsize,
 }
 
@@ -191,35 +243,75 @@ impl<A: Aws> CredentialCache<A> {
         err
     }
 
-    /// The account's credentials, valid for at least [`REFRESH_MARGIN`], assuming the role
-    /// on first use and again when they are about to expire.
-    pub async fn get(&self, account_id: &str) -> Assumed {
+    /// The account's credentials, valid for at least [`REFRESH_MARGIN`]. On first use the roles
+    /// are tried in order and the first that can be assumed is kept; only a denial moves on to
+    /// the next role. When the credentials are about to expire, the role that worked is assumed
+    /// again.
+    pub async fn get(&self, account_id: &str) -> Got {
         let cell = self.cell(account_id);
         let mut slot = cell.slot.lock().await;
-        match &*slot {
-            Some(Ok(creds)) if creds.expiration > SystemTime::now() + REFRESH_MARGIN => {
-                return Ok(creds.clone());
+        let renew = match &*slot {
+            Some(Ok(assumed)) if assumed.creds.expiration > SystemTime::now() + REFRESH_MARGIN => {
+                return Ok(assumed.clone());
             }
-            Some(Err(err)) => return Err(err.clone()),
-            _ => {}
+            Some(Ok(assumed)) => Some(assumed.role.role_name.clone()),
+            Some(Err(failure)) => return Err(failure.clone()),
+            None => None,
+        };
+        let roles = match &renew {
+            Some(role) => std::slice::from_ref(role),
+            None => &self.spec.role_names[..],
+        };
+        let got = self.assume_first(account_id, roles).await;
+        *slot = Some(got.clone());
+        got
+    }
+
+    /// Tries `roles` in order until one is assumed or an error other than a denial ends it.
+    async fn assume_first(&self, account_id: &str, roles: &[String]) -> Got {
+        let mut tried = Vec::new();
+        let mut last = self.spec.first();
+        for name in roles {
+            let role = self.spec.role(name);
+            if let Some(rate) = &self.rate {
+                rate.acquire().await;
+            }
+            let request = self.spec.request(&role, &self.partition, account_id);
+            match self.aws.assume_role(&request).await {
+                Ok(creds) => return Ok(Arc::new(Assumed { role, creds })),
+                Err(err) => {
+                    let denied = err.kind == ErrorKind::Denied;
+                    tried.push((request.role_arn, self.redact(err)));
+                    last = role;
+                    if !denied {
+                        break;
+                    }
+                }
+            }
         }
-        if let Some(rate) = &self.rate {
-            rate.acquire().await;
+        Err(Arc::new(AssumeFailure { role: last, tried }))
+    }
+}
+
+#[cfg(test)]
+impl RoleSpec {
+    /// The roles `names`, in order, with nothing else set.
+    pub fn named(names: &[&str]) -> Self {
+        RoleSpec {
+            role_names: names.iter().map(|n| (*n).to_owned()).collect(),
+            session_name: None,
+            policy: None,
+            policy_arns: vec![],
+            external_id: None,
+            duration_seconds: None,
         }
-        let assumed = self
-            .aws
-            .assume_role(&self.spec.request(&self.partition, account_id))
-            .await
-            .map(Arc::new)
-            .map_err(|e| self.redact(e));
-        *slot = Some(assumed.clone());
-        assumed
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::fake::FakeAws;
 
     #[tokio::test(start_paused = true)]
     async fn rate_limiter_spaces_calls() {
@@ -233,15 +325,8 @@ mod tests {
 
     #[tokio::test]
     async fn credentials_are_dropped_after_the_accounts_last_target() {
-        let aws = Arc::new(crate::aws::fake::FakeAws::default());
-        let spec = RoleSpec {
-            role_name: "R".into(),
-            session_name: "R".into(),
-            policy: None,
-            policy_arns: vec![],
-            external_id: None,
-            duration_seconds: None,
-        };
+        let aws = Arc::new(FakeAws::default());
+        let spec = RoleSpec::named(&["R"]);
         let cache = CredentialCache::new(aws.clone(), spec, "aws", ["111111111111"; 2]);
         cache.get("111111111111").await.unwrap();
         cache.release("111111111111");
@@ -258,17 +343,106 @@ mod tests {
 
     #[test]
     fn role_arn_uses_the_partition() {
-        let spec = RoleSpec {
-            role_name: "Audit".into(),
-            session_name: "Audit".into(),
-            policy: None,
-            policy_arns: vec![],
-            external_id: None,
-            duration_seconds: None,
-        };
         assert_eq!(
-            spec.role_arn("aws-cn", "111111111111"),
+            role_arn("Audit", "aws-cn", "111111111111"),
             "arn:aws-cn:iam::111111111111:role/Audit"
         );
+    }
+
+    fn fallback(errors: &[(&str, ErrorKind)]) -> (Arc<FakeAws>, CredentialCache<FakeAws>) {
+        let aws = Arc::new(FakeAws {
+            role_errors: errors
+                .iter()
+                .map(|(role, kind)| ((role.to_string(), "111111111111".to_owned()), *kind))
+                .collect(),
+            ..FakeAws::default()
+        });
+        let spec = RoleSpec::named(&["First", "team/Second", "Third"]);
+        let cache = CredentialCache::new(aws.clone(), spec, "aws", ["111111111111"; 3]);
+        (aws, cache)
+    }
+
+    #[tokio::test]
+    async fn a_denied_role_moves_on_to_the_next_and_the_one_that_worked_is_kept() {
+        let (aws, cache) = fallback(&[("First", ErrorKind::Denied)]);
+        for _ in 0..3 {
+            let assumed = cache.get("111111111111").await.unwrap();
+            assert_eq!(assumed.role.role_name, "team/Second");
+            assert_eq!(
+                assumed.role.session_name, "Second",
+                "named after the role used"
+            );
+        }
+        assert_eq!(
+            *aws.assumed_arns.lock().unwrap(),
+            [
+                "arn:aws:iam::111111111111:role/First",
+                "arn:aws:iam::111111111111:role/team/Second"
+            ],
+            "one successful AssumeRole for the account, however many regions ask"
+        );
+    }
+
+    #[tokio::test]
+    async fn when_every_role_is_denied_the_failure_names_each_and_the_last() {
+        let denied = ErrorKind::Denied;
+        let (aws, cache) = fallback(&[
+            ("First", denied),
+            ("team/Second", denied),
+            ("Third", denied),
+        ]);
+        let failure = cache.get("111111111111").await.unwrap_err();
+        assert_eq!(failure.role.role_name, "Third");
+        let text = failure.to_string();
+        for role in [
+            "role/First: AccessDenied",
+            "role/team/Second: AccessDenied",
+            "role/Third: AccessDenied",
+        ] {
+            assert!(text.contains(role), "{text}");
+        }
+        cache.get("111111111111").await.unwrap_err();
+        assert_eq!(aws.assume_calls(), 3, "a failed account is not tried again");
+    }
+
+    #[tokio::test]
+    async fn only_a_denial_moves_on_throttling_and_other_errors_end_the_account() {
+        for kind in [ErrorKind::Throttled, ErrorKind::Other] {
+            let (aws, cache) = fallback(&[("First", kind)]);
+            let failure = cache.get("111111111111").await.unwrap_err();
+            assert_eq!(failure.role.role_name, "First", "{kind:?}");
+            assert_eq!(failure.tried.len(), 1, "{kind:?}");
+            assert_eq!(
+                aws.assume_calls(),
+                1,
+                "{kind:?}: the next role is not tried"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn renewal_assumes_the_role_that_worked_and_an_explicit_session_name_applies_to_all() {
+        let aws = Arc::new(FakeAws {
+            lifetime: Some(Duration::from_secs(60)),
+            role_errors: [(
+                ("First".to_owned(), "111111111111".to_owned()),
+                ErrorKind::Denied,
+            )]
+            .into(),
+            ..FakeAws::default()
+        });
+        let mut spec = RoleSpec::named(&["First", "Second"]);
+        spec.session_name = Some("audit".into());
+        let cache = CredentialCache::new(aws.clone(), spec, "aws", ["111111111111"; 2]);
+        let first = cache.get("111111111111").await.unwrap();
+        let renewed = cache.get("111111111111").await.unwrap();
+        assert_eq!(first.role.session_name, "audit");
+        assert_eq!(renewed.role.role_name, "Second");
+        assert_eq!(
+            aws.assumed_arns.lock().unwrap().last().unwrap(),
+            "arn:aws:iam::111111111111:role/Second",
+            "renewed with the role that worked, without trying the denied one again"
+        );
+        assert_eq!(aws.assume_calls(), 3);
     }
 }

@@ -21,11 +21,13 @@ struct PlannedTarget<'a> {
     targeted_by: &'a [String],
 }
 
-/// Writes the matrix. With `all_enabled`, each account stands once with the `all` label, since
-/// its regions are discovered only when a real run starts.
+/// Writes the matrix, and the roles each account would try in order (`Roles`). With
+/// `all_enabled`, each account stands once with the `all` label, since its regions are
+/// discovered only when a real run starts.
 pub fn write<W: Write>(
     targets: &[Target],
     via: &BTreeMap<String, Vec<String>>,
+    roles: &[String],
     all_enabled: bool,
     quiet: bool,
     mut out: W,
@@ -42,7 +44,7 @@ pub fn write<W: Write>(
             targeted_by: via.get(&a.id).map(Vec::as_slice).unwrap_or_default(),
         })
         .collect();
-    let doc = serde_json::json!({ "Targets": planned });
+    let doc = serde_json::json!({ "Roles": roles, "Targets": planned });
     written(write_json(&mut out, &doc, pretty), "the dry run to stdout")?;
     let count =
         |f: fn(&Target) -> &str| targets.iter().map(f).collect::<BTreeSet<_>>().len() as u64;

@@ -92,9 +92,41 @@ impl FromStr for OrgId {
     }
 }
 
-/// clap value parser for `--target` / `--ignore`.
+/// clap value parser for one ID.
 pub fn parse_org_id(value: &str) -> Result<OrgId, String> {
     value.parse()
+}
+
+/// A `--target` or `--ignore` value: an ID, or `@FILE` naming a file of them (`@-`: standard
+/// input).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdArg {
+    Id(OrgId),
+    /// The path after `@`; `-` is standard input.
+    File(std::path::PathBuf),
+}
+
+/// clap value parser for `--target` / `--ignore`: an ID, or `@FILE`.
+pub fn parse_id_arg(value: &str) -> Result<IdArg, String> {
+    match value.strip_prefix('@') {
+        Some("") => Err("`@` names no file; expected @FILE, or @- for standard input".into()),
+        Some(path) => Ok(IdArg::File(path.into())),
+        None => value.parse().map(IdArg::Id),
+    }
+}
+
+/// The IDs of a list file: one per line, with blank lines and `#` comments (whole lines or the
+/// end of a line) skipped and the white space around an ID ignored. A bad line is an error with
+/// its 1-based number.
+pub fn parse_id_list(text: &str) -> Result<Vec<OrgId>, (usize, String)> {
+    let mut ids = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let value = line.split('#').next().unwrap_or_default().trim();
+        if !value.is_empty() {
+            ids.push(value.parse().map_err(|e| (i + 1, e))?);
+        }
+    }
+    Ok(ids)
 }
 
 #[cfg(test)]
@@ -138,6 +170,22 @@ mod tests {
                 assert!(err.contains(bad), "{err} does not name {bad}");
             }
         }
+    }
+
+    #[test]
+    fn id_lists_skip_blanks_and_comments_and_name_the_bad_line() {
+        let text = "# prod accounts\n111111111111\n\n  ou-ab12-cdef3456  # core\r\nr-ab12\n";
+        let ids = parse_id_list(text).unwrap();
+        assert_eq!(
+            ids.iter().map(OrgId::as_str).collect::<Vec<_>>(),
+            ["111111111111", "ou-ab12-cdef3456", "r-ab12"]
+        );
+        let (line, err) = parse_id_list("111111111111\n# x\n12345\n").unwrap_err();
+        assert_eq!(line, 3);
+        assert!(err.contains("12345"), "{err}");
+        assert_eq!(parse_id_arg("@ids.txt"), Ok(IdArg::File("ids.txt".into())));
+        assert!(parse_id_arg("@").is_err());
+        assert!(parse_id_arg("1234").unwrap_err().contains("1234"));
     }
 
     proptest::proptest! {

@@ -78,7 +78,8 @@ fn prepare_local(config: &Config) -> anyhow::Result<usize> {
     Ok(workers)
 }
 
-/// Loads the AWS configuration and decides the fixed regions (named, or the chain's).
+/// Loads the AWS configuration, assumes the `--via-role` hops and the `--org-role`, and
+/// decides the fixed regions (named, or the chain's).
 async fn connect(config: &Config) -> anyhow::Result<(aws::sdk::SdkAws, Vec<String>)> {
     let profile = config.aws.profile.as_deref();
     let chain = aws::sdk::chain_region(profile).await;
@@ -98,7 +99,12 @@ async fn connect(config: &Config) -> anyhow::Result<(aws::sdk::SdkAws, Vec<Strin
             "no region to call STS in: with --region all or --rerun, set AWS_REGION or a region in your AWS profile"
         );
     };
-    Ok((aws::sdk::connect(profile, &sts_region).await?, fixed))
+    let acting_as = aws::sdk::ActingAs {
+        via_roles: &config.aws.via_roles,
+        org_role: config.aws.org_role.as_deref(),
+    };
+    let aws = aws::sdk::connect(profile, &sts_region, acting_as).await?;
+    Ok((aws, fixed))
 }
 
 /// What stops a run, and the children to stop.
@@ -365,7 +371,16 @@ impl Run<'_> {
         );
         if self.config.dry_run {
             let quiet = self.config.output.quiet;
-            return dry_run::write(&targets, &chosen.via, all_enabled, quiet, out, pretty);
+            let roles = &self.config.role.role_names;
+            return dry_run::write(
+                &targets,
+                &chosen.via,
+                roles,
+                all_enabled,
+                quiet,
+                out,
+                pretty,
+            );
         }
         if targets.is_empty() && s.shard.is_none() {
             bail!(
@@ -568,25 +583,19 @@ fn discovery_record<A: Aws>(
     failure: plan::DiscoveryFailure,
     shared: &Shared<A>,
 ) -> Record {
-    let (assumed, detail) = match failure {
-        plan::DiscoveryFailure::Assume(e) => (
-            false,
-            format!(
-                "could not assume {}: {e}",
-                shared
-                    .creds
-                    .spec()
-                    .role_arn(&shared.spec.partition, &account.id)
-            ),
-        ),
-        plan::DiscoveryFailure::ListRegions(e) => (
+    let (role, assumed, detail) = match failure {
+        plan::DiscoveryFailure::Assume(failure) => {
+            (failure.role.clone(), false, failure.to_string())
+        }
+        plan::DiscoveryFailure::ListRegions(role, e) => (
+            role,
             true,
             format!(
                 "could not list the account's enabled regions (account:ListRegions) for --region all: {e}"
             ),
         ),
     };
-    runner::account_failure(account, ALL_ENABLED_LABEL, shared, assumed, detail)
+    runner::account_failure(account, ALL_ENABLED_LABEL, shared, (&role, assumed), detail)
 }
 
 /// Hands each finished target to the progress display and the output's writer thread.

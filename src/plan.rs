@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures::{StreamExt, stream};
 
 use crate::aws::{Account, Aws, AwsError};
-use crate::credentials::CredentialCache;
+use crate::credentials::{AssumeFailure, CredentialCache, RoleUsed};
 use crate::regions::Regions;
 
 /// One target: an account and a region.
@@ -77,10 +77,10 @@ pub fn targets(
 /// Why an account's regions could not be discovered for `--region all`.
 #[derive(Debug)]
 pub enum DiscoveryFailure {
-    /// The role could not be assumed.
-    Assume(AwsError),
-    /// The role was assumed, but `account:ListRegions` failed.
-    ListRegions(AwsError),
+    /// No role could be assumed.
+    Assume(Arc<AssumeFailure>),
+    /// `role` was assumed, but `account:ListRegions` failed.
+    ListRegions(RoleUsed, AwsError),
 }
 
 /// How many accounts are asked for their regions at once.
@@ -99,11 +99,11 @@ pub async fn discover_regions<A: Aws>(
         .map(|account| async move {
             let regions = match cache.get(&account.id).await {
                 Err(e) => Err(DiscoveryFailure::Assume(e)),
-                Ok(creds) => cache
+                Ok(assumed) => cache
                     .aws()
-                    .list_enabled_regions(&creds)
+                    .list_enabled_regions(&assumed.creds)
                     .await
-                    .map_err(DiscoveryFailure::ListRegions),
+                    .map_err(|e| DiscoveryFailure::ListRegions(assumed.role.clone(), e)),
             };
             (account, regions)
         })

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::aws::{Account, Aws, TempCredentials};
 use crate::child_env;
-use crate::credentials::CredentialCache;
+use crate::credentials::{CredentialCache, RoleUsed};
 use crate::output::{Outcome, RawOutput, Record, result_value};
 use crate::plan::Target;
 use crate::process::{ChildEnd, Ended, Limits, OUTPUT_GRACE, ProcessGroups, run_child};
@@ -302,19 +302,26 @@ pub fn cancelled<A: Aws>(
 }
 
 /// The record of an account that failed before any region could run (`--region all`
-/// discovery): `FailedAssumeRole`, with `assumed` telling whether the role itself was assumed.
+/// discovery): `FailedAssumeRole`, with `assumed` telling whether `role` itself was assumed.
 pub fn account_failure<A: Aws>(
     account: &Account,
     region: &str,
     shared: &Shared<A>,
-    assumed: bool,
+    (role, assumed): (&RoleUsed, bool),
     detail: String,
 ) -> Record {
     let mut r = base_record(account, region, shared, Instant::now());
+    name_role(&mut r, role);
     r.outcome = Outcome::FailedAssumeRole;
     r.assume_role_success = assumed;
     r.exception_details = Some(detail);
     r
+}
+
+/// The record names the role that worked, or the last one tried.
+fn name_role(r: &mut Record, role: &RoleUsed) {
+    r.role_name.clone_from(&role.role_name);
+    r.role_session_name.clone_from(&role.session_name);
 }
 
 fn base_record<A: Aws>(
@@ -323,7 +330,7 @@ fn base_record<A: Aws>(
     shared: &Shared<A>,
     started: Instant,
 ) -> Record {
-    let role = shared.creds.spec();
+    let role = shared.creds.spec().first();
     Record {
         id: account.id.clone(),
         name: account.name.clone(),
@@ -331,8 +338,8 @@ fn base_record<A: Aws>(
         status: account.status.clone(),
         partition: shared.spec.partition.clone(),
         region: region.to_owned(),
-        role_name: role.role_name.clone(),
-        role_session_name: role.session_name.clone(),
+        role_name: role.role_name,
+        role_session_name: role.session_name,
         assume_role_success: false,
         exit_code: None,
         result: None,
@@ -369,24 +376,20 @@ async fn target_record<A: Aws>(
     };
     let temp = match assumed {
         Ok(temp) => temp,
-        Err(err) => {
+        Err(failure) => {
+            name_role(&mut r, &failure.role);
             r.outcome = Outcome::FailedAssumeRole;
-            r.exception_details = Some(format!(
-                "could not assume {}: {err}",
-                shared
-                    .creds
-                    .spec()
-                    .role_arn(&shared.spec.partition, &account.id)
-            ));
+            r.exception_details = Some(failure.to_string());
             return r;
         }
     };
+    name_role(&mut r, &temp.role);
     r.assume_role_success = true;
     if let Some(reason) = shared.stop.reason() {
         r.exception_details = Some(reason.detail().to_owned());
         return r;
     }
-    let cmd = command(&shared.spec, &temp, &account, &region);
+    let cmd = command(&shared.spec, &temp.creds, &account, &region);
     let child = run_child(cmd, shared.spec.limits, &shared.stop, &shared.groups).await;
     match child {
         Err(err) => {
@@ -514,14 +517,7 @@ mod tests {
     }
 
     fn cache(aws: Arc<FakeAws>, targets: &[Target]) -> Arc<CredentialCache<FakeAws>> {
-        let role = RoleSpec {
-            role_name: "R".into(),
-            session_name: "R".into(),
-            policy: None,
-            policy_arns: vec![],
-            external_id: None,
-            duration_seconds: None,
-        };
+        let role = RoleSpec::named(&["R"]);
         Arc::new(CredentialCache::new(
             aws,
             role,

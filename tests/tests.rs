@@ -12,6 +12,8 @@ mod interrupts;
 mod people;
 #[path = "e2e/readme.rs"]
 mod readme;
+#[path = "e2e/roles.rs"]
+mod roles;
 #[path = "e2e/running.rs"]
 mod running;
 #[path = "e2e/scale_out.rs"]

@@ -24,6 +24,8 @@ pub struct FakeAws {
     pub deny_regions: BTreeSet<String>,
     pub tag_calls: AtomicUsize,
     pub deny_assume: BTreeSet<String>,
+    /// AssumeRole of (role name, account ID) fails with an error of this kind.
+    pub role_errors: BTreeMap<(String, String), ErrorKind>,
     /// How long issued credentials last (default one hour).
     pub lifetime: Option<Duration>,
     pub assume_calls: AtomicUsize,
@@ -182,6 +184,19 @@ impl Aws for FakeAws {
                     "not authorized to perform sts:AssumeRole on {}",
                     request.role_arn
                 ),
+            ));
+        }
+        let role = request.role_arn.split_once(":role/").map_or("", |(_, r)| r);
+        if let Some(kind) = self.role_errors.get(&(role.to_owned(), account.to_owned())) {
+            let code = match kind {
+                ErrorKind::Denied => "AccessDenied",
+                ErrorKind::Throttled => "Throttling",
+                _ => "ServiceUnavailable",
+            };
+            return Err(AwsError::new(
+                *kind,
+                Some(code),
+                format!("AssumeRole of {} failed", request.role_arn),
             ));
         }
         Ok(TempCredentials {

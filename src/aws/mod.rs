@@ -2,6 +2,7 @@
 //! through [`Aws`]; [`sdk::SdkAws`] is the real implementation, and the tests use an in-memory
 //! fake for faults the emulator cannot produce.
 
+pub mod renew;
 pub mod retry;
 pub mod sdk;
 

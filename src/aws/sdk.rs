@@ -2,23 +2,31 @@
 //! standard configuration chain, so `AWS_ENDPOINT_URL` and profiles behave as the SDK documents.
 //! Retries follow [`super::retry`].
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_config::SdkConfig;
+use aws_config::identity::IdentityCache;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 use aws_sdk_organizations::types::Account as SdkAccount;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::types::PolicyDescriptorType;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
+use super::renew::Renewing;
 use super::retry::{self, RetrySettings};
 use super::{Account, AssumeRequest, Aws, AwsError, Caller, ErrorKind, Page, TempCredentials};
 use crate::secret::Secret;
 
-/// The real AWS: one regional STS client and one Organizations client.
+/// The real AWS: one regional STS client (the calling identity: GetCallerIdentity and every
+/// AssumeRole into a target) and one Organizations client (the calling identity, or the
+/// `--org-role`).
 pub struct SdkAws {
     sts: aws_sdk_sts::Client,
     org: aws_sdk_organizations::Client,
-    /// The base configuration, for per-account clients built on assumed credentials.
+    /// The calling configuration, for per-account clients built on assumed credentials.
     base: SdkConfig,
     /// The retry policy of the per-account Account clients, and the one budget they share.
     account_retry: aws_config::retry::RetryConfig,
@@ -26,12 +34,13 @@ pub struct SdkAws {
 }
 
 impl SdkAws {
-    pub fn new(config: &SdkConfig, retry: &RetrySettings) -> Self {
+    /// STS from `config`, Organizations from `org_config`, both with cove's retry policy.
+    pub fn new(config: &SdkConfig, org_config: &SdkConfig, retry: &RetrySettings) -> Self {
         let sts = aws_sdk_sts::config::Builder::from(config)
             .retry_config(retry.for_cove())
             .retry_partition(retry::budget("cove-sts"))
             .build();
-        let org = aws_sdk_organizations::config::Builder::from(config)
+        let org = aws_sdk_organizations::config::Builder::from(org_config)
             .retry_config(retry.for_cove())
             .retry_partition(retry::budget("cove-organizations"))
             .build();
@@ -241,40 +250,109 @@ impl Aws for SdkAws {
     }
 
     async fn assume_role(&self, request: &AssumeRequest) -> Result<TempCredentials, AwsError> {
-        let policy_arns = (!request.policy_arns.is_empty()).then(|| {
-            request
-                .policy_arns
-                .iter()
-                .map(|arn| PolicyDescriptorType::builder().arn(arn).build())
-                .collect()
-        });
-        let out = self
-            .sts
-            .assume_role()
-            .role_arn(&request.role_arn)
-            .role_session_name(&request.session_name)
-            .set_policy(request.policy.as_ref().map(|p| p.expose().to_owned()))
-            .set_policy_arns(policy_arns)
-            .set_external_id(request.external_id.as_ref().map(|e| e.expose().to_owned()))
-            .set_duration_seconds(request.duration_seconds)
-            .send()
-            .await
-            .map_err(aws_error)?;
-        let creds = out.credentials().ok_or_else(|| {
-            AwsError::new(
-                ErrorKind::Other,
-                None,
-                "AssumeRole answered without credentials",
-            )
-        })?;
-        Ok(TempCredentials {
-            access_key_id: creds.access_key_id().to_owned(),
-            secret_access_key: Secret::new(creds.secret_access_key()),
-            session_token: Secret::new(creds.session_token()),
-            expiration: SystemTime::try_from(*creds.expiration())
-                .unwrap_or_else(|_| SystemTime::now()),
+        assume(&self.sts, request).await
+    }
+}
+
+/// `sts:AssumeRole` with `sts`'s credentials.
+async fn assume(
+    sts: &aws_sdk_sts::Client,
+    request: &AssumeRequest,
+) -> Result<TempCredentials, AwsError> {
+    let policy_arns = (!request.policy_arns.is_empty()).then(|| {
+        request
+            .policy_arns
+            .iter()
+            .map(|arn| PolicyDescriptorType::builder().arn(arn).build())
+            .collect()
+    });
+    let out = sts
+        .assume_role()
+        .role_arn(&request.role_arn)
+        .role_session_name(&request.session_name)
+        .set_policy(request.policy.as_ref().map(|p| p.expose().to_owned()))
+        .set_policy_arns(policy_arns)
+        .set_external_id(request.external_id.as_ref().map(|e| e.expose().to_owned()))
+        .set_duration_seconds(request.duration_seconds)
+        .send()
+        .await
+        .map_err(aws_error)?;
+    let creds = out.credentials().ok_or_else(|| {
+        AwsError::new(
+            ErrorKind::Other,
+            None,
+            "AssumeRole answered without credentials",
+        )
+    })?;
+    Ok(TempCredentials {
+        access_key_id: creds.access_key_id().to_owned(),
+        secret_access_key: Secret::new(creds.secret_access_key()),
+        session_token: Secret::new(creds.session_token()),
+        expiration: SystemTime::try_from(*creds.expiration()).unwrap_or_else(|_| SystemTime::now()),
+    })
+}
+
+/// The session name of the roles cove acts as (`--via-role`, `--org-role`).
+const SESSION_NAME: &str = "cove";
+
+/// The SDK's view of a [`Renewing`] role: every request signs with its current credentials,
+/// renewed before they expire.
+struct RoleProvider(Arc<Renewing>);
+
+impl std::fmt::Debug for RoleProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RoleProvider({})", self.0.label)
+    }
+}
+
+impl ProvideCredentials for RoleProvider {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            let creds = self.0.get().await.map_err(|e| {
+                CredentialsError::provider_error(format!("could not renew {}: {e}", self.0.label))
+            })?;
+            Ok(Credentials::new(
+                creds.access_key_id,
+                creds.secret_access_key.expose(),
+                Some(creds.session_token.expose().to_owned()),
+                Some(creds.expiration),
+                "cove-role",
+            ))
         })
     }
+}
+
+/// `from` acting as the role `arn`, assumed with `from`'s credentials. The role is assumed here,
+/// once (a failure is an error that names it by `label`), and renews itself from then on.
+async fn acting_as(from: &SdkConfig, arn: &str, label: String) -> anyhow::Result<SdkConfig> {
+    let sts = aws_sdk_sts::Client::new(from);
+    let request = AssumeRequest {
+        role_arn: arn.to_owned(),
+        session_name: SESSION_NAME.to_owned(),
+        policy: None,
+        policy_arns: vec![],
+        external_id: None,
+        duration_seconds: None,
+    };
+    let role = Arc::new(Renewing::new(
+        label,
+        Box::new(move || {
+            let (sts, request) = (sts.clone(), request.clone());
+            Box::pin(async move { assume(&sts, &request).await })
+        }),
+    ));
+    if let Err(err) = role.get().await {
+        anyhow::bail!("could not assume {}: {err}", role.label);
+    }
+    // The role renews itself; the SDK's own cache would keep credentials past that margin.
+    Ok(from
+        .to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(RoleProvider(role)))
+        .identity_cache(IdentityCache::no_cache())
+        .build())
 }
 
 /// The region the credential chain resolves (environment, then profile), if any.
@@ -286,9 +364,24 @@ pub async fn chain_region(profile: Option<&str>) -> Option<String> {
     chain.build().region().await.map(|r| r.as_ref().to_owned())
 }
 
+/// The roles cove acts as, beyond the starting credentials.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ActingAs<'a> {
+    /// `--via-role`: assumed in order, each with the previous one's credentials; the last is
+    /// the calling identity for everything.
+    pub via_roles: &'a [String],
+    /// `--org-role`: assumed with the calling identity, for the Organizations calls only.
+    pub org_role: Option<&'a str>,
+}
+
 /// The real AWS, from the standard configuration chain (environment, `profile`, endpoints),
-/// with STS called in `sts_region` (a regional endpoint) and cove's retry settings.
-pub async fn connect(profile: Option<&str>, sts_region: &str) -> anyhow::Result<SdkAws> {
+/// with STS called in `sts_region` (a regional endpoint) and cove's retry settings. The
+/// `--via-role` hops and the `--org-role` are assumed here, before anything else.
+pub async fn connect(
+    profile: Option<&str>,
+    sts_region: &str,
+    acting_as_roles: ActingAs<'_>,
+) -> anyhow::Result<SdkAws> {
     let retry = RetrySettings::load(profile).await?;
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_types::region::Region::new(sts_region.to_owned()))
@@ -296,7 +389,17 @@ pub async fn connect(profile: Option<&str>, sts_region: &str) -> anyhow::Result<
     if let Some(profile) = profile {
         loader = loader.profile_name(profile);
     }
-    Ok(SdkAws::new(&loader.load().await, &retry))
+    let mut calling = loader.load().await;
+    let hops = acting_as_roles.via_roles;
+    for (i, arn) in hops.iter().enumerate() {
+        let label = format!("--via-role `{arn}` (hop {} of {})", i + 1, hops.len());
+        calling = acting_as(&calling, arn, label).await?;
+    }
+    let org = match acting_as_roles.org_role {
+        Some(arn) => acting_as(&calling, arn, format!("--org-role `{arn}`")).await?,
+        None => calling.clone(),
+    };
+    Ok(SdkAws::new(&calling, &org, &retry))
 }
 
 #[cfg(test)]

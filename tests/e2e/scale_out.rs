@@ -418,7 +418,7 @@ fn a_dry_run_of_an_empty_shard_prints_an_empty_matrix() {
             .args(["--dry-run", "--shard", "12/12", "--", "true"]),
     );
     run.expect_code(0);
-    assert_eq!(run.doc(), serde_json::json!({"Targets": []}));
+    assert_eq!(run.doc()["Targets"], serde_json::json!([]));
 }
 
 #[test]

@@ -149,6 +149,12 @@ impl Ground {
             .collect()
     }
 
+    /// Calls by `service:Operation`, then by the identity that signed them: the RoleArn whose
+    /// assumed keys signed the call, or `starting` for the test's own keys.
+    pub fn calls_by_identity(&self) -> Value {
+        self.get("/_ground/calls-by-identity")
+    }
+
     /// Lifts every denial and throttle from now on.
     pub fn clear_faults(&self) {
         self.get("/_ground/clear-faults");
