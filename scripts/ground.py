@@ -11,6 +11,7 @@ Usage:
               [--deny-assume ID,ID] [--deny-assume-names NAME,NAME] [--deny-list-accounts]
               [--throttle-assume FRACTION] [--throttle-list-accounts N]
               [--opt-in-names NAME,NAME] [--deny-list-regions-names NAME,NAME] [--hold-parent OU]
+              [--assume-expiry-seconds N]
               [--info-file PATH] [--exit-on-stdin-eof]
 
 Once ready it prints one JSON line (also written to --info-file):
@@ -30,6 +31,7 @@ us-east-1 and eu-west-1 (ENABLED_BY_DEFAULT), and ap-east-1 is ENABLED for --opt
 """
 
 import argparse
+import datetime
 import io
 import json
 import random
@@ -63,6 +65,8 @@ class FaultLayer:
         self.opt_in_accounts = set()
         self.deny_list_regions = set()
         self.calls = Counter()
+        # AssumeRole answers expire this many seconds from now (--assume-expiry-seconds).
+        self.assume_expiry_seconds = None
         # ListAccountsForParent calls for this parent wait until /_ground/release (or 60 s).
         self.hold_parent = None
         self.released = threading.Event()
@@ -169,7 +173,7 @@ class FaultLayer:
     def _capture_secrets(self, environ, start_response):
         body = environ["wsgi.input"].getvalue()
         params = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-        chunks = b"".join(self.app(environ, start_response))
+        chunks = b"".join(self._with_expiry(environ, start_response))
         text = chunks.decode("utf-8", "replace")
         found = re.findall(r"<(?:SecretAccessKey|SessionToken)>([^<]+)<", text)
         key = re.search(r"<AccessKeyId>([^<]+)<", text)
@@ -178,6 +182,23 @@ class FaultLayer:
             if key:
                 self.key_accounts[key.group(1)] = params.get("RoleArn", "").split(":")[4]
         return [chunks]
+
+    def _with_expiry(self, environ, start_response):
+        """moto's AssumeRole answer, its <Expiration> moved to --assume-expiry-seconds from now
+        (so the credentials are already inside the caller's renewal margin)."""
+        if self.assume_expiry_seconds is None:
+            return self.app(environ, start_response)
+        seen = {}
+        body = b"".join(self.app(environ, lambda status, headers, *exc: seen.update(
+            status=status, headers=headers)))
+        expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+            seconds=self.assume_expiry_seconds)
+        body = re.sub(rb"<Expiration>[^<]*</Expiration>",
+                      f"<Expiration>{expiry.strftime('%Y-%m-%dT%H:%M:%SZ')}</Expiration>".encode(),
+                      body)
+        headers = [(k, v) for k, v in seen["headers"] if k.lower() != "content-length"]
+        start_response(seen["status"], headers + [("Content-Length", str(len(body)))])
+        return [body]
 
     def _list_regions(self, environ, start_response):
         """account:ListRegions for the account whose assumed keys signed the call."""
@@ -287,6 +308,8 @@ def main():
                         help="accounts (by name) whose account:ListRegions is denied")
     parser.add_argument("--hold-parent", default="",
                         help="OU (by name) whose ListAccountsForParent calls wait for /_ground/release")
+    parser.add_argument("--assume-expiry-seconds", type=int,
+                        help="AssumeRole answers expire this many seconds from now")
     parser.add_argument("--info-file")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (the test harness holds it open)")
@@ -314,6 +337,7 @@ def main():
     layer.no_organization = args.scenario == "none"
     layer.throttle_assume = args.throttle_assume
     layer.throttle_list_accounts = args.throttle_list_accounts
+    layer.assume_expiry_seconds = args.assume_expiry_seconds
     layer.hold_parent = info["ous"].get(args.hold_parent) if args.hold_parent else None
     layer.deny_assume.update(info["accounts"][n]["id"] for n in args.deny_assume_names.split(",") if n)
     layer.opt_in_accounts.update(info["accounts"][n]["id"] for n in args.opt_in_names.split(",") if n)

@@ -2,6 +2,8 @@
 
 #[path = "e2e/bad_input.rs"]
 mod bad_input;
+#[path = "e2e/endpoint.rs"]
+mod endpoint;
 #[path = "e2e/faults.rs"]
 mod faults;
 #[path = "e2e/interrupts.rs"]
