@@ -28,6 +28,10 @@ Control endpoints (plain HTTP GET on the same port):
 
 account:ListRegions (POST /listRegions), which moto lacks, is answered here: every account has
 us-east-1 and eu-west-1 (ENABLED_BY_DEFAULT), and ap-east-1 is ENABLED for --opt-in-names.
+
+signin:CreateOAuth2Token (POST /v1/token, the refresh of an `aws login` session), which moto
+lacks, is answered here too: fresh keys valid for an hour and a new refresh token, for any
+request that carries a DPoP proof.
 """
 
 import argparse
@@ -107,6 +111,8 @@ class FaultLayer:
 
         if path == "/listRegions":
             return self._list_regions(environ, start_response)
+        if path == "/v1/token":
+            return self._sign_in_token(environ, start_response)
 
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
@@ -199,6 +205,21 @@ class FaultLayer:
         headers = [(k, v) for k, v in seen["headers"] if k.lower() != "content-length"]
         start_response(seen["status"], headers + [("Content-Length", str(len(body)))])
         return [body]
+
+    def _sign_in_token(self, environ, start_response):
+        """signin:CreateOAuth2Token with grant type refresh_token: new keys for an hour."""
+        with self.lock:
+            self.calls["signin:CreateOAuth2Token"] += 1
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        if not environ.get("HTTP_DPOP") or request.get("grantType") != "refresh_token":
+            return self._json(start_response, {"error": "invalid_request"}, status="400 Bad Request")
+        token = {"accessKeyId": "ASIALOGIN" + uuid.uuid4().hex[:11].upper(),
+                 "secretAccessKey": uuid.uuid4().hex, "sessionToken": uuid.uuid4().hex}
+        with self.lock:
+            self.secrets.extend([token["secretAccessKey"], token["sessionToken"]])
+        return self._json(start_response, {"accessToken": token, "tokenType": "aws_sigv4",
+                                           "expiresIn": 3600, "refreshToken": uuid.uuid4().hex})
 
     def _list_regions(self, environ, start_response):
         """account:ListRegions for the account whose assumed keys signed the call."""

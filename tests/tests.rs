@@ -8,6 +8,8 @@ mod endpoint;
 mod faults;
 #[path = "e2e/interrupts.rs"]
 mod interrupts;
+#[path = "e2e/login.rs"]
+mod login;
 #[path = "e2e/people.rs"]
 mod people;
 #[path = "e2e/readme.rs"]
