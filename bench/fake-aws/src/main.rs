@@ -276,7 +276,11 @@ impl<'a> InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        let mut m = self.state.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = self
+            .state
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = m.get_mut(self.key) {
             entry.0 = entry.0.saturating_sub(1);
         }
@@ -309,7 +313,8 @@ impl State {
     }
 
     fn should_throttle(&self) -> bool {
-        self.opts.throttle > 0.0 && ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < self.opts.throttle
+        self.opts.throttle > 0.0
+            && ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < self.opts.throttle
     }
 
     fn count(map: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -401,12 +406,22 @@ fn sts_error(state: &State, status: StatusCode, kind: &str, code: &str, message:
 fn org_error(state: &State, code: &str, message: &str) -> Resp {
     let rid = state.request_id();
     let body = json!({ "__type": code, "Message": message }).to_string();
-    response(StatusCode::BAD_REQUEST, "application/x-amz-json-1.1", &rid, body)
+    response(
+        StatusCode::BAD_REQUEST,
+        "application/x-amz-json-1.1",
+        &rid,
+        body,
+    )
 }
 
 fn org_ok(state: &State, body: Value) -> Resp {
     let rid = state.request_id();
-    response(StatusCode::OK, "application/x-amz-json-1.1", &rid, body.to_string())
+    response(
+        StatusCode::OK,
+        "application/x-amz-json-1.1",
+        &rid,
+        body.to_string(),
+    )
 }
 
 fn sts_get_caller_identity(state: &State) -> Resp {
@@ -435,8 +450,13 @@ fn sts_assume_role(state: &State, params: &HashMap<String, String>) -> Resp {
         && fields[4].bytes().all(|b| b.is_ascii_digit())
         && fields[5].starts_with("role/");
     if !valid {
-        return sts_error(state, StatusCode::BAD_REQUEST, "Sender", "ValidationError",
-            &format!("{role_arn} is invalid"));
+        return sts_error(
+            state,
+            StatusCode::BAD_REQUEST,
+            "Sender",
+            "ValidationError",
+            &format!("{role_arn} is invalid"),
+        );
     }
     let (partition, account) = (fields[1], fields[4]);
     let role_name = fields[5].rsplit('/').next().unwrap_or("role");
@@ -467,7 +487,11 @@ fn sts_assume_role(state: &State, params: &HashMap<String, String>) -> Resp {
 
 /// Applies `MaxResults` (1..=20) and `NextToken` to `len` items: the range to return and the
 /// next token, or an InvalidInputException message.
-fn page(body: &Value, len: usize, op: &str) -> Result<(std::ops::Range<usize>, Option<String>), String> {
+fn page(
+    body: &Value,
+    len: usize,
+    op: &str,
+) -> Result<(std::ops::Range<usize>, Option<String>), String> {
     let max = match body.get("MaxResults") {
         None | Some(Value::Null) => PAGE,
         Some(v) => match v.as_u64() {
@@ -504,37 +528,53 @@ fn org_call(state: &State, op: &str, raw: &[u8]) -> Resp {
     } else {
         match serde_json::from_slice(raw) {
             Ok(v) => v,
-            Err(_) => return org_error(state, "SerializationException", "Start of structure or map found where not expected."),
+            Err(_) => {
+                return org_error(
+                    state,
+                    "SerializationException",
+                    "Start of structure or map found where not expected.",
+                )
+            }
         }
     };
     let org = &state.org;
     let parent = |body: &Value| -> Result<&Children, Resp> {
         let id = body.get("ParentId").and_then(Value::as_str).unwrap_or("");
         org.children.get(id).ok_or_else(|| {
-            org_error(state, "ParentNotFoundException", "We can't find a root or OU with the ParentId that you specified.")
+            org_error(
+                state,
+                "ParentNotFoundException",
+                "We can't find a root or OU with the ParentId that you specified.",
+            )
         })
     };
     let invalid = |m: String| org_error(state, "InvalidInputException", &m);
     match op {
-        "DescribeOrganization" => org_ok(state, json!({
-            "Organization": {
-                "Id": ORG_ID,
-                "Arn": format!("arn:aws:organizations::{CALLER_ACCOUNT}:organization/{ORG_ID}"),
-                "FeatureSet": "ALL",
-                "MasterAccountArn": format!("arn:aws:organizations::{CALLER_ACCOUNT}:account/{ORG_ID}/{CALLER_ACCOUNT}"),
-                "MasterAccountId": CALLER_ACCOUNT,
-                "MasterAccountEmail": "management@bench.example.com",
-                "AvailablePolicyTypes": [{"Type": "SERVICE_CONTROL_POLICY", "Status": "ENABLED"}],
-            }
-        })),
-        "ListRoots" => org_ok(state, json!({
-            "Roots": [{
-                "Id": ROOT_ID,
-                "Arn": format!("arn:aws:organizations::{CALLER_ACCOUNT}:root/{ORG_ID}/{ROOT_ID}"),
-                "Name": "Root",
-                "PolicyTypes": [{"Type": "SERVICE_CONTROL_POLICY", "Status": "ENABLED"}],
-            }]
-        })),
+        "DescribeOrganization" => org_ok(
+            state,
+            json!({
+                "Organization": {
+                    "Id": ORG_ID,
+                    "Arn": format!("arn:aws:organizations::{CALLER_ACCOUNT}:organization/{ORG_ID}"),
+                    "FeatureSet": "ALL",
+                    "MasterAccountArn": format!("arn:aws:organizations::{CALLER_ACCOUNT}:account/{ORG_ID}/{CALLER_ACCOUNT}"),
+                    "MasterAccountId": CALLER_ACCOUNT,
+                    "MasterAccountEmail": "management@bench.example.com",
+                    "AvailablePolicyTypes": [{"Type": "SERVICE_CONTROL_POLICY", "Status": "ENABLED"}],
+                }
+            }),
+        ),
+        "ListRoots" => org_ok(
+            state,
+            json!({
+                "Roots": [{
+                    "Id": ROOT_ID,
+                    "Arn": format!("arn:aws:organizations::{CALLER_ACCOUNT}:root/{ORG_ID}/{ROOT_ID}"),
+                    "Name": "Root",
+                    "PolicyTypes": [{"Type": "SERVICE_CONTROL_POLICY", "Status": "ENABLED"}],
+                }]
+            }),
+        ),
         "ListAccounts" => match page(&body, org.accounts.len(), "ListAccounts") {
             Ok((range, next)) => {
                 let accounts: Vec<Value> = range.map(|i| org.account_json(i)).collect();
@@ -545,8 +585,10 @@ fn org_call(state: &State, op: &str, raw: &[u8]) -> Resp {
         "ListAccountsForParent" => match parent(&body) {
             Ok(children) => match page(&body, children.accounts.len(), "ListAccountsForParent") {
                 Ok((range, next)) => {
-                    let accounts: Vec<Value> =
-                        children.accounts[range].iter().map(|&i| org.account_json(i)).collect();
+                    let accounts: Vec<Value> = children.accounts[range]
+                        .iter()
+                        .map(|&i| org.account_json(i))
+                        .collect();
                     org_ok(state, with_token(json!({ "Accounts": accounts }), next))
                 }
                 Err(m) => invalid(m),
@@ -554,11 +596,20 @@ fn org_call(state: &State, op: &str, raw: &[u8]) -> Resp {
             Err(resp) => resp,
         },
         "ListOrganizationalUnitsForParent" => match parent(&body) {
-            Ok(children) => match page(&body, children.ous.len(), "ListOrganizationalUnitsForParent") {
+            Ok(children) => match page(
+                &body,
+                children.ous.len(),
+                "ListOrganizationalUnitsForParent",
+            ) {
                 Ok((range, next)) => {
-                    let ous: Vec<Value> =
-                        children.ous[range].iter().map(|&i| org.ou_json(i)).collect();
-                    org_ok(state, with_token(json!({ "OrganizationalUnits": ous }), next))
+                    let ous: Vec<Value> = children.ous[range]
+                        .iter()
+                        .map(|&i| org.ou_json(i))
+                        .collect();
+                    org_ok(
+                        state,
+                        with_token(json!({ "OrganizationalUnits": ous }), next),
+                    )
                 }
                 Err(m) => invalid(m),
             },
@@ -574,7 +625,10 @@ fn org_call(state: &State, op: &str, raw: &[u8]) -> Resp {
                 };
                 match page(&body, ids.len(), &format!("ListChildren{kind}")) {
                     Ok((range, next)) => {
-                        let list: Vec<Value> = ids[range].iter().map(|id| json!({"Id": id, "Type": kind})).collect();
+                        let list: Vec<Value> = ids[range]
+                            .iter()
+                            .map(|id| json!({"Id": id, "Type": kind}))
+                            .collect();
                         org_ok(state, with_token(json!({ "Children": list }), next))
                     }
                     Err(m) => invalid(m),
@@ -582,7 +636,11 @@ fn org_call(state: &State, op: &str, raw: &[u8]) -> Resp {
             }
             Err(resp) => resp,
         },
-        _ => org_error(state, "UnknownOperationException", &format!("The action or operation {op} is not supported by this fake")),
+        _ => org_error(
+            state,
+            "UnknownOperationException",
+            &format!("The action or operation {op} is not supported by this fake"),
+        ),
     }
 }
 
@@ -593,16 +651,33 @@ enum Call {
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infallible> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
 
     if parts.method == Method::GET {
         return Ok(match parts.uri.path() {
             "/_fake/calls" => {
-                let calls = state.calls.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                let throttled = state.throttled.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let calls = state
+                    .calls
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let throttled = state
+                    .throttled
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 let total: u64 = calls.values().sum();
-                let peak: BTreeMap<String, u64> = state.in_flight.lock().unwrap_or_else(|e| e.into_inner())
-                    .iter().map(|(k, v)| (k.clone(), v.1)).collect();
+                let peak: BTreeMap<String, u64> = state
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.1))
+                    .collect();
                 response(StatusCode::OK, "application/json", "-",
                     json!({"calls": calls, "throttled": throttled, "total": total, "max_in_flight": peak}).to_string())
             }
@@ -611,10 +686,25 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
                 for v in m.values_mut() {
                     v.1 = v.0;
                 }
-                response(StatusCode::OK, "application/json", "-", "{\"ok\": true}".to_owned())
+                response(
+                    StatusCode::OK,
+                    "application/json",
+                    "-",
+                    "{\"ok\": true}".to_owned(),
+                )
             }
-            "/_fake/health" => response(StatusCode::OK, "application/json", "-", "{\"ok\": true}".to_owned()),
-            _ => response(StatusCode::NOT_FOUND, "text/plain", "-", "not found\n".to_owned()),
+            "/_fake/health" => response(
+                StatusCode::OK,
+                "application/json",
+                "-",
+                "{\"ok\": true}".to_owned(),
+            ),
+            _ => response(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "-",
+                "not found\n".to_owned(),
+            ),
         });
     }
 
@@ -627,11 +717,16 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
         Some(t) => match t.strip_prefix(ORG_TARGET_PREFIX) {
             Some(op) => Call::Org(op.to_owned()),
             None => {
-                return Ok(org_error(&state, "UnknownOperationException", &format!("unknown target {t}")));
+                return Ok(org_error(
+                    &state,
+                    "UnknownOperationException",
+                    &format!("unknown target {t}"),
+                ));
             }
         },
         None => {
-            let mut params: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+            let mut params: HashMap<String, String> =
+                form_urlencoded::parse(&body).into_owned().collect();
             if let Some(q) = parts.uri.query() {
                 for (k, v) in form_urlencoded::parse(q.as_bytes()).into_owned() {
                     params.entry(k).or_insert(v);
@@ -640,7 +735,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
             match params.get("Action").cloned() {
                 Some(action) => Call::Sts(action, params),
                 None => {
-                    return Ok(sts_error(&state, StatusCode::BAD_REQUEST, "Sender", "MissingAction", "Missing Action"));
+                    return Ok(sts_error(
+                        &state,
+                        StatusCode::BAD_REQUEST,
+                        "Sender",
+                        "MissingAction",
+                        "Missing Action",
+                    ));
                 }
             }
         }
@@ -669,8 +770,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
         Call::Sts(action, params) => match action.as_str() {
             "GetCallerIdentity" => sts_get_caller_identity(&state),
             "AssumeRole" => sts_assume_role(&state, &params),
-            other => sts_error(&state, StatusCode::BAD_REQUEST, "Sender", "InvalidAction",
-                &format!("Could not find operation {other} for version 2011-06-15")),
+            other => sts_error(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "Sender",
+                "InvalidAction",
+                &format!("Could not find operation {other} for version 2011-06-15"),
+            ),
         },
         Call::Org(op) => org_call(&state, &op, &body),
     })
