@@ -5,7 +5,9 @@
 //! awsJson 1.1 (`X-Amz-Target: AWSOrganizationsV20161128.<Op>`, JSON both ways), paginated
 //! at 20 like the real service. Every call waits `--latency-ms` (concurrently, on a tokio
 //! timer) before it is answered, and `--throttle` answers that fraction of calls with the
-//! service's own throttling error. `GET /_fake/calls` returns the calls served so far.
+//! service's own throttling error (`--throttle-for` sets it per service or operation).
+//! `GetCallerIdentity` signed with credentials from `AssumeRole` names the assumed role in its
+//! target account, as AWS (and moto) do. `GET /_fake/calls` returns the calls served so far.
 //!
 //! The first line on stdout is `{"endpoint": "http://127.0.0.1:PORT"}`.
 
@@ -36,8 +38,8 @@ const ORG_TARGET_PREFIX: &str = "AWSOrganizationsV20161128.";
 const PAGE: usize = 20;
 
 const USAGE: &str = "\
-usage: fake-aws [--accounts N] [--ous-per-level K] [--depth D] [--latency-ms MS]
-                [--throttle FRACTION] [--port PORT] [--seed N]
+usage: fake-aws [--accounts N] [--ous-per-level K] [--depth D] [--ous N] [--latency-ms MS]
+                [--throttle FRACTION] [--throttle-for KEY=FRACTION]... [--port PORT] [--seed N]
                 [--max-seconds S] [--exit-on-stdin-eof]
 
   --accounts N          member accounts (default 50); the management account
@@ -45,9 +47,14 @@ usage: fake-aws [--accounts N] [--ous-per-level K] [--depth D] [--latency-ms MS]
   --ous-per-level K     OUs under each parent (default 3)
   --depth D             levels of OUs below the root (default 2); 0 = no OUs.
                         Accounts are spread round-robin over the root and every OU
+  --ous N               instead: a flat layout of N OUs under the root, the member
+                        accounts round-robin over those N OUs only (none at the root)
   --latency-ms MS       delay before every AWS answer (default 50), concurrent
   --throttle FRACTION   answer this fraction of AWS calls with a throttling error
                         (STS: Throttling; Organizations: TooManyRequestsException)
+  --throttle-for KEY=F  the fraction for one service (sts, organizations) or one
+                        operation (sts:AssumeRole, organizations:ListAccounts); the most
+                        specific KEY wins, then --throttle. Repeatable
   --port PORT           port on 127.0.0.1 (default 0: any free port)
   --seed N              seed for the throttling choice (default 1)
   --max-seconds S       exit after S seconds whatever happens (default 3600)
@@ -63,8 +70,12 @@ struct Options {
     accounts: usize,
     ous_per_level: usize,
     depth: usize,
+    /// `--ous N`: N OUs under the root, every member account in one of them.
+    flat_ous: Option<usize>,
     latency: Duration,
     throttle: f64,
+    /// `--throttle-for`: service (`sts`) or operation (`sts:AssumeRole`) to a fraction.
+    throttle_for: HashMap<String, f64>,
     port: u16,
     seed: u64,
     max_seconds: u64,
@@ -81,8 +92,10 @@ fn parse_args() -> Options {
         accounts: 50,
         ous_per_level: 3,
         depth: 2,
+        flat_ous: None,
         latency: Duration::from_millis(50),
         throttle: 0.0,
+        throttle_for: HashMap::new(),
         port: 0,
         seed: 1,
         max_seconds: 3600,
@@ -117,11 +130,28 @@ fn parse_args() -> Options {
             "--ous-per-level" => o.ous_per_level = num(&key, value()),
             "--depth" => o.depth = num(&key, value()),
             "--latency-ms" => o.latency = Duration::from_millis(num(&key, value())),
+            "--ous" => o.flat_ous = Some(num(&key, value())),
             "--throttle" => {
                 o.throttle = num(&key, value());
                 if !(0.0..=1.0).contains(&o.throttle) {
                     die("--throttle must be between 0 and 1");
                 }
+            }
+            "--throttle-for" => {
+                let v = value();
+                let Some((what, fraction)) = v.split_once('=') else {
+                    die(format!("--throttle-for: expected KEY=FRACTION, got `{v}`"));
+                };
+                if !matches!(what.split(':').next(), Some("sts" | "organizations")) {
+                    die(format!(
+                        "--throttle-for: `{what}` is neither sts, organizations, nor SERVICE:Operation"
+                    ));
+                }
+                let fraction: f64 = num(&key, fraction.to_owned());
+                if !(0.0..=1.0).contains(&fraction) {
+                    die("--throttle-for: the fraction must be between 0 and 1");
+                }
+                o.throttle_for.insert(what.to_owned(), fraction);
             }
             "--port" => o.port = num(&key, value()),
             "--seed" => o.seed = num(&key, value()),
@@ -167,7 +197,23 @@ struct Org {
 }
 
 impl Org {
+    /// `--ous N`: N OUs under the root and the member accounts spread over them only.
+    fn build_flat(members: usize, ous: usize) -> Org {
+        Org::build_tree(members, ous, 1, ous == 0)
+    }
+
     fn build(members: usize, ous_per_level: usize, depth: usize) -> Org {
+        Org::build_tree(members, ous_per_level, depth, true)
+    }
+
+    /// OUs `ous_per_level` under every parent, `depth` levels deep; member accounts
+    /// round-robin over every OU, and over the root too when `members_at_root`.
+    fn build_tree(
+        members: usize,
+        ous_per_level: usize,
+        depth: usize,
+        members_at_root: bool,
+    ) -> Org {
         let mut ous = Vec::new();
         let mut children: HashMap<String, Children> = HashMap::new();
         children.insert(ROOT_ID.to_owned(), Children::default());
@@ -190,6 +236,7 @@ impl Org {
             level = next;
         }
         let parents: Vec<String> = std::iter::once(ROOT_ID.to_owned())
+            .filter(|_| members_at_root)
             .chain(ous.iter().map(|o| o.id.clone()))
             .collect();
 
@@ -256,6 +303,16 @@ struct State {
     /// Calls being served right now, and the most ever served at once, by operation.
     in_flight: Mutex<BTreeMap<String, (u64, u64)>>,
     sequence: AtomicU64,
+    /// Access key IDs handed out by AssumeRole, to whom they belong (for GetCallerIdentity).
+    sessions: Mutex<HashMap<String, Identity>>,
+}
+
+/// Who a GetCallerIdentity call is from.
+#[derive(Clone)]
+struct Identity {
+    account: String,
+    arn: String,
+    user_id: String,
 }
 
 /// Counts one call in flight for as long as it lives.
@@ -312,9 +369,21 @@ impl State {
         )
     }
 
-    fn should_throttle(&self) -> bool {
-        self.opts.throttle > 0.0
-            && ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < self.opts.throttle
+    /// The throttled fraction for `key` (`sts:AssumeRole`): the operation's, its service's, or
+    /// `--throttle`.
+    fn throttle_fraction(&self, key: &str) -> f64 {
+        let service = key.split(':').next().unwrap_or(key);
+        let o = &self.opts;
+        o.throttle_for
+            .get(key)
+            .or_else(|| o.throttle_for.get(service))
+            .copied()
+            .unwrap_or(o.throttle)
+    }
+
+    fn should_throttle(&self, key: &str) -> bool {
+        let fraction = self.throttle_fraction(key);
+        fraction > 0.0 && ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < fraction
     }
 
     fn count(map: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -424,10 +493,35 @@ fn org_ok(state: &State, body: Value) -> Resp {
     )
 }
 
-fn sts_get_caller_identity(state: &State) -> Resp {
+/// The access key ID of a SigV4-signed request (`Credential=AKID/date/region/service/...`).
+fn access_key_id(headers: &hyper::HeaderMap) -> Option<&str> {
+    let auth = headers.get("authorization")?.to_str().ok()?;
+    let credential = auth.split("Credential=").nth(1)?;
+    credential.split('/').next()
+}
+
+/// The caller (the management account's user), or the assumed role whose access key signed
+/// the call, as AWS answers after AssumeRole.
+fn sts_get_caller_identity(state: &State, access_key: Option<&str>) -> Resp {
+    let assumed = access_key.and_then(|key| {
+        let sessions = state.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.get(key).cloned()
+    });
+    let (arn, user_id, account) = match &assumed {
+        Some(who) => (
+            xml_escape(&who.arn),
+            xml_escape(&who.user_id),
+            who.account.as_str(),
+        ),
+        None => (
+            CALLER_ARN.to_owned(),
+            CALLER_USER_ID.to_owned(),
+            CALLER_ACCOUNT,
+        ),
+    };
     let rid = state.request_id();
     let body = format!(
-        "<GetCallerIdentityResponse xmlns=\"{STS_NS}\">\n  <GetCallerIdentityResult>\n    <Arn>{CALLER_ARN}</Arn>\n    <UserId>{CALLER_USER_ID}</UserId>\n    <Account>{CALLER_ACCOUNT}</Account>\n  </GetCallerIdentityResult>\n  <ResponseMetadata>\n    <RequestId>{rid}</RequestId>\n  </ResponseMetadata>\n</GetCallerIdentityResponse>\n"
+        "<GetCallerIdentityResponse xmlns=\"{STS_NS}\">\n  <GetCallerIdentityResult>\n    <Arn>{arn}</Arn>\n    <UserId>{user_id}</UserId>\n    <Account>{account}</Account>\n  </GetCallerIdentityResult>\n  <ResponseMetadata>\n    <RequestId>{rid}</RequestId>\n  </ResponseMetadata>\n</GetCallerIdentityResponse>\n"
     );
     response(StatusCode::OK, "text/xml", &rid, body)
 }
@@ -476,6 +570,18 @@ fn sts_assume_role(state: &State, params: &HashMap<String, String>) -> Resp {
     }
     token.push_str(account);
     let role_id = format!("AROA{:016X}", splitmix64(k1 ^ 0x5a5a));
+    state
+        .sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(
+            access_key_id.clone(),
+            Identity {
+                account: account.to_owned(),
+                arn: format!("arn:{partition}:sts::{account}:assumed-role/{role_name}/{session}"),
+                user_id: format!("{role_id}:{session}"),
+            },
+        );
     let rid = state.request_id();
     let session = xml_escape(session);
     let body = format!(
@@ -538,15 +644,16 @@ fn org_call(state: &State, op: &str, raw: &[u8]) -> Resp {
         }
     };
     let org = &state.org;
-    let parent = |body: &Value| -> Result<&Children, Resp> {
+    let parent = |body: &Value| -> Option<&Children> {
         let id = body.get("ParentId").and_then(Value::as_str).unwrap_or("");
-        org.children.get(id).ok_or_else(|| {
-            org_error(
-                state,
-                "ParentNotFoundException",
-                "We can't find a root or OU with the ParentId that you specified.",
-            )
-        })
+        org.children.get(id)
+    };
+    let parent_not_found = || {
+        org_error(
+            state,
+            "ParentNotFoundException",
+            "We can't find a root or OU with the ParentId that you specified.",
+        )
     };
     let invalid = |m: String| org_error(state, "InvalidInputException", &m);
     match op {
@@ -575,6 +682,20 @@ fn org_call(state: &State, op: &str, raw: &[u8]) -> Resp {
                 }]
             }),
         ),
+        "DescribeAccount" => {
+            let id = body.get("AccountId").and_then(Value::as_str).unwrap_or("");
+            match org.accounts.iter().position(|a| a.id == id) {
+                Some(i) => org_ok(state, json!({ "Account": org.account_json(i) })),
+                None if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) => org_error(
+                    state,
+                    "AccountNotFoundException",
+                    "You specified an account that doesn't exist.",
+                ),
+                None => invalid(format!(
+                    "1 validation error detected: Value '{id}' at 'accountId' failed to satisfy constraint: Member must satisfy regular expression pattern: ^\\d{{12}}$"
+                )),
+            }
+        }
         "ListAccounts" => match page(&body, org.accounts.len(), "ListAccounts") {
             Ok((range, next)) => {
                 let accounts: Vec<Value> = range.map(|i| org.account_json(i)).collect();
@@ -583,7 +704,7 @@ fn org_call(state: &State, op: &str, raw: &[u8]) -> Resp {
             Err(m) => invalid(m),
         },
         "ListAccountsForParent" => match parent(&body) {
-            Ok(children) => match page(&body, children.accounts.len(), "ListAccountsForParent") {
+            Some(children) => match page(&body, children.accounts.len(), "ListAccountsForParent") {
                 Ok((range, next)) => {
                     let accounts: Vec<Value> = children.accounts[range]
                         .iter()
@@ -593,10 +714,10 @@ fn org_call(state: &State, op: &str, raw: &[u8]) -> Resp {
                 }
                 Err(m) => invalid(m),
             },
-            Err(resp) => resp,
+            None => parent_not_found(),
         },
         "ListOrganizationalUnitsForParent" => match parent(&body) {
-            Ok(children) => match page(
+            Some(children) => match page(
                 &body,
                 children.ous.len(),
                 "ListOrganizationalUnitsForParent",
@@ -613,10 +734,10 @@ fn org_call(state: &State, op: &str, raw: &[u8]) -> Resp {
                 }
                 Err(m) => invalid(m),
             },
-            Err(resp) => resp,
+            None => parent_not_found(),
         },
         "ListChildren" => match parent(&body) {
-            Ok(children) => {
+            Some(children) => {
                 let kind = body.get("ChildType").and_then(Value::as_str).unwrap_or("");
                 let ids: Vec<&str> = match kind {
                     "ACCOUNT" => children.accounts.iter().map(|&i| org.accounts[i].id.as_str()).collect(),
@@ -634,7 +755,7 @@ fn org_call(state: &State, op: &str, raw: &[u8]) -> Resp {
                     Err(m) => invalid(m),
                 }
             }
-            Err(resp) => resp,
+            None => parent_not_found(),
         },
         _ => org_error(
             state,
@@ -708,6 +829,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
         });
     }
 
+    let access_key = access_key_id(&parts.headers).map(str::to_owned);
     let target = parts
         .headers
         .get("x-amz-target")
@@ -757,7 +879,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
         tokio::time::sleep(state.opts.latency).await;
     }
 
-    if state.should_throttle() {
+    if state.should_throttle(&key) {
         State::count(&state.throttled, &key);
         return Ok(match call {
             Call::Sts(..) => sts_error(&state, StatusCode::BAD_REQUEST, "Sender", "Throttling", "Rate exceeded"),
@@ -768,7 +890,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
 
     Ok(match call {
         Call::Sts(action, params) => match action.as_str() {
-            "GetCallerIdentity" => sts_get_caller_identity(&state),
+            "GetCallerIdentity" => sts_get_caller_identity(&state, access_key.as_deref()),
             "AssumeRole" => sts_assume_role(&state, &params),
             other => sts_error(
                 &state,
@@ -797,13 +919,17 @@ async fn serve(opts: Options) {
         .await
         .unwrap_or_else(|e| die(format!("cannot listen on 127.0.0.1:{}: {e}", opts.port)));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(opts.port);
-    let org = Org::build(opts.accounts, opts.ous_per_level, opts.depth);
+    let org = match opts.flat_ous {
+        Some(n) => Org::build_flat(opts.accounts, n),
+        None => Org::build(opts.accounts, opts.ous_per_level, opts.depth),
+    };
     eprintln!(
-        "fake-aws: 127.0.0.1:{port}: {} member accounts + the management account, {} OUs, latency {} ms, throttle {}, exits after {} s",
+        "fake-aws: 127.0.0.1:{port}: {} member accounts + the management account, {} OUs, latency {} ms, throttle {} {:?}, exits after {} s",
         opts.accounts,
         org.ous.len(),
         opts.latency.as_millis(),
         opts.throttle,
+        opts.throttle_for,
         opts.max_seconds
     );
     {
@@ -833,6 +959,7 @@ async fn serve(opts: Options) {
         throttled: Mutex::new(BTreeMap::new()),
         in_flight: Mutex::new(BTreeMap::new()),
         sequence: AtomicU64::new(0),
+        sessions: Mutex::new(HashMap::new()),
     });
     let accept = async move {
         loop {
@@ -879,6 +1006,30 @@ mod tests {
         assert_eq!((r, n), (40..45, None));
         assert!(page(&json!({"MaxResults": 21}), 45, "X").is_err());
         assert!(page(&json!({"NextToken": "nope"}), 45, "X").is_err());
+    }
+
+    #[test]
+    fn flat_org() {
+        let org = Org::build_flat(5000, 50);
+        assert_eq!(org.ous.len(), 50);
+        let root = &org.children[ROOT_ID];
+        assert_eq!((root.ous.len(), root.accounts.len()), (50, 1));
+        for ou in &org.ous {
+            assert_eq!(org.children[&ou.id].accounts.len(), 100);
+        }
+    }
+
+    #[test]
+    fn access_key_of_a_signed_call() {
+        let mut h = hyper::HeaderMap::new();
+        h.insert(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=ASIAXYZ/20240101/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=ab"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(access_key_id(&h), Some("ASIAXYZ"));
+        assert_eq!(access_key_id(&hyper::HeaderMap::new()), None);
     }
 
     #[test]
