@@ -889,7 +889,8 @@ def targets(results):
                     f"peak PSS of the whole tree {fmt(m.get('tree_pss_mb'), '{:.0f}')} MB "
                     f"(RSS {fmt(m.get('tree_rss_mb'), '{:.0f}')} MB over at most {fmt(m.get('tree_procs'), '{:.0f}')} processes; "
                     f"largest single process {fmt(m['maxrss_mb'], '{:.0f}')} MB)")
-        add("W7 real child (information): cove + `aws sts get-caller-identity` vs botocove in-process, 200 targets", None,
+        add(f"W7 real child (information): cove + `aws sts get-caller-identity` vs botocove in-process, "
+            f"{c20['targets']:,} targets", None,
             f"cove w=20: {desc(c20)}; botocove w=20: {desc(boto7)}; "
             f"cove/botocove wall {c20['median']['wall_s'] / boto7['median']['wall_s']:.2f}, "
             f"CPU {c20['median']['cpu_s'] / boto7['median']['cpu_s']:.2f}")
