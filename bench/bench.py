@@ -33,6 +33,12 @@ ROOT = BENCH.parent
 COVE = ROOT / "target" / "release" / "cove"
 FAKE = ROOT / "target" / "fake-aws" / "release" / "fake-aws"
 FLOOR = ROOT / "target" / "fake-aws" / "release" / "spawn-floor"
+STAMP = ROOT / "target" / "fake-aws" / "release" / "spawn-stamp"
+# W6's "before": cove at the parent of the streamed OU walk, built by bench/lib.sh build_before.
+BEFORE_COMMIT = "9f84907"
+COVE_BEFORE = ROOT / "target" / "before" / "target" / "release" / "cove"
+# W7's child: the AWS CLI pinned in bench/requirements.txt, in the same venv as this driver.
+AWS_CLI = Path(sys.executable).parent / "aws"
 BOTOCOVE_RUN = BENCH / "botocove_run.py"
 TIME = "/usr/bin/time"
 RESULTS = BENCH / "results"
@@ -82,14 +88,18 @@ def log(msg):
 class Fake:
     """bench/fake-aws on a free loopback port; dies with this driver (stdin EOF) or by itself."""
 
-    def __init__(self, accounts, latency_ms, logdir, max_seconds):
+    def __init__(self, accounts, latency_ms, logdir, max_seconds, opts=None):
+        """opts: {"ous": N} for the flat layout of N OUs (W6); {"throttle_for": {KEY: F}} for
+        per-service throttling (W8). Without them, the 12-OU tree of W1-W5."""
+        opts = opts or {}
         self.accounts = accounts
         self.latency_ms = latency_ms
-        self.err = open(logdir / f"fake-{accounts}-{latency_ms}ms.log", "w")
+        self.err = open(logdir / f"fake-{accounts}-{latency_ms}ms-{fake_tag(opts)}.log", "w")
+        layout = ["--ous", str(opts["ous"])] if "ous" in opts else ["--ous-per-level", "3", "--depth", "2"]
+        throttle = [a for k, f in sorted(opts.get("throttle_for", {}).items()) for a in ("--throttle-for", f"{k}={f}")]
         self.proc = subprocess.Popen(
-            [str(FAKE), "--accounts", str(accounts), "--latency-ms", str(latency_ms),
-             "--ous-per-level", "3", "--depth", "2",
-             "--exit-on-stdin-eof", "--max-seconds", str(int(max_seconds))],
+            [str(FAKE), "--accounts", str(accounts), "--latency-ms", str(latency_ms)] + layout + throttle +
+            ["--exit-on-stdin-eof", "--max-seconds", str(int(max_seconds))],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
             start_new_session=True,
         )
@@ -121,32 +131,93 @@ class Fake:
         self.err.close()
 
 
-def call_delta(before, after):
+def fake_tag(opts):
+    """A short, stable name for a fake's options (file names, keys)."""
+    return json.dumps(opts or {}, sort_keys=True)
+
+
+def delta(before, after):
     out = {}
-    for op, n in after["calls"].items():
-        d = n - before["calls"].get(op, 0)
+    for op, n in after.items():
+        d = n - before.get(op, 0)
         if d:
             out[op] = d
-    throttled = sum(after["throttled"].values()) - sum(before["throttled"].values())
-    return out, throttled
+    return out
+
+
+def call_delta(before, after):
+    throttled = delta(before["throttled"], after["throttled"])
+    return delta(before["calls"], after["calls"]), sum(throttled.values()), throttled
 
 
 # --------------------------------------------------------------------------------------------
 # Measuring one run
 
 
-def measure(argv, env, out_path, err_path, timeout_s):
+class TreeSampler(threading.Thread):
+    """Every `interval` s, the summed RSS and PSS of every process in session `sid` (the tool
+    and all its children: cove puts each child in its own process group, not its own
+    session). /usr/bin/time's %M is the largest single process; this is what they hold
+    together. Used only where children are big (W7): it costs a few ms of CPU per sample."""
+
+    PAGE = os.sysconf("SC_PAGE_SIZE")
+
+    def __init__(self, sid, interval=0.1):
+        super().__init__(daemon=True)
+        self.sid, self.interval = sid, interval
+        self.done = threading.Event()
+        self.peak_rss = self.peak_pss = 0
+        self.peak_procs = 0
+
+    def run(self):
+        while not self.done.wait(self.interval):
+            self.sample()
+
+    def sample(self):
+        rss = pss = procs = 0
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat", "rb") as f:
+                    st = f.read()
+                fields = st[st.rfind(b")") + 2:].split()  # fields[0] is stat field 3 (state)
+                if int(fields[3]) != self.sid:  # field 6: session
+                    continue
+                procs += 1
+                rss += int(fields[21]) * self.PAGE  # field 24: rss in pages
+                with open(f"/proc/{d}/smaps_rollup", "rb") as f:
+                    for line in f:
+                        if line.startswith(b"Pss:"):
+                            pss += int(line.split()[1]) * 1024
+                            break
+            except (OSError, ValueError, IndexError):
+                continue  # gone in between
+        self.peak_rss = max(self.peak_rss, rss)
+        self.peak_pss = max(self.peak_pss, pss)
+        self.peak_procs = max(self.peak_procs, procs)
+
+
+def measure(argv, env, out_path, err_path, timeout_s, sample_tree=False):
     """Runs argv to the end: wall from perf_counter, CPU from wait4(2) (microseconds; the
     children it reaped included), peak RSS from /usr/bin/time's %M. (The rusage maxrss that
     wait4 gives for a child forked from this Python process counts the Python RSS it had
-    before exec; /usr/bin/time is small, so its %M is the tool's own peak.)"""
+    before exec; /usr/bin/time is small, so its %M is the tool's own peak, or its largest
+    child's when that is larger.) `started_epoch` is the wall clock (time.time()) just before
+    the fork, for W6's child stamps. With `sample_tree`, the peak summed RSS and PSS of the
+    tool and all its children too (TreeSampler)."""
     rss_path = str(out_path) + ".time"
     argv = [TIME, "-o", rss_path, "-f", "%M"] + list(argv)
+    sampler = None
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        started_epoch = time.time()
         started = time.perf_counter()
         proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=err, start_new_session=True)
         LIVE.add(proc)
+        if sample_tree:
+            sampler = TreeSampler(proc.pid)
+            sampler.start()
         timed_out = threading.Event()
 
         def expire():
@@ -166,6 +237,9 @@ def measure(argv, env, out_path, err_path, timeout_s):
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         LIVE.discard(proc)
+        if sampler:
+            sampler.done.set()
+            sampler.join()
     maxrss_kb = None
     try:
         with open(rss_path) as f:
@@ -180,6 +254,9 @@ def measure(argv, env, out_path, err_path, timeout_s):
         "maxrss_mb": maxrss_kb / 1024.0 if maxrss_kb is not None else None,
         "exit_code": proc.returncode,
         "timed_out": timed_out.is_set(),
+        "started_epoch": started_epoch,
+        **({"tree_rss_mb": sampler.peak_rss / 2**20, "tree_pss_mb": sampler.peak_pss / 2**20,
+            "tree_procs": sampler.peak_procs} if sampler else {}),
     }
 
 
@@ -201,13 +278,35 @@ def clean_env(endpoint, home, extra=None):
 # Checking one run's output
 
 
-def check_output(path, kind, accounts, regions):
-    """One record per account x region, all in Results, none twice. Returns (ok, detail)."""
-    expected = accounts * len(regions)
+def account_id(i):
+    """The fake's member account number i."""
+    return f"{200_000_000_000 + i:012d}"
+
+
+def check_output(path, kind, accounts, regions, want_ids=None, allow_failed=False, result_check=None):
+    """One record per account x region, none twice. Returns (ok, detail, info).
+
+    want_ids: the accounts that must be there (default: all `accounts` members). Without
+    allow_failed every record must be in Results; with it (W8) a record elsewhere is a lost
+    target, counted in info["lost"], not a failed check. result_check(record) -> error or None
+    looks at each Results record (W7: the child's output names the target account)."""
+    want_ids = want_ids if want_ids is not None else [account_id(i) for i in range(accounts)]
+    expected = len(want_ids) * len(regions)
     records = []
     summary = None
+    result_problems = []
+
+    def take(obj, outcome):
+        records.append((obj.get("Id"), obj.get("Region"), outcome))
+        if result_check and outcome == "Result" and len(result_problems) < 3:
+            problem = result_check(obj)
+            if problem:
+                result_problems.append(problem)
+
     try:
-        if kind == "jsonl":
+        if allow_failed and os.path.getsize(path) == 0:
+            pass  # W8: cove gave up before writing anything; every target is missing
+        elif kind == "jsonl":
             with open(path, "rb") as f:
                 for line in f:
                     if not line.strip():
@@ -216,21 +315,32 @@ def check_output(path, kind, accounts, regions):
                     if "Summary" in obj:
                         summary = obj["Summary"]
                     else:
-                        records.append((obj.get("Id"), obj.get("Region"), obj.get("Outcome")))
-            if summary is None:
-                return False, "no Summary line at the end of the jsonl output"
+                        take(obj, obj.get("Outcome"))
+            if summary is None and not allow_failed:
+                return False, "no Summary line at the end of the jsonl output", {}
         else:
             with open(path, "rb") as f:
                 doc = json.load(f)
             for key, outcome in (("Results", "Result"), ("Exceptions", "Exception"),
                                  ("FailedAssumeRole", "FailedAssumeRole")):
                 for r in doc.get(key, []):
-                    records.append((r.get("Id"), r.get("Region"), outcome))
+                    take(r, outcome)
     except (OSError, ValueError) as e:
-        return False, f"unreadable output: {e}"
+        return False, f"unreadable output: {e}", {}
     unique = {(i, r) for i, r, _ in records}
     bad = [x for x in records if x[2] != "Result"]
-    want = {(f"{200_000_000_000 + i:012d}", r) for i in range(accounts) for r in regions}
+    want = {(i, r) for i in want_ids for r in regions}
+    info = {
+        "records": len(records),
+        "lost": len(bad),
+        "lost_by_outcome": {o: sum(1 for x in bad if x[2] == o) for o in sorted({x[2] for x in bad})},
+        # Accounts with a record that got past AssumeRole: each needed one successful AssumeRole.
+        "assumed_accounts": len({i for i, _, o in records if o != "FailedAssumeRole"}),
+        "expected": expected,
+        "missing": len(want - unique),
+        "unexpected": len(unique - want),
+        "duplicated": len(records) - len(unique),
+    }
     problems = []
     if len(records) != expected:
         problems.append(f"{len(records)} records, expected {expected}")
@@ -238,13 +348,30 @@ def check_output(path, kind, accounts, regions):
         problems.append(f"{len(records) - len(unique)} duplicated Id x Region")
     if unique != want:
         problems.append(f"{len(want - unique)} targets missing, {len(unique - want)} unexpected")
-    if bad:
+    if bad and not allow_failed:
         problems.append(f"{len(bad)} not in Results (first: {bad[0]})")
-    if summary is not None and summary.get("Results") != expected:
+    if summary is not None and not allow_failed and summary.get("Results") != expected:
         problems.append(f"Summary says {summary}")
+    if result_problems:
+        problems.append("child output: " + "; ".join(result_problems))
     if problems:
-        return False, "; ".join(problems)
-    return True, f"{len(records)} records, {len(unique)} unique Id x Region"
+        return False, "; ".join(problems), info
+    lost = f", {len(bad)} lost ({info['lost_by_outcome']})" if bad else ""
+    return True, f"{len(records)} records, {len(unique)} unique Id x Region{lost}", info
+
+
+def names_its_account(record):
+    """W7: the child's output (aws sts get-caller-identity, or botocove's in-process call) must
+    name the record's account, so the child really ran with that account's credentials."""
+    result = record.get("Result")
+    if isinstance(result, str):
+        try:
+            result = json.loads(result)
+        except ValueError:
+            pass
+    if not isinstance(result, dict) or result.get("Account") != record.get("Id"):
+        return f"{record.get('Id')}: Result {str(result)[:120]!r} does not name the account"
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -252,19 +379,50 @@ def check_output(path, kind, accounts, regions):
 
 
 def variant(label, tool, accounts, regions, workers, latency_ms=50, output="json", timeout_s=RUN_TIMEOUT_S,
-            skip_after_timeout=False):
-    return {
+            skip_after_timeout=False, **more):
+    """One thing measured. `more` (all optional, all plain JSON for the results file):
+    fake: the fake's options (Fake); build: "before" runs cove at BEFORE_COMMIT (W6);
+    target_ous: run cove with --target naming these OUs of the flat layout (1-based, W6);
+    child: "stamp" (spawn-stamp, W6) or "aws-sts" (the AWS CLI's get-caller-identity, W7);
+    output_dir: run cove with --output-dir (W5); allow_failed: a target outside Results is
+    lost, not a failed check (W8); sample_tree: measure the whole process tree's memory (W7)."""
+    v = {
         "label": label, "tool": tool, "accounts": accounts, "regions": REGIONS[:regions],
         "workers": workers, "latency_ms": latency_ms, "output": output,
         "targets": accounts * regions, "timeout_s": timeout_s,
         "skip_after_timeout": skip_after_timeout,
     }
+    v.update(more)
+    if v.get("target_ous"):
+        v["targets"] = len(wanted_ids(v)) * regions
+    return v
+
+
+def wanted_ids(v):
+    """The accounts a variant runs in: all members, or those of its target OUs. In the flat
+    layout (--ous N) member i sits in OU number (i % N) + 1."""
+    if not v.get("target_ous"):
+        return None
+    n = v["fake"]["ous"]
+    ous = set(v["target_ous"])
+    return [account_id(i) for i in range(v["accounts"]) if (i % n) + 1 in ous]
+
+
+def ou_id(n):
+    return f"ou-ab12-{n:08x}"
 
 
 def floor_variant(label, targets, workers, accounts, regions, latency_ms=50):
     v = variant(label, "spawn-floor", accounts, regions, workers, latency_ms)
     v["targets"] = targets
     return v
+
+
+W6_OUS = 50
+W6_TARGET_OUS = [1, 2, 3, 4, 5]
+# W8: 10 % of every Organizations call and 30 % of AssumeRole calls are throttled.
+W8_THROTTLE = {"organizations": 0.1, "sts:AssumeRole": 0.3}
+W7_WORKERS = (1, 2, 4, 8, 20)
 
 
 def workloads(jsonl, smoke):
@@ -275,8 +433,28 @@ def workloads(jsonl, smoke):
              floor_variant("spawn-floor", 200, 20, 100, 2, latency_ms=20)]
         if jsonl:
             v.insert(1, variant("cove jsonl", "cove", 100, 2, 20, latency_ms=20, output="jsonl"))
-        return {"SMOKE": {"about": "100 accounts x 2 regions, 20 ms latency, workers 20 (no timing asserted)",
-                          "variants": v}}
+        smoke_w = {"SMOKE": {"about": "100 accounts x 2 regions, 20 ms latency, workers 20 (no timing asserted)",
+                             "variants": v}}
+        # Small forms of W6 and W8 (cove as built only; no 'before' build, no AWS CLI): they
+        # check that the driver's new paths and the fake's answers still fit together.
+        smoke_w["SMOKE-W6"] = {
+            "about": "W6 in small: 200 accounts in 10 OUs, --target 2 OUs, spawn-stamp child (checks only)",
+            "variants": [variant("cove", "cove", 200, 1, 20, latency_ms=20, fake={"ous": 10},
+                                 target_ous=[1, 2], child="stamp")]}
+        # AssumeRole only: a ListAccounts page throttled on every attempt would fail the whole
+        # run (W8 reports that; the suite must not flake on it).
+        smoke_w["SMOKE-W8"] = {
+            "about": "W8 in small: 100 accounts x 2 regions, 30 % of AssumeRole calls throttled "
+                     "(checks every target is reported once; lost ones are counted, not failed)",
+            "variants": [variant("cove storm", "cove", 100, 2, 20, latency_ms=5,
+                                 fake={"throttle_for": {"sts:AssumeRole": W8_THROTTLE["sts:AssumeRole"]}},
+                                 allow_failed=True)]}
+        if jsonl:
+            smoke_w["SMOKE-W5"] = {
+                "about": "W5's --output-dir form in small: 100 accounts x 2 regions, jsonl (checks only)",
+                "variants": [variant("cove outdir", "cove", 100, 2, 20, latency_ms=20, output="jsonl",
+                                     output_dir=True)]}
+        return smoke_w
     return {
         "W1": {"about": "1,000 accounts x 1 region, 50 ms latency, workers 20",
                "variants": [variant("cove", "cove", 1000, 1, 20),
@@ -296,57 +474,156 @@ def workloads(jsonl, smoke):
                "variants": [x for w in (1, 20, 100, 500) for x in (
                    variant(f"cove w={w}", "cove", 1000, 1, w),
                    floor_variant(f"spawn-floor w={w}", 1000, w, 1000, 1))]},
-        "W5": {"about": f"10,000 accounts x 3 regions vs 1,000 x 3, 50 ms latency, workers 20, cove --output {out}",
+        "W5": {"about": f"10,000 accounts x 3 regions vs 1,000 x 3, 50 ms latency, workers 20, cove --output {out}; "
+                        f"and the same with --output-dir",
                "variants": [variant("cove 10000x3", "cove", 10000, 3, 20, output=out),
                             variant("cove 1000x3", "cove", 1000, 3, 20, output=out),
+                            variant("cove 10000x3 outdir", "cove", 10000, 3, 20, output=out, output_dir=True),
+                            variant("cove 1000x3 outdir", "cove", 1000, 3, 20, output=out, output_dir=True),
                             floor_variant("spawn-floor 30000", 30000, 20, 10000, 3),
                             floor_variant("spawn-floor 3000", 3000, 20, 1000, 3)]},
+        "W6": {"about": f"time to first command: 5,000 accounts in {W6_OUS} OUs, --target {len(W6_TARGET_OUS)} OUs "
+                        f"(500 accounts x 1 region), 50 ms latency, workers 20, child spawn-stamp; "
+                        f"cove before ({BEFORE_COMMIT}) and after the streamed OU walk",
+               "variants": [variant(f"cove {label}", "cove", 5000, 1, 20, fake={"ous": W6_OUS},
+                                    target_ous=W6_TARGET_OUS, child="stamp", build=build)
+                            for label, build in (("after", "current"), (f"before {BEFORE_COMMIT}", "before"))]},
+        "W7": {"about": "a real child: 200 accounts x 1 region, 50 ms latency; cove runs `aws sts get-caller-identity` "
+                        f"(workers {', '.join(map(str, W7_WORKERS))}); botocove calls get_caller_identity in-process "
+                        "(workers 20)",
+               "variants": [variant("botocove w=20", "botocove", 200, 1, 20, child="aws-sts", sample_tree=True)] +
+                           [variant(f"cove w={w}", "cove", 200, 1, w, child="aws-sts", sample_tree=True)
+                            for w in sorted(W7_WORKERS, reverse=True)]},
+        "W8": {"about": "throttling storm with default settings: 2,000 accounts x 2 regions, 50 ms latency, workers 20; "
+                        "10 % of Organizations and 30 % of AssumeRole calls throttled, against the same unthrottled; "
+                        "no AWS_MAX_ATTEMPTS or other retry setting",
+               "variants": [variant("cove unthrottled", "cove", 2000, 2, 20),
+                            variant("cove storm", "cove", 2000, 2, 20, fake={"throttle_for": W8_THROTTLE},
+                                    allow_failed=True)]},
     }
 
 
-def command_for(v):
+def cove_bin(v):
+    return COVE_BEFORE if v.get("build") == "before" else COVE
+
+
+def command_for(v, run_dir=None):
+    """run_dir: a fresh directory for this run's stamps (W6) or --output-dir (W5)."""
     regions = ",".join(v["regions"])
+    child = CHILD
+    if v.get("child") == "stamp":
+        child = [str(STAMP), str(run_dir / "stamps")]
+    elif v.get("child") == "aws-sts":
+        child = [str(AWS_CLI), "sts", "get-caller-identity"]
     if v["tool"] == "cove":
-        argv = [str(COVE), "--workers", str(v["workers"]), "--region", regions]
+        argv = [str(cove_bin(v)), "--workers", str(v["workers"]), "--region", regions]
         if v["output"] == "jsonl":
             argv += ["--output", "jsonl"]
-        return argv + ["--"] + CHILD
+        if v.get("target_ous"):
+            argv += ["--target", ",".join(ou_id(n) for n in v["target_ous"])]
+        if v.get("output_dir"):
+            argv += ["--output-dir", str(run_dir / "out")]
+        return argv + ["--"] + child
     if v["tool"] == "botocove":
+        if v.get("child") == "aws-sts":
+            # botocove's natural form: the same call in-process, on the session it built.
+            return [sys.executable, str(BOTOCOVE_RUN), "--workers", str(v["workers"]),
+                    "--regions", regions, "--call", "sts:get_caller_identity"]
         return [sys.executable, str(BOTOCOVE_RUN), "--workers", str(v["workers"]),
-                "--regions", regions, "--"] + CHILD
-    return [str(FLOOR), "--count", str(v["targets"]), "--concurrency", str(v["workers"]), "--"] + CHILD
+                "--regions", regions, "--"] + child
+    return [str(FLOOR), "--count", str(v["targets"]), "--concurrency", str(v["workers"]), "--"] + child
+
+
+def missing_binary(v):
+    """Why a variant cannot run here (a binary not built), or None."""
+    if v["tool"] == "cove" and not cove_bin(v).exists():
+        return (f"{cove_bin(v)} is missing: build it with `bench/lib.sh`'s build_before "
+                f"(bench/run does, unless BENCH_NO_BUILD is set)")
+    if v.get("child") == "stamp" and not STAMP.exists():
+        return f"{STAMP} is missing"
+    if v.get("child") == "aws-sts" and v["tool"] == "cove" and not AWS_CLI.exists():
+        return f"{AWS_CLI} is missing: awscli is pinned in bench/requirements.txt"
+    return None
+
+
+def first_child(run_dir, started_epoch, expected):
+    """W6: seconds from the tool's start to the first and the median child's stamp."""
+    stamps = []
+    for f in (run_dir / "stamps").iterdir():
+        try:
+            stamps.append(float(f.read_text().strip()))
+        except (OSError, ValueError):
+            pass
+    stamps.sort()
+    out = {"stamps": len(stamps)}
+    if stamps:
+        out["first_child_s"] = stamps[0] - started_epoch
+        out["median_child_s"] = stamps[len(stamps) // 2] - started_epoch
+    if len(stamps) != expected:
+        out["problem"] = f"{len(stamps)} child stamps, expected {expected}"
+    return out
+
+
+def output_dir_check(run_dir, v):
+    """W5 --output-dir: one directory per account, one per region in it, and the size on disk."""
+    out = run_dir / "out"
+    try:
+        accounts = [d for d in out.iterdir() if d.is_dir()]
+    except OSError as e:
+        return {"problem": f"no --output-dir: {e}"}
+    info = {"account_dirs": len(accounts), "results_json": (out / "results.json").exists()}
+    if len(accounts) != v["accounts"]:
+        info["problem"] = f"{len(accounts)} account directories in --output-dir, expected {v['accounts']}"
+    else:
+        sample = accounts[0]
+        regions = sorted(d.name for d in sample.iterdir() if d.is_dir())
+        if regions != sorted(v["regions"]) or not (sample / regions[0] / "stdout").exists():
+            info["problem"] = f"{sample}: regions {regions}, stdout there: {(sample / regions[0] / 'stdout').exists()}"
+    return info
+
+
+def fake_key(v):
+    return (v["accounts"], v["latency_ms"], fake_tag(v.get("fake")))
 
 
 def run_workload(name, spec, reps, tmp):
     fakes = {}
     max_seconds = 4 * 3600
     for v in spec["variants"]:
-        key = (v["accounts"], v["latency_ms"])
-        if key not in fakes:
-            fakes[key] = Fake(v["accounts"], v["latency_ms"], tmp, max_seconds)
-    for v in spec["variants"]:
         v["runs"] = []
         v["checks"] = []
+        why = missing_binary(v)
+        if why:
+            v["skipped"] = why
+            v["missing"] = True
+            log(f"{name} {v['label']}: NOT RUN: {why}")
+            continue
+        if fake_key(v) not in fakes:
+            fakes[fake_key(v)] = Fake(v["accounts"], v["latency_ms"], tmp, max_seconds, v.get("fake"))
     try:
         for rep in range(reps):
             for v in spec["variants"]:
                 if v.get("skipped"):
                     continue
-                fake = fakes[(v["accounts"], v["latency_ms"])]
+                fake = fakes[fake_key(v)]
                 home = tempfile.mkdtemp(dir=tmp, prefix="home-")
+                run_dir = Path(tempfile.mkdtemp(dir=tmp, prefix="run-"))
+                (run_dir / "stamps").mkdir()
                 extra = {"AWS_DEFAULT_REGION": "us-east-1"} if v["tool"] == "botocove" else None
                 env = clean_env(fake.endpoint, home, extra)
                 out_path = tmp / "run.out"
                 err_path = tmp / "run.err"
                 fake.reset_max_in_flight()
                 before = fake.calls()
-                m = measure(command_for(v), env, out_path, err_path, v["timeout_s"])
+                m = measure(command_for(v, run_dir), env, out_path, err_path, v["timeout_s"],
+                            sample_tree=v.get("sample_tree", False))
                 after = fake.calls()
-                calls, throttled = call_delta(before, after)
+                calls, throttled, throttled_by_op = call_delta(before, after)
                 m["max_assume_in_flight"] = after.get("max_in_flight", {}).get("sts:AssumeRole", 0) if calls.get("sts:AssumeRole") else 0
                 m["aws_calls"] = sum(calls.values())
                 m["aws_calls_by_op"] = calls
                 m["throttled"] = throttled
+                m["throttled_by_op"] = throttled_by_op
                 m["rep"] = rep + 1
                 if m["timed_out"]:
                     ok, detail = False, f"timed out after {v['timeout_s']} s"
@@ -354,22 +631,59 @@ def run_workload(name, spec, reps, tmp):
                     ok = m["exit_code"] == 0
                     detail = open(out_path).read().strip() if ok else open(err_path).read()[-500:]
                 else:
-                    ok, detail = check_output(out_path, v["output"], v["accounts"], v["regions"])
-                    if ok and m["exit_code"] != 0:
+                    ok, detail, info = check_output(
+                        out_path, v["output"], v["accounts"], v["regions"], want_ids=wanted_ids(v),
+                        allow_failed=v.get("allow_failed", False),
+                        result_check=names_its_account if v.get("child") == "aws-sts" else None)
+                    m["lost"] = info.get("lost")
+                    m["lost_by_outcome"] = info.get("lost_by_outcome")
+                    if (not ok and v.get("allow_failed") and m["exit_code"] not in (0, 1) and info
+                            and not info["unexpected"] and not info["duplicated"]):
+                        # W8: cove gave up on the whole run (a listing call throttled on every
+                        # attempt). The targets it never reported are lost too: what W8 measures.
+                        m["lost"] = info["lost"] + info["missing"]
+                        m["lost_by_outcome"]["never reported (the run failed)"] = info["missing"]
+                        m["run_failed"] = True
+                        ok, detail = True, (f"cove failed the run (exit {m['exit_code']}): {info['missing']} of "
+                                            f"{info['expected']} targets never reported, {info['lost']} more not in Results: "
+                                            + open(err_path, errors="replace").read()[-300:].replace("\n", " "))
+                    # cove exits 1 when a target failed; that is what W8 measures, not a fault.
+                    if ok and m["exit_code"] != 0 and not (v.get("allow_failed") and (m.get("run_failed") or info["lost"])):
                         ok, detail = False, f"exit code {m['exit_code']}"
-                    if ok and v["tool"] == "cove" and calls.get("sts:AssumeRole") != v["accounts"]:
-                        ok, detail = False, f"{calls.get('sts:AssumeRole')} AssumeRole calls for {v['accounts']} accounts"
+                    assumed = calls.get("sts:AssumeRole", 0) - throttled_by_op.get("sts:AssumeRole", 0)
+                    want_assumed = info.get("assumed_accounts") if v.get("allow_failed") else \
+                        len(wanted_ids(v) or range(v["accounts"]))
+                    if ok and v["tool"] == "cove" and not m.get("run_failed") and assumed != want_assumed:
+                        ok, detail = False, (f"{assumed} successful AssumeRole calls for {want_assumed} accounts "
+                                             f"({calls.get('sts:AssumeRole')} calls, "
+                                             f"{throttled_by_op.get('sts:AssumeRole', 0)} throttled)")
+                    if v.get("child") == "stamp":
+                        m.update(first_child(run_dir, m["started_epoch"], v["targets"]))
+                        if ok and m.get("problem"):
+                            ok, detail = False, m["problem"]
+                    if v.get("output_dir"):
+                        m["output_dir"] = output_dir_check(run_dir, v)
+                        if ok and m["output_dir"].get("problem"):
+                            ok, detail = False, m["output_dir"]["problem"]
                 if not ok and not m["timed_out"]:
                     detail += " | stderr: " + open(err_path, errors="replace").read()[-800:].replace("\n", " ")
                 m["check_ok"], m["check"] = ok, detail
                 v["runs"].append(m)
+                more = ""
+                if "first_child_s" in m:
+                    more += f"  first child {m['first_child_s']:6.2f} s"
+                if "tree_pss_mb" in m:
+                    more += f"  tree pss {m['tree_pss_mb']:6.1f} MB ({m['tree_procs']} procs)"
+                if throttled:
+                    more += f"  throttled {throttled}"
                 log(f"{name} rep {rep + 1}/{reps} {v['label']:<20} wall {m['wall_s']:7.2f} s  cpu {m['cpu_s']:6.2f} s  "
                     f"rss {fmt(m['maxrss_mb'], '{:6.1f}')} MB  aws calls {m['aws_calls']:6d}  "
-                    f"max AssumeRole in flight {m['max_assume_in_flight']:4d}  "
+                    f"max AssumeRole in flight {m['max_assume_in_flight']:4d}{more}  "
                     f"{'ok' if ok else 'CHECK FAILED'}: {detail[:300]}")
                 if m["timed_out"] and v.get("skip_after_timeout"):
                     v["skipped"] = f"timed out after {v['timeout_s']} s in rep {rep + 1}; not repeated"
                 shutil.rmtree(home, ignore_errors=True)
+                shutil.rmtree(run_dir, ignore_errors=True)
     finally:
         for f in fakes.values():
             f.stop()
@@ -387,13 +701,19 @@ def summarize(name, spec):
         med = {k: median([r[k] for r in runs]) for k in ("wall_s", "cpu_s", "user_s", "sys_s", "maxrss_mb", "aws_calls")}
         med["max_assume_in_flight"] = median([r.get("max_assume_in_flight", 0) for r in runs])
         med["assume_calls"] = median([r["aws_calls_by_op"].get("sts:AssumeRole", 0) for r in runs])
+        # Only some workloads have these (W6: child stamps; W7: the process tree; W8: lost targets).
+        for k in ("first_child_s", "median_child_s", "tree_rss_mb", "tree_pss_mb", "tree_procs", "lost", "throttled"):
+            xs = [r[k] for r in runs if r.get(k) is not None]
+            if xs:
+                med[k] = median(xs)
         v["median"] = med
         v["all_checks_ok"] = bool(v["runs"]) and all(r["check_ok"] for r in v["runs"])
         if v["tool"] == "spawn-floor":
             floors[(v["targets"], v["workers"])] = v
     for v in spec["variants"]:
         med = v["median"]
-        if v["tool"] == "cove":
+        # The floor is for the `true` child over the whole organization (W1-W5, W8).
+        if v["tool"] == "cove" and not v.get("child") and not v.get("target_ous"):
             fl = floors.get((v["targets"], v["workers"]))
             assume_bound = v["accounts"] * v["latency_ms"] / 1000.0 / v["workers"]
             spawn_bound = fl["median"]["wall_s"] if fl else None
@@ -442,8 +762,18 @@ def table(results):
                 fmt(m["maxrss_mb"], "{:.1f}"), fmt(m["aws_calls"], "{:,.0f}"),
                 fmt(m.get("max_assume_in_flight") or None, "{:.0f}"),
                 fmt(f.get("floor_s")), fmt(f.get("wall_over_floor"), "{:.2f}x"),
-                ("ok" if v["all_checks_ok"] else ("TIMEOUT" if v.get("skipped") else "FAIL")) + f" ({len(v['runs'])} runs)",
+                check_word(v),
             ])
+    return render(head, lines)
+
+
+def check_word(v):
+    if v.get("missing"):
+        return "NOT RUN"
+    return ("ok" if v["all_checks_ok"] else ("TIMEOUT" if v.get("skipped") else "FAIL")) + f" ({len(v['runs'])} runs)"
+
+
+def render(head, lines):
     widths = [max(len(str(r[i])) for r in [head] + lines) for i in range(len(head))]
     out = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |",
            "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
@@ -451,6 +781,29 @@ def table(results):
         out.append("| " + " | ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w)
                                      for i, (c, w) in enumerate(zip(r, widths))) + " |")
     return "\n".join(out)
+
+
+def extra_table(results):
+    """The figures only some workloads have: W6's child stamps, W7's whole process tree, W8's
+    lost targets and throttled calls. None when no variant has any."""
+    head = ["workload", "variant", "targets", "workers", "wall s", "1st cmd s", "median cmd s",
+            "CPU ms/tgt", "max RSS MB", "tree RSS MB", "tree PSS MB", "procs", "AWS calls", "throttled", "lost"]
+    lines = []
+    for name, spec in results["workloads"].items():
+        for v in spec["variants"]:
+            m = v.get("median", {})
+            if name not in ("W6", "W7", "W8") and not (v.get("child") or v.get("fake") or v.get("allow_failed")):
+                continue
+            lines.append([
+                name, v["label"], f"{v['targets']:,}", str(v["workers"]), fmt(m.get("wall_s")),
+                fmt(m.get("first_child_s")), fmt(m.get("median_child_s")),
+                fmt(1000 * m["cpu_s"] / v["targets"] if m.get("cpu_s") is not None else None, "{:.1f}"),
+                fmt(m.get("maxrss_mb"), "{:.1f}"), fmt(m.get("tree_rss_mb"), "{:.0f}"),
+                fmt(m.get("tree_pss_mb"), "{:.0f}"), fmt(m.get("tree_procs"), "{:.0f}"),
+                fmt(m.get("aws_calls"), "{:,.0f}"), fmt(m.get("throttled"), "{:,.0f}"),
+                fmt(m.get("lost"), "{:,.0f}"),
+            ])
+    return render(head, lines) if lines else None
 
 
 def find(results, workload, label):
@@ -523,6 +876,71 @@ def targets(results):
         w100 = sweep[2]
         add("W4 100 workers loses and duplicates no target", w100["all_checks_ok"],
             "; ".join(sorted({r["check"] for r in w100["runs"]})))
+
+    big, ref = find(results, "W5", "cove 10000x3 outdir"), find(results, "W5", "cove 1000x3 outdir")
+    if big and ref and big["median"]["maxrss_mb"] and ref["median"]["maxrss_mb"]:
+        r = big["median"]["maxrss_mb"] / ref["median"]["maxrss_mb"]
+        add("W5 --output-dir: peak RSS at 10,000 x 3 within 1.5x of 1,000 x 3", r <= 1.5,
+            f"{big['median']['maxrss_mb']:.1f} MB / {ref['median']['maxrss_mb']:.1f} MB = {r:.2f}x "
+            f"(without --output-dir: {fmt(find(results, 'W5', 'cove 10000x3')['median']['maxrss_mb'], '{:.1f}')} MB / "
+            f"{fmt(find(results, 'W5', 'cove 1000x3')['median']['maxrss_mb'], '{:.1f}')} MB)")
+
+    after, before = find(results, "W6", "cove after"), find(results, "W6", f"cove before {BEFORE_COMMIT}")
+    if after and after["median"].get("first_child_s") is not None:
+        a = after["median"]["first_child_s"]
+        b = before["median"].get("first_child_s") if before else None
+        was = (f"; before ({BEFORE_COMMIT}): {b:.2f} s ({b / a:.0f}x longer)" if b is not None else
+               f"; before ({BEFORE_COMMIT}): {before.get('skipped', 'not measured')}" if before else "")
+        add("W6 first command within 1 s at 50 ms latency (5,000 accounts, --target 5 of 50 OUs)", a <= 1.0,
+            f"after: {a:.2f} s from cove's start to the first child's start (median child {after['median']['median_child_s']:.2f} s, "
+            f"wall {after['median']['wall_s']:.2f} s){was}")
+
+    boto7 = find(results, "W7", "botocove w=20")
+    cove7 = {w: find(results, "W7", f"cove w={w}") for w in W7_WORKERS}
+    c20 = cove7.get(20)
+    if boto7 and c20 and boto7["median"]["wall_s"] and c20["median"]["wall_s"]:
+        def desc(v):
+            m = v["median"]
+            return (f"wall {m['wall_s']:.2f} s, CPU {1000 * m['cpu_s'] / v['targets']:.0f} ms/target, "
+                    f"peak PSS of the whole tree {fmt(m.get('tree_pss_mb'), '{:.0f}')} MB "
+                    f"(RSS {fmt(m.get('tree_rss_mb'), '{:.0f}')} MB over at most {fmt(m.get('tree_procs'), '{:.0f}')} processes; "
+                    f"largest single process {fmt(m['maxrss_mb'], '{:.0f}')} MB)")
+        add(f"W7 real child (information): cove + `aws sts get-caller-identity` vs botocove in-process, "
+            f"{c20['targets']:,} targets", None,
+            f"cove w=20: {desc(c20)}; botocove w=20: {desc(boto7)}; "
+            f"cove/botocove wall {c20['median']['wall_s'] / boto7['median']['wall_s']:.2f}, "
+            f"CPU {c20['median']['cpu_s'] / boto7['median']['cpu_s']:.2f}")
+    sweep7 = [(w, v) for w, v in sorted(cove7.items()) if v and v["median"]["wall_s"]]
+    if len(sweep7) >= 2:
+        best_w, best = min(sweep7, key=lambda x: x[1]["median"]["wall_s"])
+        # The fewest workers within 10 % of the best wall time: more only adds memory.
+        enough_w = min(w for w, v in sweep7 if v["median"]["wall_s"] <= 1.10 * best["median"]["wall_s"])
+        add("W7 cove wall by --workers with a CPU-heavy child (information)", None,
+            ", ".join(f"w={w}: {v['median']['wall_s']:.1f} s ({v['median']['cpu_s']:.1f} s CPU, "
+                      f"tree PSS {fmt(v['median'].get('tree_pss_mb'), '{:.0f}')} MB)" for w, v in sweep7) +
+            f"; fastest at w={best_w}; within 10 % of it from w={enough_w} (nproc = {os.cpu_count()})")
+
+    calm, storm = find(results, "W8", "cove unthrottled"), find(results, "W8", "cove storm")
+    if storm and storm["runs"]:
+        worst = max((r.get("lost") or 0) for r in storm["runs"])
+        complete = all(r["check_ok"] and not r.get("run_failed") for r in storm["runs"])
+        def calls(v):
+            m = v["median"]
+            ops = v["runs"][len(v["runs"]) // 2]["aws_calls_by_op"] if v["runs"] else {}
+            return f"{fmt(m['aws_calls'], '{:,.0f}')} calls ({', '.join(f'{k} {n:,}' for k, n in sorted(ops.items()))})"
+        add("W8 zero lost targets in a throttling storm with default settings", worst == 0 and complete,
+            f"lost targets per run: {[r.get('lost') for r in storm['runs']]} of {storm['targets']:,} "
+            f"({'; '.join(sorted({json.dumps(r.get('lost_by_outcome')) for r in storm['runs'] if r.get('lost')})) or 'none'}); "
+            f"AWS calls: storm {calls(storm)}, of which {fmt(storm['median'].get('throttled'), '{:,.0f}')} throttled"
+            + (f"; unthrottled {calls(calm)}" if calm and calm["runs"] else "")
+            + f"; wall storm {fmt(storm['median']['wall_s'])} s"
+            + (f", unthrottled {fmt(calm['median']['wall_s'])} s" if calm and calm["runs"] else ""))
+    # A workload run scaled down (--scale) or with a note (a busy machine) says so in its verdicts.
+    for t in verdicts:
+        run = results["workloads"].get(t["target"].split(" ", 1)[0], {}).get("run", {})
+        caveats = ([f"SCALED x{run['scale']:g}"] if run.get("scale") else []) + ([run["note"]] if run.get("note") else [])
+        if caveats:
+            t["detail"] += f" [{'; '.join(caveats)}]"
     return verdicts
 
 
@@ -539,6 +957,9 @@ def machine():
         "kernel": platform.release(),
         "python": platform.python_version(),
         "cove_version": sh(f"{COVE} --version"),
+        "cove_before": f"{BEFORE_COMMIT}: {sh(f'{COVE_BEFORE} --version') if COVE_BEFORE.exists() else 'not built'}",
+        "awscli_version": sh(f"{AWS_CLI} --version") if AWS_CLI.exists() else "not installed",
+        "loadavg": loadavg(),
         "botocove_version": sh(f"{sys.executable} -m pip show botocove 2>/dev/null | grep ^Version"),
         "git_commit": sh(f"git -C {ROOT} rev-parse --short HEAD") + (" (dirty tree)" if sh(f"git -C {ROOT} status --porcelain -- src Cargo.toml Cargo.lock") else ""),
     }
@@ -550,12 +971,28 @@ def print_report(results):
     print(f"machine: {results['machine']['nproc']} cores, {results['machine']['cpu_model']}; "
           f"{results['machine']['cove_version']}; botocove {results['machine']['botocove_version'].replace('Version: ', '')}")
     print(results["cove_output_note"])
+    for w, spec in results["workloads"].items():
+        run = spec.get("run", {})
+        if run.get("note") or run.get("scale"):
+            scaled = f", SCALED x{run['scale']:g}" if run.get("scale") else ""
+            note = f": {run['note']}" if run.get("note") else ""
+            print(f"{w}: run {run.get('started')} at {run.get('git_commit')}, "
+                  f"load average {run.get('loadavg_before')}{scaled}{note}")
     print()
     print(table(results))
+    extra = extra_table(results)
+    if extra:
+        print()
+        print("W6 (time to first command), W7 (a real child), W8 (throttling storm): "
+              "1st/median cmd s = from the tool's start to the first/median child's own stamp; "
+              "max RSS = the largest single process (the tool, or one child); tree RSS/PSS = the "
+              "tool and all its children together, at their peak; lost = targets not in Results.")
+        print(extra)
     if results["targets"]:
         print()
         for t in results["targets"]:
-            print(f"{'PASS' if t['pass'] else 'FAIL'}  {t['target']}: {t['detail']}")
+            word = "INFO" if t["pass"] is None else "PASS" if t["pass"] else "FAIL"
+            print(f"{word}  {t['target']}: {t['detail']}")
     print()
 
 
@@ -569,12 +1006,45 @@ def report(path):
     return 0
 
 
+def loadavg():
+    try:
+        return Path("/proc/loadavg").read_text().split()[:3]
+    except OSError:
+        return None
+
+
+def merge_into(old, new):
+    """latest.json after a run of some workloads (--only): the old file with those workloads
+    replaced, the targets judged again over all of them, and the partial run listed."""
+    merged = dict(old)
+    merged["workloads"] = dict(old.get("workloads", {}))
+    for name, spec in merged["workloads"].items():
+        summarize(name, spec)  # with this version's summary, as --report does
+    for name, spec in new["workloads"].items():
+        merged["workloads"][name] = spec
+    merged.setdefault("partial_runs", []).append({
+        "started": new["started"], "finished": new.get("finished"), "workloads": sorted(new["workloads"]),
+        "reps": new["reps"], "machine": new["machine"], **({"note": new["note"]} if new.get("note") else {}),
+    })
+    merged["targets"] = targets(merged)
+    merged["check_failures"] = [f for f in old.get("check_failures", [])
+                                if f.split(" ", 1)[0] not in new["workloads"]] + new["check_failures"]
+    return merged
+
+
 def main():
     ap = argparse.ArgumentParser(description="cove vs botocove against bench/fake-aws")
     ap.add_argument("--reps", type=int, default=3, help="repetitions of each variant (default 3)")
     ap.add_argument("--smoke", action="store_true",
                     help="100 accounts x 2 regions, 1 rep, both tools; checks outputs, asserts no timing")
-    ap.add_argument("--only", default=None, help="comma-separated workloads, e.g. W1,W4")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated workloads, e.g. W1,W4; their results replace those workloads "
+                         "in bench/results/latest.json, the others are kept")
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="multiply every workload's account count by this (at least 10 accounts), to check "
+                         "the workloads quickly; the figures are then not the workloads' own")
+    ap.add_argument("--note", default=None,
+                    help="a note kept with each workload's results, e.g. 'machine loaded: figures indicative only'")
     ap.add_argument("--report", metavar="RESULTS_JSON", default=None,
                     help="print the table and targets of an earlier run's results file; run nothing")
     args = ap.parse_args()
@@ -595,6 +1065,13 @@ def main():
         if unknown:
             ap.error(f"unknown workload(s) {unknown}; choose from {sorted(all_w)}")
         all_w = {k: v for k, v in all_w.items() if k in wanted}
+    if args.scale != 1.0:
+        for spec in all_w.values():
+            spec["about"] += f" [SCALED x{args.scale:g}]"
+            for v in spec["variants"]:
+                v["accounts"] = max(10, round(v["accounts"] * args.scale))
+                v["targets"] = len(wanted_ids(v) or range(v["accounts"])) * len(v["regions"])
+                v["scale"] = args.scale
 
     started = datetime.datetime.now(datetime.timezone.utc)
     results = {
@@ -608,11 +1085,25 @@ def main():
                   "targets and concurrency). CPU excluding the child = (cove CPU - spawn-floor CPU) / targets.",
         "workloads": {},
     }
+    if args.note:
+        results["note"] = args.note
+    if args.scale != 1.0:
+        results["scale"] = args.scale
     tmp = Path(tempfile.mkdtemp(prefix="cove-bench-"))
     try:
         for name, spec in all_w.items():
             log(f"{name}: {spec['about']} ({reps} rep{'s' if reps > 1 else ''})")
+            # Each workload says when and on what it ran, so that runs of some workloads
+            # (--only) can be merged into latest.json; the load average shows a busy machine.
+            spec["run"] = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                           "reps": reps, "git_commit": results["machine"]["git_commit"],
+                           "cove_version": results["machine"]["cove_version"], "loadavg_before": loadavg()}
+            if args.note:
+                spec["run"]["note"] = args.note
+            if args.scale != 1.0:
+                spec["run"]["scale"] = args.scale
             run_workload(name, spec, reps, tmp)
+            spec["run"]["loadavg_after"] = loadavg()
             summarize(name, spec)
             results["workloads"][name] = spec
     finally:
@@ -632,7 +1123,11 @@ def main():
     text = json.dumps(results, indent=2, default=str)
     path.write_text(text + "\n")
     if not args.smoke:
-        (RESULTS / "latest.json").write_text(text + "\n")
+        latest = RESULTS / "latest.json"
+        merged = results
+        if args.only and latest.exists():
+            merged = merge_into(json.loads(latest.read_text()), results)
+        latest.write_text(json.dumps(merged, indent=2, default=str) + "\n")
 
     print_report(results)
     print(f"results: {path.relative_to(ROOT)}" + ("" if args.smoke else " and bench/results/latest.json"))

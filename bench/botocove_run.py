@@ -7,7 +7,12 @@ region, with the assumed credentials (from session.get_credentials()) and the re
 child's environment. Prints botocove's whole result ({"Results", "Exceptions",
 "FailedAssumeRole"}) as one JSON document on stdout, as cove does.
 
+With `--call SERVICE:METHOD` it runs no command: the decorated function makes that call
+on the session botocove built (for bench W7, `sts:get_caller_identity`, what a botocove user
+would write instead of running the AWS CLI), and returns its answer less ResponseMetadata.
+
 usage: botocove_run.py [--workers N] [--regions a,b] [--role NAME] -- COMMAND [ARGS...]
+       botocove_run.py [--workers N] [--regions a,b] [--role NAME] --call SERVICE:METHOD
 """
 
 import argparse
@@ -24,13 +29,24 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=20)
     parser.add_argument("--regions", default=None, help="comma-separated")
     parser.add_argument("--role", default="OrganizationAccountAccessRole")
+    parser.add_argument("--call", default=None, help="SERVICE:METHOD to call in-process instead of a command")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
+    if args.call:
+        if command or ":" not in args.call:
+            parser.error("--call SERVICE:METHOD takes no command")
+    elif not command:
         parser.error("a command to run is required after --")
     regions = args.regions.split(",") if args.regions else None
     base_env = dict(os.environ)
+
+    @cove(thread_workers=args.workers, regions=regions, rolename=args.role)
+    def call_in_target(session):
+        service, method = args.call.split(":", 1)
+        answer = getattr(session.client(service), method)()
+        answer.pop("ResponseMetadata", None)
+        return answer
 
     @cove(thread_workers=args.workers, regions=regions, rolename=args.role)
     def run_in_target(session):
@@ -52,7 +68,7 @@ def main() -> int:
             )
         return proc.stdout.decode(errors="replace")
 
-    output = run_in_target()
+    output = call_in_target() if args.call else run_in_target()
     json.dump(output, sys.stdout, default=str)
     sys.stdout.write("\n")
     failed = len(output.get("Exceptions", [])) + len(output.get("FailedAssumeRole", []))

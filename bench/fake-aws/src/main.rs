@@ -5,7 +5,9 @@
 //! awsJson 1.1 (`X-Amz-Target: AWSOrganizationsV20161128.<Op>`, JSON both ways), paginated
 //! at 20 like the real service. Every call waits `--latency-ms` (concurrently, on a tokio
 //! timer) before it is answered, and `--throttle` answers that fraction of calls with the
-//! service's own throttling error. `GET /_fake/calls` returns the calls served so far.
+//! service's own throttling error (`--throttle-for` sets it per service or operation).
+//! `GetCallerIdentity` signed with credentials from `AssumeRole` names the assumed role in its
+//! target account, as AWS (and moto) do. `GET /_fake/calls` returns the calls served so far.
 //!
 //! The first line on stdout is `{"endpoint": "http://127.0.0.1:PORT"}`.
 
@@ -36,8 +38,8 @@ const ORG_TARGET_PREFIX: &str = "AWSOrganizationsV20161128.";
 const PAGE: usize = 20;
 
 const USAGE: &str = "\
-usage: fake-aws [--accounts N] [--ous-per-level K] [--depth D] [--latency-ms MS]
-                [--throttle FRACTION] [--port PORT] [--seed N]
+usage: fake-aws [--accounts N] [--ous-per-level K] [--depth D] [--ous N] [--latency-ms MS]
+                [--throttle FRACTION] [--throttle-for KEY=FRACTION]... [--port PORT] [--seed N]
                 [--max-seconds S] [--exit-on-stdin-eof]
 
   --accounts N          member accounts (default 50); the management account
@@ -45,9 +47,14 @@ usage: fake-aws [--accounts N] [--ous-per-level K] [--depth D] [--latency-ms MS]
   --ous-per-level K     OUs under each parent (default 3)
   --depth D             levels of OUs below the root (default 2); 0 = no OUs.
                         Accounts are spread round-robin over the root and every OU
+  --ous N               instead: a flat layout of N OUs under the root, the member
+                        accounts round-robin over those N OUs only (none at the root)
   --latency-ms MS       delay before every AWS answer (default 50), concurrent
   --throttle FRACTION   answer this fraction of AWS calls with a throttling error
                         (STS: Throttling; Organizations: TooManyRequestsException)
+  --throttle-for KEY=F  the fraction for one service (sts, organizations) or one
+                        operation (sts:AssumeRole, organizations:ListAccounts); the most
+                        specific KEY wins, then --throttle. Repeatable
   --port PORT           port on 127.0.0.1 (default 0: any free port)
   --seed N              seed for the throttling choice (default 1)
   --max-seconds S       exit after S seconds whatever happens (default 3600)
@@ -63,8 +70,12 @@ struct Options {
     accounts: usize,
     ous_per_level: usize,
     depth: usize,
+    /// `--ous N`: N OUs under the root, every member account in one of them.
+    flat_ous: Option<usize>,
     latency: Duration,
     throttle: f64,
+    /// `--throttle-for`: service (`sts`) or operation (`sts:AssumeRole`) to a fraction.
+    throttle_for: HashMap<String, f64>,
     port: u16,
     seed: u64,
     max_seconds: u64,
@@ -81,8 +92,10 @@ fn parse_args() -> Options {
         accounts: 50,
         ous_per_level: 3,
         depth: 2,
+        flat_ous: None,
         latency: Duration::from_millis(50),
         throttle: 0.0,
+        throttle_for: HashMap::new(),
         port: 0,
         seed: 1,
         max_seconds: 3600,
@@ -117,11 +130,28 @@ fn parse_args() -> Options {
             "--ous-per-level" => o.ous_per_level = num(&key, value()),
             "--depth" => o.depth = num(&key, value()),
             "--latency-ms" => o.latency = Duration::from_millis(num(&key, value())),
+            "--ous" => o.flat_ous = Some(num(&key, value())),
             "--throttle" => {
                 o.throttle = num(&key, value());
                 if !(0.0..=1.0).contains(&o.throttle) {
                     die("--throttle must be between 0 and 1");
                 }
+            }
+            "--throttle-for" => {
+                let v = value();
+                let Some((what, fraction)) = v.split_once('=') else {
+                    die(format!("--throttle-for: expected KEY=FRACTION, got `{v}`"));
+                };
+                if !matches!(what.split(':').next(), Some("sts" | "organizations")) {
+                    die(format!(
+                        "--throttle-for: `{what}` is neither sts, organizations, nor SERVICE:Operation"
+                    ));
+                }
+                let fraction: f64 = num(&key, fraction.to_owned());
+                if !(0.0..=1.0).contains(&fraction) {
+                    die("--throttle-for: the fraction must be between 0 and 1");
+                }
+                o.throttle_for.insert(what.to_owned(), fraction);
             }
             "--port" => o.port = num(&key, value()),
             "--seed" => o.seed = num(&key, value()),
@@ -167,7 +197,23 @@ struct Org {
 }
 
 impl Org {
+    /// `--ous N`: N OUs under the root and the member accounts spread over them only.
+    fn build_flat(members: usize, ous: usize) -> Org {
+        Org::build_tree(members, ous, 1, ous == 0)
+    }
+
     fn build(members: usize, ous_per_level: usize, depth: usize) -> Org {
+        Org::build_tree(members, ous_per_level, depth, true)
+    }
+
+    /// OUs `ous_per_level` under every parent, `depth` levels deep; member accounts
+    /// round-robin over every OU, and over the root too when `members_at_root`.
+    fn build_tree(
+        members: usize,
+        ous_per_level: usize,
+        depth: usize,
+        members_at_root: bool,
+    ) -> Org {
         let mut ous = Vec::new();
         let mut children: HashMap<String, Children> = HashMap::new();
         children.insert(ROOT_ID.to_owned(), Children::default());
@@ -190,6 +236,7 @@ impl Org {
             level = next;
         }
         let parents: Vec<String> = std::iter::once(ROOT_ID.to_owned())
+            .filter(|_| members_at_root)
             .chain(ous.iter().map(|o| o.id.clone()))
             .collect();
 
@@ -256,6 +303,16 @@ struct State {
     /// Calls being served right now, and the most ever served at once, by operation.
     in_flight: Mutex<BTreeMap<String, (u64, u64)>>,
     sequence: AtomicU64,
+    /// Access key IDs handed out by AssumeRole, to whom they belong (for GetCallerIdentity).
+    sessions: Mutex<HashMap<String, Identity>>,
+}
+
+/// Who a GetCallerIdentity call is from.
+#[derive(Clone)]
+struct Identity {
+    account: String,
+    arn: String,
+    user_id: String,
 }
 
 /// Counts one call in flight for as long as it lives.
@@ -276,7 +333,11 @@ impl<'a> InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        let mut m = self.state.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = self
+            .state
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = m.get_mut(self.key) {
             entry.0 = entry.0.saturating_sub(1);
         }
@@ -308,8 +369,21 @@ impl State {
         )
     }
 
-    fn should_throttle(&self) -> bool {
-        self.opts.throttle > 0.0 && ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < self.opts.throttle
+    /// The throttled fraction for `key` (`sts:AssumeRole`): the operation's, its service's, or
+    /// `--throttle`.
+    fn throttle_fraction(&self, key: &str) -> f64 {
+        let service = key.split(':').next().unwrap_or(key);
+        let o = &self.opts;
+        o.throttle_for
+            .get(key)
+            .or_else(|| o.throttle_for.get(service))
+            .copied()
+            .unwrap_or(o.throttle)
+    }
+
+    fn should_throttle(&self, key: &str) -> bool {
+        let fraction = self.throttle_fraction(key);
+        fraction > 0.0 && ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < fraction
     }
 
     fn count(map: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -401,18 +475,53 @@ fn sts_error(state: &State, status: StatusCode, kind: &str, code: &str, message:
 fn org_error(state: &State, code: &str, message: &str) -> Resp {
     let rid = state.request_id();
     let body = json!({ "__type": code, "Message": message }).to_string();
-    response(StatusCode::BAD_REQUEST, "application/x-amz-json-1.1", &rid, body)
+    response(
+        StatusCode::BAD_REQUEST,
+        "application/x-amz-json-1.1",
+        &rid,
+        body,
+    )
 }
 
 fn org_ok(state: &State, body: Value) -> Resp {
     let rid = state.request_id();
-    response(StatusCode::OK, "application/x-amz-json-1.1", &rid, body.to_string())
+    response(
+        StatusCode::OK,
+        "application/x-amz-json-1.1",
+        &rid,
+        body.to_string(),
+    )
 }
 
-fn sts_get_caller_identity(state: &State) -> Resp {
+/// The access key ID of a SigV4-signed request (`Credential=AKID/date/region/service/...`).
+fn access_key_id(headers: &hyper::HeaderMap) -> Option<&str> {
+    let auth = headers.get("authorization")?.to_str().ok()?;
+    let credential = auth.split("Credential=").nth(1)?;
+    credential.split('/').next()
+}
+
+/// The caller (the management account's user), or the assumed role whose access key signed
+/// the call, as AWS answers after AssumeRole.
+fn sts_get_caller_identity(state: &State, access_key: Option<&str>) -> Resp {
+    let assumed = access_key.and_then(|key| {
+        let sessions = state.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.get(key).cloned()
+    });
+    let (arn, user_id, account) = match &assumed {
+        Some(who) => (
+            xml_escape(&who.arn),
+            xml_escape(&who.user_id),
+            who.account.as_str(),
+        ),
+        None => (
+            CALLER_ARN.to_owned(),
+            CALLER_USER_ID.to_owned(),
+            CALLER_ACCOUNT,
+        ),
+    };
     let rid = state.request_id();
     let body = format!(
-        "<GetCallerIdentityResponse xmlns=\"{STS_NS}\">\n  <GetCallerIdentityResult>\n    <Arn>{CALLER_ARN}</Arn>\n    <UserId>{CALLER_USER_ID}</UserId>\n    <Account>{CALLER_ACCOUNT}</Account>\n  </GetCallerIdentityResult>\n  <ResponseMetadata>\n    <RequestId>{rid}</RequestId>\n  </ResponseMetadata>\n</GetCallerIdentityResponse>\n"
+        "<GetCallerIdentityResponse xmlns=\"{STS_NS}\">\n  <GetCallerIdentityResult>\n    <Arn>{arn}</Arn>\n    <UserId>{user_id}</UserId>\n    <Account>{account}</Account>\n  </GetCallerIdentityResult>\n  <ResponseMetadata>\n    <RequestId>{rid}</RequestId>\n  </ResponseMetadata>\n</GetCallerIdentityResponse>\n"
     );
     response(StatusCode::OK, "text/xml", &rid, body)
 }
@@ -435,8 +544,13 @@ fn sts_assume_role(state: &State, params: &HashMap<String, String>) -> Resp {
         && fields[4].bytes().all(|b| b.is_ascii_digit())
         && fields[5].starts_with("role/");
     if !valid {
-        return sts_error(state, StatusCode::BAD_REQUEST, "Sender", "ValidationError",
-            &format!("{role_arn} is invalid"));
+        return sts_error(
+            state,
+            StatusCode::BAD_REQUEST,
+            "Sender",
+            "ValidationError",
+            &format!("{role_arn} is invalid"),
+        );
     }
     let (partition, account) = (fields[1], fields[4]);
     let role_name = fields[5].rsplit('/').next().unwrap_or("role");
@@ -456,6 +570,18 @@ fn sts_assume_role(state: &State, params: &HashMap<String, String>) -> Resp {
     }
     token.push_str(account);
     let role_id = format!("AROA{:016X}", splitmix64(k1 ^ 0x5a5a));
+    state
+        .sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(
+            access_key_id.clone(),
+            Identity {
+                account: account.to_owned(),
+                arn: format!("arn:{partition}:sts::{account}:assumed-role/{role_name}/{session}"),
+                user_id: format!("{role_id}:{session}"),
+            },
+        );
     let rid = state.request_id();
     let session = xml_escape(session);
     let body = format!(
@@ -467,7 +593,11 @@ fn sts_assume_role(state: &State, params: &HashMap<String, String>) -> Resp {
 
 /// Applies `MaxResults` (1..=20) and `NextToken` to `len` items: the range to return and the
 /// next token, or an InvalidInputException message.
-fn page(body: &Value, len: usize, op: &str) -> Result<(std::ops::Range<usize>, Option<String>), String> {
+fn page(
+    body: &Value,
+    len: usize,
+    op: &str,
+) -> Result<(std::ops::Range<usize>, Option<String>), String> {
     let max = match body.get("MaxResults") {
         None | Some(Value::Null) => PAGE,
         Some(v) => match v.as_u64() {
@@ -504,37 +634,68 @@ fn org_call(state: &State, op: &str, raw: &[u8]) -> Resp {
     } else {
         match serde_json::from_slice(raw) {
             Ok(v) => v,
-            Err(_) => return org_error(state, "SerializationException", "Start of structure or map found where not expected."),
+            Err(_) => {
+                return org_error(
+                    state,
+                    "SerializationException",
+                    "Start of structure or map found where not expected.",
+                )
+            }
         }
     };
     let org = &state.org;
-    let parent = |body: &Value| -> Result<&Children, Resp> {
+    let parent = |body: &Value| -> Option<&Children> {
         let id = body.get("ParentId").and_then(Value::as_str).unwrap_or("");
-        org.children.get(id).ok_or_else(|| {
-            org_error(state, "ParentNotFoundException", "We can't find a root or OU with the ParentId that you specified.")
-        })
+        org.children.get(id)
+    };
+    let parent_not_found = || {
+        org_error(
+            state,
+            "ParentNotFoundException",
+            "We can't find a root or OU with the ParentId that you specified.",
+        )
     };
     let invalid = |m: String| org_error(state, "InvalidInputException", &m);
     match op {
-        "DescribeOrganization" => org_ok(state, json!({
-            "Organization": {
-                "Id": ORG_ID,
-                "Arn": format!("arn:aws:organizations::{CALLER_ACCOUNT}:organization/{ORG_ID}"),
-                "FeatureSet": "ALL",
-                "MasterAccountArn": format!("arn:aws:organizations::{CALLER_ACCOUNT}:account/{ORG_ID}/{CALLER_ACCOUNT}"),
-                "MasterAccountId": CALLER_ACCOUNT,
-                "MasterAccountEmail": "management@bench.example.com",
-                "AvailablePolicyTypes": [{"Type": "SERVICE_CONTROL_POLICY", "Status": "ENABLED"}],
+        "DescribeOrganization" => org_ok(
+            state,
+            json!({
+                "Organization": {
+                    "Id": ORG_ID,
+                    "Arn": format!("arn:aws:organizations::{CALLER_ACCOUNT}:organization/{ORG_ID}"),
+                    "FeatureSet": "ALL",
+                    "MasterAccountArn": format!("arn:aws:organizations::{CALLER_ACCOUNT}:account/{ORG_ID}/{CALLER_ACCOUNT}"),
+                    "MasterAccountId": CALLER_ACCOUNT,
+                    "MasterAccountEmail": "management@bench.example.com",
+                    "AvailablePolicyTypes": [{"Type": "SERVICE_CONTROL_POLICY", "Status": "ENABLED"}],
+                }
+            }),
+        ),
+        "ListRoots" => org_ok(
+            state,
+            json!({
+                "Roots": [{
+                    "Id": ROOT_ID,
+                    "Arn": format!("arn:aws:organizations::{CALLER_ACCOUNT}:root/{ORG_ID}/{ROOT_ID}"),
+                    "Name": "Root",
+                    "PolicyTypes": [{"Type": "SERVICE_CONTROL_POLICY", "Status": "ENABLED"}],
+                }]
+            }),
+        ),
+        "DescribeAccount" => {
+            let id = body.get("AccountId").and_then(Value::as_str).unwrap_or("");
+            match org.accounts.iter().position(|a| a.id == id) {
+                Some(i) => org_ok(state, json!({ "Account": org.account_json(i) })),
+                None if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) => org_error(
+                    state,
+                    "AccountNotFoundException",
+                    "You specified an account that doesn't exist.",
+                ),
+                None => invalid(format!(
+                    "1 validation error detected: Value '{id}' at 'accountId' failed to satisfy constraint: Member must satisfy regular expression pattern: ^\\d{{12}}$"
+                )),
             }
-        })),
-        "ListRoots" => org_ok(state, json!({
-            "Roots": [{
-                "Id": ROOT_ID,
-                "Arn": format!("arn:aws:organizations::{CALLER_ACCOUNT}:root/{ORG_ID}/{ROOT_ID}"),
-                "Name": "Root",
-                "PolicyTypes": [{"Type": "SERVICE_CONTROL_POLICY", "Status": "ENABLED"}],
-            }]
-        })),
+        }
         "ListAccounts" => match page(&body, org.accounts.len(), "ListAccounts") {
             Ok((range, next)) => {
                 let accounts: Vec<Value> = range.map(|i| org.account_json(i)).collect();
@@ -543,29 +704,40 @@ fn org_call(state: &State, op: &str, raw: &[u8]) -> Resp {
             Err(m) => invalid(m),
         },
         "ListAccountsForParent" => match parent(&body) {
-            Ok(children) => match page(&body, children.accounts.len(), "ListAccountsForParent") {
+            Some(children) => match page(&body, children.accounts.len(), "ListAccountsForParent") {
                 Ok((range, next)) => {
-                    let accounts: Vec<Value> =
-                        children.accounts[range].iter().map(|&i| org.account_json(i)).collect();
+                    let accounts: Vec<Value> = children.accounts[range]
+                        .iter()
+                        .map(|&i| org.account_json(i))
+                        .collect();
                     org_ok(state, with_token(json!({ "Accounts": accounts }), next))
                 }
                 Err(m) => invalid(m),
             },
-            Err(resp) => resp,
+            None => parent_not_found(),
         },
         "ListOrganizationalUnitsForParent" => match parent(&body) {
-            Ok(children) => match page(&body, children.ous.len(), "ListOrganizationalUnitsForParent") {
+            Some(children) => match page(
+                &body,
+                children.ous.len(),
+                "ListOrganizationalUnitsForParent",
+            ) {
                 Ok((range, next)) => {
-                    let ous: Vec<Value> =
-                        children.ous[range].iter().map(|&i| org.ou_json(i)).collect();
-                    org_ok(state, with_token(json!({ "OrganizationalUnits": ous }), next))
+                    let ous: Vec<Value> = children.ous[range]
+                        .iter()
+                        .map(|&i| org.ou_json(i))
+                        .collect();
+                    org_ok(
+                        state,
+                        with_token(json!({ "OrganizationalUnits": ous }), next),
+                    )
                 }
                 Err(m) => invalid(m),
             },
-            Err(resp) => resp,
+            None => parent_not_found(),
         },
         "ListChildren" => match parent(&body) {
-            Ok(children) => {
+            Some(children) => {
                 let kind = body.get("ChildType").and_then(Value::as_str).unwrap_or("");
                 let ids: Vec<&str> = match kind {
                     "ACCOUNT" => children.accounts.iter().map(|&i| org.accounts[i].id.as_str()).collect(),
@@ -574,15 +746,22 @@ fn org_call(state: &State, op: &str, raw: &[u8]) -> Resp {
                 };
                 match page(&body, ids.len(), &format!("ListChildren{kind}")) {
                     Ok((range, next)) => {
-                        let list: Vec<Value> = ids[range].iter().map(|id| json!({"Id": id, "Type": kind})).collect();
+                        let list: Vec<Value> = ids[range]
+                            .iter()
+                            .map(|id| json!({"Id": id, "Type": kind}))
+                            .collect();
                         org_ok(state, with_token(json!({ "Children": list }), next))
                     }
                     Err(m) => invalid(m),
                 }
             }
-            Err(resp) => resp,
+            None => parent_not_found(),
         },
-        _ => org_error(state, "UnknownOperationException", &format!("The action or operation {op} is not supported by this fake")),
+        _ => org_error(
+            state,
+            "UnknownOperationException",
+            &format!("The action or operation {op} is not supported by this fake"),
+        ),
     }
 }
 
@@ -593,16 +772,33 @@ enum Call {
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infallible> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
 
     if parts.method == Method::GET {
         return Ok(match parts.uri.path() {
             "/_fake/calls" => {
-                let calls = state.calls.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                let throttled = state.throttled.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let calls = state
+                    .calls
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let throttled = state
+                    .throttled
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 let total: u64 = calls.values().sum();
-                let peak: BTreeMap<String, u64> = state.in_flight.lock().unwrap_or_else(|e| e.into_inner())
-                    .iter().map(|(k, v)| (k.clone(), v.1)).collect();
+                let peak: BTreeMap<String, u64> = state
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.1))
+                    .collect();
                 response(StatusCode::OK, "application/json", "-",
                     json!({"calls": calls, "throttled": throttled, "total": total, "max_in_flight": peak}).to_string())
             }
@@ -611,13 +807,29 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
                 for v in m.values_mut() {
                     v.1 = v.0;
                 }
-                response(StatusCode::OK, "application/json", "-", "{\"ok\": true}".to_owned())
+                response(
+                    StatusCode::OK,
+                    "application/json",
+                    "-",
+                    "{\"ok\": true}".to_owned(),
+                )
             }
-            "/_fake/health" => response(StatusCode::OK, "application/json", "-", "{\"ok\": true}".to_owned()),
-            _ => response(StatusCode::NOT_FOUND, "text/plain", "-", "not found\n".to_owned()),
+            "/_fake/health" => response(
+                StatusCode::OK,
+                "application/json",
+                "-",
+                "{\"ok\": true}".to_owned(),
+            ),
+            _ => response(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "-",
+                "not found\n".to_owned(),
+            ),
         });
     }
 
+    let access_key = access_key_id(&parts.headers).map(str::to_owned);
     let target = parts
         .headers
         .get("x-amz-target")
@@ -627,11 +839,16 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
         Some(t) => match t.strip_prefix(ORG_TARGET_PREFIX) {
             Some(op) => Call::Org(op.to_owned()),
             None => {
-                return Ok(org_error(&state, "UnknownOperationException", &format!("unknown target {t}")));
+                return Ok(org_error(
+                    &state,
+                    "UnknownOperationException",
+                    &format!("unknown target {t}"),
+                ));
             }
         },
         None => {
-            let mut params: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+            let mut params: HashMap<String, String> =
+                form_urlencoded::parse(&body).into_owned().collect();
             if let Some(q) = parts.uri.query() {
                 for (k, v) in form_urlencoded::parse(q.as_bytes()).into_owned() {
                     params.entry(k).or_insert(v);
@@ -640,7 +857,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
             match params.get("Action").cloned() {
                 Some(action) => Call::Sts(action, params),
                 None => {
-                    return Ok(sts_error(&state, StatusCode::BAD_REQUEST, "Sender", "MissingAction", "Missing Action"));
+                    return Ok(sts_error(
+                        &state,
+                        StatusCode::BAD_REQUEST,
+                        "Sender",
+                        "MissingAction",
+                        "Missing Action",
+                    ));
                 }
             }
         }
@@ -656,7 +879,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
         tokio::time::sleep(state.opts.latency).await;
     }
 
-    if state.should_throttle() {
+    if state.should_throttle(&key) {
         State::count(&state.throttled, &key);
         return Ok(match call {
             Call::Sts(..) => sts_error(&state, StatusCode::BAD_REQUEST, "Sender", "Throttling", "Rate exceeded"),
@@ -667,10 +890,15 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
 
     Ok(match call {
         Call::Sts(action, params) => match action.as_str() {
-            "GetCallerIdentity" => sts_get_caller_identity(&state),
+            "GetCallerIdentity" => sts_get_caller_identity(&state, access_key.as_deref()),
             "AssumeRole" => sts_assume_role(&state, &params),
-            other => sts_error(&state, StatusCode::BAD_REQUEST, "Sender", "InvalidAction",
-                &format!("Could not find operation {other} for version 2011-06-15")),
+            other => sts_error(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "Sender",
+                "InvalidAction",
+                &format!("Could not find operation {other} for version 2011-06-15"),
+            ),
         },
         Call::Org(op) => org_call(&state, &op, &body),
     })
@@ -691,13 +919,17 @@ async fn serve(opts: Options) {
         .await
         .unwrap_or_else(|e| die(format!("cannot listen on 127.0.0.1:{}: {e}", opts.port)));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(opts.port);
-    let org = Org::build(opts.accounts, opts.ous_per_level, opts.depth);
+    let org = match opts.flat_ous {
+        Some(n) => Org::build_flat(opts.accounts, n),
+        None => Org::build(opts.accounts, opts.ous_per_level, opts.depth),
+    };
     eprintln!(
-        "fake-aws: 127.0.0.1:{port}: {} member accounts + the management account, {} OUs, latency {} ms, throttle {}, exits after {} s",
+        "fake-aws: 127.0.0.1:{port}: {} member accounts + the management account, {} OUs, latency {} ms, throttle {} {:?}, exits after {} s",
         opts.accounts,
         org.ous.len(),
         opts.latency.as_millis(),
         opts.throttle,
+        opts.throttle_for,
         opts.max_seconds
     );
     {
@@ -727,6 +959,7 @@ async fn serve(opts: Options) {
         throttled: Mutex::new(BTreeMap::new()),
         in_flight: Mutex::new(BTreeMap::new()),
         sequence: AtomicU64::new(0),
+        sessions: Mutex::new(HashMap::new()),
     });
     let accept = async move {
         loop {
@@ -773,6 +1006,30 @@ mod tests {
         assert_eq!((r, n), (40..45, None));
         assert!(page(&json!({"MaxResults": 21}), 45, "X").is_err());
         assert!(page(&json!({"NextToken": "nope"}), 45, "X").is_err());
+    }
+
+    #[test]
+    fn flat_org() {
+        let org = Org::build_flat(5000, 50);
+        assert_eq!(org.ous.len(), 50);
+        let root = &org.children[ROOT_ID];
+        assert_eq!((root.ous.len(), root.accounts.len()), (50, 1));
+        for ou in &org.ous {
+            assert_eq!(org.children[&ou.id].accounts.len(), 100);
+        }
+    }
+
+    #[test]
+    fn access_key_of_a_signed_call() {
+        let mut h = hyper::HeaderMap::new();
+        h.insert(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=ASIAXYZ/20240101/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=ab"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(access_key_id(&h), Some("ASIAXYZ"));
+        assert_eq!(access_key_id(&hyper::HeaderMap::new()), None);
     }
 
     #[test]

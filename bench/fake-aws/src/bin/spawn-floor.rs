@@ -15,7 +15,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 fn die(msg: &str) -> ! {
-    eprintln!("spawn-floor: {msg}\nusage: spawn-floor --count N --concurrency C -- COMMAND [ARGS...]");
+    eprintln!(
+        "spawn-floor: {msg}\nusage: spawn-floor --count N --concurrency C -- COMMAND [ARGS...]"
+    );
     std::process::exit(2);
 }
 
@@ -29,8 +31,15 @@ async fn main() {
     while i < args.len() {
         match args[i].as_str() {
             "--count" | "--concurrency" => {
-                let v = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or_else(|| die("expected a number"));
-                if args[i] == "--count" { count = Some(v) } else { concurrency = Some(v) }
+                let v = args
+                    .get(i + 1)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| die("expected a number"));
+                if args[i] == "--count" {
+                    count = Some(v)
+                } else {
+                    concurrency = Some(v)
+                }
                 i += 2;
             }
             "--" => {
@@ -40,7 +49,9 @@ async fn main() {
             other => die(&format!("unknown argument `{other}`")),
         }
     }
-    let (Some(count), Some(concurrency)) = (count, concurrency) else { die("--count and --concurrency are required") };
+    let (Some(count), Some(concurrency)) = (count, concurrency) else {
+        die("--count and --concurrency are required")
+    };
     if command.is_empty() || concurrency == 0 {
         die("a command and a concurrency of at least 1 are required");
     }
@@ -57,7 +68,11 @@ async fn main() {
         }
     };
     for _ in 0..count {
-        let permit = semaphore.clone().acquire_owned().await.expect("semaphore open");
+        let permit = semaphore
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore open");
         let (program, rest) = (program.clone(), rest.clone());
         tasks.spawn(async move {
             let _permit = permit;
