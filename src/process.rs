@@ -158,6 +158,8 @@ pub async fn run_child(
         return Err(std::io::Error::other("the child exited before it was seen"));
     };
     groups.register(pid);
+    let started = std::time::Instant::now();
+    tracing::info!(pid, "child started");
     let group = Pid::from_raw(pid);
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let (mut out, mut err) = (Capture::default(), Capture::default());
@@ -213,6 +215,12 @@ pub async fn run_child(
         (status, ended, held_open)
     };
     groups.unregister(pid);
+    tracing::info!(
+        pid,
+        status = ?status,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "child ended"
+    );
     Ok(ChildEnd {
         status,
         stdout: out,
