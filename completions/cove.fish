@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_cove_global_optspecs
-    string join \n t/target= i/ignore= region= exclude-region= allow-unknown-region include-caller filter-name= filter-email= filter-tag= shard= shard-index-env= shard-count= rerun= rerun-only= dry-run r/role= role-session-name= policy= policy-arn= external-id= duration= max-assume-rate= profile= via-role= org-role= w/workers= fail-fast timeout= max-output-bytes= o/output= output-dir= q/quiet no-ci-summary h/help V/version
+    string join \n t/target= i/ignore= region= exclude-region= allow-unknown-region include-caller filter-name= filter-email= filter-tag= shard= shard-index-env= shard-count= rerun= rerun-only= dry-run r/role= role-session-name= policy= policy-arn= external-id= duration= max-assume-rate= profile= via-role= org-role= w/workers= fail-fast timeout= max-output-bytes= child-credentials= o/output= output-dir= q/quiet no-ci-summary h/help V/version
 end
 
 function __fish_cove_needs_command
@@ -50,6 +50,8 @@ complete -c cove -n "__fish_cove_needs_command" -l org-role -d 'Role ARN to read
 complete -c cove -n "__fish_cove_needs_command" -s w -l workers -d 'How many targets run at once' -r
 complete -c cove -n "__fish_cove_needs_command" -l timeout -d 'Stop a command that runs longer than this (for example 30s, 5m, 1h30m). Its whole process group gets SIGTERM, then SIGKILL after a grace period. Default: no limit' -r
 complete -c cove -n "__fish_cove_needs_command" -l max-output-bytes -d 'Keep at most this much of each command\'s stdout, and as much of its stderr (suffixes K, M, G are powers of 1024). The rest is read and dropped, and the record says so' -r
+complete -c cove -n "__fish_cove_needs_command" -l child-credentials -d 'How each command gets its credentials: `env`, the key variables (fixed for the command\'s life); `endpoint`, a credential endpoint on 127.0.0.1 that renews them while the command runs, for commands that outlive their session' -r -f -a "env\t'The key variables, fixed for the child\'s life'
+endpoint\t'A credential endpoint on 127.0.0.1 that renews them while the child runs'"
 complete -c cove -n "__fish_cove_needs_command" -s o -l output -d 'Output format on stdout: `json`, one document at the end; `jsonl`, one record per line as each target finishes, then a summary line' -r -f -a "json\t'One document when every target has finished'
 jsonl\t'One record per line as each target finishes, then a summary line'
 text\t'For people: as each target finishes, its stdout and stderr lines tagged with the account ID, name and region, and one line saying why if it failed'"

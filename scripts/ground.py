@@ -12,6 +12,7 @@ Usage:
               [--throttle-assume FRACTION] [--throttle-list-accounts N]
               [--throttle-first OPERATION=N]... [--throttle-fraction OPERATION=FRACTION]...
               [--opt-in-names NAME,NAME] [--deny-list-regions-names NAME,NAME] [--hold-parent OU]
+              [--assume-expiry-seconds N]
               [--info-file PATH] [--exit-on-stdin-eof]
 
 Once ready it prints one JSON line (also written to --info-file):
@@ -43,9 +44,14 @@ Role topologies (cove's --role fallback, --via-role and --org-role):
 
 account:ListRegions (POST /listRegions), which moto lacks, is answered here: every account has
 us-east-1 and eu-west-1 (ENABLED_BY_DEFAULT), and ap-east-1 is ENABLED for --opt-in-names.
+
+signin:CreateOAuth2Token (POST /v1/token, the refresh of an `aws login` session), which moto
+lacks, is answered here too: fresh keys valid for an hour and a new refresh token, for any
+request that carries a DPoP proof.
 """
 
 import argparse
+import datetime
 import io
 import json
 import logging
@@ -83,6 +89,8 @@ class FaultLayer:
         self.opt_in_accounts = set()
         self.deny_list_regions = set()
         self.calls = Counter()
+        # AssumeRole answers expire this many seconds from now (--assume-expiry-seconds).
+        self.assume_expiry_seconds = None
         # ListAccountsForParent calls for this parent wait until /_ground/release (or 60 s).
         self.hold_parent = None
         self.released = threading.Event()
@@ -129,6 +137,8 @@ class FaultLayer:
 
         if path == "/listRegions":
             return self._list_regions(environ, start_response)
+        if path == "/v1/token":
+            return self._sign_in_token(environ, start_response)
 
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
@@ -202,7 +212,7 @@ class FaultLayer:
     def _capture_secrets(self, environ, start_response):
         body = environ["wsgi.input"].getvalue()
         params = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-        chunks = b"".join(self.app(environ, start_response))
+        chunks = b"".join(self._with_expiry(environ, start_response))
         text = chunks.decode("utf-8", "replace")
         found = re.findall(r"<(?:SecretAccessKey|SessionToken)>([^<]+)<", text)
         key = re.search(r"<AccessKeyId>([^<]+)<", text)
@@ -267,6 +277,38 @@ class FaultLayer:
         headers = [(k, v) for k, v in answer["headers"] if k.lower() != "content-length"]
         start_response(answer["status"], headers + [("Content-Length", str(len(body)))])
         return [body]
+
+    def _with_expiry(self, environ, start_response):
+        """moto's AssumeRole answer, its <Expiration> moved to --assume-expiry-seconds from now
+        (so the credentials are already inside the caller's renewal margin)."""
+        if self.assume_expiry_seconds is None:
+            return self.app(environ, start_response)
+        seen = {}
+        body = b"".join(self.app(environ, lambda status, headers, *exc: seen.update(
+            status=status, headers=headers)))
+        expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+            seconds=self.assume_expiry_seconds)
+        body = re.sub(rb"<Expiration>[^<]*</Expiration>",
+                      f"<Expiration>{expiry.strftime('%Y-%m-%dT%H:%M:%SZ')}</Expiration>".encode(),
+                      body)
+        headers = [(k, v) for k, v in seen["headers"] if k.lower() != "content-length"]
+        start_response(seen["status"], headers + [("Content-Length", str(len(body)))])
+        return [body]
+
+    def _sign_in_token(self, environ, start_response):
+        """signin:CreateOAuth2Token with grant type refresh_token: new keys for an hour."""
+        with self.lock:
+            self.calls["signin:CreateOAuth2Token"] += 1
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        if not environ.get("HTTP_DPOP") or request.get("grantType") != "refresh_token":
+            return self._json(start_response, {"error": "invalid_request"}, status="400 Bad Request")
+        token = {"accessKeyId": "ASIALOGIN" + uuid.uuid4().hex[:11].upper(),
+                 "secretAccessKey": uuid.uuid4().hex, "sessionToken": uuid.uuid4().hex}
+        with self.lock:
+            self.secrets.extend([token["secretAccessKey"], token["sessionToken"]])
+        return self._json(start_response, {"accessToken": token, "tokenType": "aws_sigv4",
+                                           "expiresIn": 3600, "refreshToken": uuid.uuid4().hex})
 
     def _list_regions(self, environ, start_response):
         """account:ListRegions for the account whose assumed keys signed the call."""
@@ -444,6 +486,8 @@ def main():
                              "'management'); repeatable")
     parser.add_argument("--short-expiry", action="append", default=[], metavar="NAME:SECONDS",
                         help="AssumeRole answers for role NAME expire after SECONDS; repeatable")
+    parser.add_argument("--assume-expiry-seconds", type=int,
+                        help="AssumeRole answers expire this many seconds from now")
     parser.add_argument("--info-file")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (the test harness holds it open)")
@@ -475,6 +519,7 @@ def main():
     layer.no_organization = args.scenario == "none"
     layer.throttle_assume = args.throttle_assume
     layer.throttle_list_accounts = args.throttle_list_accounts
+    layer.assume_expiry_seconds = args.assume_expiry_seconds
     layer.hold_parent = info["ous"].get(args.hold_parent) if args.hold_parent else None
     layer.throttles.update(throttles)
     layer.deny_assume.update(info["accounts"][n]["id"] for n in args.deny_assume_names.split(",") if n)

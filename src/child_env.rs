@@ -7,12 +7,36 @@ use std::time::SystemTime;
 use aws_smithy_types::date_time::Format;
 
 use crate::aws::{Account, TempCredentials};
+use crate::secret::Secret;
+
+/// How children get their credentials (`--child-credentials`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Delivery {
+    /// The key variables, fixed for the child's life.
+    #[default]
+    Env,
+    /// A credential endpoint on 127.0.0.1 that renews them while the child runs.
+    Endpoint,
+}
+
+/// One child's credentials, as its environment carries them.
+pub enum Credentials<'a> {
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` and their expiry.
+    Keys(&'a TempCredentials),
+    /// The credential endpoint's URI and the target's own token for it.
+    Endpoint { uri: &'a str, token: &'a Secret },
+}
 
 /// Removed from every child's environment. A leftover profile or token can make a child run
 /// against the wrong account: the JS SDK prefers `AWS_PROFILE` over keys, botocore prefers
 /// `AWS_SECURITY_TOKEN` over `AWS_SESSION_TOKEN`, and a profile that does not exist is a hard
-/// error in botocore and the Go SDK.
+/// error in botocore and the Go SDK. The caller's own keys go too: they are replaced by the
+/// target's, or, with the credential endpoint, would win over it.
 pub const REMOVED: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_CREDENTIAL_EXPIRATION",
     "AWS_PROFILE",
     "AWS_DEFAULT_PROFILE",
     "AWS_SECURITY_TOKEN",
@@ -35,23 +59,38 @@ pub fn iso8601(time: SystemTime) -> String {
         .unwrap_or_default()
 }
 
+/// The variables that hand a child its credentials. With the endpoint, none of the key
+/// variables is set: SDKs read them before the endpoint, and `AWS_CREDENTIAL_EXPIRATION` would
+/// make botocore refuse the renewed credentials once the first ones expire.
+fn credential_vars(creds: &Credentials) -> Vec<(&'static str, OsString)> {
+    match creds {
+        Credentials::Keys(creds) => vec![
+            ("AWS_ACCESS_KEY_ID", creds.access_key_id.clone().into()),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                creds.secret_access_key.expose().into(),
+            ),
+            ("AWS_SESSION_TOKEN", creds.session_token.expose().into()),
+            (
+                "AWS_CREDENTIAL_EXPIRATION",
+                iso8601(creds.expiration).into(),
+            ),
+        ],
+        Credentials::Endpoint { uri, token } => vec![
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", (*uri).into()),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", token.expose().into()),
+        ],
+    }
+}
+
 /// The variables set for a child running in `account` and `region`.
 pub fn set_vars(
-    creds: &TempCredentials,
+    creds: &Credentials,
     account: &Account,
     region: &str,
 ) -> Vec<(&'static str, OsString)> {
-    vec![
-        ("AWS_ACCESS_KEY_ID", creds.access_key_id.clone().into()),
-        (
-            "AWS_SECRET_ACCESS_KEY",
-            creds.secret_access_key.expose().into(),
-        ),
-        ("AWS_SESSION_TOKEN", creds.session_token.expose().into()),
-        (
-            "AWS_CREDENTIAL_EXPIRATION",
-            iso8601(creds.expiration).into(),
-        ),
+    let mut vars = credential_vars(creds);
+    vars.extend([
         ("AWS_REGION", region.into()),
         ("AWS_DEFAULT_REGION", region.into()),
         ("AWS_ACCOUNT_ID", account.id.clone().into()),
@@ -61,7 +100,8 @@ pub fn set_vars(
             account.name.clone().unwrap_or_default().into(),
         ),
         ("COVE_REGION", region.into()),
-    ]
+    ]);
+    vars
 }
 
 /// Prefixes of variables in cove's own environment that children never see: cove's settings
@@ -84,7 +124,7 @@ pub fn removed_from_environment() -> Vec<OsString> {
 /// [`removed_from_environment`].
 pub fn apply(
     cmd: &mut tokio::process::Command,
-    creds: &TempCredentials,
+    creds: &Credentials,
     account: &Account,
     region: &str,
     also_remove: &[OsString],
@@ -101,7 +141,6 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
     use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
@@ -118,11 +157,40 @@ mod tests {
             session_token: Secret::new("t"),
             expiration: UNIX_EPOCH,
         };
-        let vars = set_vars(&creds, &Account::bare("111111111111"), "eu-west-1");
+        let vars = set_vars(
+            &Credentials::Keys(&creds),
+            &Account::bare("111111111111"),
+            "eu-west-1",
+        );
         let get = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
         assert_eq!(get("AWS_REGION"), Some("eu-west-1".into()));
         assert_eq!(get("AWS_DEFAULT_REGION"), Some("eu-west-1".into()));
         assert_eq!(get("COVE_ACCOUNT_NAME"), Some("".into()));
         assert_eq!(get("AWS_ACCOUNT_ID"), Some("111111111111".into()));
+    }
+
+    #[test]
+    fn the_endpoint_replaces_every_key_variable() {
+        let token = Secret::new("t0ken");
+        let creds = Credentials::Endpoint {
+            uri: "http://127.0.0.1:1/credentials",
+            token: &token,
+        };
+        let vars = set_vars(&creds, &Account::bare("111111111111"), "eu-west-1");
+        let names: Vec<&str> = vars.iter().map(|(n, _)| *n).collect();
+        for key in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_CREDENTIAL_EXPIRATION",
+        ] {
+            assert!(!names.contains(&key), "{key} is not set");
+        }
+        let get = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        assert_eq!(
+            get("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
+            Some("t0ken".into())
+        );
+        assert_eq!(get("AWS_REGION"), Some("eu-west-1".into()));
     }
 }

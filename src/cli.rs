@@ -8,6 +8,7 @@ use clap::Parser;
 
 use std::path::PathBuf;
 
+use crate::child_env::Delivery;
 use crate::filters::{parse_regex, parse_tag};
 use crate::ids::{IdArg, parse_id_arg};
 use crate::merge::RerunOnly;
@@ -260,6 +261,13 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", default_value = "10M", env = "COVE_MAX_OUTPUT_BYTES",
           value_parser = parse_bytes, help_heading = "Running")]
     pub max_output_bytes: usize,
+
+    /// How each command gets its credentials: `env`, the key variables (fixed for the
+    /// command's life); `endpoint`, a credential endpoint on 127.0.0.1 that renews them while
+    /// the command runs, for commands that outlive their session.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = Delivery::Env,
+          env = "COVE_CHILD_CREDENTIALS", help_heading = "Running")]
+    pub child_credentials: Delivery,
 
     /// Output format on stdout: `json`, one document at the end; `jsonl`, one record per
     /// line as each target finishes, then a summary line.

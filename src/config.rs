@@ -9,6 +9,7 @@ use anyhow::{Context, bail, ensure};
 
 use std::collections::BTreeMap;
 
+use crate::child_env::Delivery;
 use crate::cli::Cli;
 use crate::credentials::RoleSpec;
 use crate::filters::Filters;
@@ -67,6 +68,8 @@ pub struct RunSettings {
     pub fail_fast: bool,
     pub timeout: Option<Duration>,
     pub max_output_bytes: usize,
+    /// `--child-credentials`: the key variables, or the credential endpoint.
+    pub child_credentials: Delivery,
 }
 
 /// Where results go.
@@ -411,6 +414,7 @@ impl Config {
                 fail_fast: cli.fail_fast,
                 timeout: cli.timeout,
                 max_output_bytes: cli.max_output_bytes,
+                child_credentials: cli.child_credentials,
             },
             output: OutputSettings {
                 format: cli.output,

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod dry_run;
+pub mod endpoint;
 pub mod exit_code;
 pub mod filters;
 pub mod ids;

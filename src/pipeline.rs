@@ -21,6 +21,7 @@ use crate::ci_summary;
 use crate::config::Config;
 use crate::credentials::CredentialCache;
 use crate::dry_run;
+use crate::endpoint;
 use crate::exit_code::{self, Exit};
 use crate::ids::OrgId;
 use crate::output::{self, Format, OutputError, Record, Sink};
@@ -245,13 +246,20 @@ impl Run<'_> {
         })
     }
 
-    fn shared<A: Aws>(&self, cache: CredentialCache<A>, partition: String) -> Shared<A> {
-        Shared {
-            creds: Arc::new(cache.with_rate_limit(self.config.aws.max_assume_rate)),
+    fn shared<A: Aws>(
+        &self,
+        cache: CredentialCache<A>,
+        partition: String,
+    ) -> anyhow::Result<Shared<A>> {
+        let creds = Arc::new(cache.with_rate_limit(self.config.aws.max_assume_rate));
+        let endpoint = endpoint::serve(self.config.run.child_credentials, &creds)?;
+        Ok(Shared {
+            creds,
             spec: self.spec(partition),
             stop: self.stop().clone(),
             groups: self.control.groups.clone(),
-        }
+            endpoint,
+        })
     }
 
     fn reporter<W: Write + Send + 'static>(&self, out: W, pretty: bool, total: u64) -> Reporter {
@@ -394,7 +402,7 @@ impl Run<'_> {
             .map(|(a, _)| a.id.as_str());
         let role = self.config.role.clone();
         let cache = CredentialCache::new(aws, role, &identified.partition, planned);
-        let shared = self.shared(cache, identified.partition);
+        let shared = self.shared(cache, identified.partition)?;
         let (targets, early) = if all_enabled {
             self.discover(&shared, targets).await
         } else {
@@ -465,7 +473,7 @@ impl Run<'_> {
         let shared = self.shared(
             CredentialCache::new(aws.clone(), role, &partition, []),
             partition,
-        );
+        )?;
         let (account_tx, account_rx) = tokio::sync::mpsc::channel::<Account>(256);
         let known = Arc::new(AtomicU64::new(0));
         let listing = tokio::spawn({

@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 use crate::aws::{Account, Aws, TempCredentials};
 use crate::child_env;
 use crate::credentials::{CredentialCache, RoleUsed};
+use crate::endpoint::Endpoint;
 use crate::output::{Outcome, RawOutput, Record, result_value};
 use crate::plan::Target;
 use crate::process::{ChildEnd, Ended, Limits, OUTPUT_GRACE, ProcessGroups, run_child};
@@ -76,6 +77,8 @@ pub struct Shared<A> {
     pub spec: Arc<RunSpec>,
     pub stop: Arc<Stop>,
     pub groups: Arc<ProcessGroups>,
+    /// The credential endpoint children ask, with `--child-credentials endpoint`.
+    pub endpoint: Option<Arc<Endpoint>>,
 }
 
 impl<A> Clone for Shared<A> {
@@ -85,6 +88,7 @@ impl<A> Clone for Shared<A> {
             spec: self.spec.clone(),
             stop: self.stop.clone(),
             groups: self.groups.clone(),
+            endpoint: self.endpoint.clone(),
         }
     }
 }
@@ -393,9 +397,7 @@ async fn target_record<A: Aws>(
         r.exception_details = Some(reason.detail().to_owned());
         return r;
     }
-    let cmd = command(&shared.spec, &temp.creds, &account, &region);
-    let child = run_child(cmd, shared.spec.limits, &shared.stop, &shared.groups).await;
-    match child {
+    match run_command(&shared, &temp.creds, &account, &region).await {
         Err(err) => {
             r.exception_details = Some(format!(
                 "could not start `{}`: {err}",
@@ -420,9 +422,41 @@ async fn target_record<A: Aws>(
     r
 }
 
+/// Runs the target's child. With the credential endpoint, the target's token is valid exactly
+/// while the child runs: revoked when it ends, and on every other way out by the grant's drop.
+async fn run_command<A: Aws>(
+    shared: &Shared<A>,
+    temp: &TempCredentials,
+    account: &Account,
+    region: &str,
+) -> anyhow::Result<ChildEnd> {
+    let grant = match &shared.endpoint {
+        Some(endpoint) => Some(endpoint.grant(&account.id)?),
+        None => None,
+    };
+    let creds = match &grant {
+        Some(grant) => child_env::Credentials::Endpoint {
+            uri: grant.uri(),
+            token: grant.token(),
+        },
+        None => child_env::Credentials::Keys(temp),
+    };
+    let cmd = command(&shared.spec, &creds, account, region);
+    let child = run_child(cmd, shared.spec.limits, &shared.stop, &shared.groups).await;
+    if let Some(grant) = grant {
+        grant.revoke().await;
+    }
+    Ok(child?)
+}
+
 /// The child's command line, templated for the target, with its environment and its own
 /// process group.
-fn command(spec: &RunSpec, creds: &TempCredentials, account: &Account, region: &str) -> Command {
+fn command(
+    spec: &RunSpec,
+    creds: &child_env::Credentials,
+    account: &Account,
+    region: &str,
+) -> Command {
     let argv = template::render(
         &spec.command,
         &template::Values {
@@ -555,6 +589,7 @@ mod tests {
             spec,
             stop: Arc::new(Stop::default()),
             groups: Arc::new(ProcessGroups::default()),
+            endpoint: None,
         };
         let mut records = Vec::new();
         run_all(shared, feed(targets), &mut records).await;

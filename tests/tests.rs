@@ -2,12 +2,16 @@
 
 #[path = "e2e/bad_input.rs"]
 mod bad_input;
+#[path = "e2e/endpoint.rs"]
+mod endpoint;
 #[path = "e2e/faults.rs"]
 mod faults;
 #[path = "e2e/human.rs"]
 mod human;
 #[path = "e2e/interrupts.rs"]
 mod interrupts;
+#[path = "e2e/login.rs"]
+mod login;
 #[path = "e2e/people.rs"]
 mod people;
 #[path = "e2e/readme.rs"]
