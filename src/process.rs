@@ -139,6 +139,14 @@ async fn while_draining<F: Future, O: Future<Output = ()>>(
     }
 }
 
+/// Resolves when `limit` has passed; never without one.
+async fn expiry(limit: Option<Duration>) {
+    match limit {
+        Some(limit) => tokio::time::sleep(limit).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs one child in its own process group, and keeps what it printed even when it is stopped.
 /// When the child ends, whatever it left running in its group is killed, so no grandchild
 /// outlives its target; output still held open by a process that left the group is read for
@@ -181,12 +189,9 @@ pub async fn run_child(
                     First::Early(Ended::Stopped(stop.reason().unwrap_or(StopReason::Interrupted)))
                 }
                 status = &mut wait => First::Exit(status),
-                _ = async {
-                    match limits.timeout {
-                        Some(limit) => tokio::time::sleep(limit).await,
-                        None => std::future::pending().await,
-                    }
-                } => First::Early(Ended::TimedOut(limits.timeout.unwrap_or_default())),
+                _ = expiry(limits.timeout) => {
+                    First::Early(Ended::TimedOut(limits.timeout.unwrap_or_default()))
+                }
             }
         };
         let first = while_draining(first, &mut outputs, &mut drained).await;
@@ -215,12 +220,8 @@ pub async fn run_child(
         (status, ended, held_open)
     };
     groups.unregister(pid);
-    tracing::info!(
-        pid,
-        status = ?status,
-        duration_ms = started.elapsed().as_millis() as u64,
-        "child ended"
-    );
+    let duration_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(pid, ?status, duration_ms, "child ended");
     Ok(ChildEnd {
         status,
         stdout: out,
