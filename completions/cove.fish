@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_cove_global_optspecs
-    string join \n t/target= i/ignore= region= exclude-region= allow-unknown-region include-caller filter-name= filter-email= filter-tag= shard= shard-index-env= shard-count= rerun= rerun-only= dry-run r/role= role-session-name= policy= policy-arn= external-id= duration= max-assume-rate= profile= via-role= org-role= w/workers= fail-fast timeout= max-output-bytes= child-credentials= o/output= output-dir= q/quiet no-ci-summary h/help V/version
+    string join \n t/target= i/ignore= region= exclude-region= allow-unknown-region include-caller filter-name= filter-email= filter-tag= shard= shard-index-env= shard-count= rerun= rerun-only= dry-run r/role= role-session-name= policy= policy-arn= external-id= duration= max-assume-rate= profile= via-role= org-role= w/workers= fail-fast timeout= max-output-bytes= child-credentials= o/output= output-dir= q/quiet v/verbose no-ci-summary h/help V/version
 end
 
 function __fish_cove_needs_command
@@ -61,6 +61,7 @@ complete -c cove -n "__fish_cove_needs_command" -l include-caller -d 'Make the c
 complete -c cove -n "__fish_cove_needs_command" -l dry-run -d 'Resolve the targets and print the account × region matrix as JSON, then stop. No role is assumed and nothing runs, so the command may be left out'
 complete -c cove -n "__fish_cove_needs_command" -l fail-fast -d 'On the first failure (assume or command), start nothing new, stop running children, and report what finished'
 complete -c cove -n "__fish_cove_needs_command" -s q -l quiet -d 'No progress bar, notes or summary on stderr; errors and warnings still show'
+complete -c cove -n "__fish_cove_needs_command" -s v -l verbose -d 'Log what cove does to stderr: -v each AWS call (service, operation, account, region, attempt, latency, error code), retries, credential renewals and each child (pid, exit status, duration), and the full cause of an error; -vv more; -vvv everything, the AWS SDK\'s own trace included. COVE_LOG (or RUST_LOG) takes a filter such as `cove=debug` instead. Secrets are never logged'
 complete -c cove -n "__fish_cove_needs_command" -l no-ci-summary -d 'In GitHub Actions (GITHUB_ACTIONS=true), cove appends a Markdown summary of the run to the file in GITHUB_STEP_SUMMARY and prints `::error` annotations for up to 10 failed targets on stderr. This turns both off (COVE_CI_SUMMARY=false does too)'
 complete -c cove -n "__fish_cove_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cove -n "__fish_cove_needs_command" -s V -l version -d 'Print version'

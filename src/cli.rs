@@ -289,6 +289,14 @@ pub struct Cli {
     #[arg(short = 'q', long, env = "COVE_QUIET", help_heading = "Output")]
     pub quiet: bool,
 
+    /// Log what cove does to stderr: -v each AWS call (service, operation, account, region,
+    /// attempt, latency, error code), retries, credential renewals and each child (pid, exit
+    /// status, duration), and the full cause of an error; -vv more; -vvv everything, the AWS
+    /// SDK's own trace included. COVE_LOG (or RUST_LOG) takes a filter such as `cove=debug`
+    /// instead. Secrets are never logged.
+    #[arg(short = 'v', long, action = clap::ArgAction::Count, help_heading = "Output")]
+    pub verbose: u8,
+
     /// In GitHub Actions (GITHUB_ACTIONS=true), cove appends a Markdown summary of the run to
     /// the file in GITHUB_STEP_SUMMARY and prints `::error` annotations for up to 10 failed
     /// targets on stderr. This turns both off (COVE_CI_SUMMARY=false does too).

@@ -78,6 +78,8 @@ pub struct OutputSettings {
     pub format: Format,
     pub dir: Option<PathBuf>,
     pub quiet: bool,
+    /// Logs are on (`-v`, `COVE_LOG`, `RUST_LOG`): no progress bar is drawn over them.
+    pub logging: bool,
     /// The GitHub Actions step summary and annotations, when cove runs there.
     pub ci_summary: bool,
 }
@@ -418,6 +420,7 @@ impl Config {
                 format: cli.output,
                 dir: cli.output_dir,
                 quiet: cli.quiet,
+                logging: crate::logging::enabled(cli.verbose),
                 ci_summary: cli.ci_summary,
             },
             dry_run: cli.dry_run,

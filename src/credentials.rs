@@ -254,7 +254,14 @@ impl<A: Aws> CredentialCache<A> {
             Some(Ok(assumed)) if assumed.creds.expiration > SystemTime::now() + REFRESH_MARGIN => {
                 return Ok(assumed.clone());
             }
-            Some(Ok(assumed)) => Some(assumed.role.role_name.clone()),
+            Some(Ok(assumed)) => {
+                tracing::info!(
+                    account = account_id,
+                    role = %assumed.role.role_name,
+                    "renewing credentials: fewer than five minutes left"
+                );
+                Some(assumed.role.role_name.clone())
+            }
             Some(Err(failure)) => return Err(failure.clone()),
             None => None,
         };

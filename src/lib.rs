@@ -18,6 +18,7 @@ pub mod endpoint;
 pub mod exit_code;
 pub mod filters;
 pub mod ids;
+pub mod logging;
 pub mod merge;
 pub mod output;
 pub mod pipeline;
@@ -44,6 +45,7 @@ use crate::exit_code::Exit;
 
 /// Runs cove for a parsed command line. Errors mean nothing ran (exit code 2).
 pub fn run(mut cli: Cli) -> anyhow::Result<Exit> {
+    logging::init(cli.verbose)?;
     if let Some(cli::Subcommand::Merge { files }) = cli.subcommand.take() {
         let stdout = std::io::stdout();
         let pretty = stdout.is_terminal();

@@ -279,7 +279,7 @@ impl Run<'_> {
         let ci = o.ci_summary.then(ci_summary::destination).flatten();
         Reporter {
             writer,
-            progress: Progress::new(total, o.quiet, !text_on_terminal),
+            progress: Progress::new(total, o.quiet, !text_on_terminal && !o.logging),
             known: None,
             ci: ci.map(ci_summary::Collector::new),
         }

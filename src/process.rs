@@ -139,6 +139,14 @@ async fn while_draining<F: Future, O: Future<Output = ()>>(
     }
 }
 
+/// Resolves when `limit` has passed; never without one.
+async fn expiry(limit: Option<Duration>) {
+    match limit {
+        Some(limit) => tokio::time::sleep(limit).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs one child in its own process group, and keeps what it printed even when it is stopped.
 /// When the child ends, whatever it left running in its group is killed, so no grandchild
 /// outlives its target; output still held open by a process that left the group is read for
@@ -158,6 +166,8 @@ pub async fn run_child(
         return Err(std::io::Error::other("the child exited before it was seen"));
     };
     groups.register(pid);
+    let started = std::time::Instant::now();
+    tracing::info!(pid, "child started");
     let group = Pid::from_raw(pid);
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let (mut out, mut err) = (Capture::default(), Capture::default());
@@ -179,12 +189,9 @@ pub async fn run_child(
                     First::Early(Ended::Stopped(stop.reason().unwrap_or(StopReason::Interrupted)))
                 }
                 status = &mut wait => First::Exit(status),
-                _ = async {
-                    match limits.timeout {
-                        Some(limit) => tokio::time::sleep(limit).await,
-                        None => std::future::pending().await,
-                    }
-                } => First::Early(Ended::TimedOut(limits.timeout.unwrap_or_default())),
+                _ = expiry(limits.timeout) => {
+                    First::Early(Ended::TimedOut(limits.timeout.unwrap_or_default()))
+                }
             }
         };
         let first = while_draining(first, &mut outputs, &mut drained).await;
@@ -213,6 +220,8 @@ pub async fn run_child(
         (status, ended, held_open)
     };
     groups.unregister(pid);
+    let duration_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(pid, ?status, duration_ms, "child ended");
     Ok(ChildEnd {
         status,
         stdout: out,

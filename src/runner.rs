@@ -357,8 +357,12 @@ fn base_record<A: Aws>(
 
 /// One target: its credentials, then its command; timed from start to verdict.
 async fn run_target<A: Aws>(shared: Shared<A>, account: Arc<Account>, region: String) -> Record {
+    use tracing::Instrument;
     let started = Instant::now();
-    let mut r = target_record(shared, account, region, started).await;
+    let span = tracing::info_span!("target", account = %account.id, region = %region);
+    let mut r = target_record(shared, account, region, started)
+        .instrument(span)
+        .await;
     r.duration_ms = started.elapsed().as_millis() as u64;
     r
 }

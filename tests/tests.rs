@@ -12,6 +12,8 @@ mod human;
 mod interrupts;
 #[path = "e2e/login.rs"]
 mod login;
+#[path = "e2e/logs.rs"]
+mod logs;
 #[path = "e2e/people.rs"]
 mod people;
 #[path = "e2e/readme.rs"]

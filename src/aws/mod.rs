@@ -2,6 +2,7 @@
 //! through [`Aws`]; [`sdk::SdkAws`] is the real implementation, and the tests use an in-memory
 //! fake for faults the emulator cannot produce.
 
+pub mod calls;
 pub mod renew;
 pub mod retry;
 pub mod sdk;
@@ -90,6 +91,13 @@ pub enum ErrorKind {
     NotFound,
     /// AWS asked to slow down; the SDK already retried it as far as the retry settings allow.
     Throttled,
+    /// No credentials anywhere in the chain (environment, files, SSO, container, instance).
+    NoCredentials,
+    /// Credentials were found but could not be loaded (an expired SSO session, a failing
+    /// credential process, a role the profile names that cannot be assumed, ...).
+    CredentialsFailed,
+    /// AWS could not be reached (DNS, connection, timeout).
+    Unreachable,
     /// Anything else.
     Other,
 }
@@ -102,6 +110,8 @@ pub struct AwsError {
     /// The AWS error code (`AccessDenied`, `Throttling`, ...), when the service sent one.
     pub code: Option<String>,
     pub message: String,
+    /// The full chain of causes, for `-v`; the message is the sentence a person reads.
+    pub detail: Option<String>,
 }
 
 impl AwsError {
@@ -110,7 +120,13 @@ impl AwsError {
             kind,
             code: code.map(str::to_owned),
             message: message.into(),
+            detail: None,
         }
+    }
+
+    pub fn with_detail(mut self, detail: String) -> Self {
+        self.detail = Some(detail);
+        self
     }
 
     /// The caller may not use Organizations here: denied, or not in an organization at all.

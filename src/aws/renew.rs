@@ -42,6 +42,9 @@ impl Renewing {
         {
             return Ok(creds.clone());
         }
+        if current.is_some() {
+            tracing::info!(role = %self.label, "renewing credentials: fewer than five minutes left");
+        }
         let fresh = (self.assume)().await?;
         *current = Some(fresh.clone());
         Ok(fresh)

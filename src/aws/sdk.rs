@@ -15,6 +15,7 @@ use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::types::PolicyDescriptorType;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
+use super::calls::{self, CallLog};
 use super::renew::Renewing;
 use super::retry::{self, RetrySettings};
 use super::{Account, AssumeRequest, Aws, AwsError, Caller, ErrorKind, Page, TempCredentials};
@@ -31,6 +32,9 @@ pub struct SdkAws {
     /// The retry policy of the per-account Account clients, and the one budget they share.
     account_retry: aws_config::retry::RetryConfig,
     account_budget: aws_sdk_sts::config::retry::RetryPartition,
+    /// The regions the clients call, for the call log.
+    region: String,
+    org_region: String,
 }
 
 impl SdkAws {
@@ -39,17 +43,22 @@ impl SdkAws {
         let sts = aws_sdk_sts::config::Builder::from(config)
             .retry_config(retry.for_cove())
             .retry_partition(retry::budget("cove-sts"))
+            .interceptor(CallLog)
             .build();
         let org = aws_sdk_organizations::config::Builder::from(org_config)
             .retry_config(retry.for_cove())
             .retry_partition(retry::budget("cove-organizations"))
+            .interceptor(CallLog)
             .build();
+        let region_of = |c: &SdkConfig| c.region().map_or("-".to_owned(), |r| r.to_string());
         SdkAws {
             sts: aws_sdk_sts::Client::from_conf(sts),
             org: aws_sdk_organizations::Client::from_conf(org),
             base: config.clone(),
             account_retry: retry.for_cove(),
             account_budget: retry::budget("cove-account"),
+            region: region_of(config),
+            org_region: region_of(org_config),
         }
     }
 }
@@ -74,20 +83,67 @@ fn kind_of(code: &str) -> ErrorKind {
 fn aws_error<E, R>(err: SdkError<E, R>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
-    match err.code() {
-        Some(code) => AwsError::new(
+    if let Some(code) = err.code() {
+        return AwsError::new(
             kind_of(code),
             Some(code),
             err.message().unwrap_or("(no message from AWS)"),
-        ),
-        None => AwsError::new(
-            ErrorKind::Other,
-            None,
-            DisplayErrorContext(&err).to_string(),
-        ),
+        );
     }
+    let detail = DisplayErrorContext(&err).to_string();
+    unlabeled(&err).with_detail(detail)
+}
+
+/// An error AWS sent no code for: missing or broken credentials, or no connection. The message
+/// is a sentence with the next step; the chain of causes goes to `detail`.
+fn unlabeled(err: &(dyn std::error::Error + 'static)) -> AwsError {
+    use aws_credential_types::provider::error::CredentialsError;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(creds) = e.downcast_ref::<CredentialsError>() {
+            return match creds {
+                CredentialsError::CredentialsNotLoaded(_) => AwsError::new(
+                    ErrorKind::NoCredentials,
+                    None,
+                    "no AWS credentials found (looked in the environment, the shared config and credentials files, SSO, the container and instance metadata). Run `aws configure` or `aws sso login`, or set AWS_PROFILE",
+                ),
+                other => AwsError::new(
+                    ErrorKind::CredentialsFailed,
+                    None,
+                    format!(
+                        "the AWS credentials could not be loaded: {}. If this profile uses IAM Identity Center, run `aws sso login`",
+                        innermost(other)
+                    ),
+                ),
+            };
+        }
+        if let Some(connector) =
+            e.downcast_ref::<aws_smithy_runtime_api::client::result::ConnectorError>()
+            && (connector.is_io() || connector.is_timeout())
+        {
+            return AwsError::new(
+                ErrorKind::Unreachable,
+                None,
+                format!(
+                    "could not reach AWS ({}); check the network, a proxy, or AWS_ENDPOINT_URL",
+                    innermost(connector)
+                ),
+            );
+        }
+        source = e.source();
+    }
+    AwsError::new(ErrorKind::Other, None, innermost(err))
+}
+
+/// The last cause in an error's chain: usually the one that says what went wrong.
+fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = err;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
 }
 
 fn account_from_sdk(a: &SdkAccount) -> Option<Account> {
@@ -104,36 +160,48 @@ fn account_from_sdk(a: &SdkAccount) -> Option<Account> {
 
 impl Aws for SdkAws {
     async fn caller(&self) -> Result<Caller, AwsError> {
-        let out = self
-            .sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(aws_error)?;
-        Ok(Caller {
-            account: out.account().unwrap_or_default().to_owned(),
-            arn: out.arn().unwrap_or_default().to_owned(),
+        calls::logged("sts", "GetCallerIdentity", "caller", &self.region, async {
+            let out = self
+                .sts
+                .get_caller_identity()
+                .send()
+                .await
+                .map_err(aws_error)?;
+            Ok(Caller {
+                account: out.account().unwrap_or_default().to_owned(),
+                arn: out.arn().unwrap_or_default().to_owned(),
+            })
         })
+        .await
     }
 
     async fn list_accounts_page(
         &self,
         next_token: Option<String>,
     ) -> Result<Page<Account>, AwsError> {
-        let page = self
-            .org
-            .list_accounts()
-            .set_next_token(next_token)
-            .send()
-            .await
-            .map_err(aws_error)?;
-        Ok((
-            page.accounts()
-                .iter()
-                .filter_map(account_from_sdk)
-                .collect(),
-            page.next_token().map(str::to_owned),
-        ))
+        calls::logged(
+            "organizations",
+            "ListAccounts",
+            "-",
+            &self.org_region,
+            async {
+                let page = self
+                    .org
+                    .list_accounts()
+                    .set_next_token(next_token)
+                    .send()
+                    .await
+                    .map_err(aws_error)?;
+                Ok((
+                    page.accounts()
+                        .iter()
+                        .filter_map(account_from_sdk)
+                        .collect(),
+                    page.next_token().map(str::to_owned),
+                ))
+            },
+        )
+        .await
     }
 
     async fn list_child_ous_page(
@@ -141,20 +209,29 @@ impl Aws for SdkAws {
         parent: &str,
         next_token: Option<String>,
     ) -> Result<Page<String>, AwsError> {
-        let page = self
-            .org
-            .list_organizational_units_for_parent()
-            .parent_id(parent)
-            .set_next_token(next_token)
-            .send()
-            .await
-            .map_err(aws_error)?;
-        let ous = page
-            .organizational_units()
-            .iter()
-            .filter_map(|ou| ou.id().map(str::to_owned))
-            .collect();
-        Ok((ous, page.next_token().map(str::to_owned)))
+        calls::logged(
+            "organizations",
+            "ListOrganizationalUnitsForParent",
+            parent,
+            &self.org_region,
+            async {
+                let page = self
+                    .org
+                    .list_organizational_units_for_parent()
+                    .parent_id(parent)
+                    .set_next_token(next_token)
+                    .send()
+                    .await
+                    .map_err(aws_error)?;
+                let ous = page
+                    .organizational_units()
+                    .iter()
+                    .filter_map(|ou| ou.id().map(str::to_owned))
+                    .collect();
+                Ok((ous, page.next_token().map(str::to_owned)))
+            },
+        )
+        .await
     }
 
     async fn list_child_accounts_page(
@@ -162,95 +239,133 @@ impl Aws for SdkAws {
         parent: &str,
         next_token: Option<String>,
     ) -> Result<Page<Account>, AwsError> {
-        let page = self
-            .org
-            .list_accounts_for_parent()
-            .parent_id(parent)
-            .set_next_token(next_token)
-            .send()
-            .await
-            .map_err(aws_error)?;
-        let accounts = page
-            .accounts()
-            .iter()
-            .filter_map(account_from_sdk)
-            .collect();
-        Ok((accounts, page.next_token().map(str::to_owned)))
+        calls::logged(
+            "organizations",
+            "ListAccountsForParent",
+            parent,
+            &self.org_region,
+            async {
+                let page = self
+                    .org
+                    .list_accounts_for_parent()
+                    .parent_id(parent)
+                    .set_next_token(next_token)
+                    .send()
+                    .await
+                    .map_err(aws_error)?;
+                let accounts = page
+                    .accounts()
+                    .iter()
+                    .filter_map(account_from_sdk)
+                    .collect();
+                Ok((accounts, page.next_token().map(str::to_owned)))
+            },
+        )
+        .await
     }
 
     async fn describe_account(&self, account_id: &str) -> Result<Account, AwsError> {
-        let out = self
-            .org
-            .describe_account()
-            .account_id(account_id)
-            .send()
-            .await
-            .map_err(aws_error)?;
-        out.account().and_then(account_from_sdk).ok_or_else(|| {
-            AwsError::new(
-                ErrorKind::Other,
-                None,
-                "DescribeAccount answered without an account",
-            )
-        })
+        calls::logged(
+            "organizations",
+            "DescribeAccount",
+            account_id,
+            &self.org_region,
+            async {
+                let out = self
+                    .org
+                    .describe_account()
+                    .account_id(account_id)
+                    .send()
+                    .await
+                    .map_err(aws_error)?;
+                out.account().and_then(account_from_sdk).ok_or_else(|| {
+                    AwsError::new(
+                        ErrorKind::Other,
+                        None,
+                        "DescribeAccount answered without an account",
+                    )
+                })
+            },
+        )
+        .await
     }
 
     async fn list_enabled_regions(&self, creds: &TempCredentials) -> Result<Vec<String>, AwsError> {
-        use aws_sdk_account::config::Credentials;
-        use aws_sdk_account::types::RegionOptStatus;
-        let credentials = Credentials::new(
-            creds.access_key_id.clone(),
-            creds.secret_access_key.expose().to_owned(),
-            Some(creds.session_token.expose().to_owned()),
-            Some(creds.expiration),
-            "cove-assumed-role",
-        );
-        let config = aws_sdk_account::config::Builder::from(&self.base)
-            .credentials_provider(credentials)
-            .retry_config(self.account_retry.clone())
-            .retry_partition(self.account_budget.clone())
-            .build();
-        let client = aws_sdk_account::Client::from_conf(config);
-        let mut pages = client
-            .list_regions()
-            .region_opt_status_contains(RegionOptStatus::Enabled)
-            .region_opt_status_contains(RegionOptStatus::EnabledByDefault)
-            .into_paginator()
-            .send();
-        let mut regions = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(aws_error)?;
-            regions.extend(
-                page.regions()
-                    .iter()
-                    .filter_map(|r| r.region_name().map(str::to_owned)),
+        calls::logged("account", "ListRegions", "-", &self.region, async {
+            use aws_sdk_account::config::Credentials;
+            use aws_sdk_account::types::RegionOptStatus;
+            let credentials = Credentials::new(
+                creds.access_key_id.clone(),
+                creds.secret_access_key.expose().to_owned(),
+                Some(creds.session_token.expose().to_owned()),
+                Some(creds.expiration),
+                "cove-assumed-role",
             );
-        }
-        regions.sort();
-        Ok(regions)
+            let config = aws_sdk_account::config::Builder::from(&self.base)
+                .credentials_provider(credentials)
+                .retry_config(self.account_retry.clone())
+                .retry_partition(self.account_budget.clone())
+                .interceptor(CallLog)
+                .build();
+            let client = aws_sdk_account::Client::from_conf(config);
+            let mut pages = client
+                .list_regions()
+                .region_opt_status_contains(RegionOptStatus::Enabled)
+                .region_opt_status_contains(RegionOptStatus::EnabledByDefault)
+                .into_paginator()
+                .send();
+            let mut regions = Vec::new();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(aws_error)?;
+                regions.extend(
+                    page.regions()
+                        .iter()
+                        .filter_map(|r| r.region_name().map(str::to_owned)),
+                );
+            }
+            regions.sort();
+            Ok(regions)
+        })
+        .await
     }
 
     async fn list_account_tags(&self, account_id: &str) -> Result<Vec<(String, String)>, AwsError> {
-        let mut pages = self
-            .org
-            .list_tags_for_resource()
-            .resource_id(account_id)
-            .into_paginator()
-            .send();
-        let mut tags = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(aws_error)?;
-            tags.extend(
-                page.tags()
-                    .iter()
-                    .map(|t| (t.key().to_owned(), t.value().to_owned())),
-            );
-        }
-        Ok(tags)
+        calls::logged(
+            "organizations",
+            "ListTagsForResource",
+            account_id,
+            &self.org_region,
+            async {
+                let mut pages = self
+                    .org
+                    .list_tags_for_resource()
+                    .resource_id(account_id)
+                    .into_paginator()
+                    .send();
+                let mut tags = Vec::new();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(aws_error)?;
+                    tags.extend(
+                        page.tags()
+                            .iter()
+                            .map(|t| (t.key().to_owned(), t.value().to_owned())),
+                    );
+                }
+                Ok(tags)
+            },
+        )
+        .await
     }
 
     async fn assume_role(&self, request: &AssumeRequest) -> Result<TempCredentials, AwsError> {
-        assume(&self.sts, request).await
+        calls::logged(
+            "sts",
+            "AssumeRole",
+            request.role_arn.split(':').nth(4).unwrap_or("-"),
+            &self.region,
+            async { assume(&self.sts, request).await },
+        )
+        .await
     }
 }
 
