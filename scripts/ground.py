@@ -11,6 +11,7 @@ Usage:
               [--deny-assume ID,ID] [--deny-assume-names NAME,NAME] [--deny-list-accounts]
               [--throttle-assume FRACTION] [--throttle-list-accounts N]
               [--opt-in-names NAME,NAME] [--deny-list-regions-names NAME,NAME]
+              [--caller-partition aws|aws-cn|aws-us-gov] [--deny-assume-quoting-names NAME,NAME]
               [--info-file PATH] [--exit-on-stdin-eof]
 
 Once ready it prints one JSON line (also written to --info-file):
@@ -21,10 +22,16 @@ Control endpoints (plain HTTP GET on the same port):
     /_ground/calls    {"sts:AssumeRole": 12, "organizations:ListAccounts": 2, ...}
     /_ground/secrets  {"secrets": [...]}   every SecretAccessKey and SessionToken moto issued
     /_ground/assume-params  {"calls": [{...}]}   the form parameters of every AssumeRole call
+    /_ground/assume-times   {"times": [...]}   when each AssumeRole call arrived (monotonic seconds)
     /_ground/clear-faults   lifts every denial and throttle from now on
 
 account:ListRegions (POST /listRegions), which moto lacks, is answered here: every account has
 us-east-1 and eu-west-1 (ENABLED_BY_DEFAULT), and ap-east-1 is ENABLED for --opt-in-names.
+
+--caller-partition rewrites the partition of the Arn in GetCallerIdentity answers to calls signed
+with the starting dummy keys (the caller's own identity); children's assumed keys are left alone.
+--deny-assume-quoting-names answers AssumeRole for those accounts with AccessDenied whose message
+quotes the ExternalId and Policy it received, as some AWS errors quote request parameters.
 """
 
 import argparse
@@ -34,7 +41,9 @@ import random
 import re
 import sys
 import threading
+import time
 import uuid
+from xml.sax.saxutils import escape as xml_escape
 from collections import Counter
 from urllib.parse import parse_qs
 
@@ -64,6 +73,14 @@ class FaultLayer:
         self.secrets = []
         self.assume_params = []
         self.lock = threading.Lock()
+        self._init_pin_knobs()
+
+    def _init_pin_knobs(self):
+        # The caller's partition in GetCallerIdentity answers (None: moto's own answer).
+        self.caller_partition = None
+        # Accounts whose AssumeRole is denied with a message quoting ExternalId and Policy.
+        self.deny_assume_quoting = set()
+        self.assume_times = []
 
     def _json(self, start_response, payload, status="200 OK"):
         body = json.dumps(payload).encode()
@@ -85,6 +102,9 @@ class FaultLayer:
         if path == "/_ground/assume-params":
             with self.lock:
                 return self._json(start_response, {"calls": list(self.assume_params)})
+        if path == "/_ground/assume-times":
+            with self.lock:
+                return self._json(start_response, {"times": list(self.assume_times)})
         if path == "/_ground/secrets":
             with self.lock:
                 return self._json(start_response, {"secrets": list(self.secrets)})
@@ -114,11 +134,14 @@ class FaultLayer:
         if operation == "sts:AssumeRole":
             with self.lock:
                 self.assume_params.append(params)
+                self.assume_times.append(time.monotonic())
             with self.lock:
                 throttled = self.random.random() < self.throttle_assume
             if throttled:
                 return self._sts_error(start_response, "Throttling", "Rate exceeded", status="400 Bad Request")
             account = params.get("RoleArn", "").split(":")[4:5]
+            if account and account[0] in self.deny_assume_quoting:
+                return self._deny_assume_quoting(start_response, params)
             if account and account[0] in self.deny_assume:
                 return self._sts_error(start_response, "AccessDenied",
                                        "User: arn:aws:iam::123456789012:user/ground is not authorized to perform: "
@@ -139,7 +162,33 @@ class FaultLayer:
         if operation == "organizations:ListAccounts" and self.deny_list_accounts:
             return self._org_error(start_response, "AccessDeniedException",
                                    "You don't have permissions to access this resource.")
+        if operation == "sts:GetCallerIdentity" and self.caller_partition:
+            return self._caller_in_partition(environ, start_response)
         return self.app(environ, start_response)
+
+    def _deny_assume_quoting(self, start_response, params):
+        """AccessDenied quoting the request's ExternalId and Policy back, XML-escaped."""
+        message = (f"User: arn:aws:iam::123456789012:user/ground is not authorized to perform: "
+                   f"sts:AssumeRole on resource: {params.get('RoleArn')} with ExternalId "
+                   f"{params.get('ExternalId')} and session policy {params.get('Policy')}")
+        return self._sts_error(start_response, "AccessDenied", xml_escape(message))
+
+    def _caller_in_partition(self, environ, start_response):
+        """moto's GetCallerIdentity answer, its Arn moved to --caller-partition when the call was
+        signed with the starting dummy keys (the caller's own identity)."""
+        key = re.search(r"Credential=([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+        if not key or key.group(1) != DUMMY_KEYS["aws_access_key_id"]:
+            return self.app(environ, start_response)
+        answered = {}
+
+        def remember(status, headers, exc_info=None):
+            answered["status"], answered["headers"] = status, headers
+
+        text = b"".join(self.app(environ, remember)).decode("utf-8")
+        body = re.sub(r"<Arn>arn:[^:]*:", f"<Arn>arn:{self.caller_partition}:", text).encode()
+        headers = [(k, v) for k, v in answered["headers"] if k.lower() != "content-length"]
+        start_response(answered["status"], headers + [("Content-Length", str(len(body)))])
+        return [body]
 
     def _capture_secrets(self, environ, start_response):
         body = environ["wsgi.input"].getvalue()
@@ -241,6 +290,14 @@ def build_standard(org, info, extra_root_accounts):
         account(f"bulk-{n:04d}", root)
 
 
+def arm_pin_knobs(layer, args, info):
+    """Arms --caller-partition and --deny-assume-quoting-names once the setup is done."""
+    layer.assume_times.clear()
+    layer.caller_partition = args.caller_partition
+    layer.deny_assume_quoting.update(
+        info["accounts"][n]["id"] for n in args.deny_assume_quoting_names.split(",") if n)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", choices=["standard", "empty", "none"], default="standard",
@@ -259,6 +316,11 @@ def main():
                         help="accounts (by name) that have the opt-in region ap-east-1 enabled")
     parser.add_argument("--deny-list-regions-names", default="",
                         help="accounts (by name) whose account:ListRegions is denied")
+    parser.add_argument("--caller-partition", choices=["aws", "aws-cn", "aws-us-gov"],
+                        help="partition of the caller's Arn in GetCallerIdentity answers")
+    parser.add_argument("--deny-assume-quoting-names", default="",
+                        help="accounts (by name) whose AssumeRole is denied with a message quoting "
+                             "the ExternalId and Policy sent")
     parser.add_argument("--info-file")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (the test harness holds it open)")
@@ -290,6 +352,7 @@ def main():
     layer.opt_in_accounts.update(info["accounts"][n]["id"] for n in args.opt_in_names.split(",") if n)
     layer.deny_list_regions.update(
         info["accounts"][n]["id"] for n in args.deny_list_regions_names.split(",") if n)
+    arm_pin_knobs(layer, args, info)
 
     line = json.dumps(info)
     if args.info_file:
