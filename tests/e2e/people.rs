@@ -4,11 +4,10 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::faults::{alive, wait_for_pids};
+use crate::faults::{assert_all_dead, kill_all, wait_for_pids};
 use crate::support::{Ground, Run};
 
 #[test]
@@ -172,24 +171,19 @@ sleep 1000 & echo $! > {d}/$COVE_ACCOUNT_ID; wait"#,
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let run = crate::support::finish_within(
+        child,
+        std::time::Duration::from_secs(30),
+        "cove to stop its children and end once its output was closed",
+        || kill_all(&pids),
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    run.expect_code(0);
     assert!(
-        !stderr.contains("error"),
-        "not reported as an error: {stderr}"
+        !run.stderr.contains("error"),
+        "not reported as an error: {}",
+        run.stderr
     );
-    std::thread::sleep(Duration::from_millis(200));
-    let survivors: Vec<i32> = pids.into_iter().filter(|p| alive(*p)).collect();
-    assert!(
-        survivors.is_empty(),
-        "children outlived cove: {survivors:?}"
-    );
+    assert_all_dead(&pids);
 }
 
 /// Runs cove under a pseudo-terminal (util-linux `script`) and returns all it drew.
