@@ -336,6 +336,7 @@ fn max_assume_rate_spaces_assume_role_calls_at_that_rate() {
 }
 
 #[test]
+#[ignore = "stress: scripts/stress runs it"]
 fn a_throttling_storm_does_not_drain_the_retry_budget() {
     // Hundreds of throttled AssumeRole answers at 300 workers: with the SDK's default shared
     // bucket (500 tokens, 5 per retry) retries are refused and targets fail. 20 attempts keep
