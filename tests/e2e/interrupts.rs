@@ -12,6 +12,16 @@ use crate::support::{Ground, finish_within, wait_until};
 /// What an interrupted cove must do before its test gives up on it.
 const STOPS: &str = "cove to stop its children and exit after the interrupt";
 
+/// Waits until cove has recorded the account's target: its `--output-dir` files are written
+/// when the record is taken, so a signal sent after this cannot catch it still running.
+fn wait_until_recorded(out: &std::path::Path, id: &str) {
+    wait_until(
+        &format!("cove to record {id}"),
+        Duration::from_secs(30),
+        || out.join(id).join("us-east-1").join("stdout").exists(),
+    );
+}
+
 fn interrupted_run(signal: Signal) {
     let g = Ground::start(&[]);
     let dir = tempfile::tempdir().unwrap();
@@ -22,6 +32,7 @@ echo $$ >> {dir}/$COVE_ACCOUNT_ID
 wait"#,
         dir = dir.path().display()
     );
+    let out = tempfile::tempdir().unwrap();
     let child = g
         .cove()
         .args([
@@ -29,6 +40,8 @@ wait"#,
             &g.ou("Workloads"),
             "--workers",
             "5",
+            "--output-dir",
+            out.path().to_str().unwrap(),
             "--",
             "sh",
             "-c",
@@ -39,6 +52,7 @@ wait"#,
         .spawn()
         .unwrap();
     let pids = wait_for_pids(dir.path(), 8);
+    wait_until_recorded(out.path(), &g.account("workloads-a"));
     kill(Pid::from_raw(child.id() as i32), signal).unwrap();
     let run = finish_within(child, Duration::from_secs(30), STOPS, || kill_all(&pids));
     run.expect_code(130);
@@ -91,14 +105,17 @@ sleep 1000 & echo $! >> {dir}/$COVE_ACCOUNT_ID
 wait"#,
         dir = dir.path().display()
     );
+    let out = tempfile::tempdir().unwrap();
     let child = g
         .cove()
+        .args(["--output-dir", out.path().to_str().unwrap()])
         .args(["--", "sh", "-c", &script])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let pids = wait_for_pids(dir.path(), 8);
+    wait_until_recorded(out.path(), &g.account("root-a"));
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     let run = finish_within(child, Duration::from_secs(30), STOPS, || kill_all(&pids));
     run.expect_code(130);
