@@ -13,8 +13,19 @@ use crate::support::{Ground, Run};
 #[test]
 fn jsonl_lines_arrive_while_a_slow_target_is_still_running() {
     let g = Ground::start(&[]);
-    let script =
-        r#"if [ "$COVE_ACCOUNT_NAME" = sandbox-b ]; then sleep 5; fi; echo "{account_name}""#;
+    let dir = tempfile::tempdir().unwrap();
+    let (waiting, go) = (dir.path().join("waiting"), dir.path().join("go"));
+    // sandbox-b holds until the test has seen the first line (at most 60 s).
+    let script = format!(
+        r#"if [ "$COVE_ACCOUNT_NAME" = sandbox-b ]; then
+  touch {waiting}; i=0
+  while [ ! -e {go} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
+fi
+echo "{{account_name}}""#,
+        waiting = waiting.display(),
+        go = go.display()
+    );
+    let spawned = std::time::Instant::now();
     let mut child = g
         .cove()
         .args([
@@ -25,7 +36,7 @@ fn jsonl_lines_arrive_while_a_slow_target_is_still_running() {
             "--",
             "sh",
             "-c",
-            script,
+            &script,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -33,6 +44,7 @@ fn jsonl_lines_arrive_while_a_slow_target_is_still_running() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let held = std::time::Instant::now();
     assert!(
         child.try_wait().unwrap().is_none(),
         "the first line came while sandbox-b was still running"
@@ -45,10 +57,19 @@ fn jsonl_lines_arrive_while_a_slow_target_is_still_running() {
         15,
         "the 14 keys plus Outcome"
     );
+    crate::support::wait_until(
+        "sandbox-b to start",
+        std::time::Duration::from_secs(30),
+        || waiting.exists(),
+    );
+    assert!(child.try_wait().unwrap().is_none(), "sandbox-b still held");
+    let held = held.elapsed();
+    std::fs::write(&go, "").unwrap();
     let rest: Vec<Value> = lines
         .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
         .collect();
     assert!(child.wait().unwrap().success());
+    let total = spawned.elapsed();
     assert_eq!(rest.len(), 2);
     assert_eq!(rest[0]["Name"], "sandbox-b");
     let summary = &rest[1]["Summary"];
@@ -56,7 +77,11 @@ fn jsonl_lines_arrive_while_a_slow_target_is_still_running() {
     assert_eq!(summary["Exceptions"], 0);
     assert_eq!(summary["FailedAssumeRole"], 0);
     assert_eq!(summary["Skipped"], 0);
-    assert!(summary["DurationMs"].as_u64().unwrap() >= 5000);
+    let duration = summary["DurationMs"].as_u64().unwrap() as u128;
+    assert!(
+        held.as_millis() <= duration && duration <= total.as_millis(),
+        "DurationMs {duration} covers the run: held {held:?}, total {total:?}"
+    );
 }
 
 #[test]
