@@ -13,6 +13,8 @@ Usage:
               [--throttle-first OPERATION=N]... [--throttle-fraction OPERATION=FRACTION]...
               [--opt-in-names NAME,NAME] [--deny-list-regions-names NAME,NAME] [--hold-parent OU]
               [--assume-expiry-seconds N]
+              [--opt-in-names NAME,NAME] [--deny-list-regions-names NAME,NAME]
+              [--caller-partition aws|aws-cn|aws-us-gov] [--deny-assume-quoting-names NAME,NAME]
               [--info-file PATH] [--exit-on-stdin-eof]
 
 Once ready it prints one JSON line (also written to --info-file):
@@ -23,17 +25,19 @@ Control endpoints (plain HTTP GET on the same port):
     /_ground/calls    {"sts:AssumeRole": 12, "organizations:ListAccounts": 2, ...}
     /_ground/secrets  {"secrets": [...]}   every SecretAccessKey and SessionToken moto issued
     /_ground/assume-params  {"calls": [{...}]}   the form parameters of every AssumeRole call
+    /_ground/assume-times   {"times": [...]}   when each AssumeRole call arrived (monotonic seconds)
     /_ground/clear-faults   lifts every denial and throttle from now on
     /_ground/held     {"held": N}   ListAccountsForParent calls waiting (--hold-parent)
     /_ground/release  lets every held call through, and every later one
+
+    /_ground/calls-by-identity  {"organizations:ListAccounts": {"<role ARN>" or "starting": n}, ...}
+                            who signed each call: the role whose assumed keys signed it, or
+                            "starting" for keys moto never issued (the test's own)
 
 --throttle-first / --throttle-fraction throttle any counted operation (organizations:ListTagsForResource,
 sts:GetCallerIdentity, account:ListRegions, ...) with its protocol's own throttling error: the first N
 answers, then a fraction of the rest (each flag may be repeated, one operation each). They answer
 before anything else, so an AssumeRole throttled this way is not in /_ground/assume-params.
-    /_ground/calls-by-identity  {"organizations:ListAccounts": {"<role ARN>" or "starting": n}, ...}
-                            who signed each call: the role whose assumed keys signed it, or
-                            "starting" for keys moto never issued (the test's own)
 
 Role topologies (cove's --role fallback, --via-role and --org-role):
     --deny-role-in NAME:ACCOUNT,ACCOUNT   AssumeRole of role NAME is AccessDenied in these accounts
@@ -48,10 +52,14 @@ us-east-1 and eu-west-1 (ENABLED_BY_DEFAULT), and ap-east-1 is ENABLED for --opt
 signin:CreateOAuth2Token (POST /v1/token, the refresh of an `aws login` session), which moto
 lacks, is answered here too: fresh keys valid for an hour and a new refresh token, for any
 request that carries a DPoP proof.
+
+--caller-partition rewrites the partition of the Arn in GetCallerIdentity answers to calls signed
+with the starting dummy keys (the caller's own identity); children's assumed keys are left alone.
+--deny-assume-quoting-names answers AssumeRole for those accounts with AccessDenied whose message
+quotes the ExternalId and Policy it received, as some AWS errors quote request parameters.
 """
 
 import argparse
-import datetime
 import io
 import json
 import logging
@@ -59,7 +67,9 @@ import random
 import re
 import sys
 import threading
+import time
 import uuid
+from xml.sax.saxutils import escape as xml_escape
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs
@@ -99,6 +109,14 @@ class FaultLayer:
         self.assume_params = []
         self.lock = threading.Lock()
         self._init_roles()
+        self._init_pin_knobs()
+
+    def _init_pin_knobs(self):
+        # The caller's partition in GetCallerIdentity answers (None: moto's own answer).
+        self.caller_partition = None
+        # Accounts whose AssumeRole is denied with a message quoting ExternalId and Policy.
+        self.deny_assume_quoting = set()
+        self.assume_times = []
 
     def _json(self, start_response, payload, status="200 OK"):
         body = json.dumps(payload).encode()
@@ -128,6 +146,9 @@ class FaultLayer:
         if path == "/_ground/release":
             self.released.set()
             return self._json(start_response, {"released": True})
+        if path == "/_ground/assume-times":
+            with self.lock:
+                return self._json(start_response, {"times": list(self.assume_times)})
         if path == "/_ground/secrets":
             with self.lock:
                 return self._json(start_response, {"secrets": list(self.secrets)})
@@ -165,11 +186,14 @@ class FaultLayer:
         if operation == "sts:AssumeRole":
             with self.lock:
                 self.assume_params.append(params)
+                self.assume_times.append(time.monotonic())
             with self.lock:
                 throttled = self.random.random() < self.throttle_assume
             if throttled:
                 return self._sts_error(start_response, "Throttling", "Rate exceeded", status="400 Bad Request")
             account = params.get("RoleArn", "").split(":")[4:5]
+            if account and account[0] in self.deny_assume_quoting:
+                return self._deny_assume_quoting(start_response, params)
             if account and account[0] in self.deny_assume:
                 return self._sts_error(start_response, "AccessDenied",
                                        "User: arn:aws:iam::123456789012:user/ground is not authorized to perform: "
@@ -197,6 +221,8 @@ class FaultLayer:
             # A caller without Organizations access is denied every call, not only ListAccounts.
             return self._org_error(start_response, "AccessDeniedException",
                                    "You don't have permissions to access this resource.")
+        if operation == "sts:GetCallerIdentity" and self.caller_partition:
+            return self._caller_in_partition(environ, start_response)
         return self.app(environ, start_response)
 
     def _hold(self, body):
@@ -208,6 +234,30 @@ class FaultLayer:
         self.released.wait(timeout=60)
         with self.lock:
             self.held -= 1
+
+    def _deny_assume_quoting(self, start_response, params):
+        """AccessDenied quoting the request's ExternalId and Policy back, XML-escaped."""
+        message = (f"User: arn:aws:iam::123456789012:user/ground is not authorized to perform: "
+                   f"sts:AssumeRole on resource: {params.get('RoleArn')} with ExternalId "
+                   f"{params.get('ExternalId')} and session policy {params.get('Policy')}")
+        return self._sts_error(start_response, "AccessDenied", xml_escape(message))
+
+    def _caller_in_partition(self, environ, start_response):
+        """moto's GetCallerIdentity answer, its Arn moved to --caller-partition when the call was
+        signed with the starting dummy keys (the caller's own identity)."""
+        key = re.search(r"Credential=([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+        if not key or key.group(1) != DUMMY_KEYS["aws_access_key_id"]:
+            return self.app(environ, start_response)
+        answered = {}
+
+        def remember(status, headers, exc_info=None):
+            answered["status"], answered["headers"] = status, headers
+
+        text = b"".join(self.app(environ, remember)).decode("utf-8")
+        body = re.sub(r"<Arn>arn:[^:]*:", f"<Arn>arn:{self.caller_partition}:", text).encode()
+        headers = [(k, v) for k, v in answered["headers"] if k.lower() != "content-length"]
+        start_response(answered["status"], headers + [("Content-Length", str(len(body)))])
+        return [body]
 
     def _capture_secrets(self, environ, start_response):
         body = environ["wsgi.input"].getvalue()
@@ -286,8 +336,7 @@ class FaultLayer:
         seen = {}
         body = b"".join(self.app(environ, lambda status, headers, *exc: seen.update(
             status=status, headers=headers)))
-        expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
-            seconds=self.assume_expiry_seconds)
+        expiry = datetime.now(timezone.utc) + timedelta(seconds=self.assume_expiry_seconds)
         body = re.sub(rb"<Expiration>[^<]*</Expiration>",
                       f"<Expiration>{expiry.strftime('%Y-%m-%dT%H:%M:%SZ')}</Expiration>".encode(),
                       body)
@@ -439,6 +488,7 @@ def throttle_specs(firsts, fractions):
 def arm_roles(layer, args, info):
     """--deny-role-in and --short-expiry, once the organization is built."""
     layer.calls_by_identity.clear()
+
     def account_id(name):
         if name == "management":
             return info["caller"]
@@ -452,6 +502,14 @@ def arm_roles(layer, args, info):
     for spec in args.short_expiry:
         role, _, seconds = spec.partition(":")
         layer.short_expiry[role] = int(seconds)
+
+
+def arm_pin_knobs(layer, args, info):
+    """Arms --caller-partition and --deny-assume-quoting-names once the setup is done."""
+    layer.assume_times.clear()
+    layer.caller_partition = args.caller_partition
+    layer.deny_assume_quoting.update(
+        info["accounts"][n]["id"] for n in args.deny_assume_quoting_names.split(",") if n)
 
 
 def main():
@@ -488,6 +546,11 @@ def main():
                         help="AssumeRole answers for role NAME expire after SECONDS; repeatable")
     parser.add_argument("--assume-expiry-seconds", type=int,
                         help="AssumeRole answers expire this many seconds from now")
+    parser.add_argument("--caller-partition", choices=["aws", "aws-cn", "aws-us-gov"],
+                        help="partition of the caller's Arn in GetCallerIdentity answers")
+    parser.add_argument("--deny-assume-quoting-names", default="",
+                        help="accounts (by name) whose AssumeRole is denied with a message quoting "
+                             "the ExternalId and Policy sent")
     parser.add_argument("--info-file")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (the test harness holds it open)")
@@ -527,6 +590,7 @@ def main():
     layer.deny_list_regions.update(
         info["accounts"][n]["id"] for n in args.deny_list_regions_names.split(",") if n)
     arm_roles(layer, args, info)
+    arm_pin_knobs(layer, args, info)
 
     line = json.dumps(info)
     if args.info_file:

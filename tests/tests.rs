@@ -14,6 +14,8 @@ mod interrupts;
 mod login;
 #[path = "e2e/logs.rs"]
 mod logs;
+#[path = "e2e/partitions.rs"]
+mod partitions;
 #[path = "e2e/people.rs"]
 mod people;
 #[path = "e2e/readme.rs"]
@@ -32,3 +34,33 @@ mod support;
 mod targets;
 #[path = "e2e/throttling.rs"]
 mod throttling;
+#[path = "e2e/whole_organization.rs"]
+mod whole_organization;
+
+/// A file under tests/e2e that no `#[path]` line above names would never be compiled, and its
+/// tests would silently never run.
+#[test]
+fn every_file_under_tests_e2e_is_compiled_into_this_binary() {
+    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let listing = std::fs::read_to_string(tests.join("tests.rs")).unwrap();
+    let lines: Vec<&str> = listing.lines().map(str::trim).collect();
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(tests.join("e2e")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if !name.ends_with(".rs") {
+            continue;
+        }
+        let path_line = format!("#[path = \"e2e/{name}\"]");
+        let listed = lines
+            .windows(2)
+            .any(|w| w[0] == path_line && w[1].starts_with("mod "));
+        if !listed {
+            missing.push(name);
+        }
+    }
+    missing.sort();
+    assert!(
+        missing.is_empty(),
+        "not listed in tests/tests.rs (add `#[path = \"e2e/NAME.rs\"]` and `mod NAME;`): {missing:?}"
+    );
+}

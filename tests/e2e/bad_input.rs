@@ -10,92 +10,200 @@ type Case = (
 );
 
 const CASES: &[Case] = &[
-    (&["-t", "12345678901", "--", "true"], &[], "12345678901"),
-    (&["-t", "1234567890123", "--", "true"], &[], "1234567890123"),
+    (
+        &["-t", "12345678901", "--", "true"],
+        &[],
+        "`12345678901` has 11 digits; an account ID has exactly 12",
+    ),
+    (
+        &["-t", "1234567890123", "--", "true"],
+        &[],
+        "`1234567890123` has 13 digits; an account ID has exactly 12",
+    ),
     (
         &["-t", "１２３４５６７８９０１２", "--", "true"],
         &[],
-        "１２３４５６７８９０１２",
+        "`１２３４５６７８９０１２` is not a valid ID; expected a 12-digit account ID",
     ),
-    (&["-t", "123456789012 ", "--", "true"], &[], "123456789012 "),
+    (
+        &["-t", "123456789012 ", "--", "true"],
+        &[],
+        "`123456789012 ` has leading or trailing white space",
+    ),
     (
         &["-t", "ou-AB12-cdef3456", "--", "true"],
         &[],
-        "ou-AB12-cdef3456",
+        "`ou-AB12-cdef3456` is not a valid OU ID: expected `ou-` + 4 to 32 lowercase",
     ),
-    (&["-t", "ou-ab12", "--", "true"], &[], "ou-ab12"),
-    (&["-t", "r-ab!2", "--", "true"], &[], "r-ab!2"),
-    (&["-i", "acct-1", "--", "true"], &[], "acct-1"),
+    (
+        &["-t", "ou-ab12", "--", "true"],
+        &[],
+        "`ou-ab12` is not a valid OU ID: expected `ou-` + 4 to 32 lowercase",
+    ),
+    (
+        &["-t", "r-ab!2", "--", "true"],
+        &[],
+        "`r-ab!2` is not a valid root ID: expected `r-` + 4 to 32 lowercase",
+    ),
+    (
+        &["-i", "acct-1", "--", "true"],
+        &[],
+        "`acct-1` is not a valid ID; expected a 12-digit account ID",
+    ),
     (
         &["-t", "111111111111,,222222222222", "--", "true"],
         &[],
-        "empty ID",
+        "empty ID: expected a 12-digit account ID",
     ),
     (
         &["--region", "eu-noth-1", "--", "true"],
         &[],
-        "did you mean `eu-north-1`",
+        "unknown region `eu-noth-1`; did you mean `eu-north-1`",
     ),
-    (&["--region", "US-EAST-1", "--", "true"], &[], "US-EAST-1"),
-    (&["--region", "us-east-1 ", "--", "true"], &[], "us-east-1 "),
+    (
+        &["--region", "US-EAST-1", "--", "true"],
+        &[],
+        "invalid region `US-EAST-1`: expected a lowercase region name",
+    ),
+    (
+        &["--region", "us-east-1 ", "--", "true"],
+        &[],
+        "invalid region `us-east-1 `: expected a lowercase region name",
+    ),
     (
         &["--region", "mars-north-1", "--", "true"],
         &[],
-        "mars-north-1",
+        "unknown region `mars-north-1`",
     ),
-    (&["--workers", "0", "--", "true"], &[], "0"),
-    (&["--workers", "many", "--", "true"], &[], "many"),
-    (&["--"], &[], "COMMAND"),
-    (&[], &[], "COMMAND"),
-    (&["--", ""], &[], "missing command"),
+    (
+        &["--workers", "0", "--", "true"],
+        &[],
+        "invalid value '0' for '--workers <N>': 0 is not in 1..=",
+    ),
+    (
+        &["--workers", "many", "--", "true"],
+        &[],
+        "invalid value 'many' for '--workers <N>'",
+    ),
+    (
+        &["--"],
+        &[],
+        "the following required arguments were not provided:\n  <COMMAND>...",
+    ),
+    (
+        &[],
+        &[],
+        "the following required arguments were not provided:\n  <COMMAND>...",
+    ),
+    (
+        &["--", ""],
+        &[],
+        "missing command: expected `-- COMMAND [ARGS...]`",
+    ),
     (
         &["--policy", "{not json", "--", "true"],
         &[],
-        "--policy value is not valid JSON",
+        "--policy value is not valid JSON (line 1, column 2)",
     ),
     (
         &["--policy", "@/nonexistent/policy.json", "--", "true"],
         &[],
-        "/nonexistent/policy.json",
+        "cannot read --policy file `/nonexistent/policy.json`",
     ),
-    (&["--policy", "@/", "--", "true"], &[], "`/`"),
-    (&["--duration", "899", "--", "true"], &[], "899"),
-    (&["--duration", "43201", "--", "true"], &[], "43201"),
-    (&["--role", "", "--", "true"], &[], "--role"),
-    (&["--role", "has space", "--", "true"], &[], "has space"),
-    (&["--role-session-name", "x", "--", "true"], &[], "`x`"),
+    (
+        &["--policy", "@/", "--", "true"],
+        &[],
+        "cannot read --policy file `/`",
+    ),
+    (
+        &["--duration", "899", "--", "true"],
+        &[],
+        "invalid value '899' for '--duration <SECONDS>': 899 is not in 900..=43200",
+    ),
+    (
+        &["--duration", "43201", "--", "true"],
+        &[],
+        "invalid value '43201' for '--duration <SECONDS>': 43201 is not in 900..=43200",
+    ),
+    (
+        &["--role", "", "--", "true"],
+        &[],
+        "invalid --role ``: the role name is empty",
+    ),
+    (
+        &["--role", "has space", "--", "true"],
+        &[],
+        "invalid --role `has space`: expected an IAM role name",
+    ),
+    (
+        &["--role-session-name", "x", "--", "true"],
+        &[],
+        "invalid --role-session-name `x`: expected 2 to 64 of",
+    ),
     (
         &["--policy-arn", "ReadOnlyAccess", "--", "true"],
         &[],
-        "ReadOnlyAccess",
+        "invalid --policy-arn `ReadOnlyAccess`: expected an IAM policy ARN",
     ),
     (
         &["--", "true"],
         &[("AWS_MAX_ATTEMPTS", "0")],
-        "AWS_MAX_ATTEMPTS `0`",
+        "invalid AWS_MAX_ATTEMPTS `0`: expected a whole number of at least 1",
     ),
-    (&["--", "true"], &[("AWS_REGION", "")], "no region"),
+    (
+        &["--", "true"],
+        &[("AWS_REGION", "")],
+        "no region: pass --region",
+    ),
     (
         &["--", "true"],
         &[("AWS_RETRY_MODE", "fast")],
-        "AWS_RETRY_MODE `fast`",
+        "invalid AWS_RETRY_MODE `fast`: expected `standard` or `adaptive`",
     ),
-    (&["--timeout", "5x", "--", "true"], &[], "5x"),
-    (&["--timeout", "0s", "--", "true"], &[], "0s"),
-    (&["--max-output-bytes", "0", "--", "true"], &[], "`0`"),
-    (&["--max-output-bytes", "lots", "--", "true"], &[], "lots"),
-    (&["--max-assume-rate", "0", "--", "true"], &[], "`0`"),
-    (&["-t", "r-", "--", "true"], &[], "r-"),
-    (&["-t", "ou-", "--", "true"], &[], "ou-"),
+    (
+        &["--timeout", "5x", "--", "true"],
+        &[],
+        "`5x` is not a duration",
+    ),
+    (
+        &["--timeout", "0s", "--", "true"],
+        &[],
+        "`0s` is zero; expected a duration greater than zero",
+    ),
+    (
+        &["--max-output-bytes", "0", "--", "true"],
+        &[],
+        "`0` is zero; expected a number of bytes",
+    ),
+    (
+        &["--max-output-bytes", "lots", "--", "true"],
+        &[],
+        "`lots` has an unknown unit; expected a number of bytes",
+    ),
+    (
+        &["--max-assume-rate", "0", "--", "true"],
+        &[],
+        "`0` is not a rate; expected calls per second",
+    ),
+    (
+        &["-t", "r-", "--", "true"],
+        &[],
+        "`r-` is not a valid root ID: expected `r-` + 4 to 32 lowercase",
+    ),
+    (
+        &["-t", "ou-", "--", "true"],
+        &[],
+        "`ou-` is not a valid OU ID: expected `ou-` + 4 to 32 lowercase",
+    ),
     (
         &["--region", "all,us-east-1", "--", "true"],
         &[],
-        "--region all cannot be combined",
+        "--region all cannot be combined with other regions",
     ),
     (
         &["--exclude-region", "eu-noth-1", "--", "true"],
         &[],
-        "eu-noth-1",
+        "unknown region `eu-noth-1`",
     ),
     (
         &[
@@ -107,9 +215,13 @@ const CASES: &[Case] = &[
             "true",
         ],
         &[],
-        "leaves no region",
+        "--exclude-region leaves no region to run in",
     ),
-    (&["--shard", "5/4", "--", "true"], &[], "5/4"),
+    (
+        &["--shard", "5/4", "--", "true"],
+        &[],
+        "`5/4` is not a shard; expected K/N",
+    ),
     (
         &[
             "--shard-index-env",
@@ -120,26 +232,42 @@ const CASES: &[Case] = &[
             "true",
         ],
         &[],
-        "NOPE_NOT_SET",
+        "the variable `NOPE_NOT_SET` is not set",
     ),
-    (&["--filter-tag", "novalue", "--", "true"], &[], "novalue"),
+    (
+        &["--filter-tag", "novalue", "--", "true"],
+        &[],
+        "`novalue` is not a tag filter; expected KEY=VALUE",
+    ),
     (
         &["--filter-name", "(unclosed", "--", "true"],
         &[],
-        "(unclosed",
+        "`(unclosed` is not a valid regular expression",
     ),
     (
         &["--rerun", "/nonexistent/run.json", "--", "true"],
         &[],
-        "/nonexistent/run.json",
+        "cannot read `/nonexistent/run.json`",
     ),
-    (&["--output", "yaml", "--", "true"], &[], "yaml"),
-    (&["--", "echo", "{acount_id}"], &[], "{acount_id}"),
-    (&["--max-assume-rate", "1e-20", "--", "true"], &[], "1e-20"),
+    (
+        &["--output", "yaml", "--", "true"],
+        &[],
+        "invalid value 'yaml' for '--output <FORMAT>'",
+    ),
+    (
+        &["--", "echo", "{acount_id}"],
+        &[],
+        "unknown placeholder `{acount_id}`",
+    ),
+    (
+        &["--max-assume-rate", "1e-20", "--", "true"],
+        &[],
+        "`1e-20` is not a rate; expected calls per second",
+    ),
     (
         &["--", "true"],
         &[("AWS_MAX_ATTEMPTS", " 3")],
-        "AWS_MAX_ATTEMPTS ` 3`",
+        "invalid AWS_MAX_ATTEMPTS ` 3`: expected a whole number",
     ),
     (
         &["-r", "A", "--", "true"],
@@ -149,7 +277,7 @@ const CASES: &[Case] = &[
     (
         &["--", "true"],
         &[("AWS_REGION", "eu-west-1 ")],
-        "eu-west-1 ",
+        "invalid region `eu-west-1 `: expected a lowercase region name",
     ),
 ];
 
@@ -186,10 +314,15 @@ fn help_documents_the_exit_codes() {
     let g = Ground::start(&["--scenario", "none"]);
     let run = Run::of(g.cove().arg("--help"));
     run.expect_code(0);
-    for code in ["0 ", "1 ", "2 ", "130"] {
-        assert!(run.stdout.contains(code), "{code}: {}", run.stdout);
+    for line in [
+        "Exit codes:",
+        "  0    every target ran its command and it exited 0",
+        "  1    at least one target is in Exceptions or FailedAssumeRole",
+        "  2    bad input, or nothing could run",
+        "  130  interrupted (Ctrl-C or SIGTERM)",
+    ] {
+        assert!(run.stdout.contains(line), "{line:?}: {}", run.stdout);
     }
-    assert!(run.stdout.contains("Exit codes"));
 }
 
 #[test]

@@ -1,13 +1,12 @@
 //! Faults: throttling, denials, timeouts, runaway output, odd bytes and impatient users.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::support::{Ground, Run};
+use crate::support::{Ground, Run, eventually, wait_until};
 
 /// Alive and not a zombie waiting for a parent that does not reap.
 pub fn alive(pid: i32) -> bool {
@@ -19,7 +18,8 @@ pub fn alive(pid: i32) -> bool {
             .rsplit(')')
             .next()
             .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        Err(_) => true,
+        // Reaped since the check above, or a system without /proc (macOS): ask again.
+        Err(_) => !Path::new("/proc/self").exists() && kill(Pid::from_raw(pid), None).is_ok(),
     }
 }
 
@@ -37,24 +37,39 @@ pub fn pids_in(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
+/// SIGKILL to each PID, for a test that gives up: nothing it started may outlive it.
+pub fn kill_all(pids: &[i32]) {
+    for pid in pids {
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+    }
+}
+
 /// Waits (at most 30 s) until the children have written `count` PIDs into `dir`.
 pub fn wait_for_pids(dir: &Path, count: usize) -> Vec<i32> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while pids_in(dir).len() < count {
-        assert!(Instant::now() < deadline, "children did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        &format!("the children to write {count} PIDs into {}", dir.display()),
+        Duration::from_secs(30),
+        || pids_in(dir).len() >= count,
+    );
     pids_in(dir)
 }
 
+/// Every process in `pids` is gone (or a zombie) within a few seconds: killed, not left behind.
 pub fn assert_all_dead(pids: &[i32]) {
     assert!(!pids.is_empty(), "the children wrote their PIDs");
-    std::thread::sleep(Duration::from_millis(200));
-    let survivors: Vec<i32> = pids.iter().copied().filter(|p| alive(*p)).collect();
-    assert!(
-        survivors.is_empty(),
-        "processes outlived their target: {survivors:?}"
-    );
+    let mut survivors = Vec::new();
+    let all_gone = eventually(Duration::from_secs(5), || {
+        survivors = pids.iter().copied().filter(|p| alive(*p)).collect();
+        survivors.is_empty()
+    });
+    let described: Vec<String> = survivors
+        .iter()
+        .map(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            format!("{p}: {}", stat.trim())
+        })
+        .collect();
+    assert!(all_gone, "processes outlived their target: {described:?}");
 }
 
 #[test]
@@ -189,51 +204,81 @@ fn invalid_utf8_output_is_kept_lossily() {
 }
 
 #[test]
-fn second_interrupt_exits_at_once_and_still_kills_children_that_ignore_sigterm() {
-    let g = Ground::start(&[]);
+fn workers_past_the_open_file_limit_are_capped_with_a_warning_and_the_cap_holds() {
+    // 192 open files: (192 - 128 kept for cove) / 4 per child = 16 children at a time.
+    let g = Ground::start(&["--extra-root-accounts", "20"]);
     let dir = tempfile::tempdir().unwrap();
+    let (running, seen) = (dir.path().join("running"), dir.path().join("seen"));
+    std::fs::create_dir(&running).unwrap();
+    std::fs::create_dir(&seen).unwrap();
+    // Each child counts the children running a second after it started: never more than ran.
     let script = format!(
-        "trap '' TERM; sleep 1000 & echo $! > {d}/$COVE_ACCOUNT_ID; echo $$ >> {d}/$COVE_ACCOUNT_ID; wait",
-        d = dir.path().display()
+        "touch {r}/$COVE_ACCOUNT_ID; sleep 1; ls {r} | wc -l > {s}/$COVE_ACCOUNT_ID; rm {r}/$COVE_ACCOUNT_ID",
+        r = running.display(),
+        s = seen.display()
     );
-    let child = g
-        .cove()
-        .args(["-t", &g.ou("Sandbox"), "--", "sh", "-c", &script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pids = wait_for_pids(dir.path(), 4);
-    let cove = Pid::from_raw(child.id() as i32);
-    kill(cove, Signal::SIGINT).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    kill(cove, Signal::SIGINT).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
-    assert_all_dead(&pids);
+    // cove under `ulimit -n 192` (soft and hard), with the environment the ground gives it.
+    let base = g.cove();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.env_clear()
+        .envs(
+            base.get_envs()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
+        )
+        .args(["-c", r#"ulimit -n 192 && exec "$0" "$@""#])
+        .arg(base.get_program())
+        .args(["--workers", "1000", "--", "sh", "-c", &script])
+        .stdin(std::process::Stdio::null());
+    let run = Run::of(&mut cmd);
+    let counts: Vec<usize> = std::fs::read_dir(&seen)
+        .unwrap()
+        .map(|e| {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            text.trim().parse().unwrap()
+        })
+        .collect();
+    let most = counts.iter().copied().max().unwrap_or(0);
+    assert!(
+        most <= 16,
+        "{most} children ran at once, past the cap of 16"
+    );
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains(
+            "--workers 1000 needs more open files than this system allows; running 16 at a time"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.ids("Results"), g.active_ids());
+    assert_eq!(counts.len(), g.active_ids().len(), "every child counted");
+    assert!(most > 1, "the children ran side by side: {counts:?}");
 }
 
 #[test]
-fn huge_worker_count_is_accepted_without_exhausting_descriptors() {
-    let g = Ground::start(&["--extra-root-accounts", "20"]);
-    let run = Run::of(g.cove().args(["--workers", "100000", "--", "true"]));
+fn max_assume_rate_spaces_assume_role_calls_at_that_rate() {
+    // 9 accounts at 5 calls a second: the 9 calls span at least 8 intervals of 200 ms, and no
+    // two come much closer than one interval. Unlimited, they all land within a few ms.
+    let g = Ground::start(&[]);
+    let run = Run::of(g.cove().args(["--max-assume-rate", "5", "--", "true"]));
     run.expect_code(0);
     assert_eq!(run.ids("Results"), g.active_ids());
-}
-
-#[test]
-fn capped_assume_rate_still_runs_every_target() {
-    let g = Ground::start(&[]);
-    let run = Run::of(g.cove().args([
-        "--max-assume-rate",
-        "20",
-        "-t",
-        &g.ou("Workloads"),
-        "--",
-        "true",
-    ]));
-    run.expect_code(0);
-    assert_eq!(run.list("Results").len(), 5);
+    let times = g.assume_times();
+    assert_eq!(
+        times.len(),
+        g.active_ids().len(),
+        "one AssumeRole per account"
+    );
+    let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    let span = times.last().unwrap() - times.first().unwrap();
+    assert!(
+        span >= 8.0 * 0.2 - 0.1,
+        "9 calls at 5/s take at least 1.5 s, took {span:.3} s: gaps {gaps:?}"
+    );
+    assert!(
+        gaps.iter().all(|gap| *gap >= 0.1),
+        "calls closer than half the 200 ms interval: {gaps:?}"
+    );
 }
 
 #[test]
@@ -317,8 +362,14 @@ fn an_output_dir_that_cannot_take_a_target_is_noted_on_that_record() {
         noted["ExceptionDetails"]
             .as_str()
             .unwrap()
-            .contains("--output-dir"),
+            .contains("could not write its --output-dir files"),
         "{noted}"
     );
-    assert!(run.stderr.contains("warning"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "cove: warning: {blocked} us-east-1: could not write its --output-dir files"
+        )),
+        "{}",
+        run.stderr
+    );
 }

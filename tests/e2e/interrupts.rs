@@ -1,13 +1,26 @@
 //! Ctrl-C and SIGTERM: children stop, nothing is lost, and nothing outlives cove.
 
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::faults::{alive, wait_for_pids};
-use crate::support::{Ground, Run};
+use crate::faults::{assert_all_dead, kill_all, wait_for_pids};
+use crate::support::{Ground, finish_within, wait_until};
+
+/// What an interrupted cove must do before its test gives up on it.
+const STOPS: &str = "cove to stop its children and exit after the interrupt";
+
+/// Waits until cove has recorded the account's target: its `--output-dir` files are written
+/// when the record is taken, so a signal sent after this cannot catch it still running.
+fn wait_until_recorded(out: &std::path::Path, id: &str) {
+    wait_until(
+        &format!("cove to record {id}"),
+        Duration::from_secs(30),
+        || out.join(id).join("us-east-1").join("stdout").exists(),
+    );
+}
 
 fn interrupted_run(signal: Signal) {
     let g = Ground::start(&[]);
@@ -19,6 +32,7 @@ echo $$ >> {dir}/$COVE_ACCOUNT_ID
 wait"#,
         dir = dir.path().display()
     );
+    let out = tempfile::tempdir().unwrap();
     let child = g
         .cove()
         .args([
@@ -26,6 +40,8 @@ wait"#,
             &g.ou("Workloads"),
             "--workers",
             "5",
+            "--output-dir",
+            out.path().to_str().unwrap(),
             "--",
             "sh",
             "-c",
@@ -36,8 +52,9 @@ wait"#,
         .spawn()
         .unwrap();
     let pids = wait_for_pids(dir.path(), 8);
+    wait_until_recorded(out.path(), &g.account("workloads-a"));
     kill(Pid::from_raw(child.id() as i32), signal).unwrap();
-    let run = Run::from_output(child.wait_with_output().unwrap());
+    let run = finish_within(child, Duration::from_secs(30), STOPS, || kill_all(&pids));
     run.expect_code(130);
     assert_eq!(
         run.ids("Results"),
@@ -60,12 +77,7 @@ wait"#,
             "{e}"
         );
     }
-    std::thread::sleep(Duration::from_millis(200));
-    let survivors: Vec<i32> = pids.into_iter().filter(|p| alive(*p)).collect();
-    assert!(
-        survivors.is_empty(),
-        "processes outlived cove: {survivors:?}"
-    );
+    assert_all_dead(&pids);
 }
 
 #[test]
@@ -93,16 +105,19 @@ sleep 1000 & echo $! >> {dir}/$COVE_ACCOUNT_ID
 wait"#,
         dir = dir.path().display()
     );
+    let out = tempfile::tempdir().unwrap();
     let child = g
         .cove()
+        .args(["--output-dir", out.path().to_str().unwrap()])
         .args(["--", "sh", "-c", &script])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let pids = wait_for_pids(dir.path(), 8);
+    wait_until_recorded(out.path(), &g.account("root-a"));
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
-    let run = Run::from_output(child.wait_with_output().unwrap());
+    let run = finish_within(child, Duration::from_secs(30), STOPS, || kill_all(&pids));
     run.expect_code(130);
     assert_eq!(run.ids("Results"), g.ids(&["root-a"]));
     let mut all: Vec<String> = run
@@ -112,6 +127,52 @@ wait"#,
         .collect();
     all.sort();
     assert_eq!(all, g.active_ids(), "each account exactly once");
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(pids.iter().all(|p| !alive(*p)), "children outlived cove");
+    assert_all_dead(&pids);
+}
+
+#[test]
+fn second_interrupt_exits_130_at_once_without_a_document_and_kills_children_ignoring_sigterm() {
+    let g = Ground::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let stderr_path = dir.path().join("stderr");
+    let pid_dir = dir.path().join("pids");
+    std::fs::create_dir(&pid_dir).unwrap();
+    // The shell and its sleep both ignore SIGTERM: only SIGKILL ends them.
+    let script = format!(
+        "trap '' TERM; sleep 1000 & echo $! > {d}/$COVE_ACCOUNT_ID; echo $$ >> {d}/$COVE_ACCOUNT_ID; wait",
+        d = pid_dir.display()
+    );
+    let child = g
+        .cove()
+        .args(["-t", &g.ou("Sandbox"), "--", "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let pids = wait_for_pids(&pid_dir, 4);
+    let cove = Pid::from_raw(child.id() as i32);
+    kill(cove, Signal::SIGINT).unwrap();
+    wait_until(
+        "cove to take the first interrupt",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&stderr_path)
+                .unwrap_or_default()
+                .contains("interrupt again to exit at once")
+        },
+    );
+    let second = Instant::now();
+    kill(cove, Signal::SIGINT).unwrap();
+    // Without the second interrupt cove would wait out the 2 s SIGTERM grace, then report.
+    let run = finish_within(child, Duration::from_secs(30), "exit 130", || {
+        kill_all(&pids)
+    });
+    let took = second.elapsed();
+    run.expect_code(130);
+    assert!(
+        took < Duration::from_secs(1),
+        "exited {took:?} after the second interrupt, not at once"
+    );
+    assert_eq!(run.stdout, "", "no document after a second interrupt");
+    assert_all_dead(&pids);
 }

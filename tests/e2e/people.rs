@@ -4,18 +4,28 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::faults::{alive, wait_for_pids};
+use crate::faults::{assert_all_dead, kill_all, wait_for_pids};
 use crate::support::{Ground, Run};
 
 #[test]
 fn jsonl_lines_arrive_while_a_slow_target_is_still_running() {
     let g = Ground::start(&[]);
-    let script =
-        r#"if [ "$COVE_ACCOUNT_NAME" = sandbox-b ]; then sleep 5; fi; echo "{account_name}""#;
+    let dir = tempfile::tempdir().unwrap();
+    let (waiting, go) = (dir.path().join("waiting"), dir.path().join("go"));
+    // sandbox-b holds until the test has seen the first line (at most 60 s).
+    let script = format!(
+        r#"if [ "$COVE_ACCOUNT_NAME" = sandbox-b ]; then
+  touch {waiting}; i=0
+  while [ ! -e {go} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
+fi
+echo "{{account_name}}""#,
+        waiting = waiting.display(),
+        go = go.display()
+    );
+    let spawned = std::time::Instant::now();
     let mut child = g
         .cove()
         .args([
@@ -26,7 +36,7 @@ fn jsonl_lines_arrive_while_a_slow_target_is_still_running() {
             "--",
             "sh",
             "-c",
-            script,
+            &script,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -34,6 +44,7 @@ fn jsonl_lines_arrive_while_a_slow_target_is_still_running() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let held = std::time::Instant::now();
     assert!(
         child.try_wait().unwrap().is_none(),
         "the first line came while sandbox-b was still running"
@@ -46,10 +57,19 @@ fn jsonl_lines_arrive_while_a_slow_target_is_still_running() {
         15,
         "the 14 keys plus Outcome"
     );
+    crate::support::wait_until(
+        "sandbox-b to start",
+        std::time::Duration::from_secs(30),
+        || waiting.exists(),
+    );
+    assert!(child.try_wait().unwrap().is_none(), "sandbox-b still held");
+    let held = held.elapsed();
+    std::fs::write(&go, "").unwrap();
     let rest: Vec<Value> = lines
         .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
         .collect();
     assert!(child.wait().unwrap().success());
+    let total = spawned.elapsed();
     assert_eq!(rest.len(), 2);
     assert_eq!(rest[0]["Name"], "sandbox-b");
     let summary = &rest[1]["Summary"];
@@ -57,7 +77,11 @@ fn jsonl_lines_arrive_while_a_slow_target_is_still_running() {
     assert_eq!(summary["Exceptions"], 0);
     assert_eq!(summary["FailedAssumeRole"], 0);
     assert_eq!(summary["Skipped"], 0);
-    assert!(summary["DurationMs"].as_u64().unwrap() >= 5000);
+    let duration = summary["DurationMs"].as_u64().unwrap() as u128;
+    assert!(
+        held.as_millis() <= duration && duration <= total.as_millis(),
+        "DurationMs {duration} covers the run: held {held:?}, total {total:?}"
+    );
 }
 
 #[test]
@@ -172,24 +196,19 @@ sleep 1000 & echo $! > {d}/$COVE_ACCOUNT_ID; wait"#,
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let run = crate::support::finish_within(
+        child,
+        std::time::Duration::from_secs(30),
+        "cove to stop its children and end once its output was closed",
+        || kill_all(&pids),
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    run.expect_code(0);
     assert!(
-        !stderr.contains("error"),
-        "not reported as an error: {stderr}"
+        !run.stderr.contains("error"),
+        "not reported as an error: {}",
+        run.stderr
     );
-    std::thread::sleep(Duration::from_millis(200));
-    let survivors: Vec<i32> = pids.into_iter().filter(|p| alive(*p)).collect();
-    assert!(
-        survivors.is_empty(),
-        "children outlived cove: {survivors:?}"
-    );
+    assert_all_dead(&pids);
 }
 
 /// Runs cove under a pseudo-terminal (util-linux `script`) and returns all it drew.

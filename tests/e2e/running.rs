@@ -201,7 +201,7 @@ fn child_that_exits_3_lands_in_exceptions_with_its_code_and_stderr() {
     assert_eq!(e["Stderr"], "broke\n");
     assert_eq!(e["Result"], "partial\n");
     assert_eq!(e["AssumeRoleSuccess"], true);
-    assert!(e["ExceptionDetails"].as_str().unwrap().contains("code 3"));
+    assert_eq!(e["ExceptionDetails"], "command exited with code 3");
     assert!(run.list("Results").is_empty());
 }
 
@@ -290,83 +290,114 @@ fn command_not_on_path_lands_in_exceptions_per_target() {
     }
 }
 
-const ENV_PROBE: &str = r#"
-for v in AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SECURITY_TOKEN AWS_SDK_LOAD_CONFIG AWS_CREDENTIAL_FILE \
-         AWS_WEB_IDENTITY_TOKEN_FILE AWS_ROLE_ARN AWS_ROLE_SESSION_NAME AWS_CONTAINER_CREDENTIALS_FULL_URI \
-         AWS_CONTAINER_CREDENTIALS_RELATIVE_URI AWS_CONTAINER_AUTHORIZATION_TOKEN \
-         AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE; do
-  eval "[ -z \"\${$v+x}\" ]" || echo "LEAKED $v"
-done
-[ "$AWS_ACCESS_KEY_ID" != testing ] || echo "CALLER KEY"
-[ -n "$AWS_SECRET_ACCESS_KEY" ] && [ "$AWS_SECRET_ACCESS_KEY" != testing ] || echo "BAD SECRET"
-[ -n "$AWS_SESSION_TOKEN" ] || echo "NO TOKEN"
-echo "region=$AWS_REGION default=$AWS_DEFAULT_REGION cove=$COVE_REGION"
-echo "account=$AWS_ACCOUNT_ID cove=$COVE_ACCOUNT_ID name=$COVE_ACCOUNT_NAME"
-echo "expiration=$AWS_CREDENTIAL_EXPIRATION"
-echo "keep=$KEEP_ME"
-[ -z "${COVE_EXTERNAL_ID+x}" ] || echo "LEAKED COVE_EXTERNAL_ID"
-[ -z "${COVE_ROLE+x}" ] || echo "LEAKED COVE_ROLE"
-[ -z "${AWS_BEARER_TOKEN_BEDROCK+x}" ] || echo "LEAKED AWS_BEARER_TOKEN_BEDROCK"
-"#;
+/// Removed from every child's environment (`child_env::REMOVED`), written out here so that a
+/// name dropped there fails this test.
+const REMOVED_VARIABLES: &[&str] = &[
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SECURITY_TOKEN",
+    "AWS_SDK_LOAD_CONFIG",
+    "AWS_CREDENTIAL_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+];
+
+/// Set by cove itself for each child; every other `COVE_*` name is the caller's.
+const SET_FOR_THE_CHILD: &[&str] = &["COVE_ACCOUNT_ID", "COVE_ACCOUNT_NAME", "COVE_REGION"];
+
+/// In every value the parent sets, so a leak shows whatever name it arrives under.
+const PARENT_MARK: &str = "from-the-parent-q7x";
 
 #[test]
-fn child_environment_drops_the_callers_profile_and_tokens_and_sets_the_targets() {
+fn child_environment_drops_every_removed_variable_and_prefix_and_sets_the_targets() {
     let g = Ground::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = |name: &str| dir.path().join(format!("{PARENT_MARK}-{name}"));
     let mut cmd = g.cove();
-    for var in [
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_SECURITY_TOKEN",
-        "AWS_SDK_LOAD_CONFIG",
-        "AWS_CREDENTIAL_FILE",
-        "AWS_ROLE_SESSION_NAME",
-        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-    ] {
-        cmd.env(var, "from-the-caller");
+    // Each value is harmless for cove's own credential chain, which must still use the
+    // ground's dummy keys: files that do not exist, a URI nothing listens on.
+    for var in REMOVED_VARIABLES {
+        let value = match *var {
+            "AWS_CREDENTIAL_FILE"
+            | "AWS_WEB_IDENTITY_TOKEN_FILE"
+            | "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE" => nowhere(var).to_str().unwrap().to_owned(),
+            "AWS_ROLE_ARN" => format!("arn:aws:iam::123456789012:role/{PARENT_MARK}"),
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI" => format!("http://127.0.0.1:9/{PARENT_MARK}"),
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI" => format!("/{PARENT_MARK}"),
+            _ => PARENT_MARK.to_owned(),
+        };
+        cmd.env(var, value);
     }
-    // Kept out of cove's own credential chain: these would make the caller's SDK reach out.
+    for var in [
+        "COVE_EXTERNAL_ID",
+        "COVE_PIN_PROBE",
+        "COVE_REGION",
+        "AWS_BEARER_TOKEN_BEDROCK",
+        "AWS_BEARER_TOKEN_PIN_PROBE",
+    ] {
+        cmd.env(var, PARENT_MARK);
+    }
     cmd.env("KEEP_ME", "yes");
-    cmd.env("COVE_EXTERNAL_ID", "secret-external-id");
-    cmd.env("COVE_ROLE", "OrganizationAccountAccessRole");
-    cmd.env("AWS_BEARER_TOKEN_BEDROCK", "caller-bedrock-key");
     let run = Run::of(cmd.args([
         "-t",
         &g.account("sandbox-a"),
         "--region",
         "eu-west-1",
         "--",
-        "sh",
-        "-c",
-        ENV_PROBE,
+        "env",
     ]));
     run.expect_code(0);
     let out = run.list("Results")[0]["Result"]
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(!out.contains("LEAKED"), "{out}");
-    assert!(
-        !out.contains("CALLER KEY") && !out.contains("BAD SECRET") && !out.contains("NO TOKEN"),
-        "{out}"
-    );
-    assert!(
-        out.contains("region=eu-west-1 default=eu-west-1 cove=eu-west-1"),
-        "{out}"
-    );
+    let env: std::collections::BTreeMap<&str, &str> =
+        out.lines().filter_map(|l| l.split_once('=')).collect();
+    for var in REMOVED_VARIABLES {
+        assert!(!env.contains_key(var), "{var} reached the child: {out}");
+    }
+    for name in env.keys() {
+        assert!(
+            !name.starts_with("AWS_BEARER_TOKEN_"),
+            "{name} reached the child"
+        );
+        assert!(
+            !name.starts_with("COVE_") || SET_FOR_THE_CHILD.contains(name),
+            "{name} reached the child"
+        );
+    }
+    assert!(!out.contains(PARENT_MARK), "a parent's value leaked: {out}");
+
     let id = g.account("sandbox-a");
+    for (var, value) in [
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_DEFAULT_REGION", "eu-west-1"),
+        ("COVE_REGION", "eu-west-1"),
+        ("AWS_ACCOUNT_ID", id.as_str()),
+        ("COVE_ACCOUNT_ID", id.as_str()),
+        ("COVE_ACCOUNT_NAME", "sandbox-a"),
+        ("KEEP_ME", "yes"),
+    ] {
+        assert_eq!(env.get(var).copied(), Some(value), "{var}: {out}");
+    }
     assert!(
-        out.contains(&format!("account={id} cove={id} name=sandbox-a")),
-        "{out}"
+        env.get("AWS_ACCESS_KEY_ID")
+            .is_some_and(|k| !k.is_empty() && *k != "testing"),
+        "the target's key, not the caller's: {out}"
     );
-    assert!(
-        out.contains("keep=yes"),
-        "the rest of the environment is kept: {out}"
-    );
-    let expiration = out
-        .lines()
-        .find_map(|l| l.strip_prefix("expiration="))
-        .unwrap();
+    for var in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+        assert!(
+            env.get(var)
+                .is_some_and(|v| !v.is_empty() && *v != "testing"),
+            "{var}: {out}"
+        );
+    }
+    let expiration = env["AWS_CREDENTIAL_EXPIRATION"];
     assert!(
         expiration.len() == 20 && expiration.ends_with('Z') && expiration.as_bytes()[10] == b'T',
         "ISO 8601: {expiration}"
@@ -424,4 +455,160 @@ fn denied_accounts_land_in_failed_assume_role_and_never_run_the_command() {
     for id in &ok {
         assert!(marks.path().join(id).exists(), "{id} ran");
     }
+}
+
+#[test]
+fn external_id_and_policy_quoted_in_an_aws_error_are_redacted_everywhere() {
+    // The ground denies sandbox-a with a message that quotes the ExternalId and the Policy.
+    let g = Ground::start(&["--deny-assume-quoting-names", "sandbox-a"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let external_id = "ext-id-q9z7w2";
+    // The Sid has no JSON quoting to hide behind: found in any output that carries the policy.
+    let sid = "PinPolicySid4k2";
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"{sid}","Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}]}}"#
+    );
+    let run = Run::of(g.cove().args([
+        "-t",
+        &g.ou("Sandbox"),
+        "--external-id",
+        external_id,
+        "--policy",
+        &policy,
+        "--output-dir",
+        out.to_str().unwrap(),
+        "--",
+        "echo",
+        "ran",
+    ]));
+    run.expect_code(1);
+    let denied = g.account("sandbox-a");
+    assert_eq!(run.ids("FailedAssumeRole"), g.ids(&["sandbox-a"]));
+    assert_eq!(run.ids("Results"), g.ids(&["sandbox-b"]));
+    let sent = g
+        .assume_params()
+        .into_iter()
+        .find(|p| p["RoleArn"].as_str().unwrap().contains(&denied))
+        .unwrap();
+    assert_eq!(sent["ExternalId"], external_id, "the ground got the secret");
+    assert_eq!(sent["Policy"], policy.as_str());
+    let mut files = vec![out.clone()];
+    let mut searched = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        for secret in [external_id, sid] {
+            assert!(!text.contains(secret), "{secret} in {}", path.display());
+        }
+        searched += 1;
+    }
+    assert!(
+        searched >= 3,
+        "the output dir holds the document and the streams"
+    );
+    for secret in [external_id, sid, policy.as_str()] {
+        assert!(!run.stdout.contains(secret), "{secret} in stdout");
+        assert!(!run.stderr.contains(secret), "{secret} in stderr");
+    }
+    let details = run.list("FailedAssumeRole")[0]["ExceptionDetails"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        details.contains("AccessDenied") && details.contains("with ExternalId <redacted>"),
+        "the error is kept, the secrets cut out: {details}"
+    );
+}
+
+#[test]
+fn fail_fast_stops_the_commands_already_running_and_starts_no_more() {
+    let g = Ground::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (ran, pids) = (dir.path().join("ran"), dir.path().join("pids"));
+    std::fs::create_dir(&ran).unwrap();
+    std::fs::create_dir(&pids).unwrap();
+    // Five targets, three at a time. The first child to take the lock fails once the other two
+    // running children have written their PIDs; those two would sleep for ever.
+    let script = format!(
+        r#"touch {ran}/$COVE_ACCOUNT_ID
+if mkdir {lock} 2>/dev/null; then
+  while [ "$(ls {pids} | wc -l)" -lt 2 ]; do sleep 0.05; done
+  exit 3
+fi
+sleep 1000 & echo $! > {pids}/$COVE_ACCOUNT_ID; echo $$ >> {pids}/$COVE_ACCOUNT_ID; wait"#,
+        ran = ran.display(),
+        pids = pids.display(),
+        lock = dir.path().join("failer").display()
+    );
+    let child = g
+        .cove()
+        .args([
+            "-t",
+            &g.ou("Workloads"),
+            "--fail-fast",
+            "--workers",
+            "3",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = crate::support::finish_within(
+        child,
+        std::time::Duration::from_secs(30),
+        "the run to end once --fail-fast stopped it (a command left running, or a new one started)",
+        || crate::faults::kill_all(&crate::faults::pids_in(&pids)),
+    );
+    run.expect_code(1);
+    assert!(run.list("Results").is_empty());
+    let exceptions = run.list("Exceptions");
+    assert_eq!(exceptions.len(), 5, "every target reported once");
+    let names = |dir: &std::path::Path| -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let started = names(&ran);
+    let stopped = names(&pids);
+    assert_eq!(
+        started.len(),
+        3,
+        "only the first three started: {started:?}"
+    );
+    assert_eq!(stopped.len(), 2);
+    for e in &exceptions {
+        let id = e["Id"].as_str().unwrap();
+        let details = e["ExceptionDetails"].as_str().unwrap();
+        if e["ExitCode"] == 3 {
+            assert!(started.iter().any(|s| s == id), "{e}");
+            continue;
+        }
+        assert!(e["ExitCode"].is_null(), "{e}");
+        assert!(
+            details.contains("cancelled: --fail-fast stopped the run"),
+            "{e}"
+        );
+        if stopped.iter().any(|s| s == id) {
+            assert_eq!(e["AssumeRoleSuccess"], true, "stopped while running: {e}");
+        } else {
+            assert!(!started.iter().any(|s| s == id), "never started: {e}");
+        }
+    }
+    assert_eq!(
+        exceptions.iter().filter(|e| e["ExitCode"] == 3).count(),
+        1,
+        "one failure"
+    );
+    crate::faults::assert_all_dead(&crate::faults::pids_in(&pids));
 }

@@ -112,7 +112,12 @@ fn shard_index_can_come_from_a_kubernetes_style_variable() {
         "true",
     ]));
     bad.expect_code(2);
-    assert!(bad.stderr.contains("`3`"), "{}", bad.stderr);
+    assert!(
+        bad.stderr
+            .contains("`3` is not a shard index; expected a whole number from 0 to 2"),
+        "{}",
+        bad.stderr
+    );
 }
 
 #[test]
@@ -389,7 +394,12 @@ fn interrupting_region_discovery_still_reports_every_account_once() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // At 0.5 AssumeRole a second discovery is slow: interrupt once it has begun.
+    crate::support::wait_until(
+        "region discovery to start (account:ListRegions)",
+        std::time::Duration::from_secs(30),
+        || g.calls("account:ListRegions") >= 1,
+    );
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));

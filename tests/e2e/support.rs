@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -170,6 +171,16 @@ impl Ground {
         self.get("/_ground/release");
     }
 
+    /// When each AssumeRole call reached the ground, in seconds of a monotonic clock.
+    pub fn assume_times(&self) -> Vec<f64> {
+        self.get("/_ground/assume-times")["times"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_f64().unwrap())
+            .collect()
+    }
+
     /// The parameters of every AssumeRole call, secrets included (for tests only).
     pub fn assume_params(&self) -> Vec<Value> {
         self.get("/_ground/assume-params")["calls"]
@@ -208,6 +219,50 @@ pub fn clean_cove(home: &Path) -> Command {
         .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"))
         .stdin(Stdio::null());
     cmd
+}
+
+/// Polls `done` until it holds (true) or `limit` passes (false). Tests wait on something they
+/// can observe (a file, a PID, a call count), never for a fixed time.
+pub fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Like [`eventually`], but panics naming `what` was awaited.
+pub fn wait_until(what: &str, limit: Duration, done: impl FnMut() -> bool) {
+    assert!(
+        eventually(limit, done),
+        "gave up after {limit:?} waiting for {what}"
+    );
+}
+
+/// Waits for a spawned cove with piped output. If it has not ended within `limit`, kills it,
+/// runs `cleanup` (to kill what it left behind) and panics naming `what` was expected.
+pub fn finish_within(child: Child, limit: Duration, what: &str, cleanup: impl FnOnce()) -> Run {
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => Run::from_output(out.expect("wait for cove")),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            cleanup();
+            panic!("cove was still running after {limit:?}: {what}");
+        }
+    }
 }
 
 /// What one cove run produced.
