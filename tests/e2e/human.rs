@@ -1,8 +1,6 @@
 //! Output a person can read: one type per command under `Result`, dry runs without a command,
 //! `--output text`, and the GitHub Actions step summary.
 
-use std::process::{Command, Stdio};
-
 use serde_json::Value;
 
 use crate::support::{Ground, Run};
@@ -158,13 +156,15 @@ fn text_output_tags_each_line_and_says_why_a_target_failed() {
     );
 }
 
+// Linux only: the pseudo-terminal comes from util-linux `script -q -e -c`, whose flags BSD script(1) on macOS does not take.
+#[cfg(target_os = "linux")]
 /// Runs cove under a pseudo-terminal (util-linux `script`): its exit code and all it drew.
 fn under_pty(g: &Ground, env: &[(&str, &str)], args: &[&str]) -> (i32, String) {
     let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_cove"))
         .chain(args.iter().copied())
         .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
         .collect();
-    let out = Command::new("script")
+    let out = std::process::Command::new("script")
         .args(["-q", "-e", "-c", &quoted.join(" "), "/dev/null"])
         .env_clear()
         .envs(
@@ -174,13 +174,15 @@ fn under_pty(g: &Ground, env: &[(&str, &str)], args: &[&str]) -> (i32, String) {
         )
         .env("TERM", "xterm")
         .envs(env.iter().copied())
-        .stdin(Stdio::null())
+        .stdin(std::process::Stdio::null())
         .output()
         .expect("util-linux `script` is needed for the pseudo-terminal tests");
     let screen = String::from_utf8_lossy(&out.stdout).into_owned();
     (out.status.code().unwrap_or(-1), screen)
 }
 
+// Linux only: the pseudo-terminal comes from util-linux `script -q -e -c`, whose flags BSD script(1) on macOS does not take.
+#[cfg(target_os = "linux")]
 #[test]
 fn text_output_is_colored_on_a_terminal_unless_no_color_or_a_dumb_one() {
     let g = Ground::start(&["--deny-assume-names", "prod-a"]);

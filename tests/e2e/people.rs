@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
 
@@ -211,6 +211,8 @@ sleep 1000 & echo $! > {d}/$COVE_ACCOUNT_ID; wait"#,
     assert_all_dead(&pids);
 }
 
+// Linux only: the pseudo-terminal comes from util-linux `script -q -e -c`, whose flags BSD script(1) on macOS does not take.
+#[cfg(target_os = "linux")]
 /// Runs cove under a pseudo-terminal (util-linux `script`) and returns all it drew.
 fn under_pty(g: &Ground, env: &[(&str, &str)], args: &[&str]) -> String {
     let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_cove"))
@@ -218,7 +220,7 @@ fn under_pty(g: &Ground, env: &[(&str, &str)], args: &[&str]) -> String {
         .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
         .collect();
     let cmd = g.cove();
-    let mut script = Command::new("script");
+    let mut script = std::process::Command::new("script");
     script
         .args(["-q", "-e", "-c", &quoted.join(" "), "/dev/null"])
         .env_clear()
@@ -240,6 +242,8 @@ fn under_pty(g: &Ground, env: &[(&str, &str)], args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+// Linux only: the pseudo-terminal comes from util-linux `script -q -e -c`, whose flags BSD script(1) on macOS does not take.
+#[cfg(target_os = "linux")]
 #[test]
 fn progress_bar_draws_on_a_terminal_and_json_is_pretty_there() {
     let g = Ground::start(&[]);
@@ -259,6 +263,8 @@ fn progress_bar_draws_on_a_terminal_and_json_is_pretty_there() {
     );
 }
 
+// Linux only: the pseudo-terminal comes from util-linux `script -q -e -c`, whose flags BSD script(1) on macOS does not take.
+#[cfg(target_os = "linux")]
 #[test]
 fn progress_bar_stays_silent_without_a_terminal_or_on_a_dumb_one() {
     let g = Ground::start(&[]);
@@ -432,10 +438,12 @@ fn committed_completions_and_man_page_match_the_cli() {
     }
 }
 
+// Linux only: `man -l FILE` (render a local file) is man-db's; macOS man has no -l.
+#[cfg(target_os = "linux")]
 #[test]
 fn man_page_renders() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("man")
+    let out = std::process::Command::new("man")
         .args(["-l", root.join("man/cove.1").to_str().unwrap()])
         .env("MANPAGER", "cat")
         .env("MANWIDTH", "100")
