@@ -51,6 +51,9 @@ pub const REMOVED: &[&str] = &[
     "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
 ];
 
+/// An empty file every SDK reads as "no profiles".
+const NO_FILE: &str = "/dev/null";
+
 /// ISO 8601 (RFC 3339) form of a credential expiry, as botocore and the SDKs read it.
 pub fn iso8601(time: SystemTime) -> String {
     let whole_seconds = aws_smithy_types::DateTime::from(time).secs();
@@ -76,9 +79,14 @@ fn credential_vars(creds: &Credentials) -> Vec<(&'static str, OsString)> {
                 iso8601(creds.expiration).into(),
             ),
         ],
+        // Every SDK reads the shared files' default profile before the container endpoint,
+        // so the caller's own `[default]` would win over the target's credentials: the child
+        // sees no shared files at all.
         Credentials::Endpoint { uri, token } => vec![
             ("AWS_CONTAINER_CREDENTIALS_FULL_URI", (*uri).into()),
             ("AWS_CONTAINER_AUTHORIZATION_TOKEN", token.expose().into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", NO_FILE.into()),
+            ("AWS_CONFIG_FILE", NO_FILE.into()),
         ],
     }
 }

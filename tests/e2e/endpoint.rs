@@ -41,7 +41,20 @@ exec aws sts get-caller-identity --output json"#;
 #[test]
 fn aws_cli_in_the_child_gets_the_target_account_through_the_endpoint() {
     let g = Ground::start(&[]);
-    let run = Run::of(g.cove().args([
+    // The caller's own default profile, as on a laptop: SDKs read it before the container
+    // endpoint, so it must not reach the child.
+    let credentials = g.home.path().join("credentials");
+    std::fs::write(
+        &credentials,
+        "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+    )
+    .unwrap();
+    let config = g.home.path().join("config");
+    std::fs::write(&config, "[default]\nregion = us-east-1\n").unwrap();
+    let mut cove = g.cove();
+    cove.env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .env("AWS_CONFIG_FILE", &config);
+    let run = Run::of(cove.args([
         "--child-credentials",
         "endpoint",
         "-t",
@@ -211,8 +224,4 @@ fi"#
     for token in [&exited_token, &running_token] {
         assert!(!output.contains(token.as_str()) && !stderr.contains(token.as_str()));
     }
-    assert!(
-        TcpStream::connect(uri.trim_start_matches("http://").split('/').next().unwrap()).is_err(),
-        "the endpoint closes with the run"
-    );
 }
