@@ -250,7 +250,7 @@ impl<A: Aws> CredentialCache<A> {
     pub async fn get(&self, account_id: &str) -> Got {
         let cell = self.cell(account_id);
         let mut slot = cell.slot.lock().await;
-        let renew = match &*slot {
+        let current = match &*slot {
             Some(Ok(assumed)) if assumed.creds.expiration > SystemTime::now() + REFRESH_MARGIN => {
                 return Ok(assumed.clone());
             }
@@ -260,18 +260,28 @@ impl<A: Aws> CredentialCache<A> {
                     role = %assumed.role.role_name,
                     "renewing credentials: fewer than five minutes left"
                 );
-                Some(assumed.role.role_name.clone())
+                Some(assumed.clone())
             }
             Some(Err(failure)) => return Err(failure.clone()),
             None => None,
         };
-        let roles = match &renew {
-            Some(role) => std::slice::from_ref(role),
+        let roles = match &current {
+            Some(assumed) => std::slice::from_ref(&assumed.role.role_name),
             None => &self.spec.role_names[..],
         };
         let got = self.assume_first(account_id, roles).await;
-        *slot = Some(got.clone());
-        got
+        match (got, current) {
+            // A renewal that failed while the credentials still work: keep them, and try again
+            // next time, rather than failing every later target of the account.
+            (Err(failure), Some(current)) if current.creds.expiration > SystemTime::now() => {
+                tracing::warn!(account = account_id, error = %failure, "could not renew credentials; using the current ones until they expire");
+                Ok(current)
+            }
+            (got, _) => {
+                *slot = Some(got.clone());
+                got
+            }
+        }
     }
 
     /// Tries `roles` in order until one is assumed or an error other than a denial ends it.
@@ -451,5 +461,33 @@ mod tests {
             "renewed with the role that worked, without trying the denied one again"
         );
         assert_eq!(aws.assume_calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_renewal_keeps_credentials_that_still_work() {
+        // Credentials last 60 s, so every get renews; the second AssumeRole is throttled.
+        let aws = Arc::new(crate::aws::fake::FakeAws {
+            lifetime: Some(Duration::from_secs(60)),
+            throttle_assume_after: Some(1),
+            ..crate::aws::fake::FakeAws::default()
+        });
+        let cache = CredentialCache::new(
+            aws.clone(),
+            RoleSpec::named(&["R"]),
+            "aws",
+            ["111111111111"; 3],
+        );
+        let first = cache.get("111111111111").await.unwrap();
+        let second = cache
+            .get("111111111111")
+            .await
+            .expect("the current credentials still work");
+        assert_eq!(first.creds.access_key_id, second.creds.access_key_id);
+        cache.get("111111111111").await.unwrap();
+        assert_eq!(
+            aws.assume_calls(),
+            3,
+            "each later target tries to renew again"
+        );
     }
 }

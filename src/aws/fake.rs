@@ -28,6 +28,8 @@ pub struct FakeAws {
     pub role_errors: BTreeMap<(String, String), ErrorKind>,
     /// How long issued credentials last (default one hour).
     pub lifetime: Option<Duration>,
+    /// AssumeRole calls after this many are throttled (retries exhausted).
+    pub throttle_assume_after: Option<usize>,
     pub assume_calls: AtomicUsize,
     pub assumed_arns: Mutex<Vec<String>>,
 }
@@ -170,7 +172,14 @@ impl Aws for FakeAws {
     }
 
     async fn assume_role(&self, request: &AssumeRequest) -> Result<TempCredentials, AwsError> {
-        self.assume_calls.fetch_add(1, Ordering::SeqCst);
+        let before = self.assume_calls.fetch_add(1, Ordering::SeqCst);
+        if self.throttle_assume_after.is_some_and(|n| before >= n) {
+            return Err(AwsError::new(
+                ErrorKind::Throttled,
+                Some("Throttling"),
+                "Rate exceeded",
+            ));
+        }
         self.assumed_arns
             .lock()
             .unwrap()
