@@ -442,8 +442,21 @@ impl ProvideCredentials for RoleProvider {
 
 /// `from` acting as the role `arn`, assumed with `from`'s credentials. The role is assumed here,
 /// once (a failure is an error that names it by `label`), and renews itself from then on.
-async fn acting_as(from: &SdkConfig, arn: &str, label: String) -> anyhow::Result<SdkConfig> {
-    let sts = aws_sdk_sts::Client::new(from);
+async fn acting_as(
+    from: &SdkConfig,
+    arn: &str,
+    label: String,
+    retry: &RetrySettings,
+) -> anyhow::Result<SdkConfig> {
+    // The hop's renewals get cove's retry policy too: a renewal lost to throttling would fail
+    // every target assumed through it.
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(from)
+            .retry_config(retry.for_cove())
+            .retry_partition(retry::budget("cove-sts-hops"))
+            .interceptor(CallLog)
+            .build(),
+    );
     let request = AssumeRequest {
         role_arn: arn.to_owned(),
         session_name: SESSION_NAME.to_owned(),
@@ -508,10 +521,10 @@ pub async fn connect(
     let hops = acting_as_roles.via_roles;
     for (i, arn) in hops.iter().enumerate() {
         let label = format!("--via-role `{arn}` (hop {} of {})", i + 1, hops.len());
-        calling = acting_as(&calling, arn, label).await?;
+        calling = acting_as(&calling, arn, label, &retry).await?;
     }
     let org = match acting_as_roles.org_role {
-        Some(arn) => acting_as(&calling, arn, format!("--org-role `{arn}`")).await?,
+        Some(arn) => acting_as(&calling, arn, format!("--org-role `{arn}`"), &retry).await?,
         None => calling.clone(),
     };
     Ok(SdkAws::new(&calling, &org, &retry))

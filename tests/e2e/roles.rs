@@ -460,3 +460,21 @@ fn bad_role_topology_input_exits_2_naming_it_before_any_aws_call() {
     }
     assert_eq!(g.all_calls(), json!({}), "bad input reached AWS");
 }
+
+#[test]
+fn a_throttled_hop_is_retried_like_every_other_call() {
+    // The SDK's default of three attempts would give up on the hop; cove's policy does not.
+    let g = Ground::start(&["--throttle-first", "sts:AssumeRole=4"]);
+    let hub = role(&g.caller(), "Hub");
+    let run = Run::of(
+        g.cove()
+            .args(["--via-role", &hub, "-t", &g.ou("Sandbox"), "--", "true"]),
+    );
+    run.expect_code(0);
+    assert_eq!(run.ids("Results"), g.ids(&["sandbox-a", "sandbox-b"]));
+    assert_eq!(
+        g.calls("sts:AssumeRole"),
+        4 + 1 + 2,
+        "four throttled answers, the hop, one per target"
+    );
+}
