@@ -252,6 +252,8 @@ pub struct Sink<W: Write> {
     kept: Vec<Record>,
     /// Streamed formats with `--output-dir`: `results.json` comes from here, not from memory.
     spool: Option<Spool>,
+    /// The spool could not be written: no `results.json` for this run.
+    spool_failed: bool,
     pub counts: Counts,
     color: bool,
 }
@@ -265,6 +267,7 @@ impl<W: Write> Sink<W> {
             dir,
             kept: Vec::new(),
             spool: None,
+            spool_failed: false,
             counts: Counts::default(),
             color: false,
         }
@@ -306,14 +309,8 @@ impl<W: Write> Sink<W> {
         }
         if self.format == Format::Json {
             self.kept.push(record);
-        } else if let Some(dir) = &self.dir {
-            if self.spool.is_none() {
-                self.spool = Some(Spool::create(dir)?);
-            }
-            if let Some(spool) = &mut self.spool {
-                let list = record.outcome.index();
-                spool.push(list, &record.id, &record.region, &record)?;
-            }
+        } else {
+            self.spool_record(&record);
         }
         Ok(())
     }
@@ -338,11 +335,39 @@ impl<W: Write> Sink<W> {
         text::write_target(&mut self.out, &target, self.color)
     }
 
+    /// Keeps a streamed record for `results.json`. The output directory failing is not stdout
+    /// failing: the run goes on, and `results.json` is left out with a warning.
+    fn spool_record(&mut self, record: &Record) {
+        let Some(dir) = &self.dir else { return };
+        if self.spool_failed {
+            return;
+        }
+        if self.spool.is_none() {
+            self.spool = Spool::create(dir).map_err(|e| self.spool_failure(e)).ok();
+        }
+        let list = record.outcome.index();
+        if let Some(spool) = &mut self.spool
+            && let Err(err) = spool.push(list, &record.id, &record.region, record)
+        {
+            self.spool = None;
+            self.spool_failure(err);
+        }
+    }
+
+    fn spool_failure(&mut self, err: io::Error) {
+        eprintln!(
+            "cove: warning: could not keep the records for --output-dir results.json ({err}); it will not be written"
+        );
+        self.spool_failed = true;
+    }
+
     /// Writes what only the end can write: the document, or the summary line, and
     /// `results.json` in the output directory.
     pub fn finish(mut self, skipped: u64, duration_ms: u64) -> io::Result<Counts> {
         let doc = Document::new(std::mem::take(&mut self.kept));
-        if let Some(dir) = &self.dir {
+        if let Some(dir) = &self.dir
+            && !self.spool_failed
+        {
             let mut file = io::BufWriter::new(std::fs::File::create(dir.join("results.json"))?);
             match self.spool.take() {
                 Some(spool) => {

@@ -534,13 +534,7 @@ impl Run<'_> {
         let counts = match writer.finish(skipped, self.elapsed_ms()) {
             Ok(counts) => counts,
             // The reader went away (`| head`): quiet, but an interrupt is still an interrupt.
-            Err(OutputError::Closed) => {
-                return Ok(if interrupted {
-                    Exit::Interrupted
-                } else {
-                    Exit::Success
-                });
-            }
+            Err(OutputError::Closed) => return Ok(exit_code::decide(0, interrupted)),
             Err(OutputError::Failed(err)) => bail!("could not write the results: {err}"),
         };
         progress.clear();

@@ -195,4 +195,18 @@ mod tests {
         }
         assert_eq!(written[0], written[1]);
     }
+
+    #[test]
+    fn an_output_dir_that_cannot_be_written_does_not_stop_a_streamed_run() {
+        use crate::output::{Format, Sink};
+        let gone = tempfile::tempdir().unwrap().path().join("gone");
+        let mut sink = Sink::new(Vec::new(), Format::Jsonl, false, Some(gone.clone()));
+        sink.record(record("111111111111", "us-east-1", Outcome::Result))
+            .expect("stdout still works");
+        sink.record(record("222222222222", "us-east-1", Outcome::Result))
+            .expect("stdout still works");
+        let counts = sink.finish(0, 1).expect("the run still ends well");
+        assert_eq!(counts.total(), 2);
+        assert!(!gone.join("results.json").exists());
+    }
 }
