@@ -444,6 +444,7 @@ impl Run<'_> {
         for (account, _) in &found {
             shared.creds.add_uses(&account.id, 1);
         }
+        self.note_regionless(&targets, &found, &failed, shared);
         if self.config.run.fail_fast && !failed.is_empty() {
             self.stop().trigger(StopReason::FailFast);
         }
@@ -452,6 +453,37 @@ impl Run<'_> {
             .map(|(account, failure)| discovery_record(&account, failure, shared))
             .collect();
         (found, records)
+    }
+
+    /// Accounts whose enabled regions are all excluded have nothing to run: say so, rather than
+    /// leave them out of the output silently, and drop their credentials.
+    fn note_regionless<A: Aws>(
+        &self,
+        asked: &[Target],
+        found: &[Target],
+        failed: &[(Arc<Account>, plan::DiscoveryFailure)],
+        shared: &Shared<A>,
+    ) {
+        let reached: std::collections::HashSet<&str> = found
+            .iter()
+            .map(|(a, _)| a.id.as_str())
+            .chain(failed.iter().map(|(a, _)| a.id.as_str()))
+            .collect();
+        let empty: Vec<&str> = asked
+            .iter()
+            .map(|(a, _)| a.id.as_str())
+            .filter(|id| !reached.contains(id))
+            .collect();
+        for id in &empty {
+            shared.creds.release(id);
+        }
+        if !empty.is_empty() {
+            self.note(&format!(
+                "{} account(s) have no enabled region left to run in (after --exclude-region): {}",
+                empty.len(),
+                empty.join(", ")
+            ));
+        }
     }
 
     /// A run of the whole organization or of OUs, while it is still being listed: the first

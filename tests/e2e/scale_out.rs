@@ -441,3 +441,25 @@ fn excluding_every_region_leaves_no_eligible_targets() {
     run.expect_code(2);
     assert!(run.stderr.contains("no eligible targets"), "{}", run.stderr);
 }
+
+#[test]
+fn region_all_names_the_accounts_left_with_no_region_to_run_in() {
+    let g = Ground::start(&["--opt-in-names", "sandbox-a"]);
+    let run = Run::of(g.cove().args([
+        "-t",
+        &g.ou("Sandbox"),
+        "--region",
+        "all",
+        "--exclude-region",
+        "us-east-1,eu-west-1",
+        "--",
+        "true",
+    ]));
+    run.expect_code(0);
+    assert_eq!(run.ids("Results"), g.ids(&["sandbox-a"]));
+    let note = format!(
+        "1 account(s) have no enabled region left to run in (after --exclude-region): {}",
+        g.account("sandbox-b")
+    );
+    assert!(run.stderr.contains(&note), "{}", run.stderr);
+}
