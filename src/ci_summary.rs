@@ -186,22 +186,11 @@ mod tests {
 
     fn failed(id: &str, name: Option<&str>, details: &str) -> Record {
         Record {
-            id: id.into(),
             name: name.map(str::to_owned),
-            email: None,
-            status: None,
-            partition: "aws".into(),
-            region: "us-east-1".into(),
-            role_name: "R".into(),
-            role_session_name: "R".into(),
-            assume_role_success: true,
             exit_code: Some(3),
-            result: None,
             stderr: Some("not kept".into()),
             exception_details: Some(details.into()),
-            duration_ms: 0,
-            outcome: Outcome::Exception,
-            raw_output: None,
+            ..crate::output::sample_record(id, "us-east-1", Outcome::Exception)
         }
     }
 

@@ -443,30 +443,36 @@ fn write_target_files(dir: &Path, record: &Record, raw: &RawOutput) -> io::Resul
     std::fs::write(target.join("stderr"), &raw.stderr)
 }
 
+/// A plain record for tests: every key set, the command run and exited 0.
+#[cfg(test)]
+pub fn sample_record(id: &str, region: &str, outcome: Outcome) -> Record {
+    Record {
+        id: id.into(),
+        name: None,
+        email: None,
+        status: None,
+        partition: "aws".into(),
+        region: region.into(),
+        role_name: "R".into(),
+        role_session_name: "R".into(),
+        assume_role_success: true,
+        exit_code: Some(0),
+        result: None,
+        stderr: None,
+        exception_details: None,
+        duration_ms: 0,
+        outcome,
+        raw_output: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::strategy::Strategy;
 
     fn record(id: &str, region: &str, outcome: Outcome) -> Record {
-        Record {
-            id: id.into(),
-            name: None,
-            email: None,
-            status: None,
-            partition: "aws".into(),
-            region: region.into(),
-            role_name: "R".into(),
-            role_session_name: "R".into(),
-            assume_role_success: true,
-            exit_code: Some(0),
-            result: None,
-            stderr: None,
-            exception_details: None,
-            duration_ms: 0,
-            outcome,
-            raw_output: None,
-        }
+        sample_record(id, region, outcome)
     }
 
     #[test]

@@ -108,6 +108,21 @@ pub async fn admission<A: Aws>(
     })
 }
 
+/// An account named by ID, as Organizations knows it (`None`: not a member): it must be an
+/// ACTIVE member, since anything else is almost always a typo or a stale list.
+pub(crate) fn check_named(id: &str, known: Option<&Account>) -> anyhow::Result<()> {
+    match known {
+        None => bail!(
+            "--target {id} is not an account of this organization; expected the ID of an ACTIVE member account"
+        ),
+        Some(account) if !account.is_active() => bail!(
+            "--target {id} is {}, not ACTIVE; only ACTIVE accounts can be targets",
+            account.status.as_deref().unwrap_or("in an unknown state")
+        ),
+        Some(_) => Ok(()),
+    }
+}
+
 pub(crate) fn no_org_access(denied: &AwsError) -> anyhow::Error {
     anyhow::anyhow!(
         "cannot list the organization: {denied}. Targeting the whole organization, an OU or the root \
@@ -213,14 +228,8 @@ async fn select<A: Aws>(
                             ));
                             continue;
                         }
-                        None => bail!(
-                            "--target {id} is not an account of this organization; expected the ID of an ACTIVE member account"
-                        ),
-                        Some(account) if !selection.lenient && !account.is_active() => bail!(
-                            "--target {id} is {}, not ACTIVE; only ACTIVE accounts can be targets",
-                            account.status.as_deref().unwrap_or("in an unknown state")
-                        ),
-                        Some(_) => {}
+                        known if !selection.lenient => check_named(id, known)?,
+                        _ => {}
                     }
                 }
                 selected.accounts.insert(id.clone(), lookup(id));

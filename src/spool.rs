@@ -110,24 +110,13 @@ mod tests {
         spool.push(list, &r.id, &r.region, r).unwrap();
     }
 
+    /// A record with the characters that need escaping and nested JSON, so the spool's layout
+    /// is checked where it is hardest.
     fn record(id: &str, region: &str, outcome: Outcome) -> Record {
         Record {
-            id: id.into(),
             name: Some("multi\nline \"name\"".into()),
-            email: None,
-            status: None,
-            partition: "aws".into(),
-            region: region.into(),
-            role_name: "R".into(),
-            role_session_name: "R".into(),
-            assume_role_success: true,
-            exit_code: Some(0),
             result: Some(serde_json::json!({"nested": [1, {"a": "b\nc"}]})),
-            stderr: None,
-            exception_details: None,
-            duration_ms: 0,
-            outcome,
-            raw_output: None,
+            ..crate::output::sample_record(id, region, outcome)
         }
     }
 

@@ -15,7 +15,7 @@ use tokio::sync::mpsc::Sender;
 use crate::admission::{Admission, Admit, Tally};
 use crate::aws::{Account, Aws, AwsError, Page};
 use crate::ids::OrgId;
-use crate::resolver::{listed_twice, listing_failed, no_org_access, walk_error};
+use crate::resolver::{check_named, listed_twice, listing_failed, no_org_access, walk_error};
 
 /// How many OU-walk calls are in flight at once. Organizations throttles hard; each call
 /// backs off through the SDK's retries when it is throttled.
@@ -295,21 +295,14 @@ async fn named_accounts<A: Aws>(
             emitter.summary.tally.caller_named(&admission.caller);
             continue;
         }
-        let account = match aws.describe_account(id).await {
-            Ok(account) => account,
-            Err(e) if e.is_not_found() => bail!(
-                "--target {id} is not an account of this organization; expected the ID of an ACTIVE member account"
-            ),
+        let known = match aws.describe_account(id).await {
+            Ok(account) => Some(account),
+            Err(e) if e.is_not_found() => None,
             Err(e) if e.is_no_org_access() => return Err(no_org_access(&e)),
             Err(e) => bail!("could not check --target {id} (organizations:DescribeAccount): {e}"),
         };
-        if !account.is_active() {
-            bail!(
-                "--target {id} is {}, not ACTIVE; only ACTIVE accounts can be targets",
-                account.status.as_deref().unwrap_or("in an unknown state")
-            );
-        }
-        named.push(account);
+        check_named(id, known.as_ref())?;
+        named.extend(known);
     }
     Ok(named)
 }

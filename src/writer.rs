@@ -87,24 +87,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     fn record(id: &str) -> Record {
-        Record {
-            id: id.into(),
-            name: None,
-            email: None,
-            status: None,
-            partition: "aws".into(),
-            region: "us-east-1".into(),
-            role_name: "R".into(),
-            role_session_name: "R".into(),
-            assume_role_success: true,
-            exit_code: Some(0),
-            result: None,
-            stderr: None,
-            exception_details: None,
-            duration_ms: 0,
-            outcome: Outcome::Result,
-            raw_output: None,
-        }
+        crate::output::sample_record(id, "us-east-1", Outcome::Result)
     }
 
     /// A reader that blocks until the test lets it go.
