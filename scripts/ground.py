@@ -27,6 +27,7 @@ Control endpoints (plain HTTP GET on the same port):
     /_ground/assume-params  {"calls": [{...}]}   the form parameters of every AssumeRole call
     /_ground/assume-times   {"times": [...]}   when each AssumeRole call arrived (monotonic seconds)
     /_ground/clear-faults   lifts every denial and throttle from now on
+    /_ground/session-params {"calls": [{...}]}   the parameters of every GetSessionToken call
     /_ground/held     {"held": N}   ListAccountsForParent calls waiting (--hold-parent)
     /_ground/release  lets every held call through, and every later one
 
@@ -99,6 +100,9 @@ class FaultLayer:
         self.opt_in_accounts = set()
         self.deny_list_regions = set()
         self.calls = Counter()
+        # sts:GetSessionToken: the parameters of each call, and the code it must carry.
+        self.session_params = []
+        self.mfa_code_expected = None
         # AssumeRole answers expire this many seconds from now (--assume-expiry-seconds).
         self.assume_expiry_seconds = None
         # ListAccountsForParent calls for this parent wait until /_ground/release (or 60 s).
@@ -149,6 +153,9 @@ class FaultLayer:
         if path == "/_ground/assume-times":
             with self.lock:
                 return self._json(start_response, {"times": list(self.assume_times)})
+        if path == "/_ground/session-params":
+            with self.lock:
+                return self._json(start_response, {"calls": list(self.session_params)})
         if path == "/_ground/secrets":
             with self.lock:
                 return self._json(start_response, {"secrets": list(self.secrets)})
@@ -183,6 +190,8 @@ class FaultLayer:
         if operation and self._throttled(operation):
             return self._throttle_error(operation, start_response)
 
+        if operation == "sts:GetSessionToken":
+            return self._session_token(environ, start_response, params)
         if operation == "sts:AssumeRole":
             with self.lock:
                 self.assume_params.append(params)
@@ -224,6 +233,29 @@ class FaultLayer:
         if operation == "sts:GetCallerIdentity" and self.caller_partition:
             return self._caller_in_partition(environ, start_response)
         return self.app(environ, start_response)
+
+    def _session_token(self, environ, start_response, params):
+        """sts:GetSessionToken: checks the MFA code against --mfa-code-expected, records the
+        parameters, and remembers the issued keys (as identity "mfa-session") and secrets."""
+        with self.lock:
+            self.session_params.append(params)
+        if self.mfa_code_expected and params.get("TokenCode") != self.mfa_code_expected:
+            return self._sts_error(start_response, "AccessDenied",
+                                   "MultiFactorAuthentication failed with invalid MFA one time pass code.")
+        answer = {}
+
+        def capture(status, headers, exc_info=None):
+            answer["status"], answer["headers"] = status, headers
+
+        body = b"".join(self.app(environ, capture))
+        text = body.decode("utf-8", "replace")
+        key = re.search(r"<AccessKeyId>([^<]+)<", text)
+        with self.lock:
+            self.secrets.extend(re.findall(r"<(?:SecretAccessKey|SessionToken)>([^<]+)<", text))
+            if key:
+                self.key_roles[key.group(1)] = "mfa-session"
+        start_response(answer["status"], answer["headers"])
+        return [body]
 
     def _hold(self, body):
         """Holds a ListAccountsForParent call for the held parent until released."""
@@ -551,6 +583,8 @@ def main():
     parser.add_argument("--deny-assume-quoting-names", default="",
                         help="accounts (by name) whose AssumeRole is denied with a message quoting "
                              "the ExternalId and Policy sent")
+    parser.add_argument("--mfa-code-expected", default="",
+                        help="GetSessionToken is AccessDenied unless its TokenCode is this")
     parser.add_argument("--info-file")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (the test harness holds it open)")
@@ -584,6 +618,7 @@ def main():
     layer.throttle_list_accounts = args.throttle_list_accounts
     layer.assume_expiry_seconds = args.assume_expiry_seconds
     layer.hold_parent = info["ous"].get(args.hold_parent) if args.hold_parent else None
+    layer.mfa_code_expected = args.mfa_code_expected or None
     layer.throttles.update(throttles)
     layer.deny_assume.update(info["accounts"][n]["id"] for n in args.deny_assume_names.split(",") if n)
     layer.opt_in_accounts.update(info["accounts"][n]["id"] for n in args.opt_in_names.split(",") if n)

@@ -240,6 +240,27 @@ pub struct Cli {
     #[arg(long, value_name = "ARN", env = "COVE_ORG_ROLE", help_heading = "Role")]
     pub org_role: Option<String>,
 
+    /// MFA device (a virtual device ARN or a hardware serial) for sts:GetSessionToken: cove
+    /// trades the starting credentials and the device's code for a session once, and that
+    /// session is then the starting identity (before any --via-role).
+    #[arg(
+        long,
+        value_name = "SERIAL",
+        env = "COVE_MFA_SERIAL",
+        help_heading = "Role"
+    )]
+    pub mfa_serial: Option<String>,
+
+    /// The code the --mfa-serial device shows. Without it, cove asks on the terminal (nothing
+    /// is echoed) when standard input is one. Never printed.
+    #[arg(
+        long,
+        value_name = "CODE",
+        requires = "mfa_serial",
+        help_heading = "Role"
+    )]
+    pub mfa_code: Option<String>,
+
     /// How many targets run at once.
     #[arg(short = 'w', long, value_name = "N", default_value_t = 20, env = "COVE_WORKERS",
           value_parser = clap::value_parser!(u32).range(1..), help_heading = "Running")]

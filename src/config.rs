@@ -57,6 +57,47 @@ pub struct AwsSettings {
     pub via_roles: Vec<String>,
     /// `--org-role`: the role ARN the Organizations calls are made as.
     pub org_role: Option<String>,
+    /// `--mfa-serial` and, when given, `--mfa-code`.
+    pub mfa: Option<Mfa>,
+}
+
+/// An MFA device and, when given on the command line, its code; the pipeline asks for a
+/// missing code before any AWS call.
+#[derive(Debug)]
+pub struct Mfa {
+    pub serial: String,
+    pub code: Option<Secret>,
+}
+
+/// `--mfa-serial` and `--mfa-code`, checked. The code is a secret: its errors never echo it.
+fn mfa(cli: &Cli) -> anyhow::Result<Option<Mfa>> {
+    let Some(serial) = &cli.mfa_serial else {
+        return Ok(None);
+    };
+    ensure!(
+        (9..=256).contains(&serial.len())
+            && serial
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_+=/:,.@-".contains(c)),
+        "invalid --mfa-serial `{serial}`: expected an MFA device ARN such as arn:aws:iam::111111111111:mfa/alice, or a hardware device's serial number"
+    );
+    if let Some(code) = &cli.mfa_code {
+        check_mfa_code(code)?;
+    }
+    Ok(Some(Mfa {
+        serial: serial.clone(),
+        code: cli.mfa_code.clone().map(Secret::new),
+    }))
+}
+
+/// A code from an MFA device: six digits. Never echoed.
+pub fn check_mfa_code(code: &str) -> anyhow::Result<()> {
+    ensure!(
+        code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
+        "invalid MFA code ({} characters): expected the 6 digits the device shows",
+        code.chars().count()
+    );
+    Ok(())
 }
 
 /// How each target's command runs.
@@ -365,6 +406,7 @@ impl Config {
     pub fn from_cli(mut cli: Cli) -> anyhow::Result<Config> {
         let role = role_spec(&mut cli)?;
         let (via_roles, org_role) = acting_as(&cli)?;
+        let mfa = mfa(&cli)?;
         let regions = region_choice(&cli)?;
         let program = cli
             .command
@@ -407,6 +449,7 @@ impl Config {
                 max_assume_rate: cli.max_assume_rate,
                 via_roles,
                 org_role,
+                mfa,
             },
             run: RunSettings {
                 command: cli.command,

@@ -100,12 +100,35 @@ async fn connect(config: &Config) -> anyhow::Result<(aws::sdk::SdkAws, Vec<Strin
             "no region to call STS in: with --region all or --rerun, set AWS_REGION or a region in your AWS profile"
         );
     };
+    let mfa = mfa_code(config)?;
     let acting_as = aws::sdk::ActingAs {
         via_roles: &config.aws.via_roles,
         org_role: config.aws.org_role.as_deref(),
+        mfa: mfa.as_ref().map(|(serial, code)| (serial.as_str(), code)),
     };
     let aws = aws::sdk::connect(profile, &sts_region, acting_as).await?;
     Ok((aws, fixed))
+}
+
+/// The MFA device and its code: from `--mfa-code`, else asked on the terminal with nothing
+/// echoed. Without a terminal a missing code is an input error, before any AWS call.
+fn mfa_code(config: &Config) -> anyhow::Result<Option<(String, crate::secret::Secret)>> {
+    let Some(mfa) = &config.aws.mfa else {
+        return Ok(None);
+    };
+    if let Some(code) = &mfa.code {
+        return Ok(Some((mfa.serial.clone(), code.clone())));
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "--mfa-serial needs a code: pass --mfa-code (standard input is not a terminal to ask on)"
+        );
+    }
+    let prompt = format!("MFA code for {}: ", mfa.serial);
+    let code = rpassword::prompt_password(prompt).context("could not read the MFA code")?;
+    let code = code.trim().to_owned();
+    crate::config::check_mfa_code(&code)?;
+    Ok(Some((mfa.serial.clone(), crate::secret::Secret::new(code))))
 }
 
 /// What stops a run, and the children to stop.

@@ -14,6 +14,8 @@ mod interrupts;
 mod login;
 #[path = "e2e/logs.rs"]
 mod logs;
+#[path = "e2e/mfa.rs"]
+mod mfa;
 #[path = "e2e/partitions.rs"]
 mod partitions;
 #[path = "e2e/people.rs"]

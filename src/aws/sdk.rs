@@ -500,6 +500,61 @@ pub struct ActingAs<'a> {
     pub via_roles: &'a [String],
     /// `--org-role`: assumed with the calling identity, for the Organizations calls only.
     pub org_role: Option<&'a str>,
+    /// `--mfa-serial` and its code: the starting credentials are traded for a session first.
+    pub mfa: Option<(&'a str, &'a Secret)>,
+}
+
+/// `sts:GetSessionToken` with the MFA device and code: the session it returns becomes the
+/// starting identity. It cannot be renewed without a new code; it lasts as long as AWS gives
+/// (12 hours for an IAM user by default).
+async fn mfa_session(
+    from: &SdkConfig,
+    serial: &str,
+    code: &Secret,
+    retry: &RetrySettings,
+) -> anyhow::Result<SdkConfig> {
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(from)
+            .retry_config(retry.for_cove())
+            .retry_partition(retry::budget("cove-sts-mfa"))
+            .interceptor(CallLog)
+            .build(),
+    );
+    let asked = sts
+        .get_session_token()
+        .serial_number(serial)
+        .token_code(code.expose())
+        .send()
+        .await
+        .map_err(aws_error);
+    let out = match asked {
+        Ok(out) => out,
+        Err(mut e) => {
+            e.message = code.redact_from(&e.message);
+            if e.kind == ErrorKind::Denied {
+                anyhow::bail!(
+                    "the MFA code for `{serial}` was not accepted (sts:GetSessionToken: {e}); check the device and try again with its current code"
+                );
+            }
+            anyhow::bail!(
+                "could not start an MFA session with `{serial}` (sts:GetSessionToken): {e}"
+            );
+        }
+    };
+    let Some(creds) = out.credentials() else {
+        anyhow::bail!("sts:GetSessionToken answered without credentials");
+    };
+    let session = aws_credential_types::Credentials::new(
+        creds.access_key_id(),
+        creds.secret_access_key(),
+        Some(creds.session_token().to_owned()),
+        SystemTime::try_from(*creds.expiration()).ok(),
+        "cove-mfa-session",
+    );
+    Ok(from
+        .to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(session))
+        .build())
 }
 
 /// The real AWS, from the standard configuration chain (environment, `profile`, endpoints),
@@ -518,6 +573,9 @@ pub async fn connect(
         loader = loader.profile_name(profile);
     }
     let mut calling = loader.load().await;
+    if let Some((serial, code)) = acting_as_roles.mfa {
+        calling = mfa_session(&calling, serial, code, &retry).await?;
+    }
     let hops = acting_as_roles.via_roles;
     for (i, arn) in hops.iter().enumerate() {
         let label = format!("--via-role `{arn}` (hop {} of {})", i + 1, hops.len());

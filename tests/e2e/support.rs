@@ -156,6 +156,14 @@ impl Ground {
         self.get("/_ground/calls-by-identity")
     }
 
+    /// The parameters of every GetSessionToken call (the MFA code included; tests only).
+    pub fn session_params(&self) -> Vec<Value> {
+        self.get("/_ground/session-params")["calls"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
     /// Lifts every denial and throttle from now on.
     pub fn clear_faults(&self) {
         self.get("/_ground/clear-faults");
