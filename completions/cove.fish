@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_cove_global_optspecs
-    string join \n t/target= i/ignore= region= exclude-region= allow-unknown-region include-caller filter-name= filter-email= filter-tag= shard= shard-index-env= shard-count= rerun= rerun-only= dry-run r/role= role-session-name= policy= policy-arn= external-id= duration= max-assume-rate= profile= via-role= org-role= w/workers= fail-fast timeout= max-output-bytes= child-credentials= o/output= output-dir= q/quiet v/verbose no-ci-summary h/help V/version
+    string join \n t/target= i/ignore= region= exclude-region= allow-unknown-region include-caller filter-name= filter-email= filter-tag= shard= shard-index-env= shard-count= rerun= rerun-only= dry-run r/role= role-session-name= policy= policy-arn= external-id= duration= max-assume-rate= profile= via-role= org-role= mfa-serial= mfa-code= w/workers= fail-fast timeout= max-output-bytes= child-credentials= o/output= output-dir= q/quiet v/verbose no-ci-summary h/help V/version
 end
 
 function __fish_cove_needs_command
@@ -47,6 +47,8 @@ complete -c cove -n "__fish_cove_needs_command" -l max-assume-rate -d 'At most N
 complete -c cove -n "__fish_cove_needs_command" -l profile -d 'AWS profile that supplies the assuming credentials' -r
 complete -c cove -n "__fish_cove_needs_command" -l via-role -d 'Role ARN to assume before anything else and act as from then on (repeatable, or comma-separated: hops in the order given, each assumed with the previous one\'s credentials). The last hop calls GetCallerIdentity, Organizations and every AssumeRole into a target. Role chains last at most one hour, so --duration is at most 3600' -r
 complete -c cove -n "__fish_cove_needs_command" -l org-role -d 'Role ARN to read the organization through (ListAccounts, the OU walk, tags), assumed with the calling identity (after any --via-role). AssumeRole into the targets still uses the calling identity' -r
+complete -c cove -n "__fish_cove_needs_command" -l mfa-serial -d 'MFA device (a virtual device ARN or a hardware serial) for sts:GetSessionToken: cove trades the starting credentials and the device\'s code for a session once, and that session is then the starting identity (before any --via-role)' -r
+complete -c cove -n "__fish_cove_needs_command" -l mfa-code -d 'The code the --mfa-serial device shows. Without it, cove asks on the terminal (nothing is echoed) when standard input is one. Never printed' -r
 complete -c cove -n "__fish_cove_needs_command" -s w -l workers -d 'How many targets run at once' -r
 complete -c cove -n "__fish_cove_needs_command" -l timeout -d 'Stop a command that runs longer than this (for example 30s, 5m, 1h30m). Its whole process group gets SIGTERM, then SIGKILL after a grace period. Default: no limit' -r
 complete -c cove -n "__fish_cove_needs_command" -l max-output-bytes -d 'Keep at most this much of each command\'s stdout, and as much of its stderr (suffixes K, M, G are powers of 1024). The rest is read and dropped, and the record says so' -r
