@@ -5,11 +5,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Ground, Run, venv};
+use crate::support::{Ground, Run, venv, wait_until};
 
 /// A GET of the endpoint as an SDK sends it; the status and body of the answer.
 fn ask(uri: &str, token: Option<&str>) -> (u16, String) {
@@ -140,11 +140,9 @@ fn a_child_that_asks_again_gets_renewed_credentials() {
 
 /// Waits until `path` exists.
 fn wait_for(path: &Path) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(start.elapsed() < Duration::from_secs(30), "{path:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(&format!("{path:?}"), Duration::from_secs(30), || {
+        path.exists()
+    });
 }
 
 #[test]

@@ -1,24 +1,10 @@
 //! OU-targeted runs start while the OU walk is still listing: the first commands run before the
 //! last page of the walk has arrived, with the same rules and output as a listed run.
 
-use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{Ground, Run};
-
-/// Waits until `path` exists, or panics after `limit`.
-fn wait_for_file(path: &Path, limit: Duration) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed() < limit,
-            "{} did not appear within {limit:?}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use crate::support::{Ground, Run, wait_until};
 
 #[test]
 fn an_ou_run_starts_commands_while_a_later_page_of_the_walk_is_held_back() {
@@ -33,7 +19,9 @@ fn an_ou_run_starts_commands_while_a_later_page_of_the_walk_is_held_back() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_file(&marker, Duration::from_secs(30));
+    wait_until("root-a's command to run", Duration::from_secs(30), || {
+        marker.exists()
+    });
     assert_eq!(
         g.held(),
         1,
