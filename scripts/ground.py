@@ -15,11 +15,14 @@ Usage:
               [--assume-expiry-seconds N]
               [--opt-in-names NAME,NAME] [--deny-list-regions-names NAME,NAME]
               [--caller-partition aws|aws-cn|aws-us-gov] [--deny-assume-quoting-names NAME,NAME]
+              [--sso-accounts NAME,NAME] [--sso-permission-sets NAME,NAME]
+              [--sso-deny NAME:ACCOUNT,ACCOUNT]... [--sso-page-size N]
               [--info-file PATH] [--exit-on-stdin-eof]
 
 Once ready it prints one JSON line (also written to --info-file):
     {"endpoint": "http://127.0.0.1:PORT", "caller": "...", "root": "r-...",
-     "ous": {"Workloads": "ou-..."}, "accounts": {"prod-a": {"id": "...", "state": "ACTIVE"}}}
+     "ous": {"Workloads": "ou-..."}, "accounts": {"prod-a": {"id": "...", "state": "ACTIVE"}},
+     "sso_token": "ground-sso-..."}
 
 Control endpoints (plain HTTP GET on the same port):
     /_ground/calls    {"sts:AssumeRole": 12, "organizations:ListAccounts": 2, ...}
@@ -30,10 +33,18 @@ Control endpoints (plain HTTP GET on the same port):
     /_ground/session-params {"calls": [{...}]}   the parameters of every GetSessionToken call
     /_ground/held     {"held": N}   ListAccountsForParent calls waiting (--hold-parent)
     /_ground/release  lets every held call through, and every later one
+    /_ground/sso-params {"calls": [{"operation": "GetRoleCredentials", "account_id": "...",
+                                    "role_name": "...", "token_ok": true}, ...]}
+                      every portal call (ListAccounts, ListAccountRoles, GetRoleCredentials),
+                      throttled ones included; never the token itself
+    /_ground/sso-times  {"times": [...]}   when each GetRoleCredentials call arrived (monotonic
+                      seconds), throttled ones included
 
     /_ground/calls-by-identity  {"organizations:ListAccounts": {"<role ARN>" or "starting": n}, ...}
                             who signed each call: the role whose assumed keys signed it, or
-                            "starting" for keys moto never issued (the test's own)
+                            "starting" for keys moto never issued (the test's own),
+                            "sso:<permission set>" for portal keys, "portal" for the portal's
+                            own calls (sso:...)
 
 --throttle-first / --throttle-fraction throttle any counted operation (organizations:ListTagsForResource,
 sts:GetCallerIdentity, account:ListRegions, ...) with its protocol's own throttling error: the first N
@@ -44,8 +55,9 @@ Role topologies (cove's --role fallback, --via-role and --org-role):
     --deny-role-in NAME:ACCOUNT,ACCOUNT   AssumeRole of role NAME is AccessDenied in these accounts
                                           (names of the sample org, 12-digit IDs, or "management");
                                           repeatable
-    --short-expiry NAME:SECONDS           AssumeRole answers for role NAME expire after SECONDS
-                                          (to test renewal); repeatable
+    --short-expiry NAME:SECONDS           AssumeRole answers for role NAME, and portal
+                                          GetRoleCredentials answers for permission set NAME,
+                                          expire after SECONDS (to test renewal); repeatable
 
 account:ListRegions (POST /listRegions), which moto lacks, is answered here: every account has
 us-east-1 and eu-west-1 (ENABLED_BY_DEFAULT), and ap-east-1 is ENABLED for --opt-in-names.
@@ -53,6 +65,29 @@ us-east-1 and eu-west-1 (ENABLED_BY_DEFAULT), and ap-east-1 is ENABLED for --opt
 signin:CreateOAuth2Token (POST /v1/token, the refresh of an `aws login` session), which moto
 lacks, is answered here too: fresh keys valid for an hour and a new refresh token, for any
 request that carries a DPoP proof.
+
+The IAM Identity Center portal (the "sso" service, restJson1, cove's --sso-role), which moto
+lacks, is answered here too, at GET /assignment/accounts (ListAccounts), GET /assignment/roles
+(ListAccountRoles) and GET /federation/credentials (GetRoleCredentials). The one access token it
+accepts (header x-amz-sso_bearer_token) is "sso_token" in the info line, and among
+/_ground/secrets; any other is UnauthorizedException (401).
+    --sso-accounts NAME,NAME              the portal user's accounts (names of the sample org,
+                                          12-digit IDs, or "management"); default every ACTIVE
+                                          account of the sample org and the management account
+    --sso-permission-sets NAME,NAME       assigned in every portal account (default
+                                          AdministratorAccess,ReadOnlyAccess)
+    --sso-deny NAME:ACCOUNT,ACCOUNT       permission set NAME is not assigned in these accounts:
+                                          GetRoleCredentials is ForbiddenException (403), and
+                                          ListAccountRoles leaves it out; repeatable; lifted by
+                                          /_ground/clear-faults
+    --sso-page-size N                     page size of ListAccounts and ListAccountRoles (default
+                                          3; a smaller max_result wins); next_token is the offset
+GetRoleCredentials answers with keys moto really issued (an internal sts:AssumeRole of
+role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_<set>_0123456789abcdef in that account, with
+the management keys), so GetCallerIdentity and account:ListRegions see that account. Internal
+calls go straight to moto: they are in no count, parameter list or time list, and see no fault.
+Portal operations are counted as sso:ListAccounts, sso:ListAccountRoles, sso:GetRoleCredentials,
+which --throttle-first / --throttle-fraction throttle with TooManyRequestsException (429).
 
 --caller-partition rewrites the partition of the Arn in GetCallerIdentity answers to calls signed
 with the starting dummy keys (the caller's own identity); children's assumed keys are left alone.
@@ -73,13 +108,37 @@ import uuid
 from xml.sax.saxutils import escape as xml_escape
 from collections import Counter
 from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
+from werkzeug.test import EnvironBuilder
 
 DUMMY_KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+# The portal's routes (GET only): path -> operation.
+SSO_ROUTES = {"/assignment/accounts": "ListAccounts", "/assignment/roles": "ListAccountRoles",
+              "/federation/credentials": "GetRoleCredentials"}
+SSO_ROLE_PATH = "aws-reserved/sso.amazonaws.com/"
+SSO_TOKEN_HEADER = "x-amz-sso_bearer_token"
+
+
+class GroundRequestHandler(MotoRequestHandler):
+    """moto's request handler, which also lets the portal's `x-amz-sso_bearer_token` through as
+    HTTP_X_AMZ_SSO_BEARER_TOKEN: werkzeug drops every header with an underscore in its name."""
+
+    def make_environ(self):
+        environ = super().make_environ()
+        # Only the underscored spelling carries the token, as with AWS: a dashed one is dropped.
+        environ.pop("HTTP_X_AMZ_SSO_BEARER_TOKEN", None)
+        for name, value in self.headers.items():
+            if name.lower() == SSO_TOKEN_HEADER:
+                environ["HTTP_X_AMZ_SSO_BEARER_TOKEN"] = value.replace("\r\n", "")
+        return environ
 
 
 class FaultLayer:
@@ -114,6 +173,7 @@ class FaultLayer:
         self.lock = threading.Lock()
         self._init_roles()
         self._init_pin_knobs()
+        self._init_sso()
 
     def _init_pin_knobs(self):
         # The caller's partition in GetCallerIdentity answers (None: moto's own answer).
@@ -140,6 +200,7 @@ class FaultLayer:
                 self.throttle_list_accounts = 0
                 self.throttles.clear()
                 self.denied_roles.clear()
+                self.sso_denied.clear()
                 return self._json(start_response, {"cleared": True})
         if path == "/_ground/assume-params":
             with self.lock:
@@ -162,11 +223,19 @@ class FaultLayer:
         if path == "/_ground/calls-by-identity":
             with self.lock:
                 return self._json(start_response, {op: dict(by) for op, by in self.calls_by_identity.items()})
+        if path == "/_ground/sso-params":
+            with self.lock:
+                return self._json(start_response, {"calls": list(self.sso_params)})
+        if path == "/_ground/sso-times":
+            with self.lock:
+                return self._json(start_response, {"times": list(self.sso_times)})
 
         if path == "/listRegions":
             return self._list_regions(environ, start_response)
         if path == "/v1/token":
             return self._sign_in_token(environ, start_response)
+        if path in SSO_ROUTES and environ.get("REQUEST_METHOD") == "GET":
+            return self._sso(environ, start_response, SSO_ROUTES[path])
 
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
@@ -376,6 +445,139 @@ class FaultLayer:
         start_response(seen["status"], headers + [("Content-Length", str(len(body)))])
         return [body]
 
+    # The IAM Identity Center portal (sso): ListAccounts, ListAccountRoles, GetRoleCredentials.
+
+    def _init_sso(self):
+        self.sso_token = "ground-sso-" + uuid.uuid4().hex  # the one access token accepted
+        self.secrets.append(self.sso_token)
+        self.sso_accounts = {}              # account ID -> (account name, email address)
+        self.sso_permission_sets = []       # assigned in every portal account ...
+        self.sso_denied = set()             # ... but these (permission set, account ID)
+        self.sso_page_size = 3
+        self.sso_params = []
+        self.sso_times = []
+
+    def _sso(self, environ, start_response, operation):
+        """One portal call: counted, recorded, maybe throttled, the token checked, then answered."""
+        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
+        token_ok = environ.get("HTTP_X_AMZ_SSO_BEARER_TOKEN") == self.sso_token
+        counted = "sso:" + operation
+        with self.lock:
+            self.calls[counted] += 1
+            self.calls_by_identity.setdefault(counted, Counter())["portal"] += 1
+            self.sso_params.append({"operation": operation, "account_id": query.get("account_id"),
+                                    "role_name": query.get("role_name"), "token_ok": token_ok})
+            if operation == "GetRoleCredentials":
+                self.sso_times.append(time.monotonic())
+        if self._throttled(counted):
+            return self._throttle_error(counted, start_response)
+        if not token_ok:
+            return self._rest_error(start_response, "401 Unauthorized", "UnauthorizedException",
+                                    "Session token not found or invalid")
+        answer = {"ListAccounts": self._sso_accounts, "ListAccountRoles": self._sso_roles,
+                  "GetRoleCredentials": self._sso_credentials}[operation]
+        return answer(start_response, query)
+
+    def _sso_page(self, start_response, query, items, key):
+        """One page of `items` as {key: [...], "nextToken"?}: --sso-page-size, or a smaller
+        max_result, from the offset in next_token."""
+        try:
+            offset = int(query.get("next_token") or 0)
+            size = int(query.get("max_result") or self.sso_page_size)
+        except ValueError:
+            return self._rest_error(start_response, "400 Bad Request", "InvalidRequestException",
+                                    "Invalid next_token or max_result")
+        if offset < 0 or offset > len(items) or size < 1:
+            return self._rest_error(start_response, "400 Bad Request", "InvalidRequestException",
+                                    "Invalid next_token or max_result")
+        end = offset + min(size, self.sso_page_size)
+        payload = {key: items[offset:end]}
+        if end < len(items):
+            payload["nextToken"] = str(end)
+        return self._json(start_response, payload)
+
+    def _sso_accounts(self, start_response, query):
+        """ListAccounts: the portal user's accounts, by account ID."""
+        accounts = [{"accountId": account, "accountName": name, "emailAddress": email}
+                    for account, (name, email) in sorted(self.sso_accounts.items())]
+        return self._sso_page(start_response, query, accounts, "accountList")
+
+    def _sso_granted(self, account):
+        """The permission sets assigned to the portal user in `account` (none if not theirs)."""
+        if account not in self.sso_accounts:
+            return []
+        with self.lock:
+            return [p for p in self.sso_permission_sets if (p, account) not in self.sso_denied]
+
+    def _sso_roles(self, start_response, query):
+        """ListAccountRoles: the permission sets assigned in one of the user's accounts."""
+        account = query.get("account_id")
+        if not account:
+            return self._rest_error(start_response, "400 Bad Request", "InvalidRequestException",
+                                    "account_id is required")
+        if account not in self.sso_accounts:
+            return self._rest_error(start_response, "403 Forbidden", "ForbiddenException", "No access")
+        roles = [{"roleName": p, "accountId": account} for p in self._sso_granted(account)]
+        return self._sso_page(start_response, query, roles, "roleList")
+
+    def _sso_credentials(self, start_response, query):
+        """GetRoleCredentials: keys moto issued for the permission set's reserved role."""
+        account, permission_set = query.get("account_id"), query.get("role_name")
+        if not account or not permission_set:
+            return self._rest_error(start_response, "400 Bad Request", "InvalidRequestException",
+                                    "account_id and role_name are required")
+        if permission_set not in self._sso_granted(account):
+            return self._rest_error(start_response, "403 Forbidden", "ForbiddenException", "No access")
+        role_arn = (f"arn:aws:iam::{account}:role/{SSO_ROLE_PATH}"
+                    f"AWSReservedSSO_{permission_set}_0123456789abcdef")
+        status, text = self._internal_assume(role_arn, "ground-sso-user")
+        found = {f: re.search(f"<{f}>([^<]+)<", text)
+                 for f in ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")}
+        if not status.startswith("200") or not all(found.values()):
+            return self._rest_error(start_response, "500 Internal Server Error", "InternalServerException",
+                                    f"ground: moto's AssumeRole of {role_arn} answered {status}")
+        key, secret, token, expiration = (m.group(1) for m in found.values())
+        seconds = self.short_expiry.get(permission_set)
+        if seconds is not None:
+            expires = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+        else:
+            expires = datetime.fromisoformat(expiration.replace("Z", "+00:00"))
+        with self.lock:
+            self.secrets.extend([secret, token])
+            self.key_accounts[key] = account
+            self.key_roles[key] = f"sso:{permission_set}"
+        return self._json(start_response, {"roleCredentials": {
+            "accessKeyId": key, "secretAccessKey": secret, "sessionToken": token,
+            "expiration": int(expires.timestamp() * 1000)}})
+
+    def _internal_assume(self, role_arn, session_name):
+        """sts:AssumeRole straight to moto with the management keys, signed as a client would:
+        it never passes through __call__, so nothing counts, records or faults it."""
+        form = urlencode({"Action": "AssumeRole", "Version": "2011-06-15",
+                          "RoleArn": role_arn, "RoleSessionName": session_name})
+        request = AWSRequest(method="POST", url="https://sts.amazonaws.com/", data=form,
+                             headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+        SigV4Auth(Credentials(DUMMY_KEYS["aws_access_key_id"], DUMMY_KEYS["aws_secret_access_key"]),
+                  "sts", "us-east-1").add_auth(request)
+        environ = EnvironBuilder(path="/", base_url="https://sts.amazonaws.com", method="POST",
+                                 headers=dict(request.headers.items()), data=request.body).get_environ()
+        answer = {}
+
+        def capture(status, headers, exc_info=None):
+            answer["status"] = status
+
+        body = b"".join(self.app(environ, capture))
+        return answer["status"], body.decode("utf-8", "replace")
+
+    @staticmethod
+    def _rest_error(start_response, status, code, message):
+        """A restJson1 error: the code in x-amzn-ErrorType, the message in the body."""
+        body = json.dumps({"message": message}).encode()
+        start_response(status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", code),
+                                ("x-amzn-RequestId", str(uuid.uuid4())),
+                                ("Content-Length", str(len(body)))])
+        return [body]
+
     def _sign_in_token(self, environ, start_response):
         """signin:CreateOAuth2Token with grant type refresh_token: new keys for an hour."""
         with self.lock:
@@ -434,11 +636,9 @@ class FaultLayer:
             return self._org_error(start_response, "TooManyRequestsException",
                                    "AWS Organizations can't complete your request because another "
                                    "request is already in progress. Try again later.")
-        body = json.dumps({"message": "Rate exceeded"}).encode()  # restJson (account:ListRegions)
-        start_response("429 Too Many Requests", [("Content-Type", "application/json"),
-                                                 ("x-amzn-ErrorType", "TooManyRequestsException"),
-                                                 ("Content-Length", str(len(body)))])
-        return [body]
+        # restJson (account:ListRegions, sso:...)
+        return self._rest_error(start_response, "429 Too Many Requests", "TooManyRequestsException",
+                                "Rate exceeded")
 
     @staticmethod
     def _sts_error(start_response, code, message, status="403 Forbidden"):
@@ -517,16 +717,21 @@ def throttle_specs(firsts, fractions):
     return specs
 
 
+def account_id_of(name, info):
+    """The account ID of a sample org account name, a 12-digit ID, or "management"."""
+    if name == "management":
+        return info["caller"]
+    if re.fullmatch(r"\d{12}", name):
+        return name
+    return info["accounts"][name]["id"]
+
+
 def arm_roles(layer, args, info):
     """--deny-role-in and --short-expiry, once the organization is built."""
     layer.calls_by_identity.clear()
 
     def account_id(name):
-        if name == "management":
-            return info["caller"]
-        if re.fullmatch(r"\d{12}", name):
-            return name
-        return info["accounts"][name]["id"]
+        return account_id_of(name, info)
 
     for spec in args.deny_role_in:
         role, _, accounts = spec.partition(":")
@@ -534,6 +739,26 @@ def arm_roles(layer, args, info):
     for spec in args.short_expiry:
         role, _, seconds = spec.partition(":")
         layer.short_expiry[role] = int(seconds)
+
+
+def arm_sso(layer, args, info):
+    """The portal's accounts, permission sets, denials and page size (--sso-...), and the
+    access token in the info line."""
+    names = {a["id"]: n for n, a in info["accounts"].items()}
+    names[info["caller"]] = "management"
+    if args.sso_accounts:
+        accounts = [account_id_of(n, info) for n in args.sso_accounts.split(",") if n]
+    else:
+        accounts = [info["caller"]] + [a["id"] for a in info["accounts"].values() if a["state"] == "ACTIVE"]
+    for account in accounts:
+        name = names.get(account, f"account-{account}")
+        layer.sso_accounts[account] = (name, f"{name}@example.com")
+    layer.sso_permission_sets[:] = [p for p in args.sso_permission_sets.split(",") if p]
+    for spec in args.sso_deny:
+        permission_set, _, denied = spec.partition(":")
+        layer.sso_denied.update((permission_set, account_id_of(a, info)) for a in denied.split(",") if a)
+    layer.sso_page_size = args.sso_page_size
+    info["sso_token"] = layer.sso_token
 
 
 def arm_pin_knobs(layer, args, info):
@@ -575,7 +800,8 @@ def main():
                         help="AssumeRole of role NAME is denied in these accounts (names, IDs or "
                              "'management'); repeatable")
     parser.add_argument("--short-expiry", action="append", default=[], metavar="NAME:SECONDS",
-                        help="AssumeRole answers for role NAME expire after SECONDS; repeatable")
+                        help="AssumeRole answers for role NAME, and portal GetRoleCredentials "
+                             "answers for permission set NAME, expire after SECONDS; repeatable")
     parser.add_argument("--assume-expiry-seconds", type=int,
                         help="AssumeRole answers expire this many seconds from now")
     parser.add_argument("--caller-partition", choices=["aws", "aws-cn", "aws-us-gov"],
@@ -585,6 +811,16 @@ def main():
                              "the ExternalId and Policy sent")
     parser.add_argument("--mfa-code-expected", default="",
                         help="GetSessionToken is AccessDenied unless its TokenCode is this")
+    parser.add_argument("--sso-accounts", default="",
+                        help="the portal user's accounts (names, IDs or 'management'); default every "
+                             "ACTIVE account of the sample org and the management account")
+    parser.add_argument("--sso-permission-sets", default="AdministratorAccess,ReadOnlyAccess",
+                        help="permission sets assigned in every portal account")
+    parser.add_argument("--sso-deny", action="append", default=[], metavar="NAME:ACCOUNT,ACCOUNT",
+                        help="permission set NAME is not assigned in these accounts (names, IDs or "
+                             "'management'); repeatable")
+    parser.add_argument("--sso-page-size", type=int, default=3,
+                        help="page size of the portal's ListAccounts and ListAccountRoles")
     parser.add_argument("--info-file")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (the test harness holds it open)")
@@ -596,7 +832,7 @@ def main():
     # Nobody reads the ground's stderr once it is up (the tests pipe it): a log line per request
     # (~63 bytes) fills the 64 KiB pipe after about 1,000 calls and blocks the server for good.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", 0, layer, threaded=True, request_handler=MotoRequestHandler)
+    server = make_server("127.0.0.1", 0, layer, threaded=True, request_handler=GroundRequestHandler)
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
@@ -626,6 +862,7 @@ def main():
         info["accounts"][n]["id"] for n in args.deny_list_regions_names.split(",") if n)
     arm_roles(layer, args, info)
     arm_pin_knobs(layer, args, info)
+    arm_sso(layer, args, info)
 
     line = json.dumps(info)
     if args.info_file:

@@ -167,6 +167,19 @@ pub struct Cli {
     )]
     pub role: Vec<String>,
 
+    /// Permission set of IAM Identity Center to run each target with, instead of assuming a
+    /// role: its credentials come from the access portal with the token `aws sso login` cached
+    /// for the profile. Several (comma-separated) are tried in order, like --role.
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_delimiter = ',',
+        env = "COVE_SSO_ROLE",
+        conflicts_with_all = ["role", "role_session_name", "policy", "policy_arns", "external_id", "duration"],
+        help_heading = "Role"
+    )]
+    pub sso_role: Vec<String>,
+
     /// Session name for the assumed role. Default: the name of the role used.
     #[arg(
         long,
@@ -212,7 +225,8 @@ pub struct Cli {
     pub duration: Option<i32>,
 
     /// At most N AssumeRole calls per second, to stay under a known STS quota. Default:
-    /// unlimited.
+    /// unlimited; with --sso-role, 10 GetRoleCredentials calls per second (the portal throttles
+    /// at about 20).
     #[arg(long, value_name = "N", env = "COVE_MAX_ASSUME_RATE", value_parser = parse_rate,
           help_heading = "Role")]
     pub max_assume_rate: Option<f64>,

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::child_env::Delivery;
 use crate::cli::Cli;
-use crate::credentials::RoleSpec;
+use crate::credentials::{PORTAL_RATE_DEFAULT, RoleSpec, Source};
 use crate::filters::Filters;
 use crate::ids::{self, IdArg, OrgId};
 use crate::merge;
@@ -268,8 +268,40 @@ fn shard_from_env(var: &str, count: u32) -> anyhow::Result<Shard> {
     }
 }
 
-/// `--role`, `--role-session-name` and the AssumeRole parameters, checked.
+/// A permission set name as IAM Identity Center allows it: 1 to 32 of A-Z a-z 0-9 + = , . @ _ -.
+fn check_permission_set(name: &str) -> anyhow::Result<()> {
+    ensure!(
+        (1..=32).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)),
+        "invalid --sso-role `{name}`: expected a permission set name such as AdministratorAccess (1 to 32 of A-Z a-z 0-9 + = , . @ _ -)"
+    );
+    Ok(())
+}
+
+/// `--sso-role`: the permission sets, from the portal; no AssumeRole parameter applies.
+fn portal_spec(cli: &Cli) -> anyhow::Result<RoleSpec> {
+    let names = dedup(&cli.sso_role);
+    for name in &names {
+        check_permission_set(name)?;
+    }
+    Ok(RoleSpec {
+        source: Source::Portal,
+        role_names: names,
+        session_name: None,
+        policy: None,
+        policy_arns: Vec::new(),
+        external_id: None,
+        duration_seconds: None,
+    })
+}
+
+/// `--role`, `--role-session-name` and the AssumeRole parameters, checked; or `--sso-role`.
 fn role_spec(cli: &mut Cli) -> anyhow::Result<RoleSpec> {
+    if !cli.sso_role.is_empty() {
+        return portal_spec(cli);
+    }
     let role_names = dedup(&cli.role);
     for role in &role_names {
         check_role(role)?;
@@ -296,6 +328,7 @@ fn role_spec(cli: &mut Cli) -> anyhow::Result<RoleSpec> {
         check_external_id(id)?;
     }
     Ok(RoleSpec {
+        source: Source::AssumeRole,
         role_names,
         session_name,
         policy,
@@ -428,6 +461,7 @@ impl Config {
         let mut stdin_used = false;
         let targets = expand_ids("--target", &cli.targets, &mut stdin_used)?;
         let ignores = expand_ids("--ignore", &cli.ignores, &mut stdin_used)?;
+        let portal = role.source == Source::Portal;
         Ok(Config {
             selection: SelectionSettings {
                 targets,
@@ -446,7 +480,10 @@ impl Config {
             role,
             aws: AwsSettings {
                 profile: cli.profile,
-                max_assume_rate: cli.max_assume_rate,
+                // The portal throttles at about 20 calls a second: stay under it by default.
+                max_assume_rate: cli
+                    .max_assume_rate
+                    .or(portal.then_some(PORTAL_RATE_DEFAULT)),
                 via_roles,
                 org_role,
                 mfa,
@@ -483,6 +520,58 @@ mod tests {
     }
 
     #[test]
+    fn sso_role_takes_permission_sets_from_the_portal_at_a_capped_rate() {
+        let c = config(&["--sso-role", "AdministratorAccess,ReadOnly", "--", "true"]).unwrap();
+        assert_eq!(c.role.source, Source::Portal);
+        assert_eq!(c.role.role_names, ["AdministratorAccess", "ReadOnly"]);
+        assert_eq!(
+            c.role.first().session_name,
+            None,
+            "no session name of cove's"
+        );
+        assert_eq!(c.aws.max_assume_rate, Some(PORTAL_RATE_DEFAULT));
+        let c = config(&[
+            "--sso-role",
+            "Admin",
+            "--max-assume-rate",
+            "3",
+            "--",
+            "true",
+        ])
+        .unwrap();
+        assert_eq!(c.aws.max_assume_rate, Some(3.0), "--max-assume-rate wins");
+        let c = config(&["--", "true"]).unwrap();
+        assert_eq!(c.aws.max_assume_rate, None, "AssumeRole stays unlimited");
+        let err = config(&["--sso-role", "Admin Access", "--", "true"]).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("`Admin Access`") && msg.contains("permission set"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn sso_role_cannot_be_given_with_role_or_its_assume_role_parameters() {
+        for other in [
+            &["--role", "Audit"][..],
+            &["--role-session-name", "me"],
+            &["--external-id", "x-123"],
+            &["--duration", "900"],
+            &["--policy-arn", "arn:aws:iam::aws:policy/ReadOnlyAccess"],
+        ] {
+            let mut argv = vec!["cove", "--sso-role", "Admin"];
+            argv.extend_from_slice(other);
+            argv.extend(["--", "true"]);
+            let err = Cli::try_parse_from(argv).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{other:?}"
+            );
+        }
+    }
+
+    #[test]
     fn duplicated_targets_are_merged() {
         let c = config(&["-t", "111111111111,111111111111", "--", "true"]).unwrap();
         assert_eq!(c.selection.targets.len(), 1);
@@ -491,7 +580,7 @@ mod tests {
     #[test]
     fn session_name_defaults_to_the_role_name() {
         let c = config(&["-r", "path/Audit", "--", "true"]).unwrap();
-        assert_eq!(c.role.first().session_name, "Audit");
+        assert_eq!(c.role.first().session_name.as_deref(), Some("Audit"));
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! Assuming the target role: the role ARN, one AssumeRole per account shared by all of that
-//! account's regions (renewed when it is about to expire), and an optional cap on the call rate.
+//! Getting each target account's credentials: by assuming the target role (the role ARN, one
+//! AssumeRole per account), or with `--sso-role` from the IAM Identity Center portal (one
+//! GetRoleCredentials per account). Either way the credentials are shared by all of the
+//! account's regions, renewed when they are about to expire, and the calls can be capped to a
+//! rate.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,11 +15,22 @@ use tokio::time::Instant;
 use crate::aws::{AssumeRequest, Aws, AwsError, ErrorKind, TempCredentials};
 use crate::secret::Secret;
 
-/// How to assume a role in any account; built once from the validated configuration.
+/// Where the target accounts' credentials come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Source {
+    /// `sts:AssumeRole` of the role in each account (`--role`).
+    #[default]
+    AssumeRole,
+    /// `sso:GetRoleCredentials` of the permission set in each account (`--sso-role`).
+    Portal,
+}
+
+/// How to get credentials in any account; built once from the validated configuration.
 #[derive(Debug, Clone)]
 pub struct RoleSpec {
-    /// The roles to try in each account, in order (`--role A,B`); the first that can be assumed
-    /// is used. Never empty.
+    pub source: Source,
+    /// The roles (or, from the portal, the permission sets) to try in each account, in order
+    /// (`--role A,B`); the first that works is used. Never empty.
     pub role_names: Vec<String>,
     /// `--role-session-name`, for every role; without it each session is named after its role.
     pub session_name: Option<String>,
@@ -27,11 +41,11 @@ pub struct RoleSpec {
 }
 
 /// The role a record names, and its session name: the role that worked, the last one tried,
-/// or, before any was tried, the first.
+/// or, before any was tried, the first. A permission set has no session name of cove's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleUsed {
     pub role_name: String,
-    pub session_name: String,
+    pub session_name: Option<String>,
 }
 
 impl RoleSpec {
@@ -40,7 +54,8 @@ impl RoleSpec {
         let default = role_name.rsplit('/').next().unwrap_or(role_name);
         RoleUsed {
             role_name: role_name.to_owned(),
-            session_name: self.session_name.as_deref().unwrap_or(default).to_owned(),
+            session_name: (self.source == Source::AssumeRole)
+                .then(|| self.session_name.as_deref().unwrap_or(default).to_owned()),
         }
     }
 
@@ -52,7 +67,7 @@ impl RoleSpec {
     fn request(&self, role: &RoleUsed, partition: &str, account_id: &str) -> AssumeRequest {
         AssumeRequest {
             role_arn: role_arn(&role.role_name, partition, account_id),
-            session_name: role.session_name.clone(),
+            session_name: role.session_name.clone().unwrap_or_default(),
             policy: self.policy.clone(),
             policy_arns: self.policy_arns.clone(),
             external_id: self.external_id.clone(),
@@ -78,21 +93,25 @@ pub struct Assumed {
 #[derive(Debug)]
 pub struct AssumeFailure {
     pub role: RoleUsed,
-    /// The ARN of each role tried and its error (already redacted).
+    /// What was asked for each role (`assume arn:...`) and its error (already redacted).
     pub tried: Vec<(String, AwsError)>,
 }
 
 impl std::fmt::Display for AssumeFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, (arn, err)) in self.tried.iter().enumerate() {
+        for (i, (asked, err)) in self.tried.iter().enumerate() {
             let sep = if i == 0 { "" } else { "; " };
-            write!(f, "{sep}could not assume {arn}: {err}")?;
+            write!(f, "{sep}could not {asked}: {err}")?;
         }
         Ok(())
     }
 }
 
 type Got = Result<Arc<Assumed>, Arc<AssumeFailure>>;
+
+/// The default cap on `sso:GetRoleCredentials` calls per second (`--max-assume-rate` wins): the
+/// portal throttles at about 20 a second, and other tools of the user share that quota.
+pub const PORTAL_RATE_DEFAULT: f64 = 10.0;
 
 /// Credentials with less than this left are renewed before a command starts with them.
 pub const REFRESH_MARGIN: Duration = crate::aws::renew::RENEW_MARGIN;
@@ -217,7 +236,8 @@ impl<A: Aws> CredentialCache<A> {
         }
     }
 
-    /// Caps AssumeRole calls at `rate` per second.
+    /// Caps the credential calls (AssumeRole, or the portal's GetRoleCredentials) at `rate` per
+    /// second.
     pub fn with_rate_limit(mut self, rate: Option<f64>) -> Self {
         self.rate = rate.map(RateLimiter::per_second);
         self
@@ -284,7 +304,7 @@ impl<A: Aws> CredentialCache<A> {
         }
     }
 
-    /// Tries `roles` in order until one is assumed or an error other than a denial ends it.
+    /// Tries `roles` in order until one works or an error other than a denial ends it.
     async fn assume_first(&self, account_id: &str, roles: &[String]) -> Got {
         let mut tried = Vec::new();
         let mut last = self.spec.first();
@@ -293,12 +313,12 @@ impl<A: Aws> CredentialCache<A> {
             if let Some(rate) = &self.rate {
                 rate.acquire().await;
             }
-            let request = self.spec.request(&role, &self.partition, account_id);
-            match self.aws.assume_role(&request).await {
+            let (asked, got) = self.fetch(&role, account_id).await;
+            match got {
                 Ok(creds) => return Ok(Arc::new(Assumed { role, creds })),
                 Err(err) => {
                     let denied = err.kind == ErrorKind::Denied;
-                    tried.push((request.role_arn, self.redact(err)));
+                    tried.push((asked, self.redact(err)));
                     last = role;
                     if !denied {
                         break;
@@ -308,6 +328,32 @@ impl<A: Aws> CredentialCache<A> {
         }
         Err(Arc::new(AssumeFailure { role: last, tried }))
     }
+
+    /// One credential call for `role` in the account, and what it asked, for the failure text.
+    async fn fetch(
+        &self,
+        role: &RoleUsed,
+        account_id: &str,
+    ) -> (String, Result<TempCredentials, AwsError>) {
+        match self.spec.source {
+            Source::AssumeRole => {
+                let request = self.spec.request(role, &self.partition, account_id);
+                let got = self.aws.assume_role(&request).await;
+                (format!("assume {}", request.role_arn), got)
+            }
+            Source::Portal => {
+                let got = self
+                    .aws
+                    .portal_role_credentials(account_id, &role.role_name)
+                    .await;
+                let asked = format!(
+                    "get the credentials of permission set `{}` in account {account_id} from the IAM Identity Center portal (sso:GetRoleCredentials)",
+                    role.role_name
+                );
+                (asked, got)
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -315,6 +361,7 @@ impl RoleSpec {
     /// The roles `names`, in order, with nothing else set.
     pub fn named(names: &[&str]) -> Self {
         RoleSpec {
+            source: Source::AssumeRole,
             role_names: names.iter().map(|n| (*n).to_owned()).collect(),
             session_name: None,
             policy: None,
@@ -386,7 +433,8 @@ mod tests {
             let assumed = cache.get("111111111111").await.unwrap();
             assert_eq!(assumed.role.role_name, "team/Second");
             assert_eq!(
-                assumed.role.session_name, "Second",
+                assumed.role.session_name.as_deref(),
+                Some("Second"),
                 "named after the role used"
             );
         }
@@ -453,7 +501,7 @@ mod tests {
         let cache = CredentialCache::new(aws.clone(), spec, "aws", ["111111111111"; 2]);
         let first = cache.get("111111111111").await.unwrap();
         let renewed = cache.get("111111111111").await.unwrap();
-        assert_eq!(first.role.session_name, "audit");
+        assert_eq!(first.role.session_name.as_deref(), Some("audit"));
         assert_eq!(renewed.role.role_name, "Second");
         assert_eq!(
             aws.assumed_arns.lock().unwrap().last().unwrap(),
@@ -461,6 +509,59 @@ mod tests {
             "renewed with the role that worked, without trying the denied one again"
         );
         assert_eq!(aws.assume_calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn from_the_portal_a_missing_permission_set_moves_on_and_no_role_is_assumed() {
+        let aws = Arc::new(FakeAws {
+            role_errors: [(
+                ("Admin".to_owned(), "111111111111".to_owned()),
+                ErrorKind::Denied,
+            )]
+            .into(),
+            ..FakeAws::default()
+        });
+        let mut spec = RoleSpec::named(&["Admin", "ReadOnly"]);
+        spec.source = Source::Portal;
+        let cache =
+            CredentialCache::new(aws.clone(), spec, "aws", ["111111111111", "222222222222"]);
+        let fell_back = cache.get("111111111111").await.unwrap();
+        assert_eq!(fell_back.role.role_name, "ReadOnly");
+        assert_eq!(fell_back.role.session_name, None);
+        let first = cache.get("222222222222").await.unwrap();
+        assert_eq!(first.role.role_name, "Admin");
+        assert_eq!(aws.assume_calls(), 0, "no AssumeRole in portal mode");
+        assert_eq!(
+            *aws.portal_requests.lock().unwrap(),
+            [
+                ("111111111111".to_owned(), "Admin".to_owned()),
+                ("111111111111".to_owned(), "ReadOnly".to_owned()),
+                ("222222222222".to_owned(), "Admin".to_owned()),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn from_the_portal_a_failure_names_the_permission_set_and_the_portals_error_code() {
+        let aws = Arc::new(FakeAws {
+            role_errors: [(
+                ("Admin".to_owned(), "111111111111".to_owned()),
+                ErrorKind::Denied,
+            )]
+            .into(),
+            ..FakeAws::default()
+        });
+        let mut spec = RoleSpec::named(&["Admin"]);
+        spec.source = Source::Portal;
+        let cache = CredentialCache::new(aws, spec, "aws", ["111111111111"]);
+        let failure = cache.get("111111111111").await.unwrap_err();
+        let text = failure.to_string();
+        assert!(
+            text.contains("permission set `Admin` in account 111111111111")
+                && text.contains("ForbiddenException: No access"),
+            "{text}"
+        );
+        assert_eq!(failure.role.session_name, None);
     }
 
     #[tokio::test]

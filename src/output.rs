@@ -70,7 +70,8 @@ pub struct Record {
     pub partition: String,
     pub region: String,
     pub role_name: String,
-    pub role_session_name: String,
+    /// `null` for a permission set of `--sso-role`: cove names no session there.
+    pub role_session_name: Option<String>,
     pub assume_role_success: bool,
     pub exit_code: Option<i32>,
     pub result: Option<serde_json::Value>,
@@ -454,7 +455,7 @@ pub fn sample_record(id: &str, region: &str, outcome: Outcome) -> Record {
         partition: "aws".into(),
         region: region.into(),
         role_name: "R".into(),
-        role_session_name: "R".into(),
+        role_session_name: Some("R".into()),
         assume_role_success: true,
         exit_code: Some(0),
         result: None,

@@ -19,7 +19,7 @@ use crate::aws::{self, Account, Aws, Caller};
 use crate::child_env;
 use crate::ci_summary;
 use crate::config::Config;
-use crate::credentials::CredentialCache;
+use crate::credentials::{CredentialCache, Source};
 use crate::dry_run;
 use crate::endpoint;
 use crate::exit_code::{self, Exit};
@@ -101,10 +101,15 @@ async fn connect(config: &Config) -> anyhow::Result<(aws::sdk::SdkAws, Vec<Strin
         );
     };
     let mfa = mfa_code(config)?;
+    let portal = match config.role.source {
+        Source::Portal => Some(aws::portal::load_profile(profile).await?),
+        Source::AssumeRole => None,
+    };
     let acting_as = aws::sdk::ActingAs {
         via_roles: &config.aws.via_roles,
         org_role: config.aws.org_role.as_deref(),
         mfa: mfa.as_ref().map(|(serial, code)| (serial.as_str(), code)),
+        portal: portal.as_ref(),
     };
     let aws = aws::sdk::connect(profile, &sts_region, acting_as).await?;
     Ok((aws, fixed))
@@ -156,8 +161,9 @@ pub async fn execute<A: Aws, W: Write + Send + 'static>(
         started: Instant::now(),
     };
     let rerun = config.selection.rerun.as_ref();
+    let portal = aws.portal_region();
     let identified = tokio::select! {
-        identified = identify(aws.as_ref(), regions, rerun) => identified?,
+        identified = identify(aws.as_ref(), regions, rerun, portal.as_deref()) => identified?,
         _ = run.control.stop.cancelled() => return run.interrupted_before_targets(out, pretty),
     };
     if run.streams() {
@@ -168,24 +174,39 @@ pub async fn execute<A: Aws, W: Write + Send + 'static>(
 }
 
 /// Who is calling (`sts:GetCallerIdentity`), and its partition, checked against every region
-/// the run will use.
+/// the run will use. With `--sso-role` (`portal_region` is the portal's region) the partition
+/// is the portal's, and there may be no calling identity at all: it is then used for nothing.
 async fn identify<A: Aws>(
     aws: &A,
     regions: &[String],
     rerun: Option<&std::collections::BTreeMap<String, Vec<String>>>,
+    portal_region: Option<&str>,
 ) -> anyhow::Result<Identified> {
-    let caller = aws.caller().await.context(
-        "could not identify the calling credentials with sts:GetCallerIdentity; check AWS_PROFILE, --profile or your credentials",
-    )?;
-    let partition = caller
-        .partition()
-        .with_context(|| {
-            format!(
-                "cannot read a partition from the caller ARN `{}`",
-                caller.arn
-            )
-        })?
-        .to_owned();
+    let (caller, partition) = match portal_region {
+        Some(region) => {
+            let caller = aws.caller().await.unwrap_or_else(|e| {
+                tracing::info!(error = %e, "no calling identity; the organization will not be listed with it");
+                Caller::default()
+            });
+            let partition = regions::partition_of(region).unwrap_or("aws").to_owned();
+            (caller, partition)
+        }
+        None => {
+            let caller = aws.caller().await.context(
+                "could not identify the calling credentials with sts:GetCallerIdentity; check AWS_PROFILE, --profile or your credentials",
+            )?;
+            let partition = caller
+                .partition()
+                .with_context(|| {
+                    format!(
+                        "cannot read a partition from the caller ARN `{}`",
+                        caller.arn
+                    )
+                })?
+                .to_owned();
+            (caller, partition)
+        }
+    };
     let rerun_regions = rerun.iter().flat_map(|pairs| pairs.values().flatten());
     for region in regions.iter().chain(rerun_regions) {
         if let Some(p) = regions::partition_of(region)
@@ -241,9 +262,16 @@ impl Run<'_> {
         let s = &self.config.selection;
         Rules {
             ignores: &s.ignores,
-            include_caller: s.include_caller,
+            // With --sso-role no command runs with the caller's credentials: the calling
+            // account is a target like any other.
+            include_caller: s.include_caller || self.portal(),
             filters: &s.filters,
         }
+    }
+
+    /// `--sso-role`: targets run with permission sets from the portal.
+    fn portal(&self) -> bool {
+        self.config.role.source == Source::Portal
     }
 
     fn note(&self, message: &str) {
@@ -338,6 +366,7 @@ impl Run<'_> {
             },
             rules: self.rules(),
             lenient: s.rerun.is_some(),
+            portal: self.portal(),
         };
         let mut resolution = resolver::resolve(aws, selection, caller).await?;
         let (accounts, left_out) = s.filters.apply_tags(aws, resolution.accounts).await?;
@@ -534,10 +563,18 @@ impl Run<'_> {
         let listing = tokio::spawn({
             let stop = self.stop().clone();
             let targets = self.config.selection.targets.clone();
+            let portal = self.portal();
             async move {
                 let stopped = || stop.is_stopped();
                 if targets.is_empty() {
-                    stream::stream_organization(aws.as_ref(), &admission, stopped, account_tx).await
+                    stream::stream_organization(
+                        aws.as_ref(),
+                        &admission,
+                        portal,
+                        stopped,
+                        account_tx,
+                    )
+                    .await
                 } else {
                     stream::walk(aws.as_ref(), &targets, &admission, stopped, account_tx).await
                 }
@@ -748,6 +785,81 @@ mod tests {
         assert_eq!(code.unwrap(), Exit::Success);
         assert_eq!(doc["Results"].as_array().unwrap().len(), 5);
         assert_eq!(aws.assume_calls(), 5);
+    }
+
+    async fn portal_run(aws: Arc<FakeAws>) -> serde_json::Value {
+        let args = [
+            "cove",
+            "-q",
+            "--sso-role",
+            "Admin",
+            "-r",
+            "eu-west-1",
+            "--",
+            "true",
+        ];
+        let args: Vec<&str> = args
+            .iter()
+            .map(|a| if *a == "-r" { "--region" } else { a })
+            .collect();
+        let config = Config::from_cli(Cli::try_parse_from(args).unwrap()).unwrap();
+        let out = Shared::default();
+        let regions = ["eu-west-1".to_owned()];
+        let code = execute(
+            &config,
+            4,
+            &regions,
+            aws,
+            Control::default(),
+            out.clone(),
+            false,
+        )
+        .await;
+        assert_eq!(code.unwrap(), Exit::Success);
+        let bytes = out.0.lock().unwrap().clone();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    fn ids(doc: &serde_json::Value) -> Vec<&str> {
+        doc["Results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["Id"].as_str().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn with_sso_role_the_calling_account_runs_and_no_role_is_assumed() {
+        let mut aws = Arc::into_inner(org(None)).unwrap();
+        aws.portal = Some("eu-west-1".into());
+        let aws = Arc::new(aws);
+        let doc = portal_run(aws.clone()).await;
+        assert_eq!(ids(&doc).len(), 6, "the caller's account too: {doc}");
+        assert_eq!(aws.assume_calls(), 0);
+        assert_eq!(aws.portal_requests.lock().unwrap().len(), 6);
+        let first = &doc["Results"][0];
+        assert_eq!(first["RoleName"], "Admin");
+        assert!(first["RoleSessionName"].is_null(), "{first}");
+        assert_eq!(first["AssumeRoleSuccess"], true);
+    }
+
+    #[tokio::test]
+    async fn with_sso_role_and_no_organization_access_the_portals_accounts_run() {
+        let mut aws = Arc::into_inner(org(None)).unwrap();
+        aws.portal = Some("eu-west-1".into());
+        aws.deny_list_accounts = true;
+        aws.portal_accounts = vec![
+            FakeAws::account("000000000000", "mgmt", "ACTIVE"),
+            FakeAws::account("000000000003", "a3", "ACTIVE"),
+            FakeAws::account("000000000005", "a5", "ACTIVE"),
+        ];
+        for account in &mut aws.portal_accounts {
+            account.status = None;
+        }
+        let doc = portal_run(Arc::new(aws)).await;
+        assert_eq!(ids(&doc), ["000000000000", "000000000003", "000000000005"]);
+        assert_eq!(doc["Results"][1]["Name"], "a3");
     }
 
     #[tokio::test]

@@ -142,9 +142,38 @@ pub(crate) fn listed_twice(id: &str) -> anyhow::Error {
     )
 }
 
-/// The organization's accounts by ID, or the denial when the caller may not list them.
+/// The note of a `--sso-role` run whose targets come from the portal.
+pub(crate) fn from_portal_note(e: &AwsError) -> String {
+    format!(
+        "the organization cannot be listed ({e}); running in the accounts the IAM Identity Center portal lists for you (sso:ListAccounts)"
+    )
+}
+
+pub(crate) fn portal_listing_failed(e: AwsError) -> anyhow::Error {
+    anyhow::Error::new(e)
+        .context("could not list the accounts of the IAM Identity Center portal (sso:ListAccounts)")
+}
+
+/// Every account the IAM Identity Center portal lists for the user, by ID.
+async fn list_portal<A: Aws>(aws: &A) -> anyhow::Result<BTreeMap<String, Account>> {
+    let accounts = all_pages(|t| aws.portal_accounts_page(t))
+        .await
+        .map_err(portal_listing_failed)?;
+    let mut by_id = BTreeMap::new();
+    for account in accounts {
+        let id = account.id.clone();
+        if by_id.insert(id.clone(), account).is_some() {
+            bail!("the IAM Identity Center portal listed account {id} twice; run cove again");
+        }
+    }
+    Ok(by_id)
+}
+
+/// The organization's accounts by ID, or the error when the caller may not list them (with
+/// `portal`, also when there are no calling credentials at all).
 async fn list_organization<A: Aws>(
     aws: &A,
+    portal: bool,
 ) -> anyhow::Result<Result<BTreeMap<String, Account>, AwsError>> {
     let mut by_id = BTreeMap::new();
     let mut token = None;
@@ -152,6 +181,9 @@ async fn list_organization<A: Aws>(
         let (accounts, next) = match aws.list_accounts_page(token).await {
             Ok(page) => page,
             Err(e) if by_id.is_empty() && e.is_no_org_access() => return Ok(Err(e)),
+            Err(e) if by_id.is_empty() && portal && e.cannot_list_organization() => {
+                return Ok(Err(e));
+            }
             Err(e) => return Err(listing_failed(e)),
         };
         for account in accounts {
@@ -175,6 +207,9 @@ pub struct Selection<'a> {
     /// Explicit accounts that are not ACTIVE members are skipped with a note instead of being
     /// an error (for `--rerun`, where an account may have left since).
     pub lenient: bool,
+    /// `--sso-role`: when the organization cannot be listed, the whole-organization target is
+    /// the accounts the IAM Identity Center portal lists for the user.
+    pub portal: bool,
 }
 
 /// The accounts that `selection` names, before admission: the whole organization, explicit
@@ -262,8 +297,15 @@ pub async fn resolve<A: Aws>(
     let needs_tree = selection.targets.is_empty()
         || selection.targets.iter().any(OrgId::is_parent)
         || rules.ignores.iter().any(OrgId::is_parent);
-    let org = match list_organization(aws).await? {
+    let walks_ous = selection.targets.iter().any(OrgId::is_parent)
+        || rules.ignores.iter().any(OrgId::is_parent);
+    let mut notes = Vec::new();
+    let org = match list_organization(aws, selection.portal).await? {
         Ok(org) => Some(org),
+        Err(e) if selection.portal && selection.targets.is_empty() && !walks_ous => {
+            notes.push(from_portal_note(&e));
+            Some(list_portal(aws).await?)
+        }
         Err(denied) if needs_tree => return Err(no_org_access(&denied)),
         Err(_) => None,
     };
@@ -272,7 +314,8 @@ pub async fn resolve<A: Aws>(
             "--filter-name and --filter-email need account names and emails from organizations:ListAccounts, which this caller may not use"
         );
     }
-    let selected = select(aws, selection, caller, org.as_ref()).await?;
+    let mut selected = select(aws, selection, caller, org.as_ref()).await?;
+    notes.append(&mut selected.notes);
     let admission = admission(aws, rules, caller).await?;
     let mut tally = Tally::default();
     if selected.caller_named {
@@ -293,7 +336,7 @@ pub async fn resolve<A: Aws>(
         accounts,
         via,
         tally,
-        notes: selected.notes,
+        notes,
     })
 }
 
@@ -354,6 +397,7 @@ mod tests {
                 filters: &NO_FILTERS,
             },
             lenient,
+            portal: false,
         }
     }
 

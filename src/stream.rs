@@ -15,7 +15,10 @@ use tokio::sync::mpsc::Sender;
 use crate::admission::{Admission, Admit, Tally};
 use crate::aws::{Account, Aws, AwsError, Page};
 use crate::ids::OrgId;
-use crate::resolver::{check_named, listed_twice, listing_failed, no_org_access, walk_error};
+use crate::resolver::{
+    check_named, from_portal_note, listed_twice, listing_failed, no_org_access,
+    portal_listing_failed, walk_error,
+};
 
 /// How many OU-walk calls are in flight at once. Organizations throttles hard; each call
 /// backs off through the SDK's retries when it is throttled.
@@ -28,12 +31,14 @@ pub struct StreamSummary {
     pub tally: Tally,
     /// The run was stopped before the listing ended.
     pub cut_short: bool,
+    /// Notes on where the targets came from (the portal, for `--sso-role`).
+    pub early_notes: Vec<String>,
 }
 
 impl StreamSummary {
     /// The notes for stderr at the end of the run.
     pub fn notes(&self, filters: bool) -> Vec<String> {
-        let mut notes = Vec::new();
+        let mut notes = self.early_notes.clone();
         if self.cut_short {
             notes.push("the run was stopped before the organization was fully listed".into());
         }
@@ -98,18 +103,36 @@ impl<'a> Emitter<'a> {
 }
 
 /// The whole organization (no `--target`), sent account by account as `ListAccounts` pages
-/// arrive. Stops listing when `stopped` says so, or when the receiver is gone.
+/// arrive. Stops listing when `stopped` says so, or when the receiver is gone. With `portal`
+/// (`--sso-role`), an organization that cannot be listed gives way to the accounts the
+/// IAM Identity Center portal lists for the user.
 pub async fn stream_organization<A: Aws>(
     aws: &A,
     admission: &Admission,
+    portal: bool,
     stopped: impl Fn() -> bool,
     tx: Sender<Account>,
 ) -> anyhow::Result<StreamSummary> {
     let mut emitter = Emitter::new(admission, tx);
     let mut token = None;
+    let mut from_portal = false;
     loop {
-        let (accounts, next) = match aws.list_accounts_page(token).await {
+        let page = if from_portal {
+            aws.portal_accounts_page(token).await
+        } else {
+            aws.list_accounts_page(token).await
+        };
+        let (accounts, next) = match page {
             Ok(page) => page,
+            Err(e) if from_portal => return Err(portal_listing_failed(e)),
+            Err(e) if emitter.seen.is_empty() && portal && e.cannot_list_organization() => {
+                let note = from_portal_note(&e);
+                tracing::info!("{note}");
+                emitter.summary.early_notes.push(note);
+                from_portal = true;
+                token = None;
+                continue;
+            }
             Err(e) if emitter.seen.is_empty() && e.is_no_org_access() => {
                 return Err(no_org_access(&e));
             }

@@ -32,6 +32,12 @@ pub struct FakeAws {
     pub throttle_assume_after: Option<usize>,
     pub assume_calls: AtomicUsize,
     pub assumed_arns: Mutex<Vec<String>>,
+    /// The portal's region and accounts (`--sso-role`); its permission sets fail as
+    /// `role_errors` say.
+    pub portal: Option<String>,
+    pub portal_accounts: Vec<Account>,
+    /// `(account ID, permission set)` of every portal credential request.
+    pub portal_requests: Mutex<Vec<(String, String)>>,
 }
 
 impl FakeAws {
@@ -61,6 +67,15 @@ impl FakeAws {
             .find(|a| a.id == id)
             .cloned()
             .unwrap_or_else(|| Account::bare(id))
+    }
+
+    fn credentials_for(&self, account: &str) -> TempCredentials {
+        TempCredentials {
+            access_key_id: format!("ASIAFAKE{account}"),
+            secret_access_key: Secret::new(format!("fake-secret-{account}")),
+            session_token: Secret::new(format!("fake-token-{account}")),
+            expiration: SystemTime::now() + self.lifetime.unwrap_or(Duration::from_secs(3600)),
+        }
     }
 
     pub fn assume_calls(&self) -> usize {
@@ -208,11 +223,38 @@ impl Aws for FakeAws {
                 format!("AssumeRole of {} failed", request.role_arn),
             ));
         }
-        Ok(TempCredentials {
-            access_key_id: format!("ASIAFAKE{account}"),
-            secret_access_key: Secret::new(format!("fake-secret-{account}")),
-            session_token: Secret::new(format!("fake-token-{account}")),
-            expiration: SystemTime::now() + self.lifetime.unwrap_or(Duration::from_secs(3600)),
-        })
+        Ok(self.credentials_for(account))
+    }
+
+    fn portal_region(&self) -> Option<String> {
+        self.portal.clone()
+    }
+
+    async fn portal_accounts_page(
+        &self,
+        next_token: Option<String>,
+    ) -> Result<Page<Account>, AwsError> {
+        Ok(page_of(&self.portal_accounts, next_token))
+    }
+
+    async fn portal_role_credentials(
+        &self,
+        account_id: &str,
+        permission_set: &str,
+    ) -> Result<TempCredentials, AwsError> {
+        self.portal_requests
+            .lock()
+            .unwrap()
+            .push((account_id.to_owned(), permission_set.to_owned()));
+        let key = (permission_set.to_owned(), account_id.to_owned());
+        if let Some(kind) = self.role_errors.get(&key) {
+            let code = match kind {
+                ErrorKind::Denied => "ForbiddenException",
+                ErrorKind::Throttled => "TooManyRequestsException",
+                _ => "InvalidRequestException",
+            };
+            return Err(AwsError::new(*kind, Some(code), "No access"));
+        }
+        Ok(self.credentials_for(account_id))
     }
 }

@@ -3,6 +3,7 @@
 //! fake for faults the emulator cannot produce.
 
 pub mod calls;
+pub mod portal;
 pub mod renew;
 pub mod retry;
 pub mod sdk;
@@ -41,8 +42,9 @@ impl Account {
     }
 }
 
-/// Who cove is running as, from `sts:GetCallerIdentity`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Who cove is running as, from `sts:GetCallerIdentity`. With `--sso-role` there may be no
+/// calling identity at all; it is then the empty default, which no account matches.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Caller {
     pub account: String,
     pub arn: String,
@@ -134,6 +136,16 @@ impl AwsError {
         matches!(self.kind, ErrorKind::Denied | ErrorKind::NoOrganization)
     }
 
+    /// The organization cannot be listed with these credentials: denied, not in an
+    /// organization, or no calling credentials at all (possible with `--sso-role`).
+    pub fn cannot_list_organization(&self) -> bool {
+        self.is_no_org_access()
+            || matches!(
+                self.kind,
+                ErrorKind::NoCredentials | ErrorKind::CredentialsFailed
+            )
+    }
+
     /// The named parent (OU or root) does not exist.
     pub fn is_not_found(&self) -> bool {
         self.kind == ErrorKind::NotFound
@@ -176,6 +188,25 @@ pub trait Aws: Send + Sync + 'static {
     fn assume_role(
         &self,
         request: &AssumeRequest,
+    ) -> impl Future<Output = Result<TempCredentials, AwsError>> + Send;
+    /// The region of the IAM Identity Center portal, when the targets' credentials come from it
+    /// (`--sso-role`).
+    fn portal_region(&self) -> Option<String> {
+        None
+    }
+    /// One page of the accounts the IAM Identity Center user may sign in to
+    /// (`sso:ListAccounts`), and the next page's token: the targets of `--sso-role` when the
+    /// organization cannot be listed.
+    fn portal_accounts_page(
+        &self,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Account>, AwsError>> + Send;
+    /// The credentials of the permission set `permission_set` in an account, from the
+    /// IAM Identity Center portal (`sso:GetRoleCredentials`), for `--sso-role`.
+    fn portal_role_credentials(
+        &self,
+        account_id: &str,
+        permission_set: &str,
     ) -> impl Future<Output = Result<TempCredentials, AwsError>> + Send;
     /// The regions enabled in the account that `creds` belong to (`account:ListRegions` with
     /// ENABLED and ENABLED_BY_DEFAULT), asked of the account itself.

@@ -16,6 +16,7 @@ use aws_sdk_sts::types::PolicyDescriptorType;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 use super::calls::{self, CallLog};
+use super::portal::{Portal, PortalProfile};
 use super::renew::Renewing;
 use super::retry::{self, RetrySettings};
 use super::{Account, AssumeRequest, Aws, AwsError, Caller, ErrorKind, Page, TempCredentials};
@@ -35,6 +36,8 @@ pub struct SdkAws {
     /// The regions the clients call, for the call log.
     region: String,
     org_region: String,
+    /// The IAM Identity Center portal, for `--sso-role`.
+    portal: Option<Portal>,
 }
 
 impl SdkAws {
@@ -59,14 +62,29 @@ impl SdkAws {
             account_budget: retry::budget("cove-account"),
             region: region_of(config),
             org_region: region_of(org_config),
+            portal: None,
         }
+    }
+
+    fn portal(&self) -> Result<&Portal, AwsError> {
+        self.portal.as_ref().ok_or_else(|| {
+            AwsError::new(
+                ErrorKind::Other,
+                None,
+                "the IAM Identity Center portal is used only with --sso-role",
+            )
+        })
     }
 }
 
 /// The kind of an AWS error code: the one place cove reads code strings.
 fn kind_of(code: &str) -> ErrorKind {
     match code {
-        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => ErrorKind::Denied,
+        // ForbiddenException: the portal's answer for a permission set the user lacks there.
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedOperation"
+        | "ForbiddenException" => ErrorKind::Denied,
         "AWSOrganizationsNotInUseException" => ErrorKind::NoOrganization,
         "ParentNotFoundException"
         | "OrganizationalUnitNotFoundException"
@@ -80,7 +98,7 @@ fn kind_of(code: &str) -> ErrorKind {
     }
 }
 
-fn aws_error<E, R>(err: SdkError<E, R>) -> AwsError
+pub(super) fn aws_error<E, R>(err: SdkError<E, R>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + 'static,
@@ -138,7 +156,7 @@ fn unlabeled(err: &(dyn std::error::Error + 'static)) -> AwsError {
 }
 
 /// The last cause in an error's chain: usually the one that says what went wrong.
-fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
     let mut last = err;
     while let Some(next) = last.source() {
         last = next;
@@ -357,6 +375,27 @@ impl Aws for SdkAws {
         .await
     }
 
+    fn portal_region(&self) -> Option<String> {
+        self.portal.as_ref().map(|p| p.region().to_owned())
+    }
+
+    async fn portal_accounts_page(
+        &self,
+        next_token: Option<String>,
+    ) -> Result<Page<Account>, AwsError> {
+        self.portal()?.accounts_page(next_token).await
+    }
+
+    async fn portal_role_credentials(
+        &self,
+        account_id: &str,
+        permission_set: &str,
+    ) -> Result<TempCredentials, AwsError> {
+        self.portal()?
+            .role_credentials(account_id, permission_set)
+            .await
+    }
+
     async fn assume_role(&self, request: &AssumeRequest) -> Result<TempCredentials, AwsError> {
         calls::logged(
             "sts",
@@ -502,6 +541,9 @@ pub struct ActingAs<'a> {
     pub org_role: Option<&'a str>,
     /// `--mfa-serial` and its code: the starting credentials are traded for a session first.
     pub mfa: Option<(&'a str, &'a Secret)>,
+    /// `--sso-role`: the portal whose permission sets the targets run with. Its cached token
+    /// is checked here, before any call.
+    pub portal: Option<&'a PortalProfile>,
 }
 
 /// `sts:GetSessionToken` with the MFA device and code: the session it returns becomes the
@@ -573,6 +615,14 @@ pub async fn connect(
         loader = loader.profile_name(profile);
     }
     let mut calling = loader.load().await;
+    let portal = match acting_as_roles.portal {
+        Some(profile) => {
+            let portal = Portal::new(&calling, profile.clone(), &retry).await;
+            portal.access_token().await?;
+            Some(portal)
+        }
+        None => None,
+    };
     if let Some((serial, code)) = acting_as_roles.mfa {
         calling = mfa_session(&calling, serial, code, &retry).await?;
     }
@@ -585,7 +635,9 @@ pub async fn connect(
         Some(arn) => acting_as(&calling, arn, format!("--org-role `{arn}`"), &retry).await?,
         None => calling.clone(),
     };
-    Ok(SdkAws::new(&calling, &org, &retry))
+    let mut aws = SdkAws::new(&calling, &org, &retry);
+    aws.portal = portal;
+    Ok(aws)
 }
 
 #[cfg(test)]
