@@ -28,6 +28,8 @@ mod roles;
 mod running;
 #[path = "e2e/scale_out.rs"]
 mod scale_out;
+#[path = "e2e/sso.rs"]
+mod sso;
 #[path = "e2e/streaming.rs"]
 mod streaming;
 #[path = "e2e/support.rs"]

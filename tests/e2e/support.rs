@@ -181,7 +181,16 @@ impl Ground {
 
     /// When each AssumeRole call reached the ground, in seconds of a monotonic clock.
     pub fn assume_times(&self) -> Vec<f64> {
-        self.get("/_ground/assume-times")["times"]
+        self.times("/_ground/assume-times")
+    }
+
+    /// When each portal GetRoleCredentials call reached the ground, throttled ones included.
+    pub fn sso_times(&self) -> Vec<f64> {
+        self.times("/_ground/sso-times")
+    }
+
+    fn times(&self, path: &str) -> Vec<f64> {
+        self.get(path)["times"]
             .as_array()
             .unwrap()
             .iter()

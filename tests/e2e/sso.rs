@@ -1,0 +1,453 @@
+//! `--sso-role`: each target runs with an IAM Identity Center permission set, its credentials
+//! from the portal's GetRoleCredentials with the token `aws sso login` cached. The ground answers
+//! the portal API (ListAccounts, ListAccountRoles, GetRoleCredentials) with credentials moto
+//! really issued for the account, so `aws sts get-caller-identity` in the child proves where it
+//! ran.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{Ground, Run, venv};
+
+/// Writes the token `aws sso login` caches: `~/.aws/sso/cache/<sha1 of key>.json`, where the
+/// key is the sso_session name (or a legacy profile's start URL).
+fn cache_sso_token(home: &Path, key: &str, token: &str, expires_in: i64) {
+    let script = r#"
+import datetime, hashlib, json, os, sys
+home, key, token, expires_in = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=expires_in)
+cache = os.path.join(home, ".aws", "sso", "cache")
+os.makedirs(cache, exist_ok=True)
+with open(os.path.join(cache, hashlib.sha1(key.encode()).hexdigest() + ".json"), "w") as f:
+    json.dump({"accessToken": token, "expiresAt": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+               "region": "us-east-1", "startUrl": "https://ground.awsapps.com/start"}, f)
+"#;
+    let out = Command::new(venv().join("bin/python"))
+        .args(["-c", script, home.to_str().unwrap(), key, token])
+        .arg(expires_in.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const SESSION: &str = "[sso-session corp]
+sso_start_url = https://ground.awsapps.com/start
+sso_region = us-east-1
+";
+
+/// A profile that can only sign in to the portal: no account, so no calling identity.
+fn portal_only() -> String {
+    format!("[profile my-sso]\nsso_session = corp\nregion = us-east-1\n\n{SESSION}")
+}
+
+/// A profile whose own credentials are a permission set in the management account: it may
+/// list the organization.
+fn with_org_access(g: &Ground) -> String {
+    format!(
+        "[profile my-sso]\nsso_session = corp\nsso_account_id = {}\nsso_role_name = AdministratorAccess\nregion = us-east-1\n\n{SESSION}",
+        g.caller()
+    )
+}
+
+fn token(g: &Ground) -> String {
+    g.info["sso_token"].as_str().unwrap().to_owned()
+}
+
+/// cove with the profile `config` as its only source of credentials, the ground's token cached
+/// for the session `corp` (valid for an hour).
+fn sso_cove(g: &Ground, config: &str) -> Command {
+    cache_sso_token(g.home.path(), "corp", &token(g), 3600);
+    profile_cove(g, config)
+}
+
+/// cove with the profile `config` and no key variables; nothing is cached.
+fn profile_cove(g: &Ground, config: &str) -> Command {
+    let path = g.home.path().join("config");
+    std::fs::write(&path, config).unwrap();
+    let mut cmd = g.cove();
+    cmd.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_CONFIG_FILE", &path)
+        .args(["--profile", "my-sso"]);
+    cmd
+}
+
+/// Every account the ground's portal lists by default: the active ones and the management
+/// account.
+fn portal_ids(g: &Ground) -> Vec<String> {
+    let mut ids = g.active_ids();
+    ids.push(g.caller());
+    ids.sort();
+    ids
+}
+
+#[test]
+fn each_portal_account_runs_with_the_permission_set_and_no_role_is_assumed() {
+    let g = Ground::start(&["--sso-accounts", "management,core-a,deep-a,sandbox-b"]);
+    let run = Run::of(sso_cove(&g, &portal_only()).args([
+        "--sso-role",
+        "AdministratorAccess",
+        "--",
+        "aws",
+        "sts",
+        "get-caller-identity",
+        "--output",
+        "json",
+    ]));
+    run.expect_code(0);
+    let mut expected = g.ids(&["core-a", "deep-a", "sandbox-b"]);
+    expected.push(g.caller());
+    expected.sort();
+    assert_eq!(
+        run.ids("Results"),
+        expected,
+        "the portal's accounts, the management account too: no caller rule in this mode"
+    );
+    for r in run.list("Results") {
+        assert_eq!(
+            r["Result"]["Account"], r["Id"],
+            "ran in its own account: {r}"
+        );
+        let arn = r["Result"]["Arn"].as_str().unwrap();
+        assert!(arn.contains("AWSReservedSSO_AdministratorAccess"), "{arn}");
+        assert_eq!(r["RoleName"], "AdministratorAccess");
+        assert!(
+            r.as_object().unwrap().contains_key("RoleSessionName")
+                && r["RoleSessionName"].is_null(),
+            "{r}"
+        );
+        assert_eq!(r["AssumeRoleSuccess"], true);
+    }
+    let core = run
+        .list("Results")
+        .into_iter()
+        .find(|r| r["Id"] == g.account("core-a"))
+        .unwrap();
+    assert_eq!(core["Name"], "core-a", "names come from the portal");
+    assert_eq!(core["Email"], "core-a@example.com");
+    assert!(
+        run.stderr.contains("IAM Identity Center portal lists"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(g.calls("sts:AssumeRole"), 0, "{}", g.all_calls());
+    assert_eq!(g.calls("sso:GetRoleCredentials"), 4);
+    for secret in g.secrets() {
+        assert!(!run.stdout.contains(&secret) && !run.stderr.contains(&secret));
+    }
+}
+
+#[test]
+fn with_organization_access_targets_and_ignores_work_and_a_missing_permission_set_fails_its_account()
+ {
+    let g = Ground::start(&["--sso-deny", "AdministratorAccess:deep-b"]);
+    let run = Run::of(sso_cove(&g, &with_org_access(&g)).args([
+        "--sso-role",
+        "AdministratorAccess",
+        "-t",
+        &g.ou("Workloads"),
+        "--ignore",
+        &g.account("core-a"),
+        "--",
+        "aws",
+        "sts",
+        "get-caller-identity",
+        "--output",
+        "json",
+    ]));
+    run.expect_code(1);
+    assert_eq!(
+        run.ids("Results"),
+        g.ids(&["workloads-a", "prod-a", "deep-a"]),
+        "the OU walk and the ignore, as with --role"
+    );
+    let failed = run.list("FailedAssumeRole");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["Id"], g.account("deep-b"));
+    assert_eq!(failed[0]["RoleName"], "AdministratorAccess");
+    assert!(failed[0]["RoleSessionName"].is_null());
+    let details = failed[0]["ExceptionDetails"].as_str().unwrap();
+    assert!(details.contains("ForbiddenException"), "{details}");
+    assert!(g.calls("organizations:ListAccountsForParent") > 0);
+    assert_eq!(
+        g.calls("sso:ListAccounts"),
+        0,
+        "the organization was listed"
+    );
+    assert_eq!(g.calls("sts:AssumeRole"), 0);
+}
+
+#[test]
+fn with_organization_access_the_whole_organization_includes_the_calling_account() {
+    let g = Ground::start(&[]);
+    let run = Run::of(sso_cove(&g, &with_org_access(&g)).args([
+        "--sso-role",
+        "ReadOnlyAccess",
+        "--",
+        "true",
+    ]));
+    run.expect_code(0);
+    assert_eq!(run.ids("Results"), portal_ids(&g));
+    assert!(g.calls("organizations:ListAccounts") > 0);
+    assert_eq!(g.calls("sso:ListAccounts"), 0);
+}
+
+#[test]
+fn explicit_accounts_run_without_organization_access() {
+    let g = Ground::start(&[]);
+    let ids = g.ids(&["prod-a", "sandbox-a"]);
+    let run = Run::of(sso_cove(&g, &portal_only()).args([
+        "--sso-role",
+        "ReadOnlyAccess",
+        "-t",
+        &ids.join(","),
+        "--",
+        "true",
+    ]));
+    run.expect_code(0);
+    assert_eq!(run.ids("Results"), ids);
+    assert_eq!(g.calls("sso:ListAccounts"), 0);
+}
+
+#[test]
+fn a_legacy_profile_with_sso_start_url_works() {
+    let g = Ground::start(&["--sso-accounts", "root-a"]);
+    let start_url = "https://legacy.awsapps.com/start";
+    cache_sso_token(g.home.path(), start_url, &token(&g), 3600);
+    let config = format!(
+        "[profile my-sso]\nsso_start_url = {start_url}\nsso_region = us-east-1\nregion = us-east-1\n"
+    );
+    let run =
+        Run::of(profile_cove(&g, &config).args(["--sso-role", "ReadOnlyAccess", "--", "true"]));
+    run.expect_code(0);
+    assert_eq!(run.ids("Results"), g.ids(&["root-a"]));
+}
+
+fn expect_login_error(run: &Run, g: &Ground) {
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("run `aws sso login --profile my-sso`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert_eq!(
+        g.all_calls(),
+        serde_json::json!({}),
+        "checked before any AWS call"
+    );
+}
+
+#[test]
+fn a_missing_or_expired_sign_in_is_an_error_that_says_to_sign_in_again() {
+    let g = Ground::start(&[]);
+    let args = ["--sso-role", "ReadOnlyAccess", "--", "true"];
+    let missing = Run::of(profile_cove(&g, &portal_only()).args(args));
+    expect_login_error(&missing, &g);
+    cache_sso_token(g.home.path(), "corp", &token(&g), -60);
+    let expired = Run::of(profile_cove(&g, &portal_only()).args(args));
+    expect_login_error(&expired, &g);
+    assert!(expired.stderr.contains("expired"), "{}", expired.stderr);
+}
+
+#[test]
+fn a_token_the_portal_refuses_is_an_error_that_says_to_sign_in_again() {
+    let g = Ground::start(&[]);
+    cache_sso_token(g.home.path(), "corp", "revoked-token", 3600);
+    let run = Run::of(profile_cove(&g, &portal_only()).args([
+        "--sso-role",
+        "ReadOnlyAccess",
+        "--",
+        "true",
+    ]));
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("UnauthorizedException"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("aws sso login --profile my-sso"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(g.calls("sso:GetRoleCredentials"), 0);
+}
+
+#[test]
+fn a_profile_without_sso_settings_is_an_input_error() {
+    let g = Ground::start(&[]);
+    let config = "[profile my-sso]\nregion = us-east-1\n";
+    let run =
+        Run::of(profile_cove(&g, config).args(["--sso-role", "ReadOnlyAccess", "--", "true"]));
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("profile `my-sso` has none"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(g.all_calls(), serde_json::json!({}));
+}
+
+#[test]
+fn sso_role_and_role_cannot_be_given_together() {
+    let g = Ground::start(&[]);
+    let run = Run::of(sso_cove(&g, &portal_only()).args([
+        "--sso-role",
+        "ReadOnlyAccess",
+        "--role",
+        "Audit",
+        "--",
+        "true",
+    ]));
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("--sso-role") && run.stderr.contains("--role"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn throttled_get_role_credentials_calls_are_retried() {
+    let g = Ground::start(&[
+        "--sso-accounts",
+        "root-a,root-b,prod-a",
+        "--throttle-first",
+        "sso:GetRoleCredentials=4",
+    ]);
+    let run =
+        Run::of(sso_cove(&g, &portal_only()).args(["--sso-role", "ReadOnlyAccess", "--", "true"]));
+    run.expect_code(0);
+    assert_eq!(run.ids("Results"), g.ids(&["prod-a", "root-a", "root-b"]));
+    assert_eq!(g.calls("sso:GetRoleCredentials"), 3 + 4);
+}
+
+#[test]
+fn get_role_credentials_is_capped_at_ten_a_second_unless_max_assume_rate_says_otherwise() {
+    // 10 portal accounts: at 10 a second the calls span at least 9 intervals of 100 ms; at
+    // --max-assume-rate 4, 9 of 250 ms. Unlimited they would all land within a few ms.
+    for (rate, interval) in [(None, 0.1), (Some("4"), 0.25)] {
+        let g = Ground::start(&[]);
+        let mut cmd = sso_cove(&g, &portal_only());
+        cmd.args(["--sso-role", "ReadOnlyAccess"]);
+        if let Some(rate) = rate {
+            cmd.args(["--max-assume-rate", rate]);
+        }
+        let run = Run::of(cmd.args(["--", "true"]));
+        run.expect_code(0);
+        let times = g.sso_times();
+        assert_eq!(times.len(), portal_ids(&g).len(), "one call per account");
+        let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        let span = times.last().unwrap() - times.first().unwrap();
+        assert!(
+            span >= 9.0 * interval - 0.05,
+            "rate {rate:?}: took {span:.3} s: gaps {gaps:?}"
+        );
+        assert!(
+            gaps.iter().all(|gap| *gap >= interval / 2.0),
+            "rate {rate:?}: calls closer than half the interval: {gaps:?}"
+        );
+    }
+}
+
+/// Prints the credential key of each target, for counting renewals.
+const KEY: &[&str] = &["sh", "-c", "printf %s \"$AWS_ACCESS_KEY_ID\""];
+
+#[test]
+fn permission_set_credentials_are_renewed_before_they_expire() {
+    // Two regions of one account share its credentials while they have more than five minutes
+    // left; credentials that expire in two minutes are inside that margin from the start.
+    for (expiry, calls) in [(None, 1), (Some("ReadOnlyAccess:120"), 2)] {
+        let mut args = vec!["--sso-accounts", "root-a"];
+        args.extend(expiry.iter().flat_map(|e| ["--short-expiry", e]));
+        let g = Ground::start(&args);
+        let run = Run::of(
+            sso_cove(&g, &portal_only())
+                .args([
+                    "--sso-role",
+                    "ReadOnlyAccess",
+                    "--region",
+                    "us-east-1,eu-west-1",
+                    "--",
+                ])
+                .args(KEY),
+        );
+        run.expect_code(0);
+        assert_eq!(
+            g.calls("sso:GetRoleCredentials"),
+            calls,
+            "expiry {expiry:?}"
+        );
+        let keys: std::collections::BTreeSet<String> = run
+            .list("Results")
+            .iter()
+            .map(|r| r["Result"].to_string())
+            .collect();
+        assert_eq!(keys.len(), calls as usize, "expiry {expiry:?}: {keys:?}");
+    }
+}
+
+#[test]
+fn through_the_endpoint_a_long_child_gets_renewed_permission_set_credentials() {
+    let g = Ground::start(&[
+        "--sso-accounts",
+        "sandbox-a",
+        "--short-expiry",
+        "ReadOnlyAccess:301",
+    ]);
+    let script = r#"
+import json, os, time, urllib.request
+def fetch():
+    request = urllib.request.Request(os.environ["AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+        headers={"Authorization": os.environ["AWS_CONTAINER_AUTHORIZATION_TOKEN"]})
+    return json.load(urllib.request.urlopen(request, timeout=10))
+first = fetch()
+time.sleep(2)
+print(json.dumps([first["AccessKeyId"], fetch()["AccessKeyId"]]))
+"#;
+    let python = venv().join("bin/python");
+    let run = Run::of(sso_cove(&g, &portal_only()).args([
+        "--sso-role",
+        "ReadOnlyAccess",
+        "--child-credentials",
+        "endpoint",
+        "--",
+        python.to_str().unwrap(),
+        "-c",
+        script,
+    ]));
+    run.expect_code(0);
+    let keys = run.list("Results")[0]["Result"].clone();
+    assert_ne!(keys[0], keys[1], "renewed through the portal: {keys}");
+    assert!(g.calls("sso:GetRoleCredentials") >= 2);
+}
+
+#[test]
+fn the_most_verbose_log_never_shows_the_portal_token_or_the_credentials() {
+    let g = Ground::start(&["--sso-accounts", "root-a,root-b"]);
+    let run = Run::of(sso_cove(&g, &portal_only()).args([
+        "-vvv",
+        "--sso-role",
+        "ReadOnlyAccess",
+        "--",
+        "true",
+    ]));
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("GetRoleCredentials"),
+        "the log has the calls"
+    );
+    let secrets = g.secrets();
+    assert!(secrets.contains(&token(&g)), "the scan covers the token");
+    for secret in secrets {
+        assert!(
+            !run.stdout.contains(&secret) && !run.stderr.contains(&secret),
+            "a secret leaked"
+        );
+    }
+}
