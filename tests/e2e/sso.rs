@@ -248,6 +248,14 @@ fn a_missing_or_expired_sign_in_is_an_error_that_says_to_sign_in_again() {
     let args = ["--sso-role", "ReadOnlyAccess", "--", "true"];
     let missing = Run::of(profile_cove(&g, &portal_only()).args(args));
     expect_login_error(&missing, &g);
+    // Named accounts too: the run ends before any target, rather than failing each one.
+    let named = g.account("root-a");
+    let missing = Run::of(
+        profile_cove(&g, &portal_only())
+            .args(["-t", &named])
+            .args(args),
+    );
+    expect_login_error(&missing, &g);
     cache_sso_token(g.home.path(), "corp", &token(&g), -60);
     let expired = Run::of(profile_cove(&g, &portal_only()).args(args));
     expect_login_error(&expired, &g);
@@ -450,4 +458,24 @@ fn the_most_verbose_log_never_shows_the_portal_token_or_the_credentials() {
             "a secret leaked"
         );
     }
+}
+
+#[test]
+fn a_dry_run_without_organization_access_lists_the_portals_accounts() {
+    // A dry run resolves the full list first (the listed path, not the streamed one).
+    let g = Ground::start(&["--sso-accounts", "prod-a,deep-b"]);
+    let run =
+        Run::of(sso_cove(&g, &portal_only()).args(["--sso-role", "ReadOnlyAccess", "--dry-run"]));
+    run.expect_code(0);
+    let doc = run.doc();
+    let listed = doc.to_string();
+    for id in g.ids(&["prod-a", "deep-b"]) {
+        assert!(listed.contains(&id), "{id}: {doc}");
+    }
+    assert!(!listed.contains(&g.account("root-a")), "{doc}");
+    assert_eq!(
+        g.calls("sso:GetRoleCredentials"),
+        0,
+        "a dry run gets no credentials"
+    );
 }
