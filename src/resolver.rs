@@ -142,6 +142,9 @@ pub(crate) fn listed_twice(id: &str) -> anyhow::Error {
     )
 }
 
+/// What brought an account in when the targets come from the portal (the dry run's `Via`).
+pub const PORTAL_VIA: &str = "sso-portal";
+
 /// The note of a `--sso-role` run whose targets come from the portal.
 pub(crate) fn from_portal_note(e: &AwsError) -> String {
     format!(
@@ -300,10 +303,12 @@ pub async fn resolve<A: Aws>(
     let walks_ous = selection.targets.iter().any(OrgId::is_parent)
         || rules.ignores.iter().any(OrgId::is_parent);
     let mut notes = Vec::new();
+    let mut from_portal = false;
     let org = match list_organization(aws, selection.portal).await? {
         Ok(org) => Some(org),
         Err(e) if selection.portal && selection.targets.is_empty() && !walks_ous => {
             notes.push(from_portal_note(&e));
+            from_portal = true;
             Some(list_portal(aws).await?)
         }
         Err(denied) if needs_tree => return Err(no_org_access(&denied)),
@@ -316,6 +321,12 @@ pub async fn resolve<A: Aws>(
     }
     let mut selected = select(aws, selection, caller, org.as_ref()).await?;
     notes.append(&mut selected.notes);
+    if from_portal {
+        // The dry run says where each account came from: the portal, not the organization.
+        for via in selected.via.values_mut() {
+            *via = vec![PORTAL_VIA.to_owned()];
+        }
+    }
     let admission = admission(aws, rules, caller).await?;
     let mut tally = Tally::default();
     if selected.caller_named {

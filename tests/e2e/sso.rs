@@ -473,6 +473,7 @@ fn a_dry_run_without_organization_access_lists_the_portals_accounts() {
         assert!(listed.contains(&id), "{id}: {doc}");
     }
     assert!(!listed.contains(&g.account("root-a")), "{doc}");
+    assert!(listed.contains("\"sso-portal\""), "where they came from: {doc}");
     assert_eq!(
         g.calls("sso:GetRoleCredentials"),
         0,
