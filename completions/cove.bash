@@ -35,7 +35,7 @@ _cove() {
 
     case "${cmd}" in
         cove)
-            opts="-t -i -r -w -o -q -v -h -V --target --ignore --region --exclude-region --allow-unknown-region --include-caller --filter-name --filter-email --filter-tag --shard --shard-index-env --shard-count --rerun --rerun-only --dry-run --role --role-session-name --policy --policy-arn --external-id --duration --max-assume-rate --profile --via-role --org-role --mfa-serial --mfa-code --workers --fail-fast --timeout --max-output-bytes --child-credentials --output --output-dir --quiet --verbose --no-ci-summary --help --version merge help"
+            opts="-t -i -r -w -o -q -v -h -V --target --ignore --region --exclude-region --allow-unknown-region --include-caller --filter-name --filter-email --filter-tag --shard --shard-index-env --shard-count --rerun --rerun-only --dry-run --role --sso-role --role-session-name --policy --policy-arn --external-id --duration --max-assume-rate --profile --via-role --org-role --mfa-serial --mfa-code --workers --fail-fast --timeout --max-output-bytes --child-credentials --output --output-dir --quiet --verbose --no-ci-summary --help --version merge help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -102,6 +102,10 @@ _cove() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sso-role)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_cove_global_optspecs
-    string join \n t/target= i/ignore= region= exclude-region= allow-unknown-region include-caller filter-name= filter-email= filter-tag= shard= shard-index-env= shard-count= rerun= rerun-only= dry-run r/role= role-session-name= policy= policy-arn= external-id= duration= max-assume-rate= profile= via-role= org-role= mfa-serial= mfa-code= w/workers= fail-fast timeout= max-output-bytes= child-credentials= o/output= output-dir= q/quiet v/verbose no-ci-summary h/help V/version
+    string join \n t/target= i/ignore= region= exclude-region= allow-unknown-region include-caller filter-name= filter-email= filter-tag= shard= shard-index-env= shard-count= rerun= rerun-only= dry-run r/role= sso-role= role-session-name= policy= policy-arn= external-id= duration= max-assume-rate= profile= via-role= org-role= mfa-serial= mfa-code= w/workers= fail-fast timeout= max-output-bytes= child-credentials= o/output= output-dir= q/quiet v/verbose no-ci-summary h/help V/version
 end
 
 function __fish_cove_needs_command
@@ -38,12 +38,13 @@ complete -c cove -n "__fish_cove_needs_command" -l rerun -d 'Run exactly the acc
 complete -c cove -n "__fish_cove_needs_command" -l rerun-only -d 'With --rerun, take only one of the two lists' -r -f -a "failed-assume\t'Only targets whose role could not be assumed'
 exceptions\t'Only targets whose command failed'"
 complete -c cove -n "__fish_cove_needs_command" -s r -l role -d 'Role to assume in each target account. Several (repeatable, or comma-separated) are tried in order, and each account uses the first it may assume; only AccessDenied moves on to the next' -r
+complete -c cove -n "__fish_cove_needs_command" -l sso-role -d 'Permission set of IAM Identity Center to run each target with, instead of assuming a role: its credentials come from the access portal with the token `aws sso login` cached for the profile. Several (comma-separated) are tried in order, like --role' -r
 complete -c cove -n "__fish_cove_needs_command" -l role-session-name -d 'Session name for the assumed role. Default: the name of the role used' -r
 complete -c cove -n "__fish_cove_needs_command" -l policy -d 'Session policy JSON, or @FILE to read it from a file. Never printed' -r
 complete -c cove -n "__fish_cove_needs_command" -l policy-arn -d 'Managed policy ARN to scope the session with (repeatable)' -r
 complete -c cove -n "__fish_cove_needs_command" -l external-id -d 'External ID required by the role\'s trust policy. Never printed' -r
 complete -c cove -n "__fish_cove_needs_command" -l duration -d 'Session duration in seconds (900 to 43200). Default: the role\'s own default' -r
-complete -c cove -n "__fish_cove_needs_command" -l max-assume-rate -d 'At most N AssumeRole calls per second, to stay under a known STS quota. Default: unlimited' -r
+complete -c cove -n "__fish_cove_needs_command" -l max-assume-rate -d 'At most N AssumeRole calls per second, to stay under a known STS quota. Default: unlimited; with --sso-role, 10 GetRoleCredentials calls per second (the portal throttles at about 20)' -r
 complete -c cove -n "__fish_cove_needs_command" -l profile -d 'AWS profile that supplies the assuming credentials' -r
 complete -c cove -n "__fish_cove_needs_command" -l via-role -d 'Role ARN to assume before anything else and act as from then on (repeatable, or comma-separated: hops in the order given, each assumed with the previous one\'s credentials). The last hop calls GetCallerIdentity, Organizations and every AssumeRole into a target. Role chains last at most one hour, so --duration is at most 3600' -r
 complete -c cove -n "__fish_cove_needs_command" -l org-role -d 'Role ARN to read the organization through (ListAccounts, the OU walk, tags), assumed with the calling identity (after any --via-role). AssumeRole into the targets still uses the calling identity' -r
