@@ -336,8 +336,15 @@ impl Run<'_> {
         }
     }
 
-    /// Stopped before any target was known: an empty document, so the output still parses.
+    /// Stopped before any target was known: an empty document of the run's own shape (a dry
+    /// run's matrix, or the results), so the output still parses.
     fn interrupted_before_targets<W: Write>(&self, out: W, pretty: bool) -> anyhow::Result<Exit> {
+        if self.config.dry_run {
+            let roles = &self.config.role.role_names;
+            let none = std::collections::BTreeMap::new();
+            dry_run::write(&[], &none, roles, false, true, out, pretty)?;
+            return Ok(Exit::Interrupted);
+        }
         let o = &self.config.output;
         let sink = Sink::new(out, o.format, pretty, o.dir.clone());
         let ended = sink.finish(0, self.elapsed_ms()).map(drop);

@@ -148,6 +148,34 @@ impl Portal {
         }
     }
 
+    /// Checks the sign-in with the portal itself (one `sso:ListAccounts` of one account): a
+    /// token the portal refuses ends the run here, before any target, with the login to run.
+    pub async fn check_sign_in(&self) -> anyhow::Result<()> {
+        let token = self.access_token().await?;
+        let asked = calls::logged("sso", "ListAccounts", "-", self.region(), async {
+            self.client
+                .list_accounts()
+                .access_token(token.expose())
+                .max_results(1)
+                .send()
+                .await
+                .map_err(aws_error)
+        })
+        .await;
+        match asked {
+            Ok(_) => Ok(()),
+            Err(e) if e.code.as_deref() == Some("UnauthorizedException") => bail!(
+                "the IAM Identity Center portal refused the sign-in of profile `{}` ({e}): run `{}`, then run cove again",
+                self.profile.profile,
+                self.profile.login_hint()
+            ),
+            Err(e) => bail!(
+                "could not check the IAM Identity Center sign-in with the portal (sso:ListAccounts in {}): {e}",
+                self.profile.region
+            ),
+        }
+    }
+
     /// The token as one call needs it; a failure is an [`AwsError`] naming the login to run.
     async fn token_for_call(&self) -> Result<Secret, AwsError> {
         self.access_token().await.map_err(|e| {

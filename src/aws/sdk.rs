@@ -542,7 +542,7 @@ pub struct ActingAs<'a> {
     /// `--mfa-serial` and its code: the starting credentials are traded for a session first.
     pub mfa: Option<(&'a str, &'a Secret)>,
     /// `--sso-role`: the portal whose permission sets the targets run with. Its cached token
-    /// is checked here, before any call.
+    /// is checked here: first on disk, then with the portal, before any other call.
     pub portal: Option<&'a PortalProfile>,
 }
 
@@ -618,7 +618,7 @@ pub async fn connect(
     let portal = match acting_as_roles.portal {
         Some(profile) => {
             let portal = Portal::new(&calling, profile.clone(), &retry).await;
-            portal.access_token().await?;
+            portal.check_sign_in().await?;
             Some(portal)
         }
         None => None,

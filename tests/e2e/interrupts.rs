@@ -176,3 +176,32 @@ fn second_interrupt_exits_130_at_once_without_a_document_and_kills_children_igno
     assert_eq!(run.stdout, "", "no document after a second interrupt");
     assert_all_dead(&pids);
 }
+
+#[test]
+fn an_interrupted_dry_run_still_prints_a_dry_run_document() {
+    // The OU walk waits on the ground, so the interrupt lands before any target is known.
+    let g = Ground::start(&["--hold-parent", "Workloads"]);
+    let child = g
+        .cove()
+        .args(["--dry-run", "-t", &g.ou("Workloads")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "the walk to reach the held OU",
+        Duration::from_secs(30),
+        || g.held() > 0,
+    );
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let run = finish_within(child, Duration::from_secs(30), STOPS, || g.release());
+    g.release();
+    run.expect_code(130);
+    let doc = run.doc();
+    assert_eq!(doc["Targets"], serde_json::json!([]), "{doc}");
+    assert_eq!(
+        doc["Roles"],
+        serde_json::json!(["OrganizationAccountAccessRole"])
+    );
+    assert!(doc.get("Results").is_none(), "not a run's document: {doc}");
+}

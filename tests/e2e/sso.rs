@@ -175,8 +175,8 @@ fn with_organization_access_targets_and_ignores_work_and_a_missing_permission_se
     assert!(g.calls("organizations:ListAccountsForParent") > 0);
     assert_eq!(
         g.calls("sso:ListAccounts"),
-        0,
-        "the organization was listed"
+        1,
+        "only the sign-in check: the organization was listed"
     );
     assert_eq!(g.calls("sts:AssumeRole"), 0);
 }
@@ -193,7 +193,7 @@ fn with_organization_access_the_whole_organization_includes_the_calling_account(
     run.expect_code(0);
     assert_eq!(run.ids("Results"), portal_ids(&g));
     assert!(g.calls("organizations:ListAccounts") > 0);
-    assert_eq!(g.calls("sso:ListAccounts"), 0);
+    assert_eq!(g.calls("sso:ListAccounts"), 1, "only the sign-in check");
 }
 
 #[test]
@@ -210,7 +210,7 @@ fn explicit_accounts_run_without_organization_access() {
     ]));
     run.expect_code(0);
     assert_eq!(run.ids("Results"), ids);
-    assert_eq!(g.calls("sso:ListAccounts"), 0);
+    assert_eq!(g.calls("sso:ListAccounts"), 1, "only the sign-in check");
 }
 
 #[test]
@@ -264,26 +264,27 @@ fn a_missing_or_expired_sign_in_is_an_error_that_says_to_sign_in_again() {
 
 #[test]
 fn a_token_the_portal_refuses_is_an_error_that_says_to_sign_in_again() {
+    // A token can be valid on disk and still refused: signed out elsewhere, or revoked.
     let g = Ground::start(&[]);
     cache_sso_token(g.home.path(), "corp", "revoked-token", 3600);
-    let run = Run::of(profile_cove(&g, &portal_only()).args([
-        "--sso-role",
-        "ReadOnlyAccess",
-        "--",
-        "true",
-    ]));
-    run.expect_code(2);
-    assert!(
-        run.stderr.contains("UnauthorizedException"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("aws sso login --profile my-sso"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(g.calls("sso:GetRoleCredentials"), 0);
+    let named = g.account("root-a");
+    for targets in [&[][..], &["-t", named.as_str()]] {
+        let run = Run::of(profile_cove(&g, &portal_only()).args(targets).args([
+            "--sso-role",
+            "ReadOnlyAccess",
+            "--",
+            "true",
+        ]));
+        run.expect_code(2);
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+        for needle in [
+            "UnauthorizedException",
+            "run `aws sso login --profile my-sso`",
+        ] {
+            assert!(run.stderr.contains(needle), "{needle}: {}", run.stderr);
+        }
+    }
+    assert_eq!(g.calls("sso:GetRoleCredentials"), 0, "no target was tried");
 }
 
 #[test]
@@ -473,7 +474,10 @@ fn a_dry_run_without_organization_access_lists_the_portals_accounts() {
         assert!(listed.contains(&id), "{id}: {doc}");
     }
     assert!(!listed.contains(&g.account("root-a")), "{doc}");
-    assert!(listed.contains("\"sso-portal\""), "where they came from: {doc}");
+    assert!(
+        listed.contains("\"sso-portal\""),
+        "where they came from: {doc}"
+    );
     assert_eq!(
         g.calls("sso:GetRoleCredentials"),
         0,
