@@ -90,7 +90,9 @@ fn a_login_session_profile_is_the_starting_identity() {
 fn a_login_session_about_to_expire_is_refreshed_through_sign_in() {
     let g = Ground::start(&[]);
     let cached = cache_login_token(g.home.path(), 60);
+    // At the most verbose level, so that the secret scan below covers the log too.
     let run = Run::of(cove_with_profiles(&g, &login_profile()).args([
+        "-vvv",
         "--profile",
         "console",
         "-t",
@@ -106,8 +108,27 @@ fn a_login_session_about_to_expire_is_refreshed_through_sign_in() {
         key.starts_with("ASIALOGIN"),
         "the refreshed session was cached: {key}"
     );
-    for secret in g.secrets() {
-        assert!(!run.stdout.contains(&secret) && !run.stderr.contains(&secret));
+    assert!(
+        run.stderr.contains("CreateOAuth2Token") || run.stderr.contains("signin"),
+        "the log covers the refresh"
+    );
+    // Every secret of the session: those the refresh issued (the ground's keys and the new
+    // refresh token) and those cached before it.
+    let mut secrets = g.secrets();
+    secrets.push(saved["refreshToken"].as_str().unwrap().to_owned());
+    secrets.extend(
+        [
+            "cached-secret",
+            "cached-session-token",
+            "cached-refresh-token",
+        ]
+        .map(String::from),
+    );
+    for secret in secrets {
+        assert!(
+            !run.stdout.contains(&secret) && !run.stderr.contains(&secret),
+            "a secret of the login session leaked"
+        );
     }
 }
 
