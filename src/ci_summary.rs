@@ -57,22 +57,28 @@ impl Collector {
             return;
         }
         self.failed += 1;
-        if self.kept.len() < MAX_ROWS {
-            self.kept.push(Failure {
-                id: record.id.clone(),
-                name: record.name.clone(),
-                region: record.region.clone(),
-                exit_code: record.exit_code,
-                details: record.exception_details.clone().unwrap_or_default(),
-            });
+        // The first rows by account and region, not the first to fail: the same failures give
+        // the same table whatever order they finished in.
+        let key = (&record.id, &record.region);
+        let at = self.kept.partition_point(|k| (&k.id, &k.region) <= key);
+        if at < MAX_ROWS {
+            self.kept.insert(
+                at,
+                Failure {
+                    id: record.id.clone(),
+                    name: record.name.clone(),
+                    region: record.region.clone(),
+                    exit_code: record.exit_code,
+                    details: record.exception_details.clone().unwrap_or_default(),
+                },
+            );
+            self.kept.truncate(MAX_ROWS);
         }
     }
 
     /// Appends the summary to the file and prints the annotations on stderr. A file that
     /// cannot be written is a warning: the run's outcome stands.
-    pub fn report(mut self, counts: &Counts, skipped: u64, stopped: Option<&str>) {
-        self.kept
-            .sort_by(|a, b| (&a.id, &a.region).cmp(&(&b.id, &b.region)));
+    pub fn report(self, counts: &Counts, skipped: u64, stopped: Option<&str>) {
         let markdown = self.markdown(counts, skipped, stopped);
         if let Err(err) = append(&self.path, &markdown) {
             eprintln!(
@@ -214,7 +220,8 @@ mod tests {
         let mut ok = failed("999999999999", None, "");
         ok.outcome = Outcome::Result;
         ci.add(&ok);
-        for i in 0..60 {
+        // Finishing in reverse order: the table still holds the first 50 by account.
+        for i in (0..60).rev() {
             ci.add(&failed(&format!("{i:012}"), Some("a|b"), "exit 3\nmore"));
         }
         assert_eq!(ci.kept.len(), MAX_ROWS);
@@ -228,8 +235,9 @@ mod tests {
             md.contains("| 000000000000 | a\\|b | us-east-1 | 3 | exit 3 |\n"),
             "{md}"
         );
-        let rows = md.lines().filter(|l| l.starts_with("| 0000")).count();
-        assert_eq!(rows, MAX_ROWS);
+        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| 0000")).collect();
+        assert_eq!(rows.len(), MAX_ROWS);
+        assert!(rows[MAX_ROWS - 1].starts_with("| 000000000049 |"), "{md}");
         assert!(md.contains("\nand 10 more failed targets;"), "{md}");
         assert!(!md.contains("not kept") && !md.contains("more\n|"));
     }
