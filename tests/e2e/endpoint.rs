@@ -88,9 +88,7 @@ fn aws_cli_in_the_child_gets_the_target_account_through_the_endpoint() {
             "{uri}"
         );
     }
-    for secret in g.secrets() {
-        assert!(!run.stdout.contains(&secret) && !run.stderr.contains(&secret));
-    }
+    run.expect_no_secret(g.secrets());
 }
 
 /// Fetches credentials twice, two seconds apart, the way SDKs do.

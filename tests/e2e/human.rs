@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{Ground, Run};
+use crate::support::{Ground, Run, WHO_AM_I};
 
 #[test]
 fn result_keeps_one_type_per_command_with_the_aws_cli() {
@@ -34,16 +34,7 @@ fn result_keeps_one_type_per_command_with_the_aws_cli() {
             "an account ID printed as text stays a string, exactly as printed: {r}"
         );
     }
-    let json = Run::of(g.cove().args([
-        "-t",
-        &g.ou("Sandbox"),
-        "--",
-        "aws",
-        "sts",
-        "get-caller-identity",
-        "--output",
-        "json",
-    ]));
+    let json = Run::of(g.cove().args(["-t", &g.ou("Sandbox"), "--"]).args(WHO_AM_I));
     json.expect_code(0);
     for r in json.list("Results") {
         assert!(r["Result"].is_object(), "JSON objects nest: {r}");

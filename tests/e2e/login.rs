@@ -124,12 +124,7 @@ fn a_login_session_about_to_expire_is_refreshed_through_sign_in() {
         ]
         .map(String::from),
     );
-    for secret in secrets {
-        assert!(
-            !run.stdout.contains(&secret) && !run.stderr.contains(&secret),
-            "a secret of the login session leaked"
-        );
-    }
+    run.expect_no_secret(secrets);
 }
 
 #[test]

@@ -43,9 +43,7 @@ fn an_mfa_session_is_the_starting_identity_for_every_call() {
         !run.stdout.contains(CODE) && !run.stderr.contains(CODE),
         "the MFA code is never printed, even at -vvv"
     );
-    for secret in g.secrets() {
-        assert!(!run.stdout.contains(&secret) && !run.stderr.contains(&secret));
-    }
+    run.expect_no_secret(g.secrets());
 }
 
 #[test]

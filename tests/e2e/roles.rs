@@ -7,7 +7,7 @@ use std::process::Stdio;
 
 use serde_json::{Value, json};
 
-use crate::support::{Ground, Run};
+use crate::support::{Ground, Run, WHO_AM_I};
 
 const OAAR: &str = "OrganizationAccountAccessRole";
 const CT: &str = "AWSControlTowerExecution";
@@ -36,18 +36,17 @@ fn signers(g: &Ground, operation: &str) -> Value {
 #[test]
 fn fallback_roles_land_every_account_in_results_with_the_role_that_worked() {
     let g = Ground::start(&["--deny-role-in", &format!("{OAAR}:prod-a,sandbox-b")]);
-    let run = Run::of(g.cove().args([
-        "--role",
-        &format!("{OAAR},{CT}"),
-        "--region",
-        "us-east-1,eu-west-1",
-        "--",
-        "aws",
-        "sts",
-        "get-caller-identity",
-        "--output",
-        "json",
-    ]));
+    let run = Run::of(
+        g.cove()
+            .args([
+                "--role",
+                &format!("{OAAR},{CT}"),
+                "--region",
+                "us-east-1,eu-west-1",
+                "--",
+            ])
+            .args(WHO_AM_I),
+    );
     run.expect_code(0);
     assert_eq!(run.ids("Results"), g.active_ids());
     let fallen_back = g.ids(&["prod-a", "sandbox-b"]);
@@ -140,18 +139,11 @@ fn a_via_role_chain_assumes_each_hop_once_and_acts_as_the_last_hop() {
     let g = Ground::start(&[]);
     let jump = role(&g.account("root-a"), "Jump");
     let hub = role(&g.caller(), "Hub");
-    let run = Run::of(g.cove().args([
-        "--via-role",
-        &jump,
-        "--via-role",
-        &hub,
-        "--",
-        "aws",
-        "sts",
-        "get-caller-identity",
-        "--output",
-        "json",
-    ]));
+    let run = Run::of(
+        g.cove()
+            .args(["--via-role", &jump, "--via-role", &hub, "--"])
+            .args(WHO_AM_I),
+    );
     run.expect_code(0);
     // The hub is in the management account: the calling account, left out as usual.
     assert_eq!(run.ids("Results"), g.active_ids());

@@ -5,25 +5,24 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::support::{Ground, Run};
+use crate::support::{Ground, Run, WHO_AM_I};
 
 #[test]
 fn each_child_runs_as_its_own_account_with_the_aws_cli() {
     let g = Ground::start(&[]);
-    let run = Run::of(g.cove().args([
-        "-t",
-        &g.ou("Deep"),
-        "-t",
-        &g.ou("Sandbox"),
-        "--region",
-        "us-east-1,eu-west-1",
-        "--",
-        "aws",
-        "sts",
-        "get-caller-identity",
-        "--output",
-        "json",
-    ]));
+    let run = Run::of(
+        g.cove()
+            .args([
+                "-t",
+                &g.ou("Deep"),
+                "-t",
+                &g.ou("Sandbox"),
+                "--region",
+                "us-east-1,eu-west-1",
+                "--",
+            ])
+            .args(WHO_AM_I),
+    );
     run.expect_code(0);
     let results = run.list("Results");
     assert_eq!(results.len(), 8, "4 accounts × 2 regions");
@@ -38,20 +37,19 @@ fn each_child_runs_as_its_own_account_with_the_aws_cli() {
 #[test]
 fn role_and_session_name_reach_sts_and_the_records() {
     let g = Ground::start(&[]);
-    let run = Run::of(g.cove().args([
-        "-t",
-        &g.account("root-a"),
-        "--role",
-        "AuditRole",
-        "--role-session-name",
-        "audit-run",
-        "--",
-        "aws",
-        "sts",
-        "get-caller-identity",
-        "--output",
-        "json",
-    ]));
+    let run = Run::of(
+        g.cove()
+            .args([
+                "-t",
+                &g.account("root-a"),
+                "--role",
+                "AuditRole",
+                "--role-session-name",
+                "audit-run",
+                "--",
+            ])
+            .args(WHO_AM_I),
+    );
     run.expect_code(0);
     let r = &run.list("Results")[0];
     assert_eq!(r["RoleName"], "AuditRole");
@@ -411,16 +409,8 @@ fn aws_cli_child_works_despite_a_missing_profile_and_stale_token_in_the_parent()
         g.cove()
             .env("AWS_PROFILE", "does-not-exist")
             .env("AWS_SECURITY_TOKEN", "stale-token-from-the-caller")
-            .args([
-                "-t",
-                &g.account("root-b"),
-                "--",
-                "aws",
-                "sts",
-                "get-caller-identity",
-                "--output",
-                "json",
-            ]),
+            .args(["-t", &g.account("root-b"), "--"])
+            .args(WHO_AM_I),
     );
     run.expect_code(0);
     let r = &run.list("Results")[0];

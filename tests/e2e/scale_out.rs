@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::support::{Ground, Run};
+use crate::support::{Ground, Run, WHO_AM_I};
 
 fn without_durations(mut doc: Value) -> Value {
     for list in ["Results", "Exceptions", "FailedAssumeRole"] {
@@ -254,17 +254,16 @@ fn filters_select_exactly_the_expected_accounts() {
 #[test]
 fn include_caller_runs_in_the_calling_account_through_its_role() {
     let g = Ground::start(&[]);
-    let run = Run::of(g.cove().args([
-        "--include-caller",
-        "-t",
-        &format!("{},{}", g.caller(), g.account("root-a")),
-        "--",
-        "aws",
-        "sts",
-        "get-caller-identity",
-        "--output",
-        "json",
-    ]));
+    let run = Run::of(
+        g.cove()
+            .args([
+                "--include-caller",
+                "-t",
+                &format!("{},{}", g.caller(), g.account("root-a")),
+                "--",
+            ])
+            .args(WHO_AM_I),
+    );
     run.expect_code(0);
     let caller = run
         .list("Results")

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{Ground, Run, venv};
+use crate::support::{Ground, Run, WHO_AM_I, venv};
 
 /// Writes the token `aws sso login` caches: `~/.aws/sso/cache/<sha1 of key>.json`, where the
 /// key is the sso_session name (or a legacy profile's start URL).
@@ -88,16 +88,11 @@ fn portal_ids(g: &Ground) -> Vec<String> {
 #[test]
 fn each_portal_account_runs_with_the_permission_set_and_no_role_is_assumed() {
     let g = Ground::start(&["--sso-accounts", "management,core-a,deep-a,sandbox-b"]);
-    let run = Run::of(sso_cove(&g, &portal_only()).args([
-        "--sso-role",
-        "AdministratorAccess",
-        "--",
-        "aws",
-        "sts",
-        "get-caller-identity",
-        "--output",
-        "json",
-    ]));
+    let run = Run::of(
+        sso_cove(&g, &portal_only())
+            .args(["--sso-role", "AdministratorAccess", "--"])
+            .args(WHO_AM_I),
+    );
     run.expect_code(0);
     let mut expected = g.ids(&["core-a", "deep-a", "sandbox-b"]);
     expected.push(g.caller());
@@ -136,29 +131,26 @@ fn each_portal_account_runs_with_the_permission_set_and_no_role_is_assumed() {
     );
     assert_eq!(g.calls("sts:AssumeRole"), 0, "{}", g.all_calls());
     assert_eq!(g.calls("sso:GetRoleCredentials"), 4);
-    for secret in g.secrets() {
-        assert!(!run.stdout.contains(&secret) && !run.stderr.contains(&secret));
-    }
+    run.expect_no_secret(g.secrets());
 }
 
 #[test]
 fn with_organization_access_targets_and_ignores_work_and_a_missing_permission_set_fails_its_account()
  {
     let g = Ground::start(&["--sso-deny", "AdministratorAccess:deep-b"]);
-    let run = Run::of(sso_cove(&g, &with_org_access(&g)).args([
-        "--sso-role",
-        "AdministratorAccess",
-        "-t",
-        &g.ou("Workloads"),
-        "--ignore",
-        &g.account("core-a"),
-        "--",
-        "aws",
-        "sts",
-        "get-caller-identity",
-        "--output",
-        "json",
-    ]));
+    let run = Run::of(
+        sso_cove(&g, &with_org_access(&g))
+            .args([
+                "--sso-role",
+                "AdministratorAccess",
+                "-t",
+                &g.ou("Workloads"),
+                "--ignore",
+                &g.account("core-a"),
+                "--",
+            ])
+            .args(WHO_AM_I),
+    );
     run.expect_code(1);
     assert_eq!(
         run.ids("Results"),
@@ -453,12 +445,7 @@ fn the_most_verbose_log_never_shows_the_portal_token_or_the_credentials() {
     );
     let secrets = g.secrets();
     assert!(secrets.contains(&token(&g)), "the scan covers the token");
-    for secret in secrets {
-        assert!(
-            !run.stdout.contains(&secret) && !run.stderr.contains(&secret),
-            "a secret leaked"
-        );
-    }
+    run.expect_no_secret(secrets);
 }
 
 #[test]

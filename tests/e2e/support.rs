@@ -215,6 +215,9 @@ impl Drop for Ground {
     }
 }
 
+/// The child command that proves which account a target ran in: the AWS CLI's caller identity.
+pub const WHO_AM_I: [&str; 5] = ["aws", "sts", "get-caller-identity", "--output", "json"];
+
 /// `cove` with a clean environment: dummy keys, a region, the venv on PATH, an empty HOME and
 /// no config files, so the developer's own AWS setup can never reach a test.
 pub fn clean_cove(home: &Path) -> Command {
@@ -337,6 +340,18 @@ impl Run {
             .iter()
             .flat_map(|l| self.list(l))
             .collect()
+    }
+
+    /// Asserts that no secret of `secrets` is in stdout or stderr. The message never quotes one.
+    pub fn expect_no_secret<S: AsRef<str>>(&self, secrets: impl IntoIterator<Item = S>) -> &Run {
+        for (i, secret) in secrets.into_iter().enumerate() {
+            let secret = secret.as_ref();
+            assert!(
+                !self.stdout.contains(secret) && !self.stderr.contains(secret),
+                "secret #{i} of the list leaked into stdout or stderr"
+            );
+        }
+        self
     }
 
     pub fn expect_code(&self, code: i32) -> &Run {
