@@ -511,8 +511,8 @@ mod tests {
         assert_eq!(aws.assume_calls(), 3);
     }
 
-    #[tokio::test]
-    async fn from_the_portal_a_missing_permission_set_moves_on_and_no_role_is_assumed() {
+    /// The portal's permission sets `sets`, with `Admin` missing in account 111111111111.
+    fn portal(sets: &[&str]) -> (Arc<FakeAws>, CredentialCache<FakeAws>) {
         let aws = Arc::new(FakeAws {
             role_errors: [(
                 ("Admin".to_owned(), "111111111111".to_owned()),
@@ -521,10 +521,16 @@ mod tests {
             .into(),
             ..FakeAws::default()
         });
-        let mut spec = RoleSpec::named(&["Admin", "ReadOnly"]);
+        let mut spec = RoleSpec::named(sets);
         spec.source = Source::Portal;
-        let cache =
-            CredentialCache::new(aws.clone(), spec, "aws", ["111111111111", "222222222222"]);
+        let accounts = ["111111111111", "222222222222"];
+        let cache = CredentialCache::new(aws.clone(), spec, "aws", accounts);
+        (aws, cache)
+    }
+
+    #[tokio::test]
+    async fn from_the_portal_a_missing_permission_set_moves_on_and_no_role_is_assumed() {
+        let (aws, cache) = portal(&["Admin", "ReadOnly"]);
         let fell_back = cache.get("111111111111").await.unwrap();
         assert_eq!(fell_back.role.role_name, "ReadOnly");
         assert_eq!(fell_back.role.session_name, None);
@@ -543,17 +549,7 @@ mod tests {
 
     #[tokio::test]
     async fn from_the_portal_a_failure_names_the_permission_set_and_the_portals_error_code() {
-        let aws = Arc::new(FakeAws {
-            role_errors: [(
-                ("Admin".to_owned(), "111111111111".to_owned()),
-                ErrorKind::Denied,
-            )]
-            .into(),
-            ..FakeAws::default()
-        });
-        let mut spec = RoleSpec::named(&["Admin"]);
-        spec.source = Source::Portal;
-        let cache = CredentialCache::new(aws, spec, "aws", ["111111111111"]);
+        let (_, cache) = portal(&["Admin"]);
         let failure = cache.get("111111111111").await.unwrap_err();
         let text = failure.to_string();
         assert!(

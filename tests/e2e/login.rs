@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{Ground, Run, venv};
+use crate::support::{Ground, Run, python};
 
 const SESSION: &str = "arn:aws:iam::123456789012:user/Admin";
 
@@ -37,17 +37,11 @@ with open(path, "w") as f:
     json.dump(token, f)
 print(path, end="")
 "#;
-    let out = Command::new(venv().join("bin/python"))
-        .args(["-c", script, home.to_str().unwrap(), SESSION])
-        .arg(expires_in.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap())
+    let expires_in = expires_in.to_string();
+    PathBuf::from(python(
+        script,
+        &[home.to_str().unwrap(), SESSION, &expires_in],
+    ))
 }
 
 /// cove with only the config file as a source of credentials: no key variables.

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{Ground, Run, WHO_AM_I, venv};
+use crate::support::{Ground, Run, WHO_AM_I, python, venv};
 
 /// Writes the token `aws sso login` caches: `~/.aws/sso/cache/<sha1 of key>.json`, where the
 /// key is the sso_session name (or a legacy profile's start URL).
@@ -22,16 +22,8 @@ with open(os.path.join(cache, hashlib.sha1(key.encode()).hexdigest() + ".json"),
     json.dump({"accessToken": token, "expiresAt": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
                "region": "us-east-1", "startUrl": "https://ground.awsapps.com/start"}, f)
 "#;
-    let out = Command::new(venv().join("bin/python"))
-        .args(["-c", script, home.to_str().unwrap(), key, token])
-        .arg(expires_in.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let expires_in = expires_in.to_string();
+    python(script, &[home.to_str().unwrap(), key, token, &expires_in]);
 }
 
 const SESSION: &str = "[sso-session corp]

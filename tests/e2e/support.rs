@@ -215,6 +215,22 @@ impl Drop for Ground {
     }
 }
 
+/// Runs `script` with the test venv's Python and `args`; panics with its stderr if it fails.
+/// Returns its stdout.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let out = Command::new(venv().join("bin/python"))
+        .args(["-c", script])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// The child command that proves which account a target ran in: the AWS CLI's caller identity.
 pub const WHO_AM_I: [&str; 5] = ["aws", "sts", "get-caller-identity", "--output", "json"];
 
