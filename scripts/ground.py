@@ -16,7 +16,7 @@ Usage:
               [--opt-in-names NAME,NAME] [--deny-list-regions-names NAME,NAME]
               [--caller-partition aws|aws-cn|aws-us-gov] [--deny-assume-quoting-names NAME,NAME]
               [--sso-accounts NAME,NAME] [--sso-permission-sets NAME,NAME]
-              [--sso-deny NAME:ACCOUNT,ACCOUNT]... [--sso-page-size N]
+              [--sso-deny NAME:ACCOUNT,ACCOUNT]... [--sso-page-size N] [--sso-unreadable NAME]...
               [--info-file PATH] [--exit-on-stdin-eof]
 
 Once ready it prints one JSON line (also written to --info-file):
@@ -82,6 +82,9 @@ accepts (header x-amz-sso_bearer_token) is "sso_token" in the info line, and amo
                                           /_ground/clear-faults
     --sso-page-size N                     page size of ListAccounts and ListAccountRoles (default
                                           3; a smaller max_result wins); next_token is the offset
+    --sso-unreadable NAME                 GetRoleCredentials of permission set NAME answers real
+                                          keys with an `expiration` that is not a number (an answer
+                                          the client cannot read); repeatable
 GetRoleCredentials answers with keys moto really issued (an internal sts:AssumeRole of
 role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_<set>_0123456789abcdef in that account, with
 the management keys), so GetCallerIdentity and account:ListRegions see that account. Internal
@@ -454,6 +457,7 @@ class FaultLayer:
         self.sso_permission_sets = []       # assigned in every portal account ...
         self.sso_denied = set()             # ... but these (permission set, account ID)
         self.sso_page_size = 3
+        self.sso_unreadable = set()         # permission sets answered with a bad expiration
         self.sso_params = []
         self.sso_times = []
 
@@ -546,9 +550,12 @@ class FaultLayer:
             self.secrets.extend([secret, token])
             self.key_accounts[key] = account
             self.key_roles[key] = f"sso:{permission_set}"
+        expiration = int(expires.timestamp() * 1000)
+        if permission_set in self.sso_unreadable:
+            expiration = "not-a-number"
         return self._json(start_response, {"roleCredentials": {
             "accessKeyId": key, "secretAccessKey": secret, "sessionToken": token,
-            "expiration": int(expires.timestamp() * 1000)}})
+            "expiration": expiration}})
 
     def _internal_assume(self, role_arn, session_name):
         """sts:AssumeRole straight to moto with the management keys, signed as a client would:
@@ -758,6 +765,7 @@ def arm_sso(layer, args, info):
         permission_set, _, denied = spec.partition(":")
         layer.sso_denied.update((permission_set, account_id_of(a, info)) for a in denied.split(",") if a)
     layer.sso_page_size = args.sso_page_size
+    layer.sso_unreadable.update(args.sso_unreadable)
     info["sso_token"] = layer.sso_token
 
 
@@ -821,6 +829,9 @@ def main():
                              "'management'); repeatable")
     parser.add_argument("--sso-page-size", type=int, default=3,
                         help="page size of the portal's ListAccounts and ListAccountRoles")
+    parser.add_argument("--sso-unreadable", action="append", default=[], metavar="NAME",
+                        help="GetRoleCredentials of permission set NAME answers with an expiration "
+                             "that is not a number; repeatable")
     parser.add_argument("--info-file")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (the test harness holds it open)")

@@ -162,8 +162,10 @@ pub async fn execute<A: Aws, W: Write + Send + 'static>(
     };
     let rerun = config.selection.rerun.as_ref();
     let portal = aws.portal_region();
+    let s = &config.selection;
+    let walks_ous = s.targets.iter().chain(&s.ignores).any(OrgId::is_parent);
     let identified = tokio::select! {
-        identified = identify(aws.as_ref(), regions, rerun, portal.as_deref()) => identified?,
+        identified = identify(aws.as_ref(), regions, rerun, portal.as_deref(), walks_ous) => identified?,
         _ = run.control.stop.cancelled() => return run.interrupted_before_targets(out, pretty),
     };
     if run.streams() {
@@ -175,19 +177,27 @@ pub async fn execute<A: Aws, W: Write + Send + 'static>(
 
 /// Who is calling (`sts:GetCallerIdentity`), and its partition, checked against every region
 /// the run will use. With `--sso-role` (`portal_region` is the portal's region) the partition
-/// is the portal's, and there may be no calling identity at all: it is then used for nothing.
+/// is the portal's, and there may be no calling identity at all: it is then used for nothing,
+/// and a selection that must walk OUs (`selection_walks_ous`) is an error here.
 async fn identify<A: Aws>(
     aws: &A,
     regions: &[String],
     rerun: Option<&std::collections::BTreeMap<String, Vec<String>>>,
     portal_region: Option<&str>,
+    selection_walks_ous: bool,
 ) -> anyhow::Result<Identified> {
     let (caller, partition) = match portal_region {
         Some(region) => {
-            let caller = aws.caller().await.unwrap_or_else(|e| {
-                tracing::info!(error = %e, "no calling identity; the organization will not be listed with it");
-                Caller::default()
-            });
+            let caller = match aws.caller().await {
+                Ok(caller) => caller,
+                Err(e) => {
+                    tracing::info!(error = %e, "no calling identity; the organization cannot be listed with it");
+                    if selection_walks_ous {
+                        return Err(resolver::cannot_walk(&e, true));
+                    }
+                    Caller::default()
+                }
+            };
             let partition = regions::partition_of(region).unwrap_or("aws").to_owned();
             (caller, partition)
         }

@@ -148,8 +148,33 @@ pub const PORTAL_VIA: &str = "sso-portal";
 /// The note of a `--sso-role` run whose targets come from the portal.
 pub(crate) fn from_portal_note(e: &AwsError) -> String {
     format!(
-        "the organization cannot be listed ({e}); running in the accounts the IAM Identity Center portal lists for you (sso:ListAccounts)"
+        "{}; running in the accounts the IAM Identity Center portal lists for you (sso:ListAccounts)",
+        why_no_organization(e)
     )
+}
+
+/// Why a `--sso-role` run cannot list the organization: denied, or no calling identity at all
+/// (a profile that names no account of its own is the usual case, and no sign-in is missing).
+fn why_no_organization(e: &AwsError) -> String {
+    if e.is_no_org_access() {
+        format!("the organization cannot be listed ({e})")
+    } else {
+        tracing::info!(error = %e, "no calling credentials to list the organization with");
+        "the profile gives no identity of its own to list the organization with (it names no sso_account_id and sso_role_name, or they cannot be used)".to_owned()
+    }
+}
+
+/// The organization cannot be listed, and the selection needs it (an OU, the root, an ignored
+/// OU). With `--sso-role` and no calling identity, say which identity is missing.
+pub(crate) fn cannot_walk(e: &AwsError, portal: bool) -> anyhow::Error {
+    if portal && !e.is_no_org_access() {
+        anyhow::anyhow!(
+            "{}. Targeting an OU or the root, or ignoring an OU, needs {ORG_PERMISSIONS}: give the profile an sso_account_id and sso_role_name that may use them, or pass the accounts by ID",
+            why_no_organization(e)
+        )
+    } else {
+        no_org_access(e)
+    }
 }
 
 pub(crate) fn portal_listing_failed(e: AwsError) -> anyhow::Error {
@@ -311,7 +336,7 @@ pub async fn resolve<A: Aws>(
             from_portal = true;
             Some(list_portal(aws).await?)
         }
-        Err(denied) if needs_tree => return Err(no_org_access(&denied)),
+        Err(e) if needs_tree => return Err(cannot_walk(&e, selection.portal)),
         Err(_) => None,
     };
     if org.is_none() && (rules.filters.name.is_some() || rules.filters.email.is_some()) {
@@ -321,6 +346,16 @@ pub async fn resolve<A: Aws>(
     }
     let mut selected = select(aws, selection, caller, org.as_ref()).await?;
     notes.append(&mut selected.notes);
+    if org.is_none() && selection.portal {
+        // Named by ID without organization access: the portal still knows their names.
+        let known = list_portal(aws).await?;
+        for account in selected.accounts.values_mut() {
+            if let Some(listed) = known.get(&account.id) {
+                account.name.clone_from(&listed.name);
+                account.email.clone_from(&listed.email);
+            }
+        }
+    }
     if from_portal {
         // The dry run says where each account came from: the portal, not the organization.
         for via in selected.via.values_mut() {

@@ -13,7 +13,6 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use aws_sdk_organizations::types::Account as SdkAccount;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::types::PolicyDescriptorType;
-use aws_smithy_types::error::display::DisplayErrorContext;
 
 use super::calls::{self, CallLog};
 use super::portal::{Portal, PortalProfile};
@@ -110,7 +109,9 @@ where
             err.message().unwrap_or("(no message from AWS)"),
         );
     }
-    let detail = DisplayErrorContext(&err).to_string();
+    // Each cause's own sentence, never a Debug form: that of a response error holds the raw
+    // response, and a credentials answer cove could not read has the keys in its body.
+    let detail = causes(&err);
     unlabeled(&err).with_detail(detail)
 }
 
@@ -153,6 +154,18 @@ fn unlabeled(err: &(dyn std::error::Error + 'static)) -> AwsError {
         source = e.source();
     }
     AwsError::new(ErrorKind::Other, None, innermost(err))
+}
+
+/// Every cause in an error's chain, each by its `Display`, joined with `: `.
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
 }
 
 /// The last cause in an error's chain: usually the one that says what went wrong.

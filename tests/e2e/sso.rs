@@ -68,6 +68,15 @@ fn profile_cove(g: &Ground, config: &str) -> Command {
     cmd
 }
 
+/// cove as [`profile_cove`] makes it, with the ground's starting keys put back: a check that
+/// came after the first AWS call would then show that call (GetCallerIdentity) at the ground.
+fn keyed_cove(g: &Ground, config: &str) -> Command {
+    let mut cmd = profile_cove(g, config);
+    cmd.env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing");
+    cmd
+}
+
 /// Every account the ground's portal lists by default: the active ones and the management
 /// account.
 fn portal_ids(g: &Ground) -> Vec<String> {
@@ -117,9 +126,20 @@ fn each_portal_account_runs_with_the_permission_set_and_no_role_is_assumed() {
     assert_eq!(core["Name"], "core-a", "names come from the portal");
     assert_eq!(core["Email"], "core-a@example.com");
     assert!(
-        run.stderr.contains("IAM Identity Center portal lists"),
-        "{}",
+        run.stderr.contains("IAM Identity Center portal lists")
+            && run.stderr.contains("names no sso_account_id"),
+        "says why the portal's list is used: {}",
         run.stderr
+    );
+    assert!(
+        !run.stderr.contains("aws sso login"),
+        "a signed-in user is not told to sign in: {}",
+        run.stderr
+    );
+    let params = g.sso_params();
+    assert!(
+        params.iter().all(|p| p["token_ok"] == true),
+        "every portal call carried the cached token: {params:?}"
     );
     assert_eq!(g.calls("sts:AssumeRole"), 0, "{}", g.all_calls());
     assert_eq!(g.calls("sso:GetRoleCredentials"), 4);
@@ -194,7 +214,13 @@ fn explicit_accounts_run_without_organization_access() {
     ]));
     run.expect_code(0);
     assert_eq!(run.ids("Results"), ids);
-    assert_eq!(g.calls("sso:ListAccounts"), 1, "only the sign-in check");
+    let mut names: Vec<String> = run
+        .list("Results")
+        .iter()
+        .map(|r| r["Name"].as_str().unwrap_or("null").to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["prod-a", "sandbox-a"], "named by the portal");
 }
 
 #[test]
@@ -230,18 +256,18 @@ fn expect_login_error(run: &Run, g: &Ground) {
 fn a_missing_or_expired_sign_in_is_an_error_that_says_to_sign_in_again() {
     let g = Ground::start(&[]);
     let args = ["--sso-role", "ReadOnlyAccess", "--", "true"];
-    let missing = Run::of(profile_cove(&g, &portal_only()).args(args));
+    let missing = Run::of(keyed_cove(&g, &portal_only()).args(args));
     expect_login_error(&missing, &g);
     // Named accounts too: the run ends before any target, rather than failing each one.
     let named = g.account("root-a");
     let missing = Run::of(
-        profile_cove(&g, &portal_only())
+        keyed_cove(&g, &portal_only())
             .args(["-t", &named])
             .args(args),
     );
     expect_login_error(&missing, &g);
     cache_sso_token(g.home.path(), "corp", &token(&g), -60);
-    let expired = Run::of(profile_cove(&g, &portal_only()).args(args));
+    let expired = Run::of(keyed_cove(&g, &portal_only()).args(args));
     expect_login_error(&expired, &g);
     assert!(expired.stderr.contains("expired"), "{}", expired.stderr);
 }
@@ -275,8 +301,7 @@ fn a_token_the_portal_refuses_is_an_error_that_says_to_sign_in_again() {
 fn a_profile_without_sso_settings_is_an_input_error() {
     let g = Ground::start(&[]);
     let config = "[profile my-sso]\nregion = us-east-1\n";
-    let run =
-        Run::of(profile_cove(&g, config).args(["--sso-role", "ReadOnlyAccess", "--", "true"]));
+    let run = Run::of(keyed_cove(&g, config).args(["--sso-role", "ReadOnlyAccess", "--", "true"]));
     run.expect_code(2);
     assert!(
         run.stderr.contains("profile `my-sso` has none"),
@@ -299,7 +324,7 @@ fn sso_role_and_role_cannot_be_given_together() {
     ]));
     run.expect_code(2);
     assert!(
-        run.stderr.contains("--sso-role") && run.stderr.contains("--role"),
+        run.stderr.contains("cannot be used with") && run.stderr.contains("--sso-role"),
         "{}",
         run.stderr
     );
@@ -312,12 +337,16 @@ fn throttled_get_role_credentials_calls_are_retried() {
         "root-a,root-b,prod-a",
         "--throttle-first",
         "sso:GetRoleCredentials=4",
+        "--throttle-first",
+        "sso:ListAccounts=3",
     ]);
     let run =
         Run::of(sso_cove(&g, &portal_only()).args(["--sso-role", "ReadOnlyAccess", "--", "true"]));
     run.expect_code(0);
     assert_eq!(run.ids("Results"), g.ids(&["prod-a", "root-a", "root-b"]));
     assert_eq!(g.calls("sso:GetRoleCredentials"), 3 + 4);
+    // The sign-in check and two pages of one account... three pages of at most three.
+    assert!(g.calls("sso:ListAccounts") >= 3 + 2, "{}", g.all_calls());
 }
 
 #[test]
@@ -442,24 +471,91 @@ fn the_most_verbose_log_never_shows_the_portal_token_or_the_credentials() {
 
 #[test]
 fn a_dry_run_without_organization_access_lists_the_portals_accounts() {
-    // A dry run resolves the full list first (the listed path, not the streamed one).
+    // A dry run resolves the full list first (the listed path, not the streamed one). The
+    // permission set comes from COVE_SSO_ROLE this time.
     let g = Ground::start(&["--sso-accounts", "prod-a,deep-b"]);
-    let run =
-        Run::of(sso_cove(&g, &portal_only()).args(["--sso-role", "ReadOnlyAccess", "--dry-run"]));
+    let run = Run::of(
+        sso_cove(&g, &portal_only())
+            .env("COVE_SSO_ROLE", "ReadOnlyAccess")
+            .arg("--dry-run"),
+    );
     run.expect_code(0);
     let doc = run.doc();
-    let listed = doc.to_string();
-    for id in g.ids(&["prod-a", "deep-b"]) {
-        assert!(listed.contains(&id), "{id}: {doc}");
+    assert_eq!(doc["Roles"], serde_json::json!(["ReadOnlyAccess"]), "{doc}");
+    let targets = doc["Targets"].as_array().unwrap();
+    let mut ids: Vec<&str> = targets.iter().map(|t| t["Id"].as_str().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, g.ids(&["deep-b", "prod-a"]));
+    for t in targets {
+        assert_eq!(t["TargetedBy"], serde_json::json!(["sso-portal"]), "{t}");
     }
-    assert!(!listed.contains(&g.account("root-a")), "{doc}");
-    assert!(
-        listed.contains("\"sso-portal\""),
-        "where they came from: {doc}"
-    );
     assert_eq!(
         g.calls("sso:GetRoleCredentials"),
         0,
         "a dry run gets no credentials"
     );
+}
+
+#[test]
+fn with_organization_access_tag_filters_work_as_usual() {
+    let g = Ground::start(&[]);
+    let run = Run::of(sso_cove(&g, &with_org_access(&g)).args([
+        "--sso-role",
+        "ReadOnlyAccess",
+        "--filter-tag",
+        "env=prod",
+        "--",
+        "true",
+    ]));
+    run.expect_code(0);
+    assert_eq!(run.ids("Results"), g.ids(&["core-a", "prod-a"]));
+}
+
+#[test]
+fn an_ou_without_a_calling_identity_is_an_error_that_says_which_identity_is_missing() {
+    let g = Ground::start(&[]);
+    let run = Run::of(sso_cove(&g, &portal_only()).args([
+        "--sso-role",
+        "ReadOnlyAccess",
+        "-t",
+        &g.ou("Sandbox"),
+        "--",
+        "true",
+    ]));
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("names no sso_account_id") && !run.stderr.contains("aws sso login"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(g.calls("sso:GetRoleCredentials"), 0);
+}
+
+#[test]
+fn a_credentials_answer_cove_cannot_read_fails_its_account_without_showing_the_keys() {
+    // The answer carries real keys but an expiration that is not a number; the error, at -v,
+    // must not quote the response.
+    let g = Ground::start(&[
+        "--sso-accounts",
+        "root-a",
+        "--sso-unreadable",
+        "ReadOnlyAccess",
+    ]);
+    let run = Run::of(sso_cove(&g, &portal_only()).args([
+        "-v",
+        "--sso-role",
+        "ReadOnlyAccess",
+        "--",
+        "true",
+    ]));
+    run.expect_code(1);
+    assert_eq!(run.ids("FailedAssumeRole"), g.ids(&["root-a"]));
+    assert!(
+        run.stderr.contains("cause"),
+        "the cause is logged: {}",
+        run.stderr
+    );
+    let issued = g.secrets();
+    assert!(issued.len() >= 3, "the ground issued keys: {issued:?}");
+    run.expect_no_secret(issued);
 }

@@ -184,6 +184,15 @@ impl Ground {
         self.times("/_ground/assume-times")
     }
 
+    /// Every portal call: its operation, account, permission set and whether it carried the
+    /// ground's token (never the token itself).
+    pub fn sso_params(&self) -> Vec<Value> {
+        self.get("/_ground/sso-params")["calls"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
     /// When each portal GetRoleCredentials call reached the ground, throttled ones included.
     pub fn sso_times(&self) -> Vec<f64> {
         self.times("/_ground/sso-times")
