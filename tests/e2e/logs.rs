@@ -134,7 +134,10 @@ fn with_no_credentials_at_all_the_error_says_what_to_do_and_v_shows_the_cause() 
     let verbose = no_keys(true);
     verbose.expect_code(2);
     assert!(
-        verbose.stderr.contains("cause detail=") && verbose.stderr.contains("CredentialsNotLoaded"),
+        verbose.stderr.contains("cause detail=")
+            && verbose
+                .stderr
+                .contains("no providers in chain provided credentials"),
         "-v adds the chain of causes: {}",
         verbose.stderr
     );
