@@ -95,6 +95,8 @@ pub struct AssumeFailure {
     pub role: RoleUsed,
     /// What was asked for each role (`assume arn:...`) and its error (already redacted).
     pub tried: Vec<(String, AwsError)>,
+    /// What would work instead: from the portal, the permission sets the user has there.
+    pub hint: Option<String>,
 }
 
 impl std::fmt::Display for AssumeFailure {
@@ -102,6 +104,9 @@ impl std::fmt::Display for AssumeFailure {
         for (i, (asked, err)) in self.tried.iter().enumerate() {
             let sep = if i == 0 { "" } else { "; " };
             write!(f, "{sep}could not {asked}: {err}")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "; {hint}")?;
         }
         Ok(())
     }
@@ -326,7 +331,39 @@ impl<A: Aws> CredentialCache<A> {
                 }
             }
         }
-        Err(Arc::new(AssumeFailure { role: last, tried }))
+        let denied = tried
+            .last()
+            .is_some_and(|(_, e)| e.kind == ErrorKind::Denied);
+        let hint = if denied && self.spec.source == Source::Portal {
+            self.permission_sets_in(account_id).await
+        } else {
+            None
+        };
+        Err(Arc::new(AssumeFailure {
+            role: last,
+            tried,
+            hint,
+        }))
+    }
+
+    /// Which permission sets the user does have in the account, when none asked for was there.
+    async fn permission_sets_in(&self, account_id: &str) -> Option<String> {
+        if let Some(rate) = &self.rate {
+            rate.acquire().await;
+        }
+        match self.aws.portal_account_roles(account_id).await {
+            Ok(sets) if sets.is_empty() => Some(format!(
+                "the portal lists no permission set of yours in account {account_id}"
+            )),
+            Ok(sets) => Some(format!(
+                "your permission sets in account {account_id}: {}",
+                sets.join(", ")
+            )),
+            Err(e) => {
+                tracing::info!(account = account_id, error = %e, "could not list the permission sets in the account");
+                None
+            }
+        }
     }
 
     /// One credential call for `role` in the account, and what it asked, for the failure text.
@@ -519,6 +556,7 @@ mod tests {
                 ErrorKind::Denied,
             )]
             .into(),
+            portal_roles: [("111111111111".to_owned(), vec!["ReadOnly".to_owned()])].into(),
             ..FakeAws::default()
         });
         let mut spec = RoleSpec::named(sets);
@@ -554,7 +592,8 @@ mod tests {
         let text = failure.to_string();
         assert!(
             text.contains("permission set `Admin` in account 111111111111")
-                && text.contains("ForbiddenException: No access"),
+                && text.contains("ForbiddenException: No access")
+                && text.ends_with("; your permission sets in account 111111111111: ReadOnly"),
             "{text}"
         );
         assert_eq!(failure.role.session_name, None);

@@ -36,6 +36,8 @@ pub struct FakeAws {
     /// `role_errors` say.
     pub portal: Option<String>,
     pub portal_accounts: Vec<Account>,
+    /// The permission sets the portal lists in each account.
+    pub portal_roles: BTreeMap<String, Vec<String>>,
     /// `(account ID, permission set)` of every portal credential request.
     pub portal_requests: Mutex<Vec<(String, String)>>,
 }
@@ -235,6 +237,14 @@ impl Aws for FakeAws {
         next_token: Option<String>,
     ) -> Result<Page<Account>, AwsError> {
         Ok(page_of(&self.portal_accounts, next_token))
+    }
+
+    async fn portal_account_roles(&self, account_id: &str) -> Result<Vec<String>, AwsError> {
+        Ok(self
+            .portal_roles
+            .get(account_id)
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn portal_role_credentials(

@@ -201,6 +201,12 @@ pub trait Aws: Send + Sync + 'static {
         &self,
         next_token: Option<String>,
     ) -> impl Future<Output = Result<Page<Account>, AwsError>> + Send;
+    /// The permission sets the IAM Identity Center user has in an account
+    /// (`sso:ListAccountRoles`), to say which exist when the one asked for does not.
+    fn portal_account_roles(
+        &self,
+        account_id: &str,
+    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
     /// The credentials of the permission set `permission_set` in an account, from the
     /// IAM Identity Center portal (`sso:GetRoleCredentials`), for `--sso-role`.
     fn portal_role_credentials(

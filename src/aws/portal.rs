@@ -219,6 +219,37 @@ impl Portal {
         .await
     }
 
+    /// The permission sets the user has in the account (`sso:ListAccountRoles`, every page).
+    pub async fn account_roles(&self, account_id: &str) -> Result<Vec<String>, AwsError> {
+        calls::logged(
+            "sso",
+            "ListAccountRoles",
+            account_id,
+            self.region(),
+            async {
+                let token = self.token_for_call().await?;
+                let mut pages = self
+                    .client
+                    .list_account_roles()
+                    .access_token(token.expose())
+                    .account_id(account_id)
+                    .into_paginator()
+                    .send();
+                let mut names = Vec::new();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(aws_error)?;
+                    names.extend(
+                        page.role_list()
+                            .iter()
+                            .filter_map(|r| r.role_name().map(str::to_owned)),
+                    );
+                }
+                Ok(names)
+            },
+        )
+        .await
+    }
+
     /// The credentials of `permission_set` in the account (`sso:GetRoleCredentials`).
     pub async fn role_credentials(
         &self,

@@ -399,6 +399,10 @@ impl Aws for SdkAws {
         self.portal()?.accounts_page(next_token).await
     }
 
+    async fn portal_account_roles(&self, account_id: &str) -> Result<Vec<String>, AwsError> {
+        self.portal()?.account_roles(account_id).await
+    }
+
     async fn portal_role_credentials(
         &self,
         account_id: &str,

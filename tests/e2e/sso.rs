@@ -176,6 +176,11 @@ fn with_organization_access_targets_and_ignores_work_and_a_missing_permission_se
     assert!(failed[0]["RoleSessionName"].is_null());
     let details = failed[0]["ExceptionDetails"].as_str().unwrap();
     assert!(details.contains("ForbiddenException"), "{details}");
+    let have = format!(
+        "your permission sets in account {}: ReadOnlyAccess",
+        g.account("deep-b")
+    );
+    assert!(details.ends_with(&have), "says which it has: {details}");
     assert!(g.calls("organizations:ListAccountsForParent") > 0);
     assert_eq!(
         g.calls("sso:ListAccounts"),
