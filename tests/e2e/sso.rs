@@ -564,3 +564,46 @@ fn a_credentials_answer_cove_cannot_read_fails_its_account_without_showing_the_k
     assert!(issued.len() >= 3, "the ground issued keys: {issued:?}");
     run.expect_no_secret(issued);
 }
+
+#[test]
+fn region_all_asks_each_account_with_its_permission_set() {
+    // account:ListRegions is signed with the portal's keys for the account, so the ground
+    // answers for that account (ap-east-1 is enabled in root-b only).
+    let g = Ground::start(&[
+        "--sso-accounts",
+        "root-a,root-b",
+        "--opt-in-names",
+        "root-b",
+    ]);
+    let run = Run::of(sso_cove(&g, &portal_only()).args([
+        "--sso-role",
+        "ReadOnlyAccess",
+        "--region",
+        "all",
+        "--",
+        "true",
+    ]));
+    run.expect_code(0);
+    let mut pairs: Vec<(String, String)> = run
+        .list("Results")
+        .iter()
+        .map(|r| {
+            (
+                r["Id"].as_str().unwrap().to_owned(),
+                r["Region"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    pairs.sort();
+    let (a, b) = (g.account("root-a"), g.account("root-b"));
+    let mut expected = vec![
+        (a.clone(), "eu-west-1".to_owned()),
+        (a, "us-east-1".to_owned()),
+        (b.clone(), "ap-east-1".to_owned()),
+        (b.clone(), "eu-west-1".to_owned()),
+        (b, "us-east-1".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(pairs, expected);
+    assert_eq!(g.calls("sso:GetRoleCredentials"), 2, "one per account");
+}
