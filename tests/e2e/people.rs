@@ -8,6 +8,8 @@ use std::process::Stdio;
 use serde_json::Value;
 
 use crate::faults::{assert_all_dead, kill_all, wait_for_pids};
+#[cfg(target_os = "linux")]
+use crate::support::under_pty;
 use crate::support::{Ground, Run};
 
 #[test]
@@ -211,35 +213,12 @@ sleep 1000 & echo $! > {d}/$COVE_ACCOUNT_ID; wait"#,
     assert_all_dead(&pids);
 }
 
-// Linux only: the pseudo-terminal comes from util-linux `script -q -e -c`, whose flags BSD script(1) on macOS does not take.
+/// [`under_pty`] for a run that must succeed: all it drew.
 #[cfg(target_os = "linux")]
-/// Runs cove under a pseudo-terminal (util-linux `script`) and returns all it drew.
-fn under_pty(g: &Ground, env: &[(&str, &str)], args: &[&str]) -> String {
-    let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_cove"))
-        .chain(args.iter().copied())
-        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
-        .collect();
-    let cmd = g.cove();
-    let mut script = std::process::Command::new("script");
-    script
-        .args(["-q", "-e", "-c", &quoted.join(" "), "/dev/null"])
-        .env_clear()
-        .envs(
-            cmd.get_envs()
-                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
-        )
-        .env("TERM", "xterm")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null());
-    let out = script
-        .output()
-        .expect("util-linux `script` is needed for the pseudo-terminal tests");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+fn drawn(g: &Ground, env: &[(&str, &str)], args: &[&str]) -> String {
+    let (code, screen) = under_pty(g, env, args);
+    assert_eq!(code, 0, "{screen}");
+    screen
 }
 
 // Linux only: the pseudo-terminal comes from util-linux `script -q -e -c`, whose flags BSD script(1) on macOS does not take.
@@ -248,7 +227,7 @@ fn under_pty(g: &Ground, env: &[(&str, &str)], args: &[&str]) -> String {
 fn progress_bar_draws_on_a_terminal_and_json_is_pretty_there() {
     let g = Ground::start(&[]);
     let ou = g.ou("Sandbox");
-    let screen = under_pty(&g, &[], &["-t", &ou, "--", "sleep", "1"]);
+    let screen = drawn(&g, &[], &["-t", &ou, "--", "sleep", "1"]);
     assert!(
         screen.contains("/2 targets"),
         "progress bar drawn: {screen:?}"
@@ -276,13 +255,13 @@ fn progress_bar_stays_silent_without_a_terminal_or_on_a_dumb_one() {
         "no escape codes: {:?}",
         run.stderr
     );
-    let dumb = under_pty(
+    let dumb = drawn(
         &g,
         &[("TERM", "dumb")],
         &["-t", &g.ou("Sandbox"), "--", "sleep", "1"],
     );
     assert!(!dumb.contains("targets,"), "{dumb:?}");
-    let quiet = under_pty(&g, &[], &["-q", "-t", &g.ou("Sandbox"), "--", "sleep", "1"]);
+    let quiet = drawn(&g, &[], &["-q", "-t", &g.ou("Sandbox"), "--", "sleep", "1"]);
     assert!(
         !quiet.contains("targets,") && !quiet.contains(" ok, "),
         "{quiet:?}"

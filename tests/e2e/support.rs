@@ -391,3 +391,28 @@ impl Run {
         self
     }
 }
+
+// Linux only: the pseudo-terminal comes from util-linux `script -q -e -c`, whose flags BSD script(1) on macOS does not take.
+#[cfg(target_os = "linux")]
+/// Runs cove under a pseudo-terminal (util-linux `script`): its exit code and all it drew.
+pub fn under_pty(g: &Ground, env: &[(&str, &str)], args: &[&str]) -> (i32, String) {
+    let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_cove"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let out = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &quoted.join(" "), "/dev/null"])
+        .env_clear()
+        .envs(
+            g.cove()
+                .get_envs()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
+        )
+        .env("TERM", "xterm")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("util-linux `script` is needed for the pseudo-terminal tests");
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code().unwrap_or(-1), screen)
+}
