@@ -600,6 +600,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn without_a_permission_set_there_the_hint_says_so_and_a_failed_listing_drops_it() {
+        let aws = Arc::new(FakeAws {
+            role_errors: [
+                (
+                    ("Admin".to_owned(), "111111111111".to_owned()),
+                    ErrorKind::Denied,
+                ),
+                (
+                    ("Admin".to_owned(), "222222222222".to_owned()),
+                    ErrorKind::Denied,
+                ),
+            ]
+            .into(),
+            portal_roles_fail: ["222222222222".to_owned()].into(),
+            ..FakeAws::default()
+        });
+        let mut spec = RoleSpec::named(&["Admin"]);
+        spec.source = Source::Portal;
+        let cache = CredentialCache::new(aws, spec, "aws", ["111111111111", "222222222222"]);
+        let none = cache.get("111111111111").await.unwrap_err();
+        assert!(
+            none.to_string()
+                .ends_with("; the portal lists no permission set of yours in account 111111111111"),
+            "{none}"
+        );
+        let unlisted = cache.get("222222222222").await.unwrap_err();
+        assert_eq!(unlisted.hint, None);
+        assert!(
+            unlisted
+                .to_string()
+                .ends_with("ForbiddenException: No access"),
+            "{unlisted}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_failed_renewal_keeps_credentials_that_still_work() {
         // Credentials last 60 s, so every get renews; the second AssumeRole is throttled.
         let aws = Arc::new(crate::aws::fake::FakeAws {

@@ -193,7 +193,12 @@ async fn identify<A: Aws>(
                 Err(e) => {
                     tracing::info!(error = %e, "no calling identity; the organization cannot be listed with it");
                     if selection_walks_ous {
-                        return Err(resolver::cannot_walk(&e, true));
+                        if e.cannot_list_organization() {
+                            return Err(resolver::cannot_walk(&e, true));
+                        }
+                        return Err(anyhow::Error::new(e).context(
+                            "could not identify the calling credentials with sts:GetCallerIdentity, which the OUs of --target and --ignore need",
+                        ));
                     }
                     Caller::default()
                 }

@@ -339,7 +339,11 @@ pub async fn resolve<A: Aws>(
         Err(e) if needs_tree => return Err(cannot_walk(&e, selection.portal)),
         Err(_) => None,
     };
-    if org.is_none() && (rules.filters.name.is_some() || rules.filters.email.is_some()) {
+    // With --sso-role the portal still names the accounts (below), so the filters apply.
+    if org.is_none()
+        && !selection.portal
+        && (rules.filters.name.is_some() || rules.filters.email.is_some())
+    {
         bail!(
             "--filter-name and --filter-email need account names and emails from organizations:ListAccounts, which this caller may not use"
         );
@@ -347,13 +351,18 @@ pub async fn resolve<A: Aws>(
     let mut selected = select(aws, selection, caller, org.as_ref()).await?;
     notes.append(&mut selected.notes);
     if org.is_none() && selection.portal {
-        // Named by ID without organization access: the portal still knows their names.
-        let known = list_portal(aws).await?;
-        for account in selected.accounts.values_mut() {
-            if let Some(listed) = known.get(&account.id) {
-                account.name.clone_from(&listed.name);
-                account.email.clone_from(&listed.email);
+        // Named by ID without organization access: the portal still knows their names. They
+        // are only names: if the portal cannot be listed, the accounts run without them.
+        match list_portal(aws).await {
+            Ok(known) => {
+                for account in selected.accounts.values_mut() {
+                    if let Some(listed) = known.get(&account.id) {
+                        account.name.clone_from(&listed.name);
+                        account.email.clone_from(&listed.email);
+                    }
+                }
             }
+            Err(e) => tracing::warn!("the accounts named by ID run without names: {e:#}"),
         }
     }
     if from_portal {

@@ -38,6 +38,8 @@ pub struct FakeAws {
     pub portal_accounts: Vec<Account>,
     /// The permission sets the portal lists in each account.
     pub portal_roles: BTreeMap<String, Vec<String>>,
+    /// `sso:ListAccountRoles` fails for these accounts.
+    pub portal_roles_fail: BTreeSet<String>,
     /// `(account ID, permission set)` of every portal credential request.
     pub portal_requests: Mutex<Vec<(String, String)>>,
 }
@@ -240,6 +242,13 @@ impl Aws for FakeAws {
     }
 
     async fn portal_account_roles(&self, account_id: &str) -> Result<Vec<String>, AwsError> {
+        if self.portal_roles_fail.contains(account_id) {
+            return Err(AwsError::new(
+                ErrorKind::Throttled,
+                Some("TooManyRequestsException"),
+                "Rate exceeded",
+            ));
+        }
         Ok(self
             .portal_roles
             .get(account_id)

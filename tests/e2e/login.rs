@@ -110,6 +110,14 @@ fn a_login_session_about_to_expire_is_refreshed_through_sign_in() {
     // refresh token) and those cached before it.
     let mut secrets = g.secrets();
     secrets.push(saved["refreshToken"].as_str().unwrap().to_owned());
+    // The DPoP private key, by the lines of its PEM body.
+    let pem = saved["dpopKey"].as_str().unwrap();
+    assert!(pem.contains("PRIVATE KEY"), "the cache keeps the key");
+    secrets.extend(
+        pem.lines()
+            .filter(|l| !l.starts_with("-----") && l.len() > 20)
+            .map(str::to_owned),
+    );
     secrets.extend(
         [
             "cached-secret",
