@@ -92,7 +92,7 @@ fn aws_cli_in_the_child_gets_the_target_account_through_the_endpoint() {
 }
 
 /// Fetches credentials twice, two seconds apart, the way SDKs do.
-const FETCH_TWICE: &str = r#"
+pub const FETCH_TWICE: &str = r#"
 import json, os, time, urllib.request
 def fetch():
     request = urllib.request.Request(os.environ["AWS_CONTAINER_CREDENTIALS_FULL_URI"],

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::support::{Ground, Run, WHO_AM_I};
+use crate::support::{Ground, Run, WHO_AM_I, id_regions};
 
 fn without_durations(mut doc: Value) -> Value {
     for list in ["Results", "Exceptions", "FailedAssumeRole"] {
@@ -167,16 +167,7 @@ fn rerun_targets_exactly_what_failed_once_the_denial_is_lifted() {
         fixed,
     ]));
     rerun.expect_code(0);
-    let pairs: BTreeSet<(String, String)> = rerun
-        .records()
-        .iter()
-        .map(|r| {
-            (
-                r["Id"].as_str().unwrap().to_owned(),
-                r["Region"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let pairs: BTreeSet<(String, String)> = id_regions(&rerun.records()).into_iter().collect();
     let mut expected = BTreeSet::new();
     for name in ["sandbox-a", "deep-b"] {
         for region in ["us-east-1", "eu-west-1"] {

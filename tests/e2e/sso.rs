@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::endpoint::FETCH_TWICE;
 use crate::support::{Ground, Run, WHO_AM_I, python, venv};
 
 /// Writes the token `aws sso login` caches: `~/.aws/sso/cache/<sha1 of key>.json`, where the
@@ -448,16 +449,6 @@ fn through_the_endpoint_a_long_child_gets_renewed_permission_set_credentials() {
         "--short-expiry",
         "ReadOnlyAccess:301",
     ]);
-    let script = r#"
-import json, os, time, urllib.request
-def fetch():
-    request = urllib.request.Request(os.environ["AWS_CONTAINER_CREDENTIALS_FULL_URI"],
-        headers={"Authorization": os.environ["AWS_CONTAINER_AUTHORIZATION_TOKEN"]})
-    return json.load(urllib.request.urlopen(request, timeout=10))
-first = fetch()
-time.sleep(2)
-print(json.dumps([first["AccessKeyId"], fetch()["AccessKeyId"]]))
-"#;
     let python = venv().join("bin/python");
     let run = Run::of(sso_cove(&g, &portal_only()).args([
         "--sso-role",
@@ -467,11 +458,13 @@ print(json.dumps([first["AccessKeyId"], fetch()["AccessKeyId"]]))
         "--",
         python.to_str().unwrap(),
         "-c",
-        script,
+        FETCH_TWICE,
     ]));
     run.expect_code(0);
-    let keys = run.list("Results")[0]["Result"].clone();
-    assert_ne!(keys[0], keys[1], "renewed through the portal: {keys}");
+    let fetched = run.list("Results")[0]["Result"].clone();
+    let (first, second) = (&fetched[0]["AccessKeyId"], &fetched[1]["AccessKeyId"]);
+    assert!(first.is_string(), "{fetched}");
+    assert_ne!(first, second, "renewed through the portal: {fetched}");
     assert!(g.calls("sso:GetRoleCredentials") >= 2);
 }
 
@@ -605,17 +598,7 @@ fn region_all_asks_each_account_with_its_permission_set() {
         "true",
     ]));
     run.expect_code(0);
-    let mut pairs: Vec<(String, String)> = run
-        .list("Results")
-        .iter()
-        .map(|r| {
-            (
-                r["Id"].as_str().unwrap().to_owned(),
-                r["Region"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    pairs.sort();
+    let pairs = run.targets("Results");
     let (a, b) = (g.account("root-a"), g.account("root-b"));
     let mut expected = vec![
         (a.clone(), "eu-west-1".to_owned()),

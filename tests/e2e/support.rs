@@ -240,6 +240,21 @@ pub fn python(script: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The (account ID, region) of each record, sorted.
+pub fn id_regions(records: &[Value]) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["Id"].as_str().unwrap().to_owned(),
+                r["Region"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    pairs.sort();
+    pairs
+}
+
 /// The child command that proves which account a target ran in: the AWS CLI's caller identity.
 pub const WHO_AM_I: [&str; 5] = ["aws", "sts", "get-caller-identity", "--output", "json"];
 
@@ -357,6 +372,11 @@ impl Run {
         ids.sort();
         ids.dedup();
         ids
+    }
+
+    /// The (account ID, region) of every record of one list, sorted.
+    pub fn targets(&self, name: &str) -> Vec<(String, String)> {
+        id_regions(&self.list(name))
     }
 
     /// Every record of every list.

@@ -98,17 +98,7 @@ fn throttled_region_discovery_needs_no_settings() {
         .flat_map(|id| ["eu-west-1", "us-east-1"].map(|region| (id.clone(), region.to_owned())))
         .collect();
     expected.sort();
-    let mut landed: Vec<(String, String)> = run
-        .list("Results")
-        .iter()
-        .map(|r| {
-            (
-                r["Id"].as_str().unwrap().to_owned(),
-                r["Region"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    landed.sort();
+    let landed = run.targets("Results");
     assert_eq!(landed, expected);
     assert_eq!(g.calls("account:ListRegions"), 9 + 20);
 }
