@@ -155,6 +155,15 @@ struct Cell {
     uses_left: AtomicUsize,
 }
 
+impl Cell {
+    fn empty() -> Arc<Cell> {
+        Arc::new(Cell {
+            slot: Mutex::new(None),
+            uses_left: AtomicUsize::new(0),
+        })
+    }
+}
+
 /// Assumes the role once per account, however many regions ask for it and however many ask at
 /// the same time; renews it when fewer than [`REFRESH_MARGIN`] remain. A failure is final for
 /// that account: it is not retried per region. Credentials are dropped once the account's last
@@ -197,24 +206,16 @@ impl<A: Aws> CredentialCache<A> {
     fn cell(&self, account_id: &str) -> Arc<Cell> {
         self.cells()
             .entry(account_id.to_owned())
-            .or_insert_with(|| {
-                Arc::new(Cell {
-                    slot: Mutex::new(None),
-                    uses_left: AtomicUsize::new(0),
-                })
-            })
+            .or_insert_with(Cell::empty)
             .clone()
     }
 
     /// `n` more targets will use the account's credentials.
     pub fn add_uses(&self, account_id: &str, n: usize) {
         let mut cells = self.cells();
-        let cell = cells.entry(account_id.to_owned()).or_insert_with(|| {
-            Arc::new(Cell {
-                slot: Mutex::new(None),
-                uses_left: AtomicUsize::new(0),
-            })
-        });
+        let cell = cells
+            .entry(account_id.to_owned())
+            .or_insert_with(Cell::empty);
         // Counted under the map's lock, so a release cannot remove the cell in between.
         cell.uses_left.fetch_add(n, Ordering::SeqCst);
     }
@@ -318,10 +319,9 @@ impl<A: Aws> CredentialCache<A> {
             if let Some(rate) = &self.rate {
                 rate.acquire().await;
             }
-            let (asked, got) = self.fetch(&role, account_id).await;
-            match got {
+            match self.fetch(&role, account_id).await {
                 Ok(creds) => return Ok(Arc::new(Assumed { role, creds })),
-                Err(err) => {
+                Err((asked, err)) => {
                     let denied = err.kind == ErrorKind::Denied;
                     tried.push((asked, self.redact(err)));
                     last = role;
@@ -366,28 +366,31 @@ impl<A: Aws> CredentialCache<A> {
         }
     }
 
-    /// One credential call for `role` in the account, and what it asked, for the failure text.
+    /// One credential call for `role` in the account. A failure comes with what was asked, for
+    /// the failure text (worded only then: this is on every target's path).
     async fn fetch(
         &self,
         role: &RoleUsed,
         account_id: &str,
-    ) -> (String, Result<TempCredentials, AwsError>) {
+    ) -> Result<TempCredentials, (String, AwsError)> {
         match self.spec.source {
             Source::AssumeRole => {
                 let request = self.spec.request(role, &self.partition, account_id);
                 let got = self.aws.assume_role(&request).await;
-                (format!("assume {}", request.role_arn), got)
+                got.map_err(|e| (format!("assume {}", request.role_arn), e))
             }
             Source::Portal => {
                 let got = self
                     .aws
                     .portal_role_credentials(account_id, &role.role_name)
                     .await;
-                let asked = format!(
-                    "get the credentials of permission set `{}` in account {account_id} from the IAM Identity Center portal (sso:GetRoleCredentials)",
-                    role.role_name
-                );
-                (asked, got)
+                got.map_err(|e| {
+                    let asked = format!(
+                        "get the credentials of permission set `{}` in account {account_id} from the IAM Identity Center portal (sso:GetRoleCredentials)",
+                        role.role_name
+                    );
+                    (asked, e)
+                })
             }
         }
     }

@@ -208,8 +208,10 @@ async fn list_organization<A: Aws>(
     loop {
         let (accounts, next) = match aws.list_accounts_page(token).await {
             Ok(page) => page,
-            Err(e) if by_id.is_empty() && e.is_no_org_access() => return Ok(Err(e)),
-            Err(e) if by_id.is_empty() && portal && e.cannot_list_organization() => {
+            Err(e)
+                if by_id.is_empty()
+                    && (e.is_no_org_access() || portal && e.cannot_list_organization()) =>
+            {
                 return Ok(Err(e));
             }
             Err(e) => return Err(listing_failed(e)),

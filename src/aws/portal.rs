@@ -151,23 +151,13 @@ impl Portal {
     /// Checks the sign-in with the portal itself (one `sso:ListAccounts` of one account): a
     /// token the portal refuses ends the run here, before any target, with the login to run.
     pub async fn check_sign_in(&self) -> anyhow::Result<()> {
-        let token = self.access_token().await?;
-        let asked = calls::logged("sso", "ListAccounts", "-", self.region(), async {
-            self.client
-                .list_accounts()
-                .access_token(token.expose())
-                .max_results(1)
-                .send()
-                .await
-                .map_err(aws_error)
-        })
-        .await;
-        match asked {
+        self.access_token().await?;
+        match self.list_accounts(None, Some(1)).await {
             Ok(_) => Ok(()),
+            // The error already names the login to run.
             Err(e) if e.code.as_deref() == Some("UnauthorizedException") => bail!(
-                "the IAM Identity Center portal refused the sign-in of profile `{}` ({e}): run `{}`, then run cove again",
-                self.profile.profile,
-                self.profile.login_hint()
+                "the IAM Identity Center portal refused the sign-in of profile `{}`: {e}",
+                self.profile.profile
             ),
             Err(e) => bail!(
                 "could not check the IAM Identity Center sign-in with the portal (sso:ListAccounts in {}): {e}",
@@ -192,6 +182,15 @@ impl Portal {
         &self,
         next_token: Option<String>,
     ) -> Result<Page<Account>, AwsError> {
+        self.list_accounts(next_token, None).await
+    }
+
+    /// One page of `sso:ListAccounts`, of at most `page_size` accounts when given.
+    async fn list_accounts(
+        &self,
+        next_token: Option<String>,
+        page_size: Option<i32>,
+    ) -> Result<Page<Account>, AwsError> {
         calls::logged("sso", "ListAccounts", "-", self.region(), async {
             let token = self.token_for_call().await?;
             let page = self
@@ -199,6 +198,7 @@ impl Portal {
                 .list_accounts()
                 .access_token(token.expose())
                 .set_next_token(next_token)
+                .set_max_results(page_size)
                 .send()
                 .await
                 .map_err(|e| self.unauthorized_hint(aws_error(e)))?;
