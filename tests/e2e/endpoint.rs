@@ -4,12 +4,11 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Ground, Run, venv, wait_until};
+use crate::support::{Ground, Run, SpawnPiped, venv, wait_until};
 
 /// A GET of the endpoint as an SDK sends it; the status and body of the answer.
 fn ask(uri: &str, token: Option<&str>) -> (u16, String) {
@@ -170,10 +169,7 @@ fi"#
             "-c",
             &script,
         ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_piped();
     let mut lines = BufReader::new(cove.stdout.take().unwrap()).lines();
     let first_line = lines.next().unwrap().unwrap();
     let first: Value = serde_json::from_str(&first_line).unwrap();

@@ -7,7 +7,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::faults::{assert_all_dead, kill_all, wait_for_pids};
-use crate::support::{Ground, finish_within, wait_until};
+use crate::support::{Ground, SpawnPiped, finish_within, wait_until};
 
 /// What an interrupted cove must do before its test gives up on it.
 const STOPS: &str = "cove to stop its children and exit after the interrupt";
@@ -47,10 +47,7 @@ wait"#,
             "-c",
             &script,
         ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_piped();
     let pids = wait_for_pids(dir.path(), 8);
     wait_until_recorded(out.path(), &g.account("workloads-a"));
     kill(Pid::from_raw(child.id() as i32), signal).unwrap();
@@ -110,10 +107,7 @@ wait"#,
         .cove()
         .args(["--output-dir", out.path().to_str().unwrap()])
         .args(["--", "sh", "-c", &script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_piped();
     let pids = wait_for_pids(dir.path(), 8);
     wait_until_recorded(out.path(), &g.account("root-a"));
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
@@ -184,10 +178,7 @@ fn an_interrupted_dry_run_still_prints_a_dry_run_document() {
     let child = g
         .cove()
         .args(["--dry-run", "-t", &g.ou("Workloads")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_piped();
     wait_until(
         "the walk to reach the held OU",
         Duration::from_secs(30),

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::faults::{assert_all_dead, kill_all, wait_for_pids};
 #[cfg(target_os = "linux")]
 use crate::support::under_pty;
-use crate::support::{Ground, Run};
+use crate::support::{Ground, Run, SpawnPiped};
 
 #[test]
 fn jsonl_lines_arrive_while_a_slow_target_is_still_running() {
@@ -181,10 +181,7 @@ sleep 1000 & echo $! > {d}/$COVE_ACCOUNT_ID; wait"#,
             "-c",
             &script,
         ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_piped();
     let mut reader = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     reader.read_line(&mut first).unwrap();

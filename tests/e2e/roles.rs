@@ -7,7 +7,7 @@ use std::process::Stdio;
 
 use serde_json::{Value, json};
 
-use crate::support::{Ground, Run, WHO_AM_I};
+use crate::support::{Ground, Run, SpawnPiped, WHO_AM_I};
 
 const OAAR: &str = "OrganizationAccountAccessRole";
 const CT: &str = "AWSControlTowerExecution";
@@ -349,10 +349,7 @@ fn ids_from_a_file_and_stdin_mix_with_the_command_line_and_the_child_stdin_stays
             "if [ -c /dev/stdin ] && [ ! -t 0 ]; then echo dev-null; else echo inherited; fi",
         ])
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_piped();
     writeln!(
         child.stdin.take().unwrap(),
         "# not this one\n{}",
@@ -441,10 +438,7 @@ fn bad_role_topology_input_exits_2_naming_it_before_any_aws_call() {
             .args(args)
             .args(["--", "true"])
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .spawn_piped();
         write!(child.stdin.take().unwrap(), "{stdin}").unwrap();
         let run = Run::from_output(child.wait_with_output().unwrap());
         assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::support::{Ground, Run, WHO_AM_I};
+use crate::support::{Ground, Run, SpawnPiped, WHO_AM_I};
 
 #[test]
 fn each_child_runs_as_its_own_account_with_the_aws_cli() {
@@ -547,10 +547,7 @@ sleep 1000 & echo $! > {pids}/$COVE_ACCOUNT_ID; echo $$ >> {pids}/$COVE_ACCOUNT_
             "-c",
             &script,
         ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_piped();
     let run = crate::support::finish_within(
         child,
         std::time::Duration::from_secs(30),

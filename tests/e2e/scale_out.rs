@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::support::{Ground, Run, WHO_AM_I, id_regions};
+use crate::support::{Ground, Run, SpawnPiped, WHO_AM_I, id_regions};
 
 fn without_durations(mut doc: Value) -> Value {
     for list in ["Results", "Exceptions", "FailedAssumeRole"] {
@@ -380,10 +380,7 @@ fn interrupting_region_discovery_still_reports_every_account_once() {
             "--",
             "true",
         ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_piped();
     // At 0.5 AssumeRole a second discovery is slow: interrupt once it has begun.
     crate::support::wait_until(
         "region discovery to start (account:ListRegions)",

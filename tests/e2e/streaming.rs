@@ -1,10 +1,9 @@
 //! OU-targeted runs start while the OU walk is still listing: the first commands run before the
 //! last page of the walk has arrived, with the same rules and output as a listed run.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{Ground, Run, wait_until};
+use crate::support::{Ground, Run, SpawnPiped, wait_until};
 
 #[test]
 fn an_ou_run_starts_commands_while_a_later_page_of_the_walk_is_held_back() {
@@ -15,10 +14,7 @@ fn an_ou_run_starts_commands_while_a_later_page_of_the_walk_is_held_back() {
         .cove()
         .args(["-q", "-t", &g.root(), "--", "sh", "-c"])
         .arg(format!("touch {}/$COVE_ACCOUNT_ID", dir.path().display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_piped();
     wait_until("root-a's command to run", Duration::from_secs(30), || {
         marker.exists()
     });

@@ -436,3 +436,17 @@ pub fn under_pty(g: &Ground, env: &[(&str, &str)], args: &[&str]) -> (i32, Strin
     let screen = String::from_utf8_lossy(&out.stdout).into_owned();
     (out.status.code().unwrap_or(-1), screen)
 }
+
+/// Spawning cove with both of its outputs piped, for tests that read or signal it while it runs.
+pub trait SpawnPiped {
+    fn spawn_piped(&mut self) -> Child;
+}
+
+impl SpawnPiped for Command {
+    fn spawn_piped(&mut self) -> Child {
+        self.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cove")
+    }
+}
