@@ -3,6 +3,7 @@
 //! fake for faults the emulator cannot produce.
 
 pub mod calls;
+pub mod error;
 pub mod portal;
 pub mod renew;
 pub mod retry;

@@ -14,8 +14,8 @@ use aws_runtime::env_config::file::EnvConfigFiles;
 use aws_types::os_shim_internal::{Env, Fs};
 
 use super::calls::{self, CallLog};
+use super::error::{aws_error, innermost};
 use super::retry::{self, RetrySettings};
-use super::sdk::{aws_error, innermost};
 use super::{Account, AwsError, ErrorKind, Page, TempCredentials};
 use crate::secret::Secret;
 

@@ -11,10 +11,10 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 use aws_sdk_organizations::types::Account as SdkAccount;
-use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::types::PolicyDescriptorType;
 
 use super::calls::{self, CallLog};
+use super::error::aws_error;
 use super::portal::{Portal, PortalProfile};
 use super::renew::Renewing;
 use super::retry::{self, RetrySettings};
@@ -74,107 +74,6 @@ impl SdkAws {
             )
         })
     }
-}
-
-/// The kind of an AWS error code: the one place cove reads code strings.
-fn kind_of(code: &str) -> ErrorKind {
-    match code {
-        // ForbiddenException: the portal's answer for a permission set the user lacks there.
-        "AccessDenied"
-        | "AccessDeniedException"
-        | "UnauthorizedOperation"
-        | "ForbiddenException" => ErrorKind::Denied,
-        "AWSOrganizationsNotInUseException" => ErrorKind::NoOrganization,
-        "ParentNotFoundException"
-        | "OrganizationalUnitNotFoundException"
-        | "AccountNotFoundException"
-        | "InvalidInputException" => ErrorKind::NotFound,
-        "Throttling"
-        | "ThrottlingException"
-        | "TooManyRequestsException"
-        | "RequestLimitExceeded" => ErrorKind::Throttled,
-        _ => ErrorKind::Other,
-    }
-}
-
-pub(super) fn aws_error<E, R>(err: SdkError<E, R>) -> AwsError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + 'static,
-{
-    if let Some(code) = err.code() {
-        return AwsError::new(
-            kind_of(code),
-            Some(code),
-            err.message().unwrap_or("(no message from AWS)"),
-        );
-    }
-    // Each cause's own sentence, never a Debug form: that of a response error holds the raw
-    // response, and a credentials answer cove could not read has the keys in its body.
-    let detail = causes(&err);
-    unlabeled(&err).with_detail(detail)
-}
-
-/// An error AWS sent no code for: missing or broken credentials, or no connection. The message
-/// is a sentence with the next step; the chain of causes goes to `detail`.
-fn unlabeled(err: &(dyn std::error::Error + 'static)) -> AwsError {
-    use aws_credential_types::provider::error::CredentialsError;
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        if let Some(creds) = e.downcast_ref::<CredentialsError>() {
-            return match creds {
-                CredentialsError::CredentialsNotLoaded(_) => AwsError::new(
-                    ErrorKind::NoCredentials,
-                    None,
-                    "no AWS credentials found (looked in the environment, the shared config and credentials files, SSO, the container and instance metadata). Run `aws configure` or `aws sso login`, or set AWS_PROFILE",
-                ),
-                other => AwsError::new(
-                    ErrorKind::CredentialsFailed,
-                    None,
-                    format!(
-                        "the AWS credentials could not be loaded: {}. If this profile uses IAM Identity Center, run `aws sso login`",
-                        innermost(other)
-                    ),
-                ),
-            };
-        }
-        if let Some(connector) =
-            e.downcast_ref::<aws_smithy_runtime_api::client::result::ConnectorError>()
-            && (connector.is_io() || connector.is_timeout())
-        {
-            return AwsError::new(
-                ErrorKind::Unreachable,
-                None,
-                format!(
-                    "could not reach AWS ({}); check the network, a proxy, or AWS_ENDPOINT_URL",
-                    innermost(connector)
-                ),
-            );
-        }
-        source = e.source();
-    }
-    AwsError::new(ErrorKind::Other, None, innermost(err))
-}
-
-/// Every cause in an error's chain, each by its `Display`, joined with `: `.
-fn causes(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut next = err.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
-}
-
-/// The last cause in an error's chain: usually the one that says what went wrong.
-pub(super) fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = err;
-    while let Some(next) = last.source() {
-        last = next;
-    }
-    last.to_string()
 }
 
 fn account_from_sdk(a: &SdkAccount) -> Option<Account> {
@@ -655,23 +554,4 @@ pub async fn connect(
     let mut aws = SdkAws::new(&calling, &org, &retry);
     aws.portal = portal;
     Ok(aws)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_codes_map_to_the_kinds_cove_branches_on() {
-        assert_eq!(kind_of("AccessDenied"), ErrorKind::Denied);
-        assert_eq!(kind_of("AccessDeniedException"), ErrorKind::Denied);
-        assert_eq!(
-            kind_of("AWSOrganizationsNotInUseException"),
-            ErrorKind::NoOrganization
-        );
-        assert_eq!(kind_of("ParentNotFoundException"), ErrorKind::NotFound);
-        assert_eq!(kind_of("TooManyRequestsException"), ErrorKind::Throttled);
-        assert_eq!(kind_of("Throttling"), ErrorKind::Throttled);
-        assert_eq!(kind_of("ServiceException"), ErrorKind::Other);
-    }
 }
