@@ -26,6 +26,7 @@ pub mod plan;
 pub mod process;
 pub mod progress;
 pub mod regions;
+pub mod report;
 pub mod resolver;
 pub mod runner;
 pub mod secret;

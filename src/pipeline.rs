@@ -11,31 +11,29 @@
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 
 use crate::aws::{self, Account, Aws, Caller};
 use crate::child_env;
-use crate::ci_summary;
 use crate::config::Config;
 use crate::credentials::{CredentialCache, Source};
 use crate::dry_run;
 use crate::endpoint;
-use crate::exit_code::{self, Exit};
+use crate::exit_code::Exit;
 use crate::ids::OrgId;
-use crate::output::{self, Format, OutputError, Record, Sink};
+use crate::output::{self, Record, Sink};
 use crate::plan::{self, Target};
 use crate::process::{self, Limits, ProcessGroups};
-use crate::progress::{self, Progress};
+use crate::progress;
 use crate::regions::{self, ALL_ENABLED_LABEL};
+use crate::report::Reporter;
 use crate::resolver::{self, Rules, Selection};
 use crate::runner::{self, Observer, RunSpec, Shared};
 use crate::signals;
 use crate::stop::{Stop, StopReason};
 use crate::stream;
-use crate::text;
-use crate::writer::Writer;
 
 /// Runs a validated configuration against real AWS, writing to stdout.
 pub fn run(config: Config) -> anyhow::Result<Exit> {
@@ -328,29 +326,6 @@ impl Run<'_> {
         })
     }
 
-    fn reporter<W: Write + Send + 'static>(&self, out: W, pretty: bool, total: u64) -> Reporter {
-        let o = &self.config.output;
-        // `pretty` says stdout is a terminal: text there gets colors, and no progress bar
-        // drawn over its lines.
-        let text_on_terminal = pretty && o.format == Format::Text;
-        let sink = Sink::new(out, o.format, pretty, o.dir.clone())
-            .with_color(text_on_terminal && text::color_allowed());
-        let stop = self.stop().clone();
-        let writer = Writer::spawn(sink, move |err| {
-            stop.trigger(match err {
-                OutputError::Closed => StopReason::OutputClosed,
-                OutputError::Failed(_) => StopReason::OutputFailed,
-            })
-        });
-        let ci = o.ci_summary.then(ci_summary::destination).flatten();
-        Reporter {
-            writer,
-            progress: Progress::new(total, o.quiet, !text_on_terminal && !o.logging),
-            known: None,
-            ci: ci.map(ci_summary::Collector::new),
-        }
-    }
-
     /// Stopped before any target was known: an empty document of the run's own shape (a dry
     /// run's matrix, or the results), so the output still parses.
     fn interrupted_before_targets<W: Write>(&self, out: W, pretty: bool) -> anyhow::Result<Exit> {
@@ -483,12 +458,13 @@ impl Run<'_> {
             (targets, Vec::new())
         };
         let total = (targets.len() + early.len()) as u64;
-        let mut reporter = self.reporter(out, pretty, total);
+        let mut reporter =
+            Reporter::new(&self.config.output, self.stop().clone(), out, pretty, total);
         for record in early {
             reporter.finished(record);
         }
         runner::run_all(shared, runner::feed(targets), &mut reporter).await;
-        self.finish(reporter, chosen.skipped, &[])
+        reporter.finish(self.stop(), chosen.skipped, self.elapsed_ms(), &[])
     }
 
     /// `--region all`: each account's enabled regions become its targets. Accounts that could
@@ -603,7 +579,7 @@ impl Run<'_> {
             }
         });
         let targets = expand_regions(account_rx, self.regions.to_vec(), &shared, known.clone());
-        let mut reporter = self.reporter(out, pretty, 0);
+        let mut reporter = Reporter::new(&self.config.output, self.stop().clone(), out, pretty, 0);
         reporter.known = Some(known.clone());
         runner::run_all(shared, targets, &mut reporter).await;
 
@@ -620,51 +596,20 @@ impl Run<'_> {
                     "no eligible targets: after --ignore, filters, the calling account and accounts that are not ACTIVE, nothing is left to run in"
                 )
             }
-            Ok(summary) => self.finish(reporter, summary.tally.skipped(), &summary.notes(filters)),
+            Ok(summary) => reporter.finish(
+                self.stop(),
+                summary.tally.skipped(),
+                self.elapsed_ms(),
+                &summary.notes(filters),
+            ),
             Err(err) if known.load(Ordering::SeqCst) == 0 => Err(err),
             Err(err) => {
-                self.finish(reporter, 0, &[])?;
+                reporter.finish(self.stop(), 0, self.elapsed_ms(), &[])?;
                 Err(err.context(
                     "the organization could not be listed to the end; the output holds only the accounts listed before the error",
                 ))
             }
         }
-    }
-
-    /// Ends a run that started: the end of the output, late notes, the summary, the exit code.
-    fn finish(
-        &self,
-        reporter: Reporter,
-        skipped: u64,
-        late_notes: &[String],
-    ) -> anyhow::Result<Exit> {
-        let Reporter {
-            writer,
-            progress,
-            ci,
-            ..
-        } = reporter;
-        let interrupted = self.stop().interrupted();
-        let counts = match writer.finish(skipped, self.elapsed_ms()) {
-            Ok(counts) => counts,
-            // The reader went away (`| head`): quiet, but an interrupt is still an interrupt.
-            Err(OutputError::Closed) => return Ok(exit_code::decide(0, interrupted)),
-            Err(OutputError::Failed(err)) => bail!("could not write the results: {err}"),
-        };
-        progress.clear();
-        for note in late_notes {
-            progress::note(progress.is_quiet(), note);
-        }
-        let stopped = match self.stop().reason() {
-            Some(StopReason::Interrupted) => Some("interrupted"),
-            Some(StopReason::FailFast) => Some("stopped by --fail-fast"),
-            _ => None,
-        };
-        progress.finish(&counts, stopped);
-        if let Some(ci) = ci {
-            ci.report(&counts, skipped, stopped);
-        }
-        Ok(exit_code::decide(counts.failed(), interrupted))
     }
 }
 
@@ -712,40 +657,6 @@ fn discovery_record<A: Aws>(
         ),
     };
     runner::account_failure(account, ALL_ENABLED_LABEL, shared, (&role, assumed), detail)
-}
-
-/// Hands each finished target to the progress display and the output's writer thread.
-struct Reporter {
-    writer: Writer,
-    progress: Progress,
-    /// While the organization is still being listed, the number of targets known so far.
-    known: Option<Arc<AtomicU64>>,
-    /// The failed targets for the GitHub Actions summary, when cove runs there.
-    ci: Option<ci_summary::Collector>,
-}
-
-impl Reporter {
-    fn update_total(&self) {
-        if let Some(known) = &self.known {
-            self.progress.set_total(known.load(Ordering::SeqCst));
-        }
-    }
-}
-
-impl Observer for Reporter {
-    fn finished(&mut self, record: Record) {
-        self.update_total();
-        self.progress.finished(&record);
-        if let Some(ci) = &mut self.ci {
-            ci.add(&record);
-        }
-        self.writer.send(record);
-    }
-
-    fn running(&mut self, running: &mut dyn Iterator<Item = (&str, &str, Duration)>) {
-        self.update_total();
-        self.progress.running(running);
-    }
 }
 
 #[cfg(test)]
