@@ -578,7 +578,8 @@ impl Run<'_> {
                 }
             }
         });
-        let targets = expand_regions(account_rx, self.regions.to_vec(), &shared, known.clone());
+        let targets =
+            stream::expand_regions(account_rx, self.regions.to_vec(), &shared, known.clone());
         let mut reporter = Reporter::new(&self.config.output, self.stop().clone(), out, pretty, 0);
         reporter.known = Some(known.clone());
         runner::run_all(shared, targets, &mut reporter).await;
@@ -611,31 +612,6 @@ impl Run<'_> {
             }
         }
     }
-}
-
-/// Each account from the listing, in every region, as targets for the scheduler; counts the
-/// targets known so far for the progress bar.
-fn expand_regions<A: Aws>(
-    mut accounts: tokio::sync::mpsc::Receiver<Account>,
-    regions: Vec<String>,
-    shared: &Shared<A>,
-    known: Arc<AtomicU64>,
-) -> tokio::sync::mpsc::Receiver<Target> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Target>(1024);
-    let creds = shared.creds.clone();
-    tokio::spawn(async move {
-        while let Some(account) = accounts.recv().await {
-            let account = Arc::new(account);
-            creds.add_uses(&account.id, regions.len());
-            known.fetch_add(regions.len() as u64, Ordering::SeqCst);
-            for region in &regions {
-                if tx.send((account.clone(), region.clone())).await.is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    rx
 }
 
 /// The record of an account whose regions could not be discovered (`--region all`).

@@ -5,6 +5,8 @@
 //! one admission policy; the notes come at the end of the run.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::bail;
 use futures::StreamExt;
@@ -15,10 +17,12 @@ use tokio::sync::mpsc::Sender;
 use crate::admission::{Admission, Admit, Tally};
 use crate::aws::{Account, Aws, AwsError, Page};
 use crate::ids::OrgId;
+use crate::plan::Target;
 use crate::resolver::{
     check_named, from_portal_note, listed_twice, listing_failed, no_org_access,
     portal_listing_failed, walk_error,
 };
+use crate::runner::Shared;
 
 /// How many OU-walk calls are in flight at once. Organizations throttles hard; each call
 /// backs off through the SDK's retries when it is throttled.
@@ -328,6 +332,31 @@ async fn named_accounts<A: Aws>(
         named.extend(known);
     }
     Ok(named)
+}
+
+/// Each account from the listing, in every region, as targets for the scheduler; counts the
+/// targets known so far for the progress bar.
+pub fn expand_regions<A: Aws>(
+    mut accounts: tokio::sync::mpsc::Receiver<Account>,
+    regions: Vec<String>,
+    shared: &Shared<A>,
+    known: Arc<AtomicU64>,
+) -> tokio::sync::mpsc::Receiver<Target> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Target>(1024);
+    let creds = shared.creds.clone();
+    tokio::spawn(async move {
+        while let Some(account) = accounts.recv().await {
+            let account = Arc::new(account);
+            creds.add_uses(&account.id, regions.len());
+            known.fetch_add(regions.len() as u64, Ordering::SeqCst);
+            for region in &regions {
+                if tx.send((account.clone(), region.clone())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
 }
 
 #[cfg(test)]
