@@ -558,26 +558,14 @@ impl Run<'_> {
         )?;
         let (account_tx, account_rx) = tokio::sync::mpsc::channel::<Account>(256);
         let known = Arc::new(AtomicU64::new(0));
-        let listing = tokio::spawn({
-            let stop = self.stop().clone();
-            let targets = self.config.selection.targets.clone();
-            let portal = self.portal();
-            async move {
-                let stopped = || stop.is_stopped();
-                if targets.is_empty() {
-                    stream::stream_organization(
-                        aws.as_ref(),
-                        &admission,
-                        portal,
-                        stopped,
-                        account_tx,
-                    )
-                    .await
-                } else {
-                    stream::walk(aws.as_ref(), &targets, &admission, stopped, account_tx).await
-                }
-            }
-        });
+        let listing = stream::spawn_listing(
+            aws,
+            self.config.selection.targets.clone(),
+            admission,
+            self.portal(),
+            self.stop().clone(),
+            account_tx,
+        );
         let targets =
             stream::expand_regions(account_rx, self.regions.to_vec(), &shared, known.clone());
         let mut reporter = Reporter::new(&self.config.output, self.stop().clone(), out, pretty, 0);

@@ -13,6 +13,7 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use tokio::sync::mpsc::Sender;
+use tokio::task::JoinHandle;
 
 use crate::admission::{Admission, Admit, Tally};
 use crate::aws::{Account, Aws, AwsError, Page};
@@ -23,6 +24,7 @@ use crate::resolver::{
     portal_listing_failed, walk_error,
 };
 use crate::runner::Shared;
+use crate::stop::Stop;
 
 /// How many OU-walk calls are in flight at once. Organizations throttles hard; each call
 /// backs off through the SDK's retries when it is throttled.
@@ -332,6 +334,27 @@ async fn named_accounts<A: Aws>(
         named.extend(known);
     }
     Ok(named)
+}
+
+/// The listing as a task of its own, sending each admitted account on `account_tx` while later
+/// pages are still on their way: the whole organization when there are no `targets`, else the
+/// OU walk. It stops listing when `stop` says the run is over.
+pub fn spawn_listing<A: Aws>(
+    aws: Arc<A>,
+    targets: Vec<OrgId>,
+    admission: Admission,
+    portal: bool,
+    stop: Arc<Stop>,
+    account_tx: Sender<Account>,
+) -> JoinHandle<anyhow::Result<StreamSummary>> {
+    tokio::spawn(async move {
+        let stopped = || stop.is_stopped();
+        if targets.is_empty() {
+            stream_organization(aws.as_ref(), &admission, portal, stopped, account_tx).await
+        } else {
+            walk(aws.as_ref(), &targets, &admission, stopped, account_tx).await
+        }
+    })
 }
 
 /// Each account from the listing, in every region, as targets for the scheduler; counts the
