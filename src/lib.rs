@@ -18,6 +18,7 @@ pub mod endpoint;
 pub mod exit_code;
 pub mod filters;
 pub mod ids;
+pub mod listed;
 pub mod logging;
 pub mod merge;
 pub mod output;

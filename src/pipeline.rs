@@ -23,13 +23,14 @@ use crate::dry_run;
 use crate::endpoint;
 use crate::exit_code::Exit;
 use crate::ids::OrgId;
+use crate::listed;
 use crate::output::{self, Record, Sink};
 use crate::plan::{self, Target};
 use crate::process::{self, Limits, ProcessGroups};
 use crate::progress;
 use crate::regions::{self, ALL_ENABLED_LABEL};
 use crate::report::Reporter;
-use crate::resolver::{self, Rules, Selection};
+use crate::resolver::{self, Rules};
 use crate::runner::{self, Observer, RunSpec, Shared};
 use crate::signals;
 use crate::stop::{Stop, StopReason};
@@ -238,13 +239,6 @@ struct Identified {
     partition: String,
 }
 
-/// The accounts chosen for a listed run, and what was left out.
-struct Chosen {
-    accounts: Vec<Account>,
-    via: std::collections::BTreeMap<String, Vec<String>>,
-    skipped: u64,
-}
-
 /// One run's settings and controls, shared by its steps.
 struct Run<'a> {
     config: &'a Config,
@@ -346,60 +340,6 @@ impl Run<'_> {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// Resolves, filters and shards the accounts. Only a shard may come out empty.
-    async fn choose<A: Aws>(&self, aws: &A, caller: &Caller) -> anyhow::Result<Chosen> {
-        let s = &self.config.selection;
-        let rerun_targets: Vec<OrgId> = s
-            .rerun
-            .iter()
-            .flat_map(|pairs| pairs.keys())
-            .map(|id| OrgId::Account(id.clone()))
-            .collect();
-        let selection = Selection {
-            targets: if s.rerun.is_some() {
-                &rerun_targets
-            } else {
-                &s.targets
-            },
-            rules: self.rules(),
-            lenient: s.rerun.is_some(),
-            portal: self.portal(),
-        };
-        let mut resolution = resolver::resolve(aws, selection, caller).await?;
-        let (accounts, left_out) = s.filters.apply_tags(aws, resolution.accounts).await?;
-        resolution.tally.filtered_later(left_out);
-        let mut notes = resolution.notes;
-        notes.extend(resolution.tally.notes(!s.filters.is_empty()));
-        let accounts = match s.shard {
-            Some(shard) => {
-                let before = accounts.len();
-                let kept = shard.keep(accounts);
-                notes.push(format!(
-                    "shard {}/{}: {} of {} accounts",
-                    shard.index,
-                    shard.count,
-                    kept.len(),
-                    before
-                ));
-                kept
-            }
-            None => accounts,
-        };
-        for note in &notes {
-            self.note(note);
-        }
-        if accounts.is_empty() && s.shard.is_none() {
-            bail!(
-                "no eligible targets: after --target, --ignore, filters, the calling account and accounts that are not ACTIVE, nothing is left to run in"
-            );
-        }
-        Ok(Chosen {
-            accounts,
-            via: resolution.via,
-            skipped: resolution.tally.skipped(),
-        })
-    }
-
     /// A run over a fully resolved list of accounts.
     async fn listed<A: Aws, W: Write + Send + 'static>(
         &self,
@@ -409,7 +349,13 @@ impl Run<'_> {
         pretty: bool,
     ) -> anyhow::Result<Exit> {
         let chosen = tokio::select! {
-            chosen = self.choose(aws.as_ref(), &identified.caller) => chosen?,
+            chosen = listed::choose(
+                aws.as_ref(),
+                self.config,
+                self.rules(),
+                self.portal(),
+                &identified.caller,
+            ) => chosen?,
             _ = self.stop().cancelled() => return self.interrupted_before_targets(out, pretty),
         };
         let all_enabled = self.config.regions.is_all_enabled();
