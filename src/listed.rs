@@ -1,14 +1,22 @@
 //! A listed run's targets: every account is resolved before any runs. [`choose`] takes the
 //! accounts `--target` and `--ignore` (or a rerun's file) select, then the tag filters and the
-//! shard, and says what was left out.
+//! shard, and says what was left out. With `--region all`, [`discover`] asks each account for
+//! its enabled regions; an account that could not be asked becomes its record.
+
+use std::sync::Arc;
 
 use anyhow::bail;
 
 use crate::aws::{Account, Aws, Caller};
 use crate::config::Config;
 use crate::ids::OrgId;
+use crate::output::Record;
+use crate::plan::{self, Target};
 use crate::progress;
+use crate::regions::ALL_ENABLED_LABEL;
 use crate::resolver::{self, Rules, Selection};
+use crate::runner::{self, Shared};
+use crate::stop::StopReason;
 
 /// The accounts chosen for a listed run, and what was left out.
 pub struct Chosen {
@@ -75,4 +83,98 @@ pub async fn choose<A: Aws>(
         via: resolution.via,
         skipped: resolution.tally.skipped(),
     })
+}
+
+/// `--region all`: each account's enabled regions become its targets. Accounts that could
+/// not be asked come back as records, as do all accounts when the run is interrupted.
+pub async fn discover<A: Aws>(
+    shared: &Shared<A>,
+    targets: Vec<Target>,
+    config: &Config,
+    workers: usize,
+) -> (Vec<Target>, Vec<Record>) {
+    let accounts: Vec<Account> = targets.iter().map(|(a, _)| (**a).clone()).collect();
+    let regions = &config.regions;
+    let discovery = plan::discover_regions(&shared.creds, accounts, regions, workers);
+    let found = tokio::select! {
+        found = discovery => found,
+        _ = shared.stop.cancelled() => {
+            // Interrupted while asking accounts for their regions: each account is
+            // reported once, as cancelled.
+            let reason = shared.stop.reason().unwrap_or(StopReason::Interrupted);
+            let records = targets
+                .iter()
+                .map(|(account, region)| runner::cancelled(account, region, shared, reason))
+                .collect();
+            return (Vec::new(), records);
+        }
+    };
+    let (found, failed) = found;
+    for (account, _) in &found {
+        shared.creds.add_uses(&account.id, 1);
+    }
+    note_regionless(&targets, &found, &failed, shared, config.output.quiet);
+    if config.run.fail_fast && !failed.is_empty() {
+        shared.stop.trigger(StopReason::FailFast);
+    }
+    let records = failed
+        .into_iter()
+        .map(|(account, failure)| discovery_record(&account, failure, shared))
+        .collect();
+    (found, records)
+}
+
+/// Accounts whose enabled regions are all excluded have nothing to run: say so, rather than
+/// leave them out of the output silently, and drop their credentials.
+fn note_regionless<A: Aws>(
+    asked: &[Target],
+    found: &[Target],
+    failed: &[(Arc<Account>, plan::DiscoveryFailure)],
+    shared: &Shared<A>,
+    quiet: bool,
+) {
+    let reached: std::collections::HashSet<&str> = found
+        .iter()
+        .map(|(a, _)| a.id.as_str())
+        .chain(failed.iter().map(|(a, _)| a.id.as_str()))
+        .collect();
+    let empty: Vec<&str> = asked
+        .iter()
+        .map(|(a, _)| a.id.as_str())
+        .filter(|id| !reached.contains(id))
+        .collect();
+    for id in &empty {
+        shared.creds.release(id);
+    }
+    if !empty.is_empty() {
+        progress::note(
+            quiet,
+            &format!(
+                "{} account(s) have no enabled region left to run in (after --exclude-region): {}",
+                empty.len(),
+                empty.join(", ")
+            ),
+        );
+    }
+}
+
+/// The record of an account whose regions could not be discovered (`--region all`).
+fn discovery_record<A: Aws>(
+    account: &Account,
+    failure: plan::DiscoveryFailure,
+    shared: &Shared<A>,
+) -> Record {
+    let (role, assumed, detail) = match failure {
+        plan::DiscoveryFailure::Assume(failure) => {
+            (failure.role.clone(), false, failure.to_string())
+        }
+        plan::DiscoveryFailure::ListRegions(role, e) => (
+            role,
+            true,
+            format!(
+                "could not list the account's enabled regions (account:ListRegions) for --region all: {e}"
+            ),
+        ),
+    };
+    runner::account_failure(account, ALL_ENABLED_LABEL, shared, (&role, assumed), detail)
 }

@@ -24,8 +24,8 @@ use crate::endpoint;
 use crate::exit_code::Exit;
 use crate::ids::OrgId;
 use crate::listed;
-use crate::output::{self, Record, Sink};
-use crate::plan::{self, Target};
+use crate::output::{self, Sink};
+use crate::plan;
 use crate::process::{self, Limits, ProcessGroups};
 use crate::progress;
 use crate::regions::{self, ALL_ENABLED_LABEL};
@@ -33,7 +33,7 @@ use crate::report::Reporter;
 use crate::resolver::{self, Rules};
 use crate::runner::{self, Observer, RunSpec, Shared};
 use crate::signals;
-use crate::stop::{Stop, StopReason};
+use crate::stop::Stop;
 use crate::stream;
 
 /// Runs a validated configuration against real AWS, writing to stdout.
@@ -399,7 +399,7 @@ impl Run<'_> {
         let cache = CredentialCache::new(aws, role, &identified.partition, planned);
         let shared = self.shared(cache, identified.partition)?;
         let (targets, early) = if all_enabled {
-            self.discover(&shared, targets).await
+            listed::discover(&shared, targets, self.config, self.workers).await
         } else {
             (targets, Vec::new())
         };
@@ -411,75 +411,6 @@ impl Run<'_> {
         }
         runner::run_all(shared, runner::feed(targets), &mut reporter).await;
         reporter.finish(self.stop(), chosen.skipped, self.elapsed_ms(), &[])
-    }
-
-    /// `--region all`: each account's enabled regions become its targets. Accounts that could
-    /// not be asked come back as records, as do all accounts when the run is interrupted.
-    async fn discover<A: Aws>(
-        &self,
-        shared: &Shared<A>,
-        targets: Vec<Target>,
-    ) -> (Vec<Target>, Vec<Record>) {
-        let accounts: Vec<Account> = targets.iter().map(|(a, _)| (**a).clone()).collect();
-        let regions = &self.config.regions;
-        let discovery = plan::discover_regions(&shared.creds, accounts, regions, self.workers);
-        let found = tokio::select! {
-            found = discovery => found,
-            _ = self.stop().cancelled() => {
-                // Interrupted while asking accounts for their regions: each account is
-                // reported once, as cancelled.
-                let reason = self.stop().reason().unwrap_or(StopReason::Interrupted);
-                let records = targets
-                    .iter()
-                    .map(|(account, region)| runner::cancelled(account, region, shared, reason))
-                    .collect();
-                return (Vec::new(), records);
-            }
-        };
-        let (found, failed) = found;
-        for (account, _) in &found {
-            shared.creds.add_uses(&account.id, 1);
-        }
-        self.note_regionless(&targets, &found, &failed, shared);
-        if self.config.run.fail_fast && !failed.is_empty() {
-            self.stop().trigger(StopReason::FailFast);
-        }
-        let records = failed
-            .into_iter()
-            .map(|(account, failure)| discovery_record(&account, failure, shared))
-            .collect();
-        (found, records)
-    }
-
-    /// Accounts whose enabled regions are all excluded have nothing to run: say so, rather than
-    /// leave them out of the output silently, and drop their credentials.
-    fn note_regionless<A: Aws>(
-        &self,
-        asked: &[Target],
-        found: &[Target],
-        failed: &[(Arc<Account>, plan::DiscoveryFailure)],
-        shared: &Shared<A>,
-    ) {
-        let reached: std::collections::HashSet<&str> = found
-            .iter()
-            .map(|(a, _)| a.id.as_str())
-            .chain(failed.iter().map(|(a, _)| a.id.as_str()))
-            .collect();
-        let empty: Vec<&str> = asked
-            .iter()
-            .map(|(a, _)| a.id.as_str())
-            .filter(|id| !reached.contains(id))
-            .collect();
-        for id in &empty {
-            shared.creds.release(id);
-        }
-        if !empty.is_empty() {
-            self.note(&format!(
-                "{} account(s) have no enabled region left to run in (after --exclude-region): {}",
-                empty.len(),
-                empty.join(", ")
-            ));
-        }
     }
 
     /// A run of the whole organization or of OUs, while it is still being listed: the first
@@ -546,27 +477,6 @@ impl Run<'_> {
             }
         }
     }
-}
-
-/// The record of an account whose regions could not be discovered (`--region all`).
-fn discovery_record<A: Aws>(
-    account: &Account,
-    failure: plan::DiscoveryFailure,
-    shared: &Shared<A>,
-) -> Record {
-    let (role, assumed, detail) = match failure {
-        plan::DiscoveryFailure::Assume(failure) => {
-            (failure.role.clone(), false, failure.to_string())
-        }
-        plan::DiscoveryFailure::ListRegions(role, e) => (
-            role,
-            true,
-            format!(
-                "could not list the account's enabled regions (account:ListRegions) for --region all: {e}"
-            ),
-        ),
-    };
-    runner::account_failure(account, ALL_ENABLED_LABEL, shared, (&role, assumed), detail)
 }
 
 #[cfg(test)]
