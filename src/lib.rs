@@ -17,6 +17,7 @@ pub mod dry_run;
 pub mod endpoint;
 pub mod exit_code;
 pub mod filters;
+pub mod identity;
 pub mod ids;
 pub mod listed;
 pub mod logging;

@@ -1,0 +1,75 @@
+//! Who is calling, and in which partition the run is: `sts:GetCallerIdentity` before any
+//! target, and every region the run names checked against that partition. With `--sso-role` the
+//! partition is the portal's, and the run may have no calling identity at all.
+
+use anyhow::{Context, bail};
+
+use crate::aws::{Aws, Caller};
+use crate::regions;
+use crate::resolver;
+
+/// Who is calling (`sts:GetCallerIdentity`), and its partition, checked against every region
+/// the run will use. With `--sso-role` (`portal_region` is the portal's region) the partition
+/// is the portal's, and there may be no calling identity at all: it is then used for nothing,
+/// and a selection that must walk OUs (`selection_walks_ous`) is an error here.
+pub async fn identify<A: Aws>(
+    aws: &A,
+    regions: &[String],
+    rerun: Option<&std::collections::BTreeMap<String, Vec<String>>>,
+    portal_region: Option<&str>,
+    selection_walks_ous: bool,
+) -> anyhow::Result<Identified> {
+    let (caller, partition) = match portal_region {
+        Some(region) => {
+            let caller = match aws.caller().await {
+                Ok(caller) => caller,
+                Err(e) => {
+                    tracing::info!(error = %e, "no calling identity; the organization cannot be listed with it");
+                    if selection_walks_ous {
+                        if e.cannot_list_organization() {
+                            return Err(resolver::cannot_walk(&e, true));
+                        }
+                        return Err(anyhow::Error::new(e).context(
+                            "could not identify the calling credentials with sts:GetCallerIdentity, which the OUs of --target and --ignore need",
+                        ));
+                    }
+                    Caller::default()
+                }
+            };
+            let partition = regions::partition_of(region).unwrap_or("aws").to_owned();
+            (caller, partition)
+        }
+        None => {
+            let caller = aws.caller().await.context(
+                "could not identify the calling credentials with sts:GetCallerIdentity; check AWS_PROFILE, --profile or your credentials",
+            )?;
+            let partition = caller
+                .partition()
+                .with_context(|| {
+                    format!(
+                        "cannot read a partition from the caller ARN `{}`",
+                        caller.arn
+                    )
+                })?
+                .to_owned();
+            (caller, partition)
+        }
+    };
+    let rerun_regions = rerun.iter().flat_map(|pairs| pairs.values().flatten());
+    for region in regions.iter().chain(rerun_regions) {
+        if let Some(p) = regions::partition_of(region)
+            && p != partition
+        {
+            bail!(
+                "region `{region}` is in partition `{p}`, but the credentials belong to partition `{partition}`"
+            );
+        }
+    }
+    Ok(Identified { caller, partition })
+}
+
+/// The calling identity and the partition of the run.
+pub struct Identified {
+    pub caller: Caller,
+    pub partition: String,
+}
