@@ -623,6 +623,12 @@ impl Run<'_> {
             Ok(summary) => self.finish(reporter, summary.tally.skipped(), &summary.notes(filters)),
             Err(err) if known.load(Ordering::SeqCst) == 0 => Err(err),
             Err(err) => {
+                // An exit-2 run writes no GitHub step summary: a partial table would read as
+                // the whole organization.
+                let reporter = Reporter {
+                    ci: None,
+                    ..reporter
+                };
                 self.finish(reporter, 0, &[])?;
                 Err(err.context(
                     "the organization could not be listed to the end; the output holds only the accounts listed before the error",
