@@ -166,3 +166,50 @@ fn hostile_names_fail_their_target_and_never_become_paths_outside_or_options() {
         run.stderr
     );
 }
+
+#[test]
+fn ids_and_regions_read_back_from_files_reach_the_terminal_escaped() {
+    let g = Ground::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, id: &str, region: &str| {
+        let record = json!({"Id": id, "Region": region, "ExitCode": 1});
+        let doc = json!({"Results": [], "Exceptions": [record], "FailedAssumeRole": []});
+        let path = dir.path().join(name);
+        std::fs::write(&path, doc.to_string()).unwrap();
+        path
+    };
+    let esc = "\u{1b}]0;owned\u{7}\u{1b}[2J";
+    // Overlapping shards: the message names the account and region.
+    let shard = write("shard.json", &format!("1{esc}"), &format!("r{esc}"));
+    let merged = Run::of(g.cove().arg("merge").arg(&shard).arg(&shard));
+    merged.expect_code(2);
+    assert!(
+        merged
+            .stderr
+            .contains(r"1\u{1b}]0;owned\u{7}\u{1b}[2J in r\u{1b}"),
+        "{:?}",
+        merged.stderr
+    );
+    // --rerun: an ID that is no account ID, then a region that is no region.
+    let bad_id = write("bad-id.json", &format!("1{esc}"), "us-east-1");
+    let bad_region = write("bad-region.json", "111111111111", &format!("us{esc}"));
+    for (path, shown) in [
+        (&bad_id, r"`1\u{1b}]0;owned"),
+        (&bad_region, r"`us\u{1b}]0;owned"),
+    ] {
+        let run = Run::of(g.cove().arg("--rerun").arg(path).args(["--", "true"]));
+        run.expect_code(2);
+        assert!(run.stderr.contains(shown), "{:?}", run.stderr);
+        assert!(
+            !run.stderr.contains('\u{1b}') && !run.stderr.contains('\u{7}'),
+            "{:?}",
+            run.stderr
+        );
+    }
+    assert!(
+        !merged.stderr.contains('\u{1b}') && !merged.stderr.contains('\u{7}'),
+        "{:?}",
+        merged.stderr
+    );
+    assert_eq!(g.all_calls(), json!({}), "bad rerun files reached AWS");
+}
