@@ -5,6 +5,16 @@
 //! In a template, `{{` and `}}` stand for literal braces and an unknown `{word}` is an error
 //! (checked before any AWS call, so a typo fails fast). Arguments without such a token, such
 //! as JSON or `sh -c '${HOME}'`, pass through unchanged.
+//!
+//! An account's name is chosen by that account's admin, so `{account_name}` is untrusted:
+//! - [`check`] refuses it (exit 2, before any AWS call) where a program reads code: a shell's
+//!   `-c` script, an interpreter's `-c`/`-e`, PowerShell's `-Command`, an `env -S` string, an
+//!   awk or sed program, an ssh or watch command line, and the command's own name.
+//! - [`render`] fails the target (its command never runs) when the name holds a control
+//!   character, makes `..` a path component, or makes the argument (or an `=` value) an
+//!   absolute path, or the argument start with `-`.
+//!
+//! The other placeholders are checked values (IDs, regions, partitions): allowed everywhere.
 
 use std::ffi::OsString;
 
