@@ -17,7 +17,7 @@ Usage:
               [--caller-partition aws|aws-cn|aws-us-gov] [--deny-assume-quoting-names NAME,NAME]
               [--sso-accounts NAME,NAME] [--sso-permission-sets NAME,NAME]
               [--sso-deny NAME:ACCOUNT,ACCOUNT]... [--sso-page-size N] [--sso-unreadable NAME]...
-              [--info-file PATH] [--exit-on-stdin-eof]
+              [--rename ACCOUNT=NAME]... [--deny-list-accounts-after N] [--info-file PATH] [--exit-on-stdin-eof]
 
 Once ready it prints one JSON line (also written to --info-file):
     {"endpoint": "http://127.0.0.1:PORT", "caller": "...", "root": "r-...",
@@ -146,6 +146,9 @@ class GroundRequestHandler(MotoRequestHandler):
 
 class FaultLayer:
     """WSGI middleware: counts calls, injects denials, records issued secrets."""
+
+    # --deny-list-accounts-after N: ListAccounts answers N pages, then AccessDeniedException.
+    list_accounts_left = None
 
     def __init__(self, app, deny_assume=(), deny_list_accounts=False):
         self.app = app
@@ -290,6 +293,13 @@ class FaultLayer:
                                    "Your account is not a member of an organization.")
         if operation == "organizations:ListAccountsForParent" and self.hold_parent:
             self._hold(body)
+        if operation == "organizations:ListAccounts" and self.list_accounts_left is not None:
+            with self.lock:
+                self.list_accounts_left -= 1
+                denied = self.list_accounts_left < 0
+            if denied:
+                return self._org_error(start_response, "AccessDeniedException",
+                                       "You don't have permissions to access this resource.")
         if operation == "organizations:ListAccounts":
             with self.lock:
                 throttled = self.throttle_list_accounts > 0
@@ -777,6 +787,18 @@ def arm_pin_knobs(layer, args, info):
         info["accounts"][n]["id"] for n in args.deny_assume_quoting_names.split(",") if n)
 
 
+def arm_renames(args, info):
+    """--rename ACCOUNT=NAME: the account's name becomes NAME, as its admin can rename it
+    (NAME is read as the body of a JSON string, so \\u0000 or \\u001b give any character)."""
+    from moto.organizations.models import organizations_backends
+    backend = organizations_backends[info["caller"]]["aws"]
+    for spec in args.rename:
+        account, sep, name = spec.partition("=")
+        if not sep:
+            sys.exit(f"ground.py: expected --rename ACCOUNT=NAME, got {spec!r}")
+        backend.get_account_by_id(account_id_of(account, info)).name = json.loads(f'"{name}"')
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", choices=["standard", "empty", "none"], default="standard",
@@ -832,6 +854,11 @@ def main():
     parser.add_argument("--sso-unreadable", action="append", default=[], metavar="NAME",
                         help="GetRoleCredentials of permission set NAME answers with an expiration "
                              "that is not a number; repeatable")
+    parser.add_argument("--rename", action="append", default=[], metavar="ACCOUNT=NAME",
+                        help="rename an account (sample org name, 12-digit ID or management) to NAME, "
+                             "read as the body of a JSON string; repeatable")
+    parser.add_argument("--deny-list-accounts-after", type=int, metavar="N",
+                        help="answer N ListAccounts calls, then AccessDeniedException")
     parser.add_argument("--info-file")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (the test harness holds it open)")
@@ -874,6 +901,8 @@ def main():
     arm_roles(layer, args, info)
     arm_pin_knobs(layer, args, info)
     arm_sso(layer, args, info)
+    arm_renames(args, info)
+    layer.list_accounts_left = args.deny_list_accounts_after
 
     line = json.dumps(info)
     if args.info_file:

@@ -157,25 +157,43 @@ fn append(path: &Path, text: &str) -> io::Result<()> {
     file.write_all(b"\n")
 }
 
-/// A Markdown table cell: one line, no cell break, no HTML.
+/// A Markdown table cell: one line, no cell break, no HTML, no link, image, code span or
+/// emphasis. Account names and details come from AWS and from the command, so everything
+/// Markdown gives a meaning is escaped: `|` would end the cell, `[ ] ( ) !` make links and
+/// images, `<` and `>` HTML or autolinks, backticks code; `://`, `www.` and `@` would become
+/// links by GitHub's autolinking. Control characters (newlines too) are shown as `\u{..}`.
 fn cell(text: &str) -> String {
+    let text = crate::untrusted::terminal(text);
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
-            '|' => out.push_str("\\|"),
-            '\\' => out.push_str("\\\\"),
+            '|' | '\\' | '[' | ']' | '(' | ')' | '!' | '`' | '*' | '_' | '~' | '@' | '#' => {
+                out.push('\\');
+                out.push(c);
+            }
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
-            c if c.is_control() => out.push(' '),
+            // `https://x` and `www.x` are links to GitHub even without brackets.
+            ':' if chars.peek() == Some(&'/') => out.push_str("\\:"),
+            '.' if out.ends_with("www") || out.ends_with("WWW") => out.push_str("\\."),
             c => out.push(c),
         }
     }
     out
 }
 
-/// Workflow-command data (the message): `%`, `\r` and `\n` escaped, as GitHub's toolkit does.
+/// Workflow-command data (the message): `%`, `\r` and `\n` escaped, as GitHub's toolkit does,
+/// and other control characters (ESC sequences) shown as `\u{..}`, never sent as they are.
 fn data(text: &str) -> String {
+    let text: String = text
+        .chars()
+        .map(|c| match c {
+            '\r' | '\n' => c.to_string(),
+            c => crate::untrusted::terminal(c.encode_utf8(&mut [0; 4])).into_owned(),
+        })
+        .collect();
     text.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
@@ -209,9 +227,60 @@ mod tests {
 
     #[test]
     fn cells_and_commands_are_escaped() {
-        assert_eq!(cell("a|b\nc<d>&\\"), "a\\|b c&lt;d&gt;&amp;\\\\");
+        assert_eq!(cell("a|b\nc<d>&\\"), "a\\|b\\\\u{a}c&lt;d&gt;&amp;\\\\");
         assert_eq!(data("50%\r\nx::y"), "50%25%0D%0Ax::y");
         assert_eq!(property("cove: a,b"), "cove%3A a%2Cb");
+    }
+
+    #[test]
+    fn an_account_name_cannot_become_a_link_an_image_html_or_a_new_row() {
+        for (name, shown) in [
+            (
+                "[x](https://evil.example)",
+                "\\[x\\]\\(https\\://evil.example\\)",
+            ),
+            ("![i](http://e/p.png)", "\\!\\[i\\]\\(http\\://e/p.png\\)"),
+            ("<img src=x onerror=y>", "&lt;img src=x onerror=y&gt;"),
+            ("`code` *b* _i_ ~s~", "\\`code\\` \\*b\\* \\_i\\_ \\~s\\~"),
+            ("www.evil.example", "www\\.evil.example"),
+            ("a@evil.example", "a\\@evil.example"),
+            (
+                "a\n| x | y |\r\u{1b}[2J",
+                "a\\\\u{a}\\| x \\| y \\|\\\\u{d}\\\\u{1b}\\[2J",
+            ),
+        ] {
+            assert_eq!(cell(name), shown, "{name:?}");
+        }
+        let mut ci = Collector::new(PathBuf::new());
+        ci.add(&failed(
+            "000000000001",
+            Some("[x](https://e)\n| a |"),
+            "bad <b>",
+        ));
+        let md = ci.markdown(&counts(0, 1), 0, None);
+        let row = md
+            .lines()
+            .find(|l| l.starts_with("| 000000000001"))
+            .unwrap();
+        assert_eq!(
+            row,
+            "| 000000000001 | \\[x\\]\\(https\\://e\\)\\\\u{a}\\| a \\| | us-east-1 | 3 | bad &lt;b&gt; |"
+        );
+    }
+
+    #[test]
+    fn annotations_carry_no_control_characters_and_escape_properties() {
+        let mut ci = Collector::new(PathBuf::new());
+        ci.add(&failed(
+            "000000000001",
+            Some("n\u{1b}]0;t\u{7}%,:"),
+            "50%\r\n::warning::x",
+        ));
+        let text = ci.annotations();
+        assert_eq!(
+            text,
+            "::error title=cove%3A 000000000001 us-east-1::000000000001 (n\\u{1b}]0;t\\u{7}%25,:) us-east-1: 50%25%0D%0A::warning::x\n"
+        );
     }
 
     #[test]

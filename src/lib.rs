@@ -38,6 +38,7 @@ pub mod stop;
 pub mod stream;
 pub mod template;
 pub mod text;
+pub mod untrusted;
 pub mod writer;
 
 use std::io::IsTerminal;

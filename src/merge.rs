@@ -10,12 +10,18 @@ use serde_json::{Map, Value};
 
 use crate::exit_code::{self, Exit};
 use crate::output::{Outcome, write_json, written};
+use crate::untrusted::terminal;
 
 fn foreign(path: &Path) -> anyhow::Error {
     anyhow::anyhow!(
         "`{}` is not a cove output: expected a JSON document with Results, Exceptions and FailedAssumeRole, or cove's jsonl lines",
-        path.display()
+        shown(path)
     )
+}
+
+/// A path for a message: the user named it, but a file name may hold anything.
+fn shown(path: &Path) -> String {
+    terminal(&path.display().to_string()).into_owned()
 }
 
 /// A record's `(Id, Region)`, checked to be there.
@@ -28,8 +34,8 @@ fn key(record: &Value, path: &Path) -> anyhow::Result<(String, String)> {
 
 /// Every record in a json or jsonl output, with the list it belongs to.
 pub fn read_output(path: &Path) -> anyhow::Result<Vec<(Outcome, Value)>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", shown(path)))?;
     if let Ok(Value::Object(doc)) = serde_json::from_str::<Value>(&text)
         && Outcome::ALL
             .iter()
@@ -76,13 +82,13 @@ pub fn read_output(path: &Path) -> anyhow::Result<Vec<(Outcome, Value)>> {
     if !saw_line {
         bail!(
             "`{}` is empty; expected a cove json or jsonl output",
-            path.display()
+            shown(path)
         );
     }
     if !saw_summary {
         bail!(
             "`{}` has no Summary line: that run did not finish, so targets may be missing from it",
-            path.display()
+            shown(path)
         );
     }
     Ok(records)
@@ -98,9 +104,11 @@ pub fn merge(files: &[PathBuf], mut out: impl Write, pretty: bool) -> anyhow::Re
             let (id, region) = key(&record, path)?;
             if let Some(first) = seen.insert((id.clone(), region.clone()), path) {
                 bail!(
-                    "account {id} in {region} is in both `{}` and `{}`; shards must not overlap",
-                    first.display(),
-                    path.display()
+                    "account {} in {} is in both `{}` and `{}`; shards must not overlap",
+                    terminal(&id),
+                    terminal(&region),
+                    shown(first),
+                    shown(path)
                 );
             }
             if outcome != Outcome::Result {
@@ -151,18 +159,19 @@ pub fn failed_pairs(
             let (id, region) = key(&record, path)?;
             if !crate::ids::is_account_id(&id) {
                 bail!(
-                    "`{}` records `{id}` as an account ID; expected 12 digits",
-                    path.display()
+                    "`{}` records `{}` as an account ID; expected 12 digits",
+                    shown(path),
+                    terminal(&id)
                 );
             }
             if region == crate::regions::ALL_ENABLED_LABEL {
                 bail!(
                     "`{}` records account {id} in region `all` (its --region all discovery failed); run it again with --region all --target {id}",
-                    path.display()
+                    shown(path)
                 );
             }
             crate::regions::check(&region, true)
-                .map_err(|e| anyhow::anyhow!("`{}`: {e}", path.display()))?;
+                .map_err(|e| anyhow::anyhow!("`{}`: {}", shown(path), terminal(&e.to_string())))?;
             let regions = pairs.entry(id).or_default();
             if !regions.contains(&region) {
                 regions.push(region);

@@ -87,17 +87,21 @@ impl Progress {
         if record.outcome != Outcome::Result {
             self.failed += 1;
             if self.named.len() < NAMED_FAILURES {
-                self.named.push(format!(
-                    "  {} {}{}: {}",
-                    record.id,
-                    record
-                        .name
-                        .as_deref()
-                        .map(|n| format!("({n}) "))
-                        .unwrap_or_default(),
-                    record.region,
-                    record.exception_details.as_deref().unwrap_or("failed")
-                ));
+                // Names and details hold text from AWS and the child: escaped for the terminal.
+                self.named.push(
+                    crate::untrusted::terminal(&format!(
+                        "  {} {}{}: {}",
+                        record.id,
+                        record
+                            .name
+                            .as_deref()
+                            .map(|n| format!("({n}) "))
+                            .unwrap_or_default(),
+                        record.region,
+                        record.exception_details.as_deref().unwrap_or("failed")
+                    ))
+                    .into_owned(),
+                );
             }
         }
         if let Some(bar) = &self.bar {

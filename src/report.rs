@@ -31,6 +31,11 @@ pub struct Reporter {
 }
 
 impl Reporter {
+    /// This reporter without its GitHub step summary, for a run that ends in exit 2.
+    pub fn without_ci_summary(self) -> Reporter {
+        Reporter { ci: None, ..self }
+    }
+
     /// The reporter of a run of `total` targets (0 while they are still listed) writing to
     /// `out`; an output that fails or is closed stops the run through `stop`.
     pub fn new<W: Write + Send + 'static>(

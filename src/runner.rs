@@ -397,7 +397,24 @@ async fn target_record<A: Aws>(
         r.exception_details = Some(reason.detail().to_owned());
         return r;
     }
-    match run_command(&shared, &temp.creds, &account, &region).await {
+    // A hostile account name (control characters, a `..` path component, an argument it would
+    // turn into an absolute path or an option) fails the target; its command never runs.
+    let argv = match template::render(
+        &shared.spec.command,
+        &template::Values {
+            account_id: &account.id,
+            account_name: account.name.as_deref().unwrap_or_default(),
+            region: &region,
+            partition: &shared.spec.partition,
+        },
+    ) {
+        Ok(argv) => argv,
+        Err(why) => {
+            r.exception_details = Some(why);
+            return r;
+        }
+    };
+    match run_command(&shared, &temp.creds, &account, &region, argv).await {
         Err(err) => {
             r.exception_details = Some(format!(
                 "could not start `{}`: {err}",
@@ -429,6 +446,7 @@ async fn run_command<A: Aws>(
     temp: &TempCredentials,
     account: &Account,
     region: &str,
+    argv: Vec<OsString>,
 ) -> anyhow::Result<ChildEnd> {
     let grant = match &shared.endpoint {
         Some(endpoint) => Some(endpoint.grant(&account.id)?),
@@ -441,7 +459,7 @@ async fn run_command<A: Aws>(
         },
         None => child_env::Credentials::Keys(temp),
     };
-    let cmd = command(&shared.spec, &creds, account, region);
+    let cmd = command(&shared.spec, argv, &creds, account, region);
     let child = run_child(cmd, shared.spec.limits, &shared.stop, &shared.groups).await;
     if let Some(grant) = grant {
         grant.revoke().await;
@@ -449,23 +467,15 @@ async fn run_command<A: Aws>(
     Ok(child?)
 }
 
-/// The child's command line, templated for the target, with its environment and its own
+/// The child's command line (templated for the target), with its environment and its own
 /// process group.
 fn command(
     spec: &RunSpec,
+    argv: Vec<OsString>,
     creds: &child_env::Credentials,
     account: &Account,
     region: &str,
 ) -> Command {
-    let argv = template::render(
-        &spec.command,
-        &template::Values {
-            account_id: &account.id,
-            account_name: account.name.as_deref().unwrap_or_default(),
-            region,
-            partition: &spec.partition,
-        },
-    );
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .stdin(Stdio::null())

@@ -5,8 +5,20 @@
 //! In a template, `{{` and `}}` stand for literal braces and an unknown `{word}` is an error
 //! (checked before any AWS call, so a typo fails fast). Arguments without such a token, such
 //! as JSON or `sh -c '${HOME}'`, pass through unchanged.
+//!
+//! An account's name is chosen by that account's admin, so `{account_name}` is untrusted:
+//! - [`check`] refuses it (exit 2, before any AWS call) where a program reads code: a shell's
+//!   `-c` script, an interpreter's `-c`/`-e`, PowerShell's `-Command`, an `env -S` string, an
+//!   awk or sed program, an ssh or watch command line, and the command's own name.
+//! - [`render`] fails the target (its command never runs) when the name holds a control
+//!   character, makes `..` a path component, or makes the argument (or an `=` value) an
+//!   absolute path, or the argument start with `-`.
+//!
+//! The other placeholders are checked values (IDs, regions, partitions): allowed everywhere.
 
 use std::ffi::OsString;
+
+use crate::untrusted::terminal;
 
 pub const PLACEHOLDERS: &[&str] = &["account_id", "account_name", "region", "partition"];
 
@@ -43,12 +55,27 @@ fn is_template(arg: &str) -> bool {
         .any(|(i, c)| c == '{' && token_at(arg, i).is_some())
 }
 
+/// One expanded argument, and where the account name landed in it.
+struct Expanded {
+    text: String,
+    /// Byte ranges of `text` that hold the account name.
+    name_spans: Vec<std::ops::Range<usize>>,
+    /// Whether the argument holds `{account_name}` at all (even for an empty name).
+    uses_name: bool,
+}
+
 /// Expands one argument; `values == None` only checks it.
-fn expand(arg: &str, values: Option<&Values>) -> Result<String, String> {
+fn expand(arg: &str, values: Option<&Values>) -> Result<Expanded, String> {
+    let mut expanded = Expanded {
+        text: String::with_capacity(arg.len()),
+        name_spans: Vec::new(),
+        uses_name: false,
+    };
     if !is_template(arg) {
-        return Ok(arg.to_owned());
+        expanded.text.push_str(arg);
+        return Ok(expanded);
     }
-    let mut out = String::with_capacity(arg.len());
+    let out = &mut expanded.text;
     let mut chars = arg.char_indices().peekable();
     let hint = "in an argument with a placeholder, write {{ and }} for literal braces";
     while let Some((i, c)) = chars.next() {
@@ -68,7 +95,8 @@ fn expand(arg: &str, values: Option<&Values>) -> Result<String, String> {
                 };
                 if !PLACEHOLDERS.contains(&name) {
                     return Err(format!(
-                        "unknown placeholder `{{{name}}}` in argument `{arg}`; expected one of {}, or {hint}",
+                        "unknown placeholder `{{{name}}}` in argument `{}`; expected one of {}, or {hint}",
+                        terminal(arg),
                         PLACEHOLDERS
                             .iter()
                             .map(|p| format!("{{{p}}}"))
@@ -77,8 +105,12 @@ fn expand(arg: &str, values: Option<&Values>) -> Result<String, String> {
                     ));
                 }
                 if let Some(v) = values.and_then(|v| v.get(name)) {
+                    if name == "account_name" {
+                        expanded.name_spans.push(out.len()..out.len() + v.len());
+                    }
                     out.push_str(v);
                 }
+                expanded.uses_name |= name == "account_name";
                 for _ in 0..=name.len() {
                     chars.next();
                 }
@@ -86,30 +118,475 @@ fn expand(arg: &str, values: Option<&Values>) -> Result<String, String> {
             c => out.push(c),
         }
     }
-    Ok(out)
+    Ok(expanded)
 }
 
-/// Checks every argument of the command (arguments that are not UTF-8 are passed as they are).
+/// Checks every argument of the command (arguments that are not UTF-8 are passed as they are):
+/// placeholders are known, and `{account_name}` is never put where a program reads code.
 pub fn check(command: &[OsString]) -> Result<(), String> {
-    for arg in command {
+    let mut uses_name = vec![false; command.len()];
+    for (n, arg) in command.iter().enumerate() {
         if let Some(s) = arg.to_str() {
-            expand(s, None)?;
+            uses_name[n] = expand(s, None)?.uses_name;
+        }
+    }
+    if !uses_name.contains(&true) {
+        return Ok(());
+    }
+    let words: Vec<String> = command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if uses_name[0] {
+        return Err(format!(
+            "`{{account_name}}` in the command's name (`{}`): an account's admin chooses its name, so it would choose the program cove runs; name the program yourself and pass the name as an argument or as \"$COVE_ACCOUNT_NAME\"",
+            terminal(&words[0])
+        ));
+    }
+    for code in code_arguments(&words) {
+        if let Some(&n) = code.args.iter().find(|n| uses_name[**n]) {
+            return Err(format!(
+                "refusing `{{account_name}}` in argument {} (`{}`): it is code that `{}` runs{}, and an account's admin chooses the account's name (AWS allows $ ( ) ; ` and / in it), so the name would run as code on this machine. Read the name from the environment instead: every command gets it as COVE_ACCOUNT_NAME, e.g. `sh -c 'echo \"report for $COVE_ACCOUNT_NAME\"'` (write \"$COVE_ACCOUNT_NAME\" in double quotes){}",
+                n + 1,
+                terminal(&words[n]),
+                terminal(&code.program),
+                code.how,
+                code.safe_form
+            ));
         }
     }
     Ok(())
 }
 
-/// The command for one target. Call only after [`check`] passed.
-pub fn render(command: &[OsString], values: &Values) -> Vec<OsString> {
+/// Why one argument of the rendered command was refused for a target's account name.
+fn refuse_name(n: usize, arg: &str, name: &str, why: &str) -> String {
+    format!(
+        "account name `{}` was not put into argument {} (`{}`): {why}; the command did not run. Use the COVE_ACCOUNT_NAME variable to read such a name",
+        terminal(name),
+        n + 1,
+        terminal(arg)
+    )
+}
+
+/// Whether an account name is unsafe where it landed in one argument: control characters,
+/// a `..` path component, or an argument (or `=` value) that it makes start with `/` or `-`.
+fn unsafe_name(e: &Expanded, name: &str) -> Option<&'static str> {
+    if e.name_spans.is_empty() || name.is_empty() {
+        return None;
+    }
+    if name.contains('\0') {
+        return Some("it holds a NUL character");
+    }
+    if name.chars().any(char::is_control) {
+        return Some("it holds a control character");
+    }
+    let in_name = |start: usize, end: usize| {
+        e.name_spans
+            .iter()
+            .any(|s| s.start < end.max(start + 1) && start < s.end)
+    };
+    let mut at = 0;
+    for component in e.text.split('/') {
+        if component == ".." && in_name(at, at + component.len()) {
+            return Some("it would make `..` a path component, which leaves the intended folder");
+        }
+        at += component.len() + 1;
+    }
+    for span in &e.name_spans {
+        let first = e.text[span.start..].chars().next();
+        let after_equals = span.start > 0 && e.text.as_bytes()[span.start - 1] == b'=';
+        match first {
+            Some('/') if span.start == 0 || after_equals => {
+                return Some("it would make the argument an absolute path");
+            }
+            Some('-') if span.start == 0 => {
+                return Some(
+                    "it would make the argument start with `-`, an option for the command",
+                );
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The command for one target, or why a hostile account name stops it. Call only after
+/// [`check`] passed.
+pub fn render(command: &[OsString], values: &Values) -> Result<Vec<OsString>, String> {
     command
         .iter()
-        .map(|arg| match arg.to_str() {
-            Some(s) => expand(s, Some(values))
-                .map(OsString::from)
-                .unwrap_or_else(|_| arg.clone()),
-            None => arg.clone(),
+        .enumerate()
+        .map(|(n, arg)| match arg.to_str() {
+            Some(s) => match expand(s, Some(values)) {
+                Ok(e) => match unsafe_name(&e, values.account_name) {
+                    Some(why) => Err(refuse_name(n, s, values.account_name, why)),
+                    None => Ok(OsString::from(e.text)),
+                },
+                Err(_) => Ok(arg.clone()),
+            },
+            None => Ok(arg.clone()),
         })
         .collect()
+}
+
+/// Arguments that a program reads as code, found in a command line.
+struct Code {
+    /// The program, as the command names it.
+    program: String,
+    /// The arguments (indexes) read as code: a name in any of them is refused.
+    args: Vec<usize>,
+    how: &'static str,
+    safe_form: &'static str,
+}
+
+/// How a program takes code in its arguments.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// `-c` is a flag (alone or among others, `-ec`, `-xc`, `-lc`); the first operand is the
+    /// script and the later ones are its `$0`, `$1`, ... (sh, bash, dash, zsh, ksh, ...).
+    Shell,
+    /// These options take code as their value: `python -c CODE`, `perl -e CODE`, `fish -c`.
+    Inline {
+        short: &'static str,
+        long: &'static [&'static str],
+        /// Options that take a value (so the value is not read as an operand).
+        takes_value: &'static str,
+        /// Options may follow operands (GNU getopt's order, as `su USER -c CMD`).
+        permute: bool,
+    },
+    /// The first operand is the program unless an option gave one (awk, sed).
+    Program {
+        short: &'static str,
+        long: &'static [&'static str],
+        takes_value: &'static str,
+    },
+    /// PowerShell: `-Command` (any abbreviation, any case) makes every later argument the
+    /// command; `-CommandWithArgs` takes one.
+    PowerShell,
+    /// Every operand from `from` on is joined into a shell command (ssh: after the host;
+    /// watch: all of them).
+    Joined {
+        from: usize,
+        takes_value: &'static str,
+    },
+}
+
+/// Programs that read code from their arguments, by the name they are called with (the file
+/// name, without a version suffix such as `python3.12` or `ksh93`).
+fn kind_of(name: &str, command_position: bool) -> Option<Kind> {
+    let kind = match name {
+        "sh" | "bash" | "dash" | "zsh" | "ksh" | "mksh" | "pdksh" | "oksh" | "lksh" | "ash"
+        | "yash" | "posh" | "hush" | "csh" | "tcsh" | "rbash" | "elvish" => Kind::Shell,
+        "fish" => Kind::Inline {
+            short: "cC",
+            long: &["command", "init-command"],
+            takes_value: "dfo",
+            permute: false,
+        },
+        "pwsh" | "powershell" | "pwsh-preview" => Kind::PowerShell,
+        "nu" | "xonsh" => Kind::Inline {
+            short: "c",
+            long: &["commands", "command"],
+            takes_value: "",
+            permute: false,
+        },
+        "su" => Kind::Inline {
+            short: "c",
+            long: &["command", "session-command"],
+            takes_value: "sgGw",
+            permute: true,
+        },
+        "python" | "pypy" => Kind::Inline {
+            short: "c",
+            long: &[],
+            takes_value: "WXm",
+            permute: false,
+        },
+        "perl" => Kind::Inline {
+            short: "eE",
+            long: &[],
+            takes_value: "",
+            permute: false,
+        },
+        "ruby" => Kind::Inline {
+            short: "e",
+            long: &[],
+            takes_value: "IrCEF",
+            permute: false,
+        },
+        "node" | "nodejs" | "bun" => Kind::Inline {
+            short: "ep",
+            long: &["eval", "print"],
+            takes_value: "rC",
+            permute: false,
+        },
+        "php" => Kind::Inline {
+            short: "rRBE",
+            long: &[],
+            takes_value: "cdzf",
+            permute: false,
+        },
+        "lua" | "luajit" => Kind::Inline {
+            short: "e",
+            long: &[],
+            takes_value: "l",
+            permute: false,
+        },
+        "Rscript" | "osascript" => Kind::Inline {
+            short: "e",
+            long: &["expr"],
+            takes_value: "",
+            permute: false,
+        },
+        // The next ones read their first operand as code: only as the command itself (or
+        // through env), where that is sure.
+        "awk" | "gawk" | "mawk" | "nawk" if command_position => Kind::Program {
+            short: "e",
+            long: &["source"],
+            takes_value: "Fvfil",
+        },
+        "sed" | "gsed" if command_position => Kind::Program {
+            short: "e",
+            long: &["expression"],
+            takes_value: "fl",
+        },
+        "ssh" if command_position => Kind::Joined {
+            from: 1,
+            takes_value: "BbcDEeFIiJLlmOopQRSWw",
+        },
+        "watch" if command_position => Kind::Joined {
+            from: 0,
+            takes_value: "n",
+        },
+        _ => return None,
+    };
+    Some(kind)
+}
+
+/// A program's name as [`kind_of`] knows it: the file name, without `.exe` or a version.
+fn program_name(word: &str) -> &str {
+    let base = word.rsplit('/').next().unwrap_or(word);
+    let base = base.strip_suffix(".exe").unwrap_or(base);
+    if base == "pwsh-preview" {
+        return base;
+    }
+    let trimmed = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let trimmed = trimmed.strip_suffix('-').unwrap_or(trimmed);
+    if trimmed.is_empty() { base } else { trimmed }
+}
+
+/// The index of the command `env` runs (after its options and `NAME=VALUE` assignments), and
+/// whether env was given `-S` (a string it splits into a command line itself).
+fn through_env(words: &[String], at: usize) -> (usize, Option<usize>) {
+    let mut i = at + 1;
+    let mut split = None;
+    while i < words.len() {
+        let w = words[i].as_str();
+        if w == "--" {
+            return (i + 1, split);
+        }
+        if let Some(long) = w.strip_prefix("--") {
+            let name = long.split('=').next().unwrap_or(long);
+            if name == "split-string" {
+                split = Some(if long.contains('=') { i } else { i + 1 });
+            }
+            if !long.contains('=') && ["unset", "chdir", "split-string"].contains(&name) {
+                i += 1;
+            }
+        } else if let Some(cluster) = w.strip_prefix('-').filter(|c| !c.is_empty()) {
+            for (k, c) in cluster.char_indices() {
+                if matches!(c, 'u' | 'C' | 'S' | 'P') {
+                    let attached = k + 1 < cluster.len();
+                    if c == 'S' {
+                        split = Some(if attached { i } else { i + 1 });
+                    }
+                    if !attached {
+                        i += 1;
+                    }
+                    break;
+                }
+            }
+        } else if w == "-" {
+        } else if !w.contains('=') {
+            return (i, split);
+        }
+        i += 1;
+    }
+    (i, split)
+}
+
+/// The arguments that hold code in one program's arguments, the program being `words[at]`.
+fn code_of(words: &[String], at: usize, kind: Kind) -> Vec<usize> {
+    let end = words.len();
+    let (short, long, takes_value, permute): (&str, &[&str], &str, bool) = match kind {
+        Kind::Shell => ("c", &[][..], "oO", false),
+        Kind::Inline {
+            short,
+            long,
+            takes_value,
+            permute,
+        } => (short, long, takes_value, permute),
+        Kind::Program {
+            short,
+            long,
+            takes_value,
+        } => (short, long, takes_value, false),
+        Kind::Joined { takes_value, .. } => ("", &[][..], takes_value, false),
+        Kind::PowerShell => {
+            for (n, w) in words.iter().enumerate().skip(at + 1) {
+                let lower = w.to_ascii_lowercase();
+                let Some(flag) = lower.strip_prefix('-').or(lower.strip_prefix('/')) else {
+                    continue;
+                };
+                let flag = flag.split(':').next().unwrap_or(flag);
+                if !flag.is_empty() && "command".starts_with(flag) {
+                    return (n + 1..end).collect();
+                }
+                if flag == "cwa" || flag == "commandwithargs" {
+                    return (n + 1..(n + 2).min(end)).collect();
+                }
+            }
+            return Vec::new();
+        }
+    };
+    let mut code = Vec::new();
+    let mut flagged = false; // Shell: -c seen
+    let mut program_given = false; // Program: -e or -f gave the program
+    let mut operand = None;
+    let mut i = at + 1;
+    while i < end {
+        let w = words[i].as_str();
+        if w == "--" {
+            operand = (i + 1 < end).then_some(i + 1);
+            break;
+        }
+        if let Some(name) = w.strip_prefix("--") {
+            let (name, value) = match name.split_once('=') {
+                Some((n, _)) => (n, true),
+                None => (name, false),
+            };
+            if long.contains(&name) {
+                let at_value = if value { i } else { i + 1 };
+                code.push(at_value);
+                program_given = true;
+                i = at_value;
+            } else if ["rcfile", "init-file", "file"].contains(&name) && !value {
+                program_given |= name == "file";
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        let cluster = match w.strip_prefix('-').or_else(|| {
+            // sh family: +o, +x, ... turn options off.
+            matches!(kind, Kind::Shell)
+                .then(|| w.strip_prefix('+'))
+                .flatten()
+        }) {
+            Some(c) if !c.is_empty() => c,
+            _ if permute => {
+                i += 1;
+                continue;
+            }
+            _ => {
+                operand = Some(i);
+                break;
+            }
+        };
+        let mut next = i + 1;
+        for (k, c) in cluster.char_indices() {
+            let attached = k + c.len_utf8() < cluster.len();
+            if matches!(kind, Kind::Shell) {
+                if c == 'c' {
+                    flagged = true;
+                } else if takes_value.contains(c) && !attached {
+                    next = i + 2;
+                }
+                continue;
+            }
+            if short.contains(c) {
+                let at_value = if attached { i } else { i + 1 };
+                code.push(at_value);
+                program_given = true;
+                next = at_value + 1;
+                break;
+            }
+            if takes_value.contains(c) {
+                if !attached {
+                    next = i + 2;
+                }
+                program_given |= matches!(kind, Kind::Program { .. }) && c == 'f';
+                break;
+            }
+        }
+        i = next;
+    }
+    match kind {
+        Kind::Shell if flagged => code.extend(operand),
+        Kind::Program { .. } if !program_given => code.extend(operand),
+        Kind::Joined { from, .. } => {
+            if let Some(first) = operand {
+                code.extend(first + from..end);
+            }
+        }
+        _ => {}
+    }
+    code.retain(|n| *n < end);
+    code
+}
+
+/// Every place in a command line where a program reads code: a shell's `-c` script (however
+/// the shell is reached: an absolute path, `env`, `timeout`, `sudo`, `xargs`, ...), an
+/// interpreter's `-c`/`-e` code, PowerShell's `-Command`, and, as the command itself, an awk or
+/// sed program, an ssh remote command, a `watch` command; and a string `env -S` splits.
+fn code_arguments(words: &[String]) -> Vec<Code> {
+    let mut found = Vec::new();
+    let mut command_at = 0;
+    if program_name(&words[0]) == "env" {
+        let (at, split) = through_env(words, 0);
+        command_at = at;
+        if let Some(split) = split.filter(|s| *s < words.len()) {
+            found.push(Code {
+                program: words[0].clone(),
+                args: vec![split],
+                how: " (env -S splits that string into a command line)",
+                safe_form: "",
+            });
+        }
+    }
+    for (at, word) in words.iter().enumerate() {
+        let name = program_name(word);
+        let Some(kind) = kind_of(name, at == command_at) else {
+            continue;
+        };
+        let args = code_of(words, at, kind);
+        if args.is_empty() {
+            continue;
+        }
+        let (how, safe_form) = match kind {
+            Kind::Shell => (
+                " as its -c script",
+                ", or pass {account_name} as an argument after the script and read it as \"$1\"",
+            ),
+            Kind::PowerShell => (
+                " as its -Command",
+                "; in PowerShell, $env:COVE_ACCOUNT_NAME",
+            ),
+            Kind::Joined { from: 1, .. } => (" as the remote shell command", ""),
+            Kind::Joined { .. } => (" through sh -c", ""),
+            Kind::Inline { .. } | Kind::Program { .. } => (
+                " as its program",
+                "; in a program, read the environment variable (os.environ, ENV, process.env, ENVIRON[...])",
+            ),
+        };
+        found.push(Code {
+            program: word.clone(),
+            args,
+            how,
+            safe_form,
+        });
+    }
+    found
 }
 
 #[cfg(test)]
@@ -137,7 +614,7 @@ mod tests {
         .collect();
         assert!(check(&cmd).is_ok());
         assert_eq!(
-            render(&cmd, &values()),
+            render(&cmd, &values()).unwrap(),
             [
                 "s3://audit-111111111111/eu-west-1/",
                 "{\"a\": \"prod\"}",
@@ -154,7 +631,7 @@ mod tests {
             .map(OsString::from)
             .collect();
         assert!(check(&cmd).is_ok());
-        assert_eq!(render(&cmd, &values()), cmd);
+        assert_eq!(render(&cmd, &values()).unwrap(), cmd);
     }
 
     #[test]
@@ -164,5 +641,173 @@ mod tests {
             assert!(err.contains(bad), "{err}");
             assert!(err.contains("{{"), "{err}");
         }
+    }
+
+    fn argv(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_account_name_in_code_is_refused_however_the_program_is_reached() {
+        let script = "echo \"report for {account_name}\"";
+        let refused: &[&[&str]] = &[
+            &["sh", "-c", script],
+            &["/bin/sh", "-c", script],
+            &["/usr/bin/bash", "-ec", script],
+            &["sh", "-xc", script],
+            &["bash", "-lc", script],
+            &["bash", "-c", "--", script],
+            &["bash", "-o", "pipefail", "-c", script],
+            &["bash", "+o", "posix", "-e", "-c", script],
+            &["bash", "--norc", "--rcfile", "x", "-c", script],
+            &["dash", "-c", script],
+            &["zsh", "-c", script],
+            &["ksh93", "-c", script],
+            &["fish", "-c", script],
+            &["fish", "--command=echo {account_name}"],
+            &["env", "FOO=1", "bash", "-c", script],
+            &["env", "-i", "sh", "-c", script],
+            &["env", "-u", "HOME", "--", "/bin/sh", "-c", script],
+            &["/usr/bin/env", "-S", "sh -c 'echo {account_name}'"],
+            &["env", "-iS", "sh -c 'echo {account_name}'"],
+            &["timeout", "5", "sh", "-c", script],
+            &["xargs", "-0", "sh", "-c", script],
+            &["sudo", "-u", "x", "bash", "-c", script],
+            &["pwsh", "-Command", "Write-Output '{account_name}'"],
+            &["pwsh", "-NoProfile", "-c", "echo", "{account_name}"],
+            &["powershell.exe", "-com", "echo {account_name}"],
+            &["pwsh", "-cwa", "echo {account_name}", "x"],
+            &["python3", "-c", "print('{account_name}')"],
+            &[
+                "python3.12",
+                "-W",
+                "ignore",
+                "-c",
+                "print('{account_name}')",
+            ],
+            &["perl", "-ne", "print '{account_name}'"],
+            &["perl", "-e", "1", "-e", "print '{account_name}'"],
+            &["ruby", "-e", "puts '{account_name}'"],
+            &["node", "--eval", "console.log('{account_name}')"],
+            &["su", "root", "-c", script],
+            &["awk", "BEGIN {{ print \"{account_name}\" }}"],
+            &["sed", "s/x/{account_name}/"],
+            &["sed", "-n", "-e", "s/x/{account_name}/p", "file"],
+            &["ssh", "-p", "22", "host", "echo", "{account_name}"],
+            &["watch", "-n", "5", "echo {account_name}"],
+            &["{account_name}", "--help"],
+        ];
+        for cmd in refused {
+            let err = check(&argv(cmd)).expect_err(&format!("{cmd:?}"));
+            assert!(err.contains("COVE_ACCOUNT_NAME"), "{cmd:?}: {err}");
+        }
+        let err = check(&argv(&["sh", "-c", script])).unwrap_err();
+        assert!(err.contains("\"$COVE_ACCOUNT_NAME\""), "{err}");
+        assert!(err.contains("argument 3"), "{err}");
+    }
+
+    #[test]
+    fn the_account_name_as_data_and_the_other_placeholders_in_code_are_allowed() {
+        let allowed: &[&[&str]] = &[
+            &[
+                "sh",
+                "-c",
+                "echo \"$COVE_ACCOUNT_NAME\" {account_id} {region} {partition}",
+            ],
+            &["sh", "-c", "echo \"$1\"", "sh", "{account_name}"],
+            &["bash", "-c", "--", "echo \"$1\"", "bash", "{account_name}"],
+            &["bash", "script.sh", "-c", "{account_name}"],
+            &["sh", "{account_name}.sh"],
+            &["python3", "tool.py", "-c", "{account_name}"],
+            &[
+                "python3",
+                "-c",
+                "import sys; print(sys.argv[1])",
+                "{account_name}",
+            ],
+            &["perl", "-e", "print $ARGV[0]", "{account_name}"],
+            &["awk", "-v", "n={account_name}", "BEGIN {{ print n }}"],
+            &["sed", "-e", "s/x/y/", "{account_name}.txt"],
+            &["aws", "s3", "cp", "x", "s3://b/{account_name}/x"],
+            &["env", "NAME={account_name}", "printenv", "NAME"],
+            &["sh", "-c", "echo {{account_name}}"],
+        ];
+        for cmd in allowed {
+            assert_eq!(check(&argv(cmd)), Ok(()), "{cmd:?}");
+        }
+    }
+
+    fn named(name: &str) -> Values<'_> {
+        Values {
+            account_name: name,
+            ..values()
+        }
+    }
+
+    #[test]
+    fn hostile_names_fail_the_target_where_they_land() {
+        let cases: &[(&[&str], &str, &str)] = &[
+            (
+                &["cat", "reports/{account_name}.json"],
+                "../../.bashrc",
+                "`..`",
+            ),
+            (&["cat", "reports/{account_name}"], "a/../../x", "`..`"),
+            (&["cat", "reports/.{account_name}"], "./x", "`..`"),
+            (&["cat", "{account_name}"], "..", "`..`"),
+            (&["cat", "{account_name}"], "/etc/passwd", "absolute path"),
+            (
+                &["cat", "--file={account_name}"],
+                "/etc/passwd",
+                "absolute path",
+            ),
+            (&["rm", "{account_name}"], "-rf", "option"),
+            (&["rm", "{account_name}.txt"], "--help", "option"),
+            (
+                &["echo", "x{account_name}"],
+                "a\u{1b}[31m",
+                "control character",
+            ),
+            (&["echo", "x{account_name}"], "a\nb", "control character"),
+            (&["echo", "x{account_name}"], "a\0b", "NUL"),
+        ];
+        for (cmd, name, why) in cases {
+            let err = render(&argv(cmd), &named(name)).expect_err(&format!("{cmd:?} {name:?}"));
+            assert!(err.contains(why), "{cmd:?} {name:?}: {err}");
+            assert!(err.contains("argument 2"), "{err}");
+            assert!(
+                !err.contains('\u{1b}') && !err.contains('\n') && !err.contains('\0'),
+                "the name is escaped in the message: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ordinary_names_and_names_that_only_look_odd_render() {
+        let cases: &[(&[&str], &str, &str)] = &[
+            (
+                &["cat", "reports/{account_name}.json"],
+                "Prod (EU) $x;`y`",
+                "reports/Prod (EU) $x;`y`.json",
+            ),
+            (
+                &["cat", "reports/{account_name}"],
+                "team/prod",
+                "reports/team/prod",
+            ),
+            (&["cat", "reports/{account_name}"], "a..b", "reports/a..b"),
+            (&["cat", "x-{account_name}"], "-rf", "x--rf"),
+            (&["cat", "reports/{account_name}"], "/abs", "reports//abs"),
+            (&["cat", "/{account_name}"], "x", "/x"),
+            (&["cat", "../{account_name}"], "x", "../x"),
+            (&["cat", "{account_name}"], "", ""),
+        ];
+        for (cmd, name, want) in cases {
+            let out = render(&argv(cmd), &named(name)).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(out[1], OsString::from(want), "{cmd:?} {name:?}");
+        }
+        // Other placeholders are checked values: allowed wherever they are.
+        let out = render(&argv(&["{region}", "-{account_id}"]), &values()).unwrap();
+        assert_eq!(out, argv(&["eu-west-1", "-111111111111"]));
     }
 }

@@ -2,10 +2,14 @@
 
 #[path = "e2e/bad_input.rs"]
 mod bad_input;
+#[path = "e2e/ci_summary.rs"]
+mod ci_summary;
 #[path = "e2e/endpoint.rs"]
 mod endpoint;
 #[path = "e2e/faults.rs"]
 mod faults;
+#[path = "e2e/hostile.rs"]
+mod hostile;
 #[path = "e2e/human.rs"]
 mod human;
 #[path = "e2e/interrupts.rs"]

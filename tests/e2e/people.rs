@@ -23,7 +23,7 @@ fn jsonl_lines_arrive_while_a_slow_target_is_still_running() {
   touch {waiting}; i=0
   while [ ! -e {go} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
 fi
-echo "{{account_name}}""#,
+echo "$COVE_ACCOUNT_NAME""#,
         waiting = waiting.display(),
         go = go.display()
     );
