@@ -21,6 +21,7 @@ pub mod ids;
 pub mod logging;
 pub mod merge;
 pub mod output;
+pub mod output_dir;
 pub mod pipeline;
 pub mod plan;
 pub mod process;
