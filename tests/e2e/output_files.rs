@@ -111,7 +111,10 @@ fn links_planted_at_the_files_cove_writes_are_replaced_never_written_through() {
         for victim in [&results, &stdout, &stderr, &probe, &hard] {
             assert_untouched(victim);
         }
-        assert!(is_link(&out.join(".cove-write-test")), "not cove's to remove");
+        assert!(
+            is_link(&out.join(".cove-write-test")),
+            "not cove's to remove"
+        );
 
         // Nothing is lost: each file holds what it would have held without the links.
         for id in [&a, &b] {
@@ -289,7 +292,11 @@ fn everything_cove_creates_is_private_whatever_the_umask() {
         // The directories of the earlier run were not cove's to create: only its files count.
         let rewritten = walk(&earlier).into_iter().filter(|p| !p.is_dir());
         for path in walk(&out).into_iter().chain(rewritten) {
-            let rel = path.strip_prefix(base.path()).unwrap().display().to_string();
+            let rel = path
+                .strip_prefix(base.path())
+                .unwrap()
+                .display()
+                .to_string();
             let expected = if path.is_dir() { 0o700 } else { 0o600 };
             assert_eq!(
                 mode(&path),
@@ -358,7 +365,10 @@ fn an_output_dir_another_user_could_write_or_swap_is_refused_before_any_aws_call
         ));
     } else {
         // Not root: a directory root owns stands for another user's.
-        cases.push(("/".into(), format!("is owned by user 0, not by you (user {me})")));
+        cases.push((
+            "/".into(),
+            format!("is owned by user 0, not by you (user {me})"),
+        ));
         eprintln!("not root: the planted link of another user is not tried");
     }
     for (dir, expected) in &cases {
@@ -373,7 +383,8 @@ fn an_output_dir_another_user_could_write_or_swap_is_refused_before_any_aws_call
         ]));
         run.expect_code(2);
         assert!(
-            run.stderr.contains(&format!("--output-dir `{}`", dir.display()))
+            run.stderr
+                .contains(&format!("--output-dir `{}`", dir.display()))
                 && run.stderr.contains(expected)
                 && run.stderr.contains("expected"),
             "{expected}: {}",
@@ -384,7 +395,11 @@ fn an_output_dir_another_user_could_write_or_swap_is_refused_before_any_aws_call
             assert_eq!(walk(dir), before, "nothing written in {}", dir.display());
         }
     }
-    assert_eq!(g.all_calls(), serde_json::json!({}), "refused before any AWS call");
+    assert_eq!(
+        g.all_calls(),
+        serde_json::json!({}),
+        "refused before any AWS call"
+    );
 
     // A link of the caller's own to the caller's own directory is fine.
     let mine = base.path().join("own-target");
