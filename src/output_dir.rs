@@ -215,6 +215,8 @@ fn judge(stat: &FileStat) -> Result<(), String> {
             stat.st_uid
         ));
     }
+    // `mode_t` is u32 on Linux but u16 on macOS.
+    #[allow(clippy::useless_conversion)]
     let mode = u32::from(stat.st_mode) & 0o7777;
     let who = match mode & OTHERS_WRITE {
         0 => return Ok(()),
