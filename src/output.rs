@@ -580,6 +580,21 @@ mod tests {
     }
 
     #[test]
+    fn a_results_json_that_cannot_be_written_does_not_keep_the_document_from_stdout() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where results.json goes: the rename onto it fails.
+        std::fs::create_dir(dir.path().join("results.json")).unwrap();
+        let mut out = Vec::new();
+        let mut sink = Sink::new(&mut out, Format::Json, false, Some(dir.path().to_owned()));
+        sink.record(record("111111111111", "us-east-1", Outcome::Result))
+            .unwrap();
+        let err = sink.finish(0, 1).unwrap_err();
+        assert!(err.to_string().contains("results.json"), "{err}");
+        let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(doc["Results"][0]["Id"], "111111111111");
+    }
+
+    #[test]
     fn the_document_has_its_three_lists_in_order() {
         let mut out = Vec::new();
         write_json(&mut out, &Document::default(), false).unwrap();

@@ -381,7 +381,7 @@ fn an_output_dir_another_user_could_write_or_swap_is_refused_before_any_aws_call
             "--",
             "true",
         ]));
-        run.expect_code(2);
+        assert_eq!(run.code, 2, "{}: {}", dir.display(), run.stderr);
         assert!(
             run.stderr
                 .contains(&format!("--output-dir `{}`", dir.display()))
