@@ -57,6 +57,7 @@ impl OutputDir {
     /// Creates the missing parts of `path` (0700 each, whatever the umask), then opens and
     /// checks it as [`OutputDir::open`] does.
     pub fn create(path: &Path) -> anyhow::Result<OutputDir> {
+        let path = &normalized(path);
         let shown = path.display();
         if path.as_os_str().is_empty() {
             bail!("--output-dir is empty: expected the path of a directory");
@@ -104,6 +105,7 @@ impl OutputDir {
     /// can write it. A link as its last part is followed only when the caller or root owns
     /// the link.
     pub fn open(path: &Path) -> anyhow::Result<OutputDir> {
+        let path = &normalized(path);
         let shown = path.display();
         let cannot = || format!("cannot open --output-dir `{shown}`");
         let entry = std::fs::symlink_metadata(path).with_context(cannot)?;
@@ -203,6 +205,12 @@ impl OutputDir {
         }
         Ok(replaced)
     }
+}
+
+/// `path` without a trailing `/` or `/.`, which would make the system follow a link as its
+/// last part before cove could look at the link itself.
+fn normalized(path: &Path) -> PathBuf {
+    path.components().collect()
 }
 
 /// What is wrong with a directory cove would write in, if anything: another user owns it, or
@@ -449,6 +457,28 @@ mod tests {
             entries(elsewhere.path()).is_empty(),
             "nothing written through a link"
         );
+    }
+
+    #[test]
+    fn a_trailing_slash_does_not_get_a_link_of_another_user_past_the_check() {
+        if !geteuid().is_root() {
+            eprintln!("not root: cannot plant a link of another user");
+            return;
+        }
+        let base = tempfile::tempdir().unwrap();
+        let mine = base.path().join("mine");
+        std::fs::create_dir(&mine).unwrap();
+        let planted = base.path().join("planted");
+        symlink(&mine, &planted).unwrap();
+        std::os::unix::fs::lchown(&planted, Some(65534), Some(65534)).unwrap();
+        for given in ["planted", "planted/", "planted/.", "planted//"] {
+            let err = format!("{:#}", prepare(&base.path().join(given)).unwrap_err());
+            assert!(
+                err.contains("is a symbolic link owned by user 65534"),
+                "{given}: {err}"
+            );
+        }
+        assert!(entries(&mine).is_empty());
     }
 
     #[test]
