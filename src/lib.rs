@@ -23,6 +23,7 @@ pub mod listed;
 pub mod logging;
 pub mod merge;
 pub mod output;
+pub mod output_dir;
 pub mod pipeline;
 pub mod plan;
 pub mod process;

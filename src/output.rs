@@ -5,8 +5,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-
+use crate::output_dir::OutputDir;
 use crate::spool::Spool;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
@@ -248,7 +247,8 @@ pub struct Sink<W: Write> {
     out: W,
     format: Format,
     pretty: bool,
-    dir: Option<PathBuf>,
+    /// `--output-dir`, opened and checked, or why it could not be (each write then says so).
+    dir: Option<Result<OutputDir, String>>,
     /// Every record, for the json document (and its copy in `results.json`).
     kept: Vec<Record>,
     /// Streamed formats with `--output-dir`: `results.json` comes from here, not from memory.
@@ -265,7 +265,7 @@ impl<W: Write> Sink<W> {
             out,
             format,
             pretty,
-            dir,
+            dir: dir.map(|path| OutputDir::open(&path).map_err(|e| format!("{e:#}"))),
             kept: Vec::new(),
             spool: None,
             spool_failed: false,
@@ -344,7 +344,11 @@ impl<W: Write> Sink<W> {
             return;
         }
         if self.spool.is_none() {
-            self.spool = Spool::create(dir).map_err(|e| self.spool_failure(e)).ok();
+            let created = match dir {
+                Ok(dir) => Spool::create(dir),
+                Err(problem) => Err(io::Error::other(problem.clone())),
+            };
+            self.spool = created.map_err(|e| self.spool_failure(e)).ok();
         }
         let list = record.outcome.index();
         if let Some(spool) = &mut self.spool
@@ -363,25 +367,56 @@ impl<W: Write> Sink<W> {
     }
 
     /// Writes what only the end can write: the document, or the summary line, and
-    /// `results.json` in the output directory.
+    /// `results.json` in the output directory. A `results.json` that cannot be written does
+    /// not keep the document from stdout: the error comes after it.
     pub fn finish(mut self, skipped: u64, duration_ms: u64) -> io::Result<Counts> {
         let doc = Document::new(std::mem::take(&mut self.kept));
-        if let Some(dir) = &self.dir
-            && !self.spool_failed
-        {
-            let mut file = io::BufWriter::new(std::fs::File::create(dir.join("results.json"))?);
-            match self.spool.take() {
+        let saved = self.save_results(&doc);
+        let written = self.write_end(&doc, skipped, duration_ms);
+        if let (Err(err), Err(_)) = (&saved, &written) {
+            eprintln!("cove: warning: {err}");
+        }
+        written?;
+        saved?;
+        Ok(self.counts)
+    }
+
+    /// `results.json`, written to a new file that replaces the old one (and never through a
+    /// link planted at its name).
+    fn save_results(&mut self, doc: &Document) -> io::Result<()> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        if self.spool_failed {
+            return Ok(());
+        }
+        let dir = dir.as_ref().map_err(|problem| {
+            io::Error::other(format!("could not write results.json: {problem}"))
+        })?;
+        let spool = self.spool.take();
+        let path = dir.path().join("results.json");
+        let was_link = dir
+            .replace("results.json", |file| match spool {
                 Some(spool) => {
                     let keys = Outcome::ALL.map(Outcome::list_key);
-                    spool.write_document(&keys, &mut file)?
+                    spool.write_document(&keys, file)
                 }
-                None => write_json(&mut file, &doc, true)?,
-            }
+                None => write_json(file, doc, true),
+            })
+            .map_err(|e| io::Error::new(e.kind(), format!("`{}`: {e}", path.display())))?;
+        if was_link {
+            eprintln!(
+                "cove: warning: `{}` was a symbolic link; cove replaced the link with the file and left what it pointed to alone",
+                path.display()
+            );
         }
+        Ok(())
+    }
+
+    /// The end of stdout: the document, or the summary line.
+    fn write_end(&mut self, doc: &Document, skipped: u64, duration_ms: u64) -> io::Result<()> {
         match self.format {
-            Format::Json => write_json(&mut self.out, &doc, self.pretty)?,
+            Format::Json => write_json(&mut self.out, doc, self.pretty),
             // Each target was written as it finished; the summary is stderr's.
-            Format::Text => self.out.flush()?,
+            Format::Text => self.out.flush(),
             Format::Jsonl => {
                 let summary = Summary {
                     counts: self.counts,
@@ -392,10 +427,9 @@ impl<W: Write> Sink<W> {
                     &mut self.out,
                     &serde_json::json!({ "Summary": summary }),
                     false,
-                )?;
+                )
             }
         }
-        Ok(self.counts)
     }
 }
 
@@ -403,17 +437,6 @@ impl<W: Write> Sink<W> {
 /// format prints it, and `--output-dir` writes it to files.
 pub fn needs_raw_output(format: Format, dir: Option<&Path>) -> bool {
     format == Format::Text || dir.is_some()
-}
-
-/// `--output-dir` must be a directory cove can write, and is created if missing.
-pub fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create --output-dir `{}`", dir.display()))?;
-    let probe = dir.join(".cove-write-test");
-    std::fs::write(&probe, b"")
-        .with_context(|| format!("cannot write in --output-dir `{}`", dir.display()))?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
 }
 
 /// A child's output as it came, for `--output-dir`.
@@ -424,8 +447,16 @@ pub struct RawOutput {
 }
 
 /// `DIR/<account-id>/<region>/stdout` and `stderr`, byte for byte. The two path parts must be
-/// an account ID and a region name, never anything that could leave `DIR`.
-fn write_target_files(dir: &Path, record: &Record, raw: &RawOutput) -> io::Result<()> {
+/// an account ID and a region name, never anything that could leave `DIR`. A link planted at
+/// a file's name is replaced (with a warning), never written through.
+fn write_target_files(
+    dir: &Result<OutputDir, String>,
+    record: &Record,
+    raw: &RawOutput,
+) -> io::Result<()> {
+    let dir = dir
+        .as_ref()
+        .map_err(|problem| io::Error::other(problem.clone()))?;
     let safe = |part: &str| {
         !part.is_empty()
             && part
@@ -438,10 +469,14 @@ fn write_target_files(dir: &Path, record: &Record, raw: &RawOutput) -> io::Resul
             record.id, record.region
         )));
     }
-    let target = dir.join(&record.id).join(&record.region);
-    std::fs::create_dir_all(&target)?;
-    std::fs::write(target.join("stdout"), &raw.stdout)?;
-    std::fs::write(target.join("stderr"), &raw.stderr)
+    let files: [(&str, &[u8]); 2] = [("stdout", &raw.stdout), ("stderr", &raw.stderr)];
+    for link in dir.write_target(&record.id, &record.region, &files)? {
+        eprintln!(
+            "cove: warning: {} {}: `{link}` in --output-dir was a symbolic link; cove replaced the link with the file and left what it pointed to alone",
+            record.id, record.region
+        );
+    }
+    Ok(())
 }
 
 /// A plain record for tests: every key set, the command run and exited 0.
@@ -542,6 +577,21 @@ mod tests {
         );
         assert!(needs_raw_output(Format::Text, None));
         assert!(!needs_raw_output(Format::Jsonl, None));
+    }
+
+    #[test]
+    fn a_results_json_that_cannot_be_written_does_not_keep_the_document_from_stdout() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where results.json goes: the rename onto it fails.
+        std::fs::create_dir(dir.path().join("results.json")).unwrap();
+        let mut out = Vec::new();
+        let mut sink = Sink::new(&mut out, Format::Json, false, Some(dir.path().to_owned()));
+        sink.record(record("111111111111", "us-east-1", Outcome::Result))
+            .unwrap();
+        let err = sink.finish(0, 1).unwrap_err();
+        assert!(err.to_string().contains("results.json"), "{err}");
+        let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(doc["Results"][0]["Id"], "111111111111");
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub fn run(config: Config) -> anyhow::Result<Exit> {
 /// checked, and the open-file limit raised for `--workers`. Returns the workers that fit.
 fn prepare_local(config: &Config) -> anyhow::Result<usize> {
     if let Some(dir) = &config.output.dir {
-        output::prepare_dir(dir)?;
+        crate::output_dir::prepare(dir)?;
     }
     let asked = config.run.workers;
     let workers = process::fit_workers(asked);

@@ -6,7 +6,8 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::Path;
+
+use crate::output_dir::OutputDir;
 
 /// Where one record lies in the spool.
 struct Entry {
@@ -26,9 +27,9 @@ pub struct Spool {
 
 impl Spool {
     /// An unlinked spool file in `dir`: it vanishes with cove, however cove ends.
-    pub fn create(dir: &Path) -> io::Result<Spool> {
+    pub fn create(dir: &OutputDir) -> io::Result<Spool> {
         Ok(Spool {
-            file: BufWriter::new(tempfile::tempfile_in(dir)?),
+            file: BufWriter::new(dir.unlinked_file()?),
             index: Vec::new(),
             len: 0,
         })
@@ -129,7 +130,7 @@ mod tests {
             record("111111111111", "us-east-1", Outcome::Result),
             record("111111111111", "ap-south-1", Outcome::Result),
         ];
-        let mut spool = Spool::create(dir.path()).unwrap();
+        let mut spool = Spool::create(&OutputDir::open(dir.path()).unwrap()).unwrap();
         for r in &records {
             push(&mut spool, r);
         }
@@ -153,7 +154,7 @@ mod tests {
     fn an_empty_spool_is_an_empty_document() {
         let dir = tempfile::tempdir().unwrap();
         let mut out = Vec::new();
-        Spool::create(dir.path())
+        Spool::create(&OutputDir::open(dir.path()).unwrap())
             .unwrap()
             .write_document(&keys(), &mut out)
             .unwrap();

@@ -20,6 +20,8 @@ mod login;
 mod logs;
 #[path = "e2e/mfa.rs"]
 mod mfa;
+#[path = "e2e/output_files.rs"]
+mod output_files;
 #[path = "e2e/partitions.rs"]
 mod partitions;
 #[path = "e2e/people.rs"]
