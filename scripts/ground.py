@@ -96,6 +96,37 @@ which --throttle-first / --throttle-fraction throttle with TooManyRequestsExcept
 with the starting dummy keys (the caller's own identity); children's assumed keys are left alone.
 --deny-assume-quoting-names answers AssumeRole for those accounts with AccessDenied whose message
 quotes the ExternalId and Policy it received, as some AWS errors quote request parameters.
+
+Sign-in paths (MFA, the portal's token and its refresh, `aws login`):
+    --mfa-serial-expected SERIAL          GetSessionToken with another SerialNumber is AccessDenied,
+                                          whatever the code (as IAM answers)
+    --sso-revoke-after N                  the portal sign-in is lost after N GetRoleCredentials
+                                          answers: every later portal call is UnauthorizedException
+    --sso-refresh                         sso-oidc:CreateToken (POST /token) refreshes the portal
+                                          token, strictly: the registration's clientId and
+                                          clientSecret, grantType refresh_token, a refresh token it
+                                          issued (each works once); the registration and first
+                                          refresh token are "sso_oidc" in the info line
+    --login-refresh-token TOKEN           a refresh token signin:CreateOAuth2Token accepts (once; it
+                                          answers a new one); none given: every refresh is refused;
+                                          keys it issues sign as identity "login-refresh"
+    --login-client-id ID                  the client ID the refresh must name (default the AWS CLI's,
+                                          arn:aws:signin:::devtools/same-device)
+    --portal-proxy                        an HTTPS proxy on loopback ("portal_proxy" in the info
+                                          line: its URL and the PEM of its own CA) for the portal and
+                                          SSO-OIDC hosts (portal.sso.<region>.amazonaws.com,
+                                          oidc.<region>.amazonaws.com): it records each CONNECT, never
+                                          dials out, ends the TLS itself and hands the request to the
+                                          ground, so the "host" of /_ground/sso-params shows the
+                                          region the client aimed at
+    /_ground/assume-signers   {"calls": [{"RoleArn": ..., "AccessKeyId": ...}]}  which key signed
+                              each AssumeRole
+    /_ground/key-roles        {"keys": {AKID: identity}}  what each issued key stands for (a role
+                              ARN, "mfa-session", "sso:<set>", "login-refresh")
+    /_ground/sso-oidc-params  {"calls": [{"client_ok", "secret_ok", "grant_type", "refresh_ok",
+                              "host"}]}  every CreateToken call, never the values
+    /_ground/login-params     {"calls": [{"client_ok", "refresh_ok"}]}  every Sign-In refresh
+    /_ground/proxy-connects   {"connects": ["host:port", ...]}  what --portal-proxy was asked for
 """
 
 import argparse
