@@ -164,18 +164,18 @@ fn with_organization_access_targets_and_ignores_work_and_a_missing_permission_se
             ])
             .args(WHO_AM_I),
     );
-    run.expect_code(1);
-    assert_eq!(
-        run.ids("Results"),
-        g.ids(&["workloads-a", "prod-a", "deep-a"]),
-        "the OU walk and the ignore, as with --role"
-    );
     for r in run.list("Results") {
         assert_eq!(
             r["Result"]["Account"], r["Id"],
             "the child's own identity proves its account: {r}"
         );
     }
+    run.expect_code(1);
+    assert_eq!(
+        run.ids("Results"),
+        g.ids(&["workloads-a", "prod-a", "deep-a"]),
+        "the OU walk and the ignore, as with --role"
+    );
     let failed = run.list("FailedAssumeRole");
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["Id"], g.account("deep-b"));
