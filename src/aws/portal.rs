@@ -138,13 +138,6 @@ impl Portal {
     /// The access token, or the run-level error that tells the user to sign in again.
     pub async fn access_token(&self) -> anyhow::Result<Secret> {
         match self.token.provide_token().await {
-            // The SDK hands back the cached token when its refresh (SSO-OIDC CreateToken) fails,
-            // even expired: the portal would refuse it, so say why here, without calling it.
-            Ok(token) if token.expiration().is_some_and(|at| at <= SystemTime::now()) => bail!(
-                "the IAM Identity Center sign-in of profile `{}` has expired and could not be refreshed: run `{}`, then run cove again",
-                self.profile.profile,
-                self.profile.login_hint()
-            ),
             Ok(token) => Ok(Secret::new(token.token())),
             Err(err) => bail!(
                 "no valid IAM Identity Center sign-in for profile `{}` ({}): run `{}`, then run cove again",
