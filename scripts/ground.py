@@ -96,6 +96,37 @@ which --throttle-first / --throttle-fraction throttle with TooManyRequestsExcept
 with the starting dummy keys (the caller's own identity); children's assumed keys are left alone.
 --deny-assume-quoting-names answers AssumeRole for those accounts with AccessDenied whose message
 quotes the ExternalId and Policy it received, as some AWS errors quote request parameters.
+
+Sign-in paths (MFA, the portal's token and its refresh, `aws login`):
+    --mfa-serial-expected SERIAL          GetSessionToken with another SerialNumber is AccessDenied,
+                                          whatever the code (as IAM answers)
+    --sso-revoke-after N                  the portal sign-in is lost after N GetRoleCredentials
+                                          answers: every later portal call is UnauthorizedException
+    --sso-refresh                         sso-oidc:CreateToken (POST /token) refreshes the portal
+                                          token, strictly: the registration's clientId and
+                                          clientSecret, grantType refresh_token, a refresh token it
+                                          issued (each works once); the registration and first
+                                          refresh token are "sso_oidc" in the info line
+    --login-refresh-token TOKEN           a refresh token signin:CreateOAuth2Token accepts (once; it
+                                          answers a new one); none given: every refresh is refused;
+                                          keys it issues sign as identity "login-refresh"
+    --login-client-id ID                  the client ID the refresh must name (default the AWS CLI's,
+                                          arn:aws:signin:::devtools/same-device)
+    --portal-proxy                        an HTTPS proxy on loopback ("portal_proxy" in the info
+                                          line: its URL and the PEM of its own CA) for the portal and
+                                          SSO-OIDC hosts (portal.sso.<region>.amazonaws.com,
+                                          oidc.<region>.amazonaws.com): it records each CONNECT, never
+                                          dials out, ends the TLS itself and hands the request to the
+                                          ground, so the "host" of /_ground/sso-params shows the
+                                          region the client aimed at
+    /_ground/assume-signers   {"calls": [{"RoleArn": ..., "AccessKeyId": ...}]}  which key signed
+                              each AssumeRole
+    /_ground/key-roles        {"keys": {AKID: identity}}  what each issued key stands for (a role
+                              ARN, "mfa-session", "sso:<set>", "login-refresh")
+    /_ground/sso-oidc-params  {"calls": [{"client_ok", "secret_ok", "grant_type", "refresh_ok",
+                              "host"}]}  every CreateToken call, never the values
+    /_ground/login-params     {"calls": [{"client_ok", "refresh_ok"}]}  every Sign-In refresh
+    /_ground/proxy-connects   {"connects": ["host:port", ...]}  what --portal-proxy was asked for
 """
 
 import argparse
@@ -180,6 +211,7 @@ class FaultLayer:
         self._init_roles()
         self._init_pin_knobs()
         self._init_sso()
+        self._init_sign_in_paths()
 
     def _init_pin_knobs(self):
         # The caller's partition in GetCallerIdentity answers (None: moto's own answer).
@@ -236,6 +268,9 @@ class FaultLayer:
             with self.lock:
                 return self._json(start_response, {"times": list(self.sso_times)})
 
+        answered = self._sign_in_paths(environ, start_response, path)
+        if answered is not None:
+            return answered
         if path == "/listRegions":
             return self._list_regions(environ, start_response)
         if path == "/v1/token":
@@ -271,6 +306,8 @@ class FaultLayer:
             with self.lock:
                 self.assume_params.append(params)
                 self.assume_times.append(time.monotonic())
+                self.assume_signers.append({"RoleArn": params.get("RoleArn"),
+                                            "AccessKeyId": self._signer(environ)})
             with self.lock:
                 throttled = self.random.random() < self.throttle_assume
             if throttled:
@@ -321,6 +358,12 @@ class FaultLayer:
         parameters, and remembers the issued keys (as identity "mfa-session") and secrets."""
         with self.lock:
             self.session_params.append(params)
+        if self.mfa_serial_expected and params.get("SerialNumber") != self.mfa_serial_expected:
+            # What IAM answers for a device that is not the user's, whatever the code.
+            return self._sts_error(start_response, "AccessDenied",
+                                   "MultiFactorAuthentication failed, unable to validate MFA code. "
+                                   "Please verify your MFA serial number is valid and associated "
+                                   "with this user.")
         if self.mfa_code_expected and params.get("TokenCode") != self.mfa_code_expected:
             return self._sts_error(start_response, "AccessDenied",
                                    "MultiFactorAuthentication failed with invalid MFA one time pass code.")
@@ -474,13 +517,14 @@ class FaultLayer:
     def _sso(self, environ, start_response, operation):
         """One portal call: counted, recorded, maybe throttled, the token checked, then answered."""
         query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
-        token_ok = environ.get("HTTP_X_AMZ_SSO_BEARER_TOKEN") == self.sso_token
+        token_ok = self._sso_token_ok(environ.get("HTTP_X_AMZ_SSO_BEARER_TOKEN"), operation)
         counted = "sso:" + operation
         with self.lock:
             self.calls[counted] += 1
             self.calls_by_identity.setdefault(counted, Counter())["portal"] += 1
             self.sso_params.append({"operation": operation, "account_id": query.get("account_id"),
-                                    "role_name": query.get("role_name"), "token_ok": token_ok})
+                                    "role_name": query.get("role_name"), "token_ok": token_ok,
+                                    "host": environ.get("HTTP_HOST")})
             if operation == "GetRoleCredentials":
                 self.sso_times.append(time.monotonic())
         if self._throttled(counted):
@@ -603,12 +647,149 @@ class FaultLayer:
         request = json.loads(environ["wsgi.input"].read(length) or b"{}")
         if not environ.get("HTTP_DPOP") or request.get("grantType") != "refresh_token":
             return self._json(start_response, {"error": "invalid_request"}, status="400 Bad Request")
+        refused = self._login_refresh_refused(request)
+        if refused:
+            return refused(start_response)
         token = {"accessKeyId": "ASIALOGIN" + uuid.uuid4().hex[:11].upper(),
                  "secretAccessKey": uuid.uuid4().hex, "sessionToken": uuid.uuid4().hex}
+        refresh_token = uuid.uuid4().hex
         with self.lock:
             self.secrets.extend([token["secretAccessKey"], token["sessionToken"]])
+            self._login_refreshed(request, token["accessKeyId"], refresh_token)
         return self._json(start_response, {"accessToken": token, "tokenType": "aws_sigv4",
-                                           "expiresIn": 3600, "refreshToken": uuid.uuid4().hex})
+                                           "expiresIn": 3600, "refreshToken": refresh_token})
+
+    # Sign-in paths (--sso-role's portal and its SSO-OIDC refresh, MFA, `aws login`): which key
+    # signed each AssumeRole, tokens that rotate or are lost mid-run, and where the portal client
+    # aimed (--portal-proxy).
+
+    def _init_sign_in_paths(self):
+        self.assume_signers = []            # {"RoleArn", "AccessKeyId"} of every AssumeRole call
+        self.mfa_serial_expected = None     # GetSessionToken is AccessDenied for another serial
+        self.sso_tokens_refreshed = set()   # portal access tokens SSO-OIDC CreateToken issued
+        self.sso_revoke_after = None        # GetRoleCredentials answered before the sign-in is lost
+        self.sso_credentials_answered = 0
+        self.sso_revoked = False
+        self.sso_oidc_client = None         # (clientId, clientSecret) of the cached registration
+        self.sso_refresh_tokens = set()     # refresh tokens CreateToken accepts, each once
+        self.sso_oidc_params = []           # what each CreateToken call carried (never the values)
+        self.login_client_id = None         # the `aws login` client the refresh must name
+        self.login_refresh_tokens = set()   # refresh tokens CreateOAuth2Token accepts, each once
+        self.login_params = []
+        self.proxy_connects = []            # CONNECT targets asked of --portal-proxy
+
+    def _sign_in_paths(self, environ, start_response, path):
+        """The routes of this block, or None for a path that is not one of them."""
+        lists = {"/_ground/assume-signers": ("calls", self.assume_signers),
+                 "/_ground/sso-oidc-params": ("calls", self.sso_oidc_params),
+                 "/_ground/login-params": ("calls", self.login_params),
+                 "/_ground/proxy-connects": ("connects", self.proxy_connects)}
+        if path in lists:
+            key, items = lists[path]
+            with self.lock:
+                return self._json(start_response, {key: list(items)})
+        if path == "/_ground/key-roles":
+            with self.lock:
+                return self._json(start_response, {"keys": dict(self.key_roles)})
+        if path == "/token" and environ.get("REQUEST_METHOD") == "POST":
+            return self._sso_oidc_token(environ, start_response)
+        return None
+
+    @staticmethod
+    def _signer(environ):
+        """The access key ID that signed a request (SigV4 `Credential=AKID/...`), or None."""
+        key = re.search(r"Credential=([^/,\s]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+        return key.group(1) if key else None
+
+    def _sso_token_ok(self, token, operation):
+        """Whether the portal accepts `token`: the info line's, or one a refresh issued, until
+        the sign-in is lost (--sso-revoke-after: after that many GetRoleCredentials answers)."""
+        with self.lock:
+            if self.sso_revoked:
+                return False
+            ok = token == self.sso_token or token in self.sso_tokens_refreshed
+            if ok and operation == "GetRoleCredentials" and self.sso_revoke_after is not None:
+                if self.sso_credentials_answered >= self.sso_revoke_after:
+                    self.sso_revoked = True
+                    return False
+                self.sso_credentials_answered += 1
+            return ok
+
+    @staticmethod
+    def _oauth_error(start_response, status, code, error, description):
+        """An SSO-OIDC error: the code in x-amzn-ErrorType, the OAuth error in the body."""
+        body = json.dumps({"error": error, "error_description": description}).encode()
+        start_response(status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", code),
+                                ("x-amzn-RequestId", str(uuid.uuid4())),
+                                ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _sso_oidc_token(self, environ, start_response):
+        """sso-oidc:CreateToken (POST /token), strict: the registration's clientId and
+        clientSecret, grantType refresh_token and a refresh token it issued (each works once).
+        Answers a new portal access token for an hour and a new refresh token."""
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        try:
+            request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        except ValueError:
+            request = {}
+        client = self.sso_oidc_client or (None, None)
+        checks = {"client_ok": client[0] is not None and request.get("clientId") == client[0],
+                  "secret_ok": client[1] is not None and request.get("clientSecret") == client[1],
+                  "grant_type": request.get("grantType"), "host": environ.get("HTTP_HOST")}
+        with self.lock:
+            self.calls["sso-oidc:CreateToken"] += 1
+            old = request.get("refreshToken")
+            checks["refresh_ok"] = isinstance(old, str) and old in self.sso_refresh_tokens
+            self.sso_oidc_params.append(checks)
+        if not (checks["client_ok"] and checks["secret_ok"]):
+            return self._oauth_error(start_response, "401 Unauthorized", "InvalidClientException",
+                                     "invalid_client", "Client authentication failed")
+        if checks["grant_type"] != "refresh_token":
+            return self._oauth_error(start_response, "400 Bad Request", "UnsupportedGrantTypeException",
+                                     "unsupported_grant_type", "Unsupported grant type")
+        if not checks["refresh_ok"]:
+            return self._oauth_error(start_response, "400 Bad Request", "InvalidGrantException",
+                                     "invalid_grant", "Invalid refresh token provided")
+        access, refresh = "ground-sso-" + uuid.uuid4().hex, "ground-sso-refresh-" + uuid.uuid4().hex
+        with self.lock:
+            self.sso_refresh_tokens.discard(old)
+            self.sso_refresh_tokens.add(refresh)
+            self.sso_tokens_refreshed.add(access)
+            self.secrets.extend([access, refresh])
+        return self._json(start_response, {"accessToken": access, "tokenType": "Bearer",
+                                           "expiresIn": 3600, "refreshToken": refresh})
+
+    def _login_refresh_refused(self, request):
+        """None if the `aws login` refresh names the client and a refresh token this ground
+        accepts (--login-refresh-token; none armed: every refresh is refused), else the error."""
+        with self.lock:
+            client_ok = request.get("clientId") == self.login_client_id
+            refresh_ok = request.get("refreshToken") in self.login_refresh_tokens
+            self.login_params.append({"client_ok": client_ok, "refresh_ok": refresh_ok})
+        if not client_ok:
+            body = {"error": "INVALID_REQUEST", "message": "Invalid client"}
+            code = "ValidationException"
+        elif not refresh_ok:
+            body = {"error": "TOKEN_EXPIRED", "message": "Invalid or expired refresh token"}
+            code = "AccessDeniedException"
+        else:
+            return None
+
+        def refuse(start_response):
+            data = json.dumps(body).encode()
+            start_response("400 Bad Request", [("Content-Type", "application/json"),
+                                               ("x-amzn-ErrorType", code),
+                                               ("Content-Length", str(len(data)))])
+            return [data]
+        return refuse
+
+    def _login_refreshed(self, request, access_key_id, refresh_token):
+        """Under the lock: the used refresh token is spent, the new one works, and calls signed
+        with the new keys count as identity "login-refresh"."""
+        self.login_refresh_tokens.discard(request.get("refreshToken"))
+        self.login_refresh_tokens.add(refresh_token)
+        self.key_roles[access_key_id] = "login-refresh"
 
     def _list_regions(self, environ, start_response):
         """account:ListRegions for the account whose assumed keys signed the call."""
@@ -674,6 +855,138 @@ class FaultLayer:
                                            ("Content-Length", str(len(body))),
                                            ("x-amzn-RequestId", str(uuid.uuid4()))])
         return [body]
+
+
+# --portal-proxy: where the portal client aims. The portal's calls carry a bearer token and no
+# SigV4 scope, so with AWS_ENDPOINT_URL nothing on the wire names a region. Without it the SDK's
+# endpoint resolver builds https://portal.sso.<region>.amazonaws.com; through HTTPS_PROXY the
+# client asks this proxy to CONNECT to that host. The proxy records the host, never dials out:
+# it ends the TLS itself (a certificate of its own CA, which the test trusts through
+# SSL_CERT_FILE) and relays the request to the ground, whose routes then see the Host header.
+
+PORTAL_PROXY_REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-west-2",
+                        "eu-central-1", "ap-southeast-2", "ap-northeast-1")
+PORTAL_PROXY_HOST = re.compile(r"(?:portal\.sso|oidc)\.[a-z]{2}(?:-[a-z]+)+-\d\.amazonaws\.com:443")
+
+
+def portal_proxy_certificates():
+    """(CA certificate PEM, server certificate chain PEM, server key PEM): a throwaway CA and a
+    server certificate for the portal and SSO-OIDC hosts of PORTAL_PROXY_REGIONS."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.now(timezone.utc)
+
+    def certificate(subject, issuer, key, signing_key, ca, names=()):
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+                   .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if ca:
+            builder = builder.add_extension(x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False), critical=True)
+        else:
+            builder = (builder
+                       .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
+                                      critical=False)
+                       .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                                      critical=False))
+        return builder.sign(signing_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = certificate("cove ground test CA", "cove ground test CA", ca_key, ca_key, True)
+    names = [f"{service}.{region}.amazonaws.com" for region in PORTAL_PROXY_REGIONS
+             for service in ("portal.sso", "oidc")]
+    leaf = certificate(names[0], "cove ground test CA", key, ca_key, False, names)
+    pem = lambda c: c.public_bytes(serialization.Encoding.PEM).decode()  # noqa: E731
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    return pem(ca), pem(leaf) + pem(ca), key_pem
+
+
+def start_portal_proxy(layer, ground_port, info):
+    """Starts --portal-proxy; its URL and CA certificate go in the info line as "portal_proxy"."""
+    import os
+    import select
+    import socket
+    import socketserver
+    import ssl
+    import tempfile
+
+    ca_pem, chain_pem, key_pem = portal_proxy_certificates()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as folder:
+        chain, key = os.path.join(folder, "chain.pem"), os.path.join(folder, "key.pem")
+        with open(chain, "w") as f:
+            f.write(chain_pem)
+        with open(key, "w") as f:
+            f.write(key_pem)
+        context.load_cert_chain(chain, key)
+    context.set_alpn_protocols(["http/1.1"])
+
+    def relay(tls, upstream):
+        while True:
+            ready = [tls] if tls.pending() else select.select([tls, upstream], [], [], 30)[0]
+            if not ready:
+                return
+            for sock in ready:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                (upstream if sock is tls else tls).sendall(data)
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self):
+            head = self.rfile.readline(8192).decode("latin-1").split()
+            while self.rfile.readline(8192) not in (b"\r\n", b"\n", b""):
+                pass
+            target = head[1] if len(head) == 3 and head[0] == "CONNECT" else None
+            with layer.lock:
+                layer.proxy_connects.append(target if target else " ".join(head[:2]))
+            if not target or not PORTAL_PROXY_HOST.fullmatch(target):
+                self.wfile.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                return
+            self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            self.wfile.flush()
+            try:
+                with context.wrap_socket(self.connection, server_side=True) as tls, \
+                        socket.create_connection(("127.0.0.1", ground_port)) as upstream:
+                    relay(tls, upstream)
+            except (OSError, ssl.SSLError):
+                pass
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    server = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    info["portal_proxy"] = {"url": f"http://127.0.0.1:{server.server_address[1]}", "ca_pem": ca_pem}
+
+
+def arm_sign_in_paths(layer, args, info, ground_port):
+    """--mfa-serial-expected, --sso-revoke-after, --sso-refresh, --login-refresh-token,
+    --login-client-id and --portal-proxy, once the setup is done."""
+    layer.assume_signers.clear()
+    layer.mfa_serial_expected = args.mfa_serial_expected or None
+    layer.sso_revoke_after = args.sso_revoke_after
+    if args.sso_refresh:
+        layer.sso_oidc_client = ("ground-client-" + uuid.uuid4().hex, "ground-secret-" + uuid.uuid4().hex)
+        refresh = "ground-sso-refresh-" + uuid.uuid4().hex
+        layer.sso_refresh_tokens.add(refresh)
+        layer.secrets.extend([layer.sso_oidc_client[1], refresh])
+        info["sso_oidc"] = {"client_id": layer.sso_oidc_client[0],
+                            "client_secret": layer.sso_oidc_client[1], "refresh_token": refresh}
+    layer.login_client_id = args.login_client_id
+    layer.login_refresh_tokens.update(args.login_refresh_token)
+    if args.portal_proxy:
+        start_portal_proxy(layer, ground_port, info)
 
 
 def build_standard(org, info, extra_root_accounts):
@@ -859,6 +1172,22 @@ def main():
                              "read as the body of a JSON string; repeatable")
     parser.add_argument("--deny-list-accounts-after", type=int, metavar="N",
                         help="answer N ListAccounts calls, then AccessDeniedException")
+    parser.add_argument("--mfa-serial-expected", default="",
+                        help="GetSessionToken is AccessDenied unless its SerialNumber is this")
+    parser.add_argument("--sso-revoke-after", type=int, metavar="N",
+                        help="the portal sign-in is lost after N GetRoleCredentials answers: every "
+                             "later portal call is UnauthorizedException")
+    parser.add_argument("--sso-refresh", action="store_true",
+                        help="answer sso-oidc:CreateToken (POST /token) for a client registration "
+                             "and refresh token given in the info line as \"sso_oidc\"")
+    parser.add_argument("--login-refresh-token", action="append", default=[], metavar="TOKEN",
+                        help="a refresh token signin:CreateOAuth2Token accepts (once; it answers a "
+                             "new one); without any, every refresh is refused; repeatable")
+    parser.add_argument("--login-client-id", default="arn:aws:signin:::devtools/same-device",
+                        help="the client ID signin:CreateOAuth2Token requires")
+    parser.add_argument("--portal-proxy", action="store_true",
+                        help="an HTTPS proxy for the portal and SSO-OIDC hosts, in the info line "
+                             "as \"portal_proxy\" (its URL and CA certificate)")
     parser.add_argument("--info-file")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (the test harness holds it open)")
@@ -903,6 +1232,7 @@ def main():
     arm_sso(layer, args, info)
     arm_renames(args, info)
     layer.list_accounts_left = args.deny_list_accounts_after
+    arm_sign_in_paths(layer, args, info, server.server_address[1])
 
     line = json.dumps(info)
     if args.info_file:

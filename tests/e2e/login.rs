@@ -55,13 +55,22 @@ fn cove_with_profiles(g: &Ground, config: &str) -> Command {
     cmd
 }
 
+/// The refresh token [`cache_login_token`] caches.
+const REFRESH_TOKEN: &str = "cached-refresh-token";
+
+/// The ground, its Sign-In refresh accepting [`REFRESH_TOKEN`] (once) and the AWS CLI's
+/// client ID only.
+fn login_ground() -> Ground {
+    Ground::start(&["--login-refresh-token", REFRESH_TOKEN])
+}
+
 fn login_profile() -> String {
     format!("[profile console]\nlogin_session = {SESSION}\nregion = us-east-1\n")
 }
 
 #[test]
 fn a_login_session_profile_is_the_starting_identity() {
-    let g = Ground::start(&[]);
+    let g = login_ground();
     cache_login_token(g.home.path(), 3600);
     let run = Run::of(cove_with_profiles(&g, &login_profile()).args([
         "--profile",
@@ -82,7 +91,7 @@ fn a_login_session_profile_is_the_starting_identity() {
 
 #[test]
 fn a_login_session_about_to_expire_is_refreshed_through_sign_in() {
-    let g = Ground::start(&[]);
+    let g = login_ground();
     let cached = cache_login_token(g.home.path(), 60);
     // At the most verbose level, so that the secret scan below covers the log too.
     let run = Run::of(cove_with_profiles(&g, &login_profile()).args([
@@ -96,6 +105,19 @@ fn a_login_session_about_to_expire_is_refreshed_through_sign_in() {
     ]));
     run.expect_code(0);
     assert_eq!(g.calls("signin:CreateOAuth2Token"), 1);
+    assert_eq!(
+        g.control("/_ground/login-params")["calls"],
+        serde_json::json!([{"client_ok": true, "refresh_ok": true}])
+    );
+    // Every call after the refresh is signed with the keys it issued, none with the cached ones.
+    let by_identity = g.calls_by_identity();
+    for operation in ["sts:GetCallerIdentity", "sts:AssumeRole"] {
+        assert_eq!(
+            by_identity[operation],
+            serde_json::json!({"login-refresh": 1}),
+            "{operation}: {by_identity}"
+        );
+    }
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(cached).unwrap()).unwrap();
     let key = saved["accessToken"]["accessKeyId"].as_str().unwrap();
     assert!(
@@ -131,7 +153,7 @@ fn a_login_session_about_to_expire_is_refreshed_through_sign_in() {
 
 #[test]
 fn a_role_profile_can_take_its_source_from_a_login_session() {
-    let g = Ground::start(&[]);
+    let g = login_ground();
     cache_login_token(g.home.path(), 3600);
     // In the management account: moto keeps the organization there.
     let hub_role = format!("arn:aws:iam::{}:role/Hub", g.caller());
@@ -153,4 +175,49 @@ fn a_role_profile_can_take_its_source_from_a_login_session() {
         g.assume_params().iter().any(|p| p["RoleArn"] == hub_role),
         "the profile's role was assumed from the login session"
     );
+}
+
+#[test]
+fn a_refresh_sign_in_refuses_stops_the_run_before_any_target() {
+    // A refresh token that is not (or no longer) valid, and the right one for another client.
+    for (ground_args, what, client_ok, refresh_ok) in [
+        (
+            vec!["--login-refresh-token", "another-refresh-token"],
+            "refresh token",
+            true,
+            false,
+        ),
+        (
+            vec![
+                "--login-refresh-token",
+                REFRESH_TOKEN,
+                "--login-client-id",
+                "arn:aws:signin:::devtools/cross-device",
+            ],
+            "client ID",
+            false,
+            true,
+        ),
+    ] {
+        let g = Ground::start(&ground_args);
+        cache_login_token(g.home.path(), 60);
+        let run = Run::of(cove_with_profiles(&g, &login_profile()).args([
+            "--profile",
+            "console",
+            "-t",
+            &g.account("sandbox-a"),
+            "--",
+            "true",
+        ]));
+        run.expect_code(2);
+        assert!(run.stdout.is_empty(), "{what}: {}", run.stdout);
+        assert_eq!(g.calls("signin:CreateOAuth2Token"), 1, "{what}");
+        assert_eq!(g.calls("sts:AssumeRole"), 0, "{what}: no target was tried");
+        assert_eq!(
+            g.control("/_ground/login-params")["calls"],
+            serde_json::json!([{"client_ok": client_ok, "refresh_ok": refresh_ok}]),
+            "{what}"
+        );
+        run.expect_no_secret(["cached-secret", "cached-session-token", REFRESH_TOKEN]);
+    }
 }

@@ -164,6 +164,12 @@ fn with_organization_access_targets_and_ignores_work_and_a_missing_permission_se
             ])
             .args(WHO_AM_I),
     );
+    for r in run.list("Results") {
+        assert_eq!(
+            r["Result"]["Account"], r["Id"],
+            "the child's own identity proves its account: {r}"
+        );
+    }
     run.expect_code(1);
     assert_eq!(
         run.ids("Results"),
@@ -610,4 +616,246 @@ fn region_all_asks_each_account_with_its_permission_set() {
     expected.sort();
     assert_eq!(pairs, expected);
     assert_eq!(g.calls("sso:GetRoleCredentials"), 2, "one per account");
+}
+
+// Sign-in paths that must fail when broken: the portal's region, the SSO-OIDC refresh, a
+// sign-in lost mid-run.
+
+/// Writes the token `aws sso login` caches for an `sso_session`, with the client registration
+/// and refresh token that let the SDK refresh it through SSO-OIDC CreateToken (the ground's
+/// `--sso-refresh` registration, with `refresh_token` in place of the ground's when given).
+/// Returns the cache file.
+fn cache_refreshable_sso_token(
+    g: &Ground,
+    access_token: &str,
+    expires_in: i64,
+    refresh_token: Option<&str>,
+) -> std::path::PathBuf {
+    let oidc = &g.info["sso_oidc"];
+    let script = r#"
+import datetime, hashlib, json, os, sys
+home, token, expires_in, client_id, client_secret, refresh = sys.argv[1:7]
+now = datetime.datetime.now(datetime.timezone.utc)
+stamp = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")
+cache = os.path.join(home, ".aws", "sso", "cache")
+os.makedirs(cache, exist_ok=True)
+path = os.path.join(cache, hashlib.sha1(b"corp").hexdigest() + ".json")
+with open(path, "w") as f:
+    json.dump({"accessToken": token,
+               "expiresAt": stamp(now + datetime.timedelta(seconds=int(expires_in))),
+               "region": "us-east-1", "startUrl": "https://ground.awsapps.com/start",
+               "clientId": client_id, "clientSecret": client_secret, "refreshToken": refresh,
+               "registrationExpiresAt": stamp(now + datetime.timedelta(days=30))}, f)
+print(path, end="")
+"#;
+    let field = |k: &str| {
+        oidc[k]
+            .as_str()
+            .expect("the ground runs with --sso-refresh")
+    };
+    let refresh = refresh_token.unwrap_or_else(|| field("refresh_token"));
+    std::path::PathBuf::from(python(
+        script,
+        &[
+            g.home.path().to_str().unwrap(),
+            access_token,
+            &expires_in.to_string(),
+            field("client_id"),
+            field("client_secret"),
+            refresh,
+        ],
+    ))
+}
+
+/// A token the ground never issued: only a refresh makes the portal accept the session.
+const STALE_TOKEN: &str = "ground-sso-stale-token";
+
+fn cached(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn the_portal_and_its_token_refresh_are_called_in_sso_region_not_in_the_profiles_region() {
+    // The portal's calls carry a bearer token and no SigV4 scope: with AWS_ENDPOINT_URL nothing
+    // on the wire names a region. So the portal and SSO-OIDC go through the SDK's own endpoint
+    // resolver here (https://portal.sso.<region>.amazonaws.com) and the ground's HTTPS proxy,
+    // which records the host each client asked for and never dials out.
+    let g = Ground::start(&[
+        "--sso-accounts",
+        "root-a,root-b",
+        "--sso-refresh",
+        "--portal-proxy",
+    ]);
+    let proxy = &g.info["portal_proxy"];
+    let ca = g.home.path().join("ground-ca.pem");
+    std::fs::write(&ca, proxy["ca_pem"].as_str().unwrap()).unwrap();
+    let config = "[profile my-sso]\nsso_session = corp\nregion = us-east-1\n\n[sso-session corp]\nsso_start_url = https://ground.awsapps.com/start\nsso_region = eu-west-1\n";
+    // Expired: the SDK refreshes it first, through SSO-OIDC in the session's region.
+    cache_refreshable_sso_token(&g, STALE_TOKEN, -60, None);
+    let mut cmd = profile_cove(&g, config);
+    cmd.env_remove("AWS_ENDPOINT_URL");
+    for service in ["STS", "ORGANIZATIONS", "ACCOUNT"] {
+        cmd.env(format!("AWS_ENDPOINT_URL_{service}"), &g.endpoint);
+    }
+    let run = Run::of(
+        cmd.env("HTTPS_PROXY", proxy["url"].as_str().unwrap())
+            .env("NO_PROXY", "127.0.0.1")
+            .env("SSL_CERT_FILE", &ca)
+            .args(["--sso-role", "ReadOnlyAccess", "--", "true"]),
+    );
+    run.expect_code(0);
+    assert_eq!(run.ids("Results"), g.ids(&["root-a", "root-b"]));
+    let connects = g.control("/_ground/proxy-connects")["connects"].clone();
+    let connects: Vec<&str> = connects
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        connects.contains(&"oidc.eu-west-1.amazonaws.com:443")
+            && connects.contains(&"portal.sso.eu-west-1.amazonaws.com:443"),
+        "the refresh and the portal were reached in sso_region: {connects:?}"
+    );
+    assert!(
+        connects.iter().all(|c| c.contains(".eu-west-1.")),
+        "nothing aimed at the profile's region (us-east-1): {connects:?}"
+    );
+    let params = g.sso_params();
+    let gets = params
+        .iter()
+        .filter(|p| p["operation"] == "GetRoleCredentials")
+        .count();
+    assert_eq!(gets, 2, "{params:?}");
+    for p in &params {
+        assert_eq!(p["host"], "portal.sso.eu-west-1.amazonaws.com", "{p}");
+        assert_eq!(p["token_ok"], true, "with the refreshed token: {p}");
+    }
+    run.expect_no_secret(g.secrets());
+}
+
+#[test]
+fn an_expired_token_with_a_refresh_token_is_refreshed_through_sso_oidc_and_cached() {
+    let g = Ground::start(&["--sso-accounts", "root-a,sandbox-b", "--sso-refresh"]);
+    let path = cache_refreshable_sso_token(&g, STALE_TOKEN, -60, None);
+    let before = cached(&path);
+    let run = Run::of(profile_cove(&g, &portal_only()).args([
+        "-vvv",
+        "--sso-role",
+        "ReadOnlyAccess",
+        "--",
+        "true",
+    ]));
+    run.expect_code(0);
+    assert_eq!(run.ids("Results"), g.ids(&["root-a", "sandbox-b"]));
+    let oidc = g.control("/_ground/sso-oidc-params")["calls"].clone();
+    assert_eq!(
+        oidc,
+        serde_json::json!([{"client_ok": true, "secret_ok": true, "grant_type": "refresh_token",
+                            "refresh_ok": true, "host": oidc[0]["host"]}]),
+        "one strict CreateToken"
+    );
+    let params = g.sso_params();
+    assert!(
+        !params.is_empty() && params.iter().all(|p| p["token_ok"] == true),
+        "every portal call carried the refreshed token: {params:?}"
+    );
+    let after = cached(&path);
+    assert_ne!(after["accessToken"], before["accessToken"], "{after}");
+    assert_ne!(
+        after["refreshToken"], before["refreshToken"],
+        "the new refresh token was kept"
+    );
+    let expires = after["expiresAt"].as_str().unwrap();
+    assert!(expires > before["expiresAt"].as_str().unwrap(), "{expires}");
+    let mut secrets = g.secrets();
+    secrets.push(after["accessToken"].as_str().unwrap().to_owned());
+    secrets.push(after["refreshToken"].as_str().unwrap().to_owned());
+    secrets.push(STALE_TOKEN.to_owned());
+    run.expect_no_secret(secrets);
+}
+
+#[test]
+fn a_refresh_token_sso_oidc_refuses_is_an_error_that_says_to_sign_in_again() {
+    let g = Ground::start(&["--sso-refresh"]);
+    let path = cache_refreshable_sso_token(&g, STALE_TOKEN, -60, Some("ground-sso-refresh-wrong"));
+    let before = std::fs::read_to_string(&path).unwrap();
+    let run = Run::of(profile_cove(&g, &portal_only()).args([
+        "--sso-role",
+        "ReadOnlyAccess",
+        "--",
+        "true",
+    ]));
+    run.expect_code(2);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("expired")
+            && run.stderr.contains("run `aws sso login --profile my-sso`"),
+        "{}",
+        run.stderr
+    );
+    let oidc = g.control("/_ground/sso-oidc-params")["calls"].clone();
+    assert_eq!(oidc.as_array().unwrap().len(), 1, "{oidc}");
+    assert_eq!(oidc[0]["refresh_ok"], false, "{oidc}");
+    assert!(
+        g.sso_params().is_empty(),
+        "the expired token never went to the portal: {:?}",
+        g.sso_params()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        before,
+        "the cache is left as it was"
+    );
+    run.expect_no_secret(g.secrets());
+}
+
+#[test]
+fn a_sign_in_lost_mid_run_fails_the_accounts_after_it_and_tries_no_other_permission_set() {
+    // The portal accepts the token for two GetRoleCredentials, then answers
+    // UnauthorizedException (signed out elsewhere, or the session ended). Fallback is assigned
+    // everywhere: trying it after an UnauthorizedException would show in the ground's calls.
+    let g = Ground::start(&[
+        "--sso-permission-sets",
+        "ReadOnlyAccess,Fallback",
+        "--sso-revoke-after",
+        "2",
+    ]);
+    let names = ["root-a", "root-b", "prod-a", "deep-a", "sandbox-a"];
+    let ids = g.ids(&names);
+    let run = Run::of(sso_cove(&g, &portal_only()).args([
+        "--sso-role",
+        "ReadOnlyAccess,Fallback",
+        "-t",
+        &ids.join(","),
+        "--",
+        "true",
+    ]));
+    run.expect_code(1);
+    assert_eq!(run.list("Results").len(), 2, "{}", run.stdout);
+    let failed = run.list("FailedAssumeRole");
+    assert_eq!(failed.len(), 3, "{}", run.stdout);
+    for f in &failed {
+        let details = f["ExceptionDetails"].as_str().unwrap();
+        for needle in [
+            "UnauthorizedException",
+            "run `aws sso login --profile my-sso`",
+        ] {
+            assert!(details.contains(needle), "{needle}: {f}");
+        }
+        assert_eq!(f["RoleName"], "ReadOnlyAccess", "{f}");
+    }
+    let params = g.sso_params();
+    let asked = |set: &str| {
+        params
+            .iter()
+            .filter(|p| p["operation"] == "GetRoleCredentials" && p["role_name"] == set)
+            .count()
+    };
+    assert_eq!(asked("ReadOnlyAccess"), names.len(), "{params:?}");
+    assert_eq!(
+        asked("Fallback"),
+        0,
+        "UnauthorizedException never falls through to the next --sso-role: {params:?}"
+    );
 }

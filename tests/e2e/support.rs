@@ -207,6 +207,12 @@ impl Ground {
             .collect()
     }
 
+    /// Any of the ground's `/_ground/...` records, as JSON (the sign-in paths' records:
+    /// assume-signers, key-roles, sso-oidc-params, login-params, proxy-connects).
+    pub fn control(&self, path: &str) -> Value {
+        self.get(path)
+    }
+
     /// The parameters of every AssumeRole call, secrets included (for tests only).
     pub fn assume_params(&self) -> Vec<Value> {
         self.get("/_ground/assume-params")["calls"]
