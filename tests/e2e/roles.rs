@@ -370,7 +370,9 @@ fn renewed_hop_credentials_are_the_ones_that_sign_once_the_first_ones_expired() 
     }
     assert_eq!(
         signers(&g, "sts:AssumeRole")[&spoke].as_u64(),
-        Some(times(&g, &role(&targets[0], OAAR)) as u64 + times(&g, &role(&targets[1], OAAR)) as u64),
+        Some(
+            times(&g, &role(&targets[0], OAAR)) as u64 + times(&g, &role(&targets[1], OAAR)) as u64
+        ),
         "every target is assumed as the spoke"
     );
     run.expect_no_secret(g.secrets());

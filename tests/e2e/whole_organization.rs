@@ -210,11 +210,7 @@ fn a_whole_organization_run_starts_commands_while_a_later_list_accounts_page_is_
     let early = eventually(Duration::from_secs(30), || {
         g.held() == 1 && !ran().is_empty()
     });
-    let (held, pages, ran_early) = (
-        g.held(),
-        g.calls("organizations:ListAccounts"),
-        ran(),
-    );
+    let (held, pages, ran_early) = (g.held(), g.calls("organizations:ListAccounts"), ran());
     g.release();
     let run = finish_within(child, Duration::from_secs(120), "the run to end", || {});
     assert!(
