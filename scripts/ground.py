@@ -17,7 +17,9 @@ Usage:
               [--caller-partition aws|aws-cn|aws-us-gov] [--deny-assume-quoting-names NAME,NAME]
               [--sso-accounts NAME,NAME] [--sso-permission-sets NAME,NAME]
               [--sso-deny NAME:ACCOUNT,ACCOUNT]... [--sso-page-size N] [--sso-unreadable NAME]...
-              [--rename ACCOUNT=NAME]... [--deny-list-accounts-after N] [--info-file PATH] [--exit-on-stdin-eof]
+              [--rename ACCOUNT=NAME]... [--deny-list-accounts-after N]
+              [--list-accounts-page-size N] [--hold-list-accounts-page N]
+              [--info-file PATH] [--exit-on-stdin-eof]
 
 Once ready it prints one JSON line (also written to --info-file):
     {"endpoint": "http://127.0.0.1:PORT", "caller": "...", "root": "r-...",
@@ -31,7 +33,8 @@ Control endpoints (plain HTTP GET on the same port):
     /_ground/assume-times   {"times": [...]}   when each AssumeRole call arrived (monotonic seconds)
     /_ground/clear-faults   lifts every denial and throttle from now on
     /_ground/session-params {"calls": [{...}]}   the parameters of every GetSessionToken call
-    /_ground/held     {"held": N}   ListAccountsForParent calls waiting (--hold-parent)
+    /_ground/held     {"held": N}   ListAccountsForParent calls waiting (--hold-parent), and
+                      ListAccounts calls waiting (--hold-list-accounts-page)
     /_ground/release  lets every held call through, and every later one
     /_ground/sso-params {"calls": [{"operation": "GetRoleCredentials", "account_id": "...",
                                     "role_name": "...", "token_ok": true}, ...]}
@@ -39,6 +42,12 @@ Control endpoints (plain HTTP GET on the same port):
                       throttled ones included; never the token itself
     /_ground/sso-times  {"times": [...]}   when each GetRoleCredentials call arrived (monotonic
                       seconds), throttled ones included
+
+    /_ground/expired  {"calls": {"sts:AssumeRole": n, ...}}   requests refused with ExpiredToken
+    /_ground/keys     {"keys": {"<AccessKeyId>": {"identity": "<role ARN>", "expires": <epoch s>,
+                                              "expired": bool, "uses": n}}}
+                      every key the ground issued (never a secret), and how many requests it
+                      signed before its Expiration
 
     /_ground/calls-by-identity  {"organizations:ListAccounts": {"<role ARN>" or "starting": n}, ...}
                             who signed each call: the role whose assumed keys signed it, or
@@ -91,6 +100,19 @@ the management keys), so GetCallerIdentity and account:ListRegions see that acco
 calls go straight to moto: they are in no count, parameter list or time list, and see no fault.
 Portal operations are counted as sso:ListAccounts, sso:ListAccountRoles, sso:GetRoleCredentials,
 which --throttle-first / --throttle-fraction throttle with TooManyRequestsException (429).
+
+Expired keys: every key the ground issues (AssumeRole, GetSessionToken, GetRoleCredentials,
+CreateOAuth2Token) is refused after the Expiration it was issued with, as AWS does: ExpiredToken
+(403, awsQuery) for STS, ExpiredTokenException for Organizations (400, awsJson 1.1) and
+account:ListRegions (403, restJson1). Keys the ground never issued (the caller's) never expire.
+The caller's starting keys (DUMMY_KEYS, also the ground's own for its setup) are distinctive; their
+secret and session token are among /_ground/secrets.
+
+The whole organization's ListAccounts (moto pages it at 100):
+    --list-accounts-page-size N           pages of at most N accounts (MaxResults capped at N)
+    --hold-list-accounts-page N           the call for page N (N >= 2: the one carrying the
+                                          (N-1)th distinct NextToken) waits for /_ground/release
+                                          (or 60 s), and counts in /_ground/held
 
 --caller-partition rewrites the partition of the Arn in GetCallerIdentity answers to calls signed
 with the starting dummy keys (the caller's own identity); children's assumed keys are left alone.
@@ -152,7 +174,12 @@ from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_
 from werkzeug.serving import make_server
 from werkzeug.test import EnvironBuilder
 
-DUMMY_KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+# The caller's starting keys (the test's own, as tests/e2e/support.rs STARTING_* sets them): the
+# ground signs its setup with them too. The secret and the token are distinctive and carry `+`,
+# `/` and `=`, so that a leak in any encoding is told apart; both are among /_ground/secrets.
+DUMMY_KEYS = {"aws_access_key_id": "AKIACOVESTARTING0001",
+              "aws_secret_access_key": "cove+Starting/Secret+Key/q7Vx2Lr9Tn4Pb8Wz3Mk",
+              "aws_session_token": "IQoJcove+Starting/Session+Token/h5Gd1Sx6Ye0Ju3Ka8Fo=="}
 
 # The portal's routes (GET only): path -> operation.
 SSO_ROUTES = {"/assignment/accounts": "ListAccounts", "/assignment/roles": "ListAccountRoles",
@@ -212,6 +239,10 @@ class FaultLayer:
         self._init_pin_knobs()
         self._init_sso()
         self._init_sign_in_paths()
+        self._init_expiry()
+        self._init_list_pages()
+        # The caller's own secrets: a leak of them is a leak too.
+        self.secrets.extend([DUMMY_KEYS["aws_secret_access_key"], DUMMY_KEYS["aws_session_token"]])
 
     def _init_pin_knobs(self):
         # The caller's partition in GetCallerIdentity answers (None: moto's own answer).
@@ -267,6 +298,11 @@ class FaultLayer:
         if path == "/_ground/sso-times":
             with self.lock:
                 return self._json(start_response, {"times": list(self.sso_times)})
+        if path == "/_ground/expired":
+            with self.lock:
+                return self._json(start_response, {"calls": dict(self.expired_calls)})
+        if path == "/_ground/keys":
+            return self._issued_keys(start_response)
 
         answered = self._sign_in_paths(environ, start_response, path)
         if answered is not None:
@@ -297,6 +333,8 @@ class FaultLayer:
             with self.lock:
                 self.calls[operation] += 1
             self._count_identity(environ, operation)
+        if self._expired(environ, operation):
+            return self._expired_error(operation, environ, start_response)
         if operation and self._throttled(operation):
             return self._throttle_error(operation, start_response)
 
@@ -349,6 +387,8 @@ class FaultLayer:
             # A caller without Organizations access is denied every call, not only ListAccounts.
             return self._org_error(start_response, "AccessDeniedException",
                                    "You don't have permissions to access this resource.")
+        if operation == "organizations:ListAccounts":
+            self._page_list_accounts(environ, body)
         if operation == "sts:GetCallerIdentity" and self.caller_partition:
             return self._caller_in_partition(environ, start_response)
         return self.app(environ, start_response)
@@ -379,6 +419,7 @@ class FaultLayer:
             self.secrets.extend(re.findall(r"<(?:SecretAccessKey|SessionToken)>([^<]+)<", text))
             if key:
                 self.key_roles[key.group(1)] = "mfa-session"
+        self._remember_expiry(text)
         start_response(answer["status"], answer["headers"])
         return [body]
 
@@ -481,6 +522,7 @@ class FaultLayer:
             text = re.sub(r"<Expiration>[^<]*</Expiration>",
                           f"<Expiration>{expires.strftime('%Y-%m-%dT%H:%M:%SZ')}</Expiration>", text)
             body = text.encode()
+        self._remember_expiry(body.decode("utf-8", "replace"))
         headers = [(k, v) for k, v in answer["headers"] if k.lower() != "content-length"]
         start_response(answer["status"], headers + [("Content-Length", str(len(body)))])
         return [body]
@@ -500,6 +542,111 @@ class FaultLayer:
         headers = [(k, v) for k, v in seen["headers"] if k.lower() != "content-length"]
         start_response(seen["status"], headers + [("Content-Length", str(len(body)))])
         return [body]
+
+    # Expired keys: every key the ground hands out (AssumeRole, GetSessionToken, the portal's
+    # GetRoleCredentials, the `aws login` refresh) is refused after the Expiration it was issued
+    # with, as AWS does, with ExpiredToken in the protocol of the service called.
+
+    def _init_expiry(self):
+        self.key_expiry = {}                # issued AccessKeyId -> when it expires (UTC)
+        self.key_uses = Counter()           # issued AccessKeyId -> requests it signed in time
+        self.expired_calls = Counter()      # operation -> requests refused as expired
+
+    def _remember_key_expiry(self, key, expires):
+        with self.lock:
+            self.key_expiry[key] = expires
+
+    def _remember_expiry(self, text):
+        """Remembers the AccessKeyId and Expiration of an STS answer (awsQuery XML)."""
+        key = re.search(r"<AccessKeyId>([^<]+)<", text)
+        expiration = re.search(r"<Expiration>([^<]+)<", text)
+        if key and expiration:
+            expires = datetime.fromisoformat(expiration.group(1).replace("Z", "+00:00"))
+            if expires.tzinfo is None:
+                expires = expires.replace(tzinfo=timezone.utc)
+            self._remember_key_expiry(key.group(1), expires)
+
+    @staticmethod
+    def _signing_key(environ):
+        """The AccessKeyId that signed the request: SigV4 header or presigned query string."""
+        key = re.search(r"Credential=([^/,\s]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+        if not key:
+            key = re.search(r"(?:^|&)X-Amz-Credential=([^/&%]+)(?:/|%2F)", environ.get("QUERY_STRING", ""))
+        return key.group(1) if key else None
+
+    def _expired(self, environ, operation):
+        """Whether the request is signed with issued keys past their Expiration (counted)."""
+        key = self._signing_key(environ)
+        with self.lock:
+            expires = self.key_expiry.get(key)
+            if expires is None:
+                return False
+            if datetime.now(timezone.utc) < expires:
+                self.key_uses[key] += 1
+                return False
+            self.expired_calls[operation or "?"] += 1
+            return True
+
+    def _expired_error(self, operation, environ, start_response):
+        """ExpiredToken in the shape of the protocol called."""
+        message = "The security token included in the request is expired"
+        if (operation or "").startswith("sts:") or (not operation and "Action=" in environ.get("QUERY_STRING", "")):
+            return self._sts_error(start_response, "ExpiredToken", message, status="403 Forbidden")
+        if (operation or "").startswith("organizations:") or environ.get("HTTP_X_AMZ_TARGET"):
+            body = json.dumps({"__type": "ExpiredTokenException", "message": message}).encode()
+            start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.1"),
+                                               ("Content-Length", str(len(body))),
+                                               ("x-amzn-RequestId", str(uuid.uuid4()))])
+            return [body]
+        if operation:  # restJson1 (account:ListRegions)
+            return self._rest_error(start_response, "403 Forbidden", "ExpiredTokenException", message)
+        # Anything else a child may call through the ground (S3's restXml shape).
+        body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>ExpiredToken</Code>"
+                f"<Message>{message}</Message><RequestId>{uuid.uuid4()}</RequestId></Error>").encode()
+        start_response("400 Bad Request", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _issued_keys(self, start_response):
+        """/_ground/keys: every issued key (never a secret): whose it is, when it expires, and how
+        many requests it signed before that."""
+        now = datetime.now(timezone.utc)
+        with self.lock:
+            keys = {key: {"identity": self.key_roles.get(key, "?"), "expires": expires.timestamp(),
+                          "expired": now >= expires, "uses": self.key_uses[key]}
+                    for key, expires in self.key_expiry.items()}
+        return self._json(start_response, {"keys": keys})
+
+    # The whole organization's ListAccounts: a page size (--list-accounts-page-size) and a page
+    # held back until /_ground/release (--hold-list-accounts-page), as --hold-parent does for the
+    # OU walk.
+
+    def _init_list_pages(self):
+        self.list_accounts_page_size = None
+        self.hold_list_accounts_page = None
+        self.list_accounts_tokens = []      # NextToken values, in the order first asked for
+
+    def _page_list_accounts(self, environ, body):
+        """Caps MaxResults at the page size, then holds the call if it asks for the held page
+        (page 1 has no NextToken; page n+1 carries the n-th distinct NextToken)."""
+        request = json.loads(body or b"{}")
+        if self.list_accounts_page_size:
+            request["MaxResults"] = min(request.get("MaxResults") or self.list_accounts_page_size,
+                                        self.list_accounts_page_size)
+            body = json.dumps(request).encode()
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        token = request.get("NextToken")
+        with self.lock:
+            if token and token not in self.list_accounts_tokens:
+                self.list_accounts_tokens.append(token)
+            page = self.list_accounts_tokens.index(token) + 2 if token else 1
+            hold = page == self.hold_list_accounts_page
+            if hold:
+                self.held += 1
+        if hold:
+            self.released.wait(timeout=60)
+            with self.lock:
+                self.held -= 1
 
     # The IAM Identity Center portal (sso): ListAccounts, ListAccountRoles, GetRoleCredentials.
 
@@ -605,6 +752,7 @@ class FaultLayer:
             self.key_accounts[key] = account
             self.key_roles[key] = f"sso:{permission_set}"
         expiration = int(expires.timestamp() * 1000)
+        self._remember_key_expiry(key, datetime.fromtimestamp(expiration / 1000, timezone.utc))
         if permission_set in self.sso_unreadable:
             expiration = "not-a-number"
         return self._json(start_response, {"roleCredentials": {
@@ -656,6 +804,7 @@ class FaultLayer:
         with self.lock:
             self.secrets.extend([token["secretAccessKey"], token["sessionToken"]])
             self._login_refreshed(request, token["accessKeyId"], refresh_token)
+        self._remember_key_expiry(token["accessKeyId"], datetime.now(timezone.utc) + timedelta(seconds=3600))
         return self._json(start_response, {"accessToken": token, "tokenType": "aws_sigv4",
                                            "expiresIn": 3600, "refreshToken": refresh_token})
 
@@ -797,6 +946,8 @@ class FaultLayer:
             self.calls["account:ListRegions"] += 1
         length = int(environ.get("CONTENT_LENGTH") or 0)
         request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        if self._expired(environ, "account:ListRegions"):
+            return self._expired_error("account:ListRegions", environ, start_response)
         if self._throttled("account:ListRegions"):
             return self._throttle_error("account:ListRegions", start_response)
         key = re.search(r"Credential=([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
@@ -1112,6 +1263,12 @@ def arm_renames(args, info):
         backend.get_account_by_id(account_id_of(account, info)).name = json.loads(f'"{name}"')
 
 
+def arm_list_pages(layer, args):
+    """Arms --list-accounts-page-size and --hold-list-accounts-page once the setup is done."""
+    layer.list_accounts_page_size = args.list_accounts_page_size
+    layer.hold_list_accounts_page = args.hold_list_accounts_page
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", choices=["standard", "empty", "none"], default="standard",
@@ -1188,6 +1345,10 @@ def main():
     parser.add_argument("--portal-proxy", action="store_true",
                         help="an HTTPS proxy for the portal and SSO-OIDC hosts, in the info line "
                              "as \"portal_proxy\" (its URL and CA certificate)")
+    parser.add_argument("--list-accounts-page-size", type=int, metavar="N",
+                        help="ListAccounts answers pages of at most N accounts")
+    parser.add_argument("--hold-list-accounts-page", type=int, metavar="N",
+                        help="the ListAccounts call for page N (2 or more) waits for /_ground/release")
     parser.add_argument("--info-file")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (the test harness holds it open)")
@@ -1233,6 +1394,7 @@ def main():
     arm_renames(args, info)
     layer.list_accounts_left = args.deny_list_accounts_after
     arm_sign_in_paths(layer, args, info, server.server_address[1])
+    arm_list_pages(layer, args)
 
     line = json.dumps(info)
     if args.info_file:

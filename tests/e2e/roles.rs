@@ -322,6 +322,63 @@ fn hop_credentials_are_renewed_before_they_expire() {
 }
 
 #[test]
+fn renewed_hop_credentials_are_the_ones_that_sign_once_the_first_ones_expired() {
+    // Both hops and the targets' role last two seconds, and the ground refuses keys after the
+    // Expiration it issued (ExpiredToken), as AWS does. Each target's role is renewed when its
+    // command starts, through both hops; the first command outlasts every key issued before
+    // the second starts (the second's prefetched ones too), so the second target runs only if
+    // each hop signs with the keys it renewed.
+    let g = Ground::start(&[
+        "--short-expiry",
+        "Hub:2",
+        "--short-expiry",
+        "Spoke:2",
+        "--short-expiry",
+        &format!("{OAAR}:2"),
+    ]);
+    let hub = role(&g.caller(), "Hub");
+    let spoke = role(&g.caller(), "Spoke");
+    let targets = g.ids(&["root-a", "root-b"]);
+    let run = Run::of(g.cove().args([
+        "--via-role",
+        &format!("{hub},{spoke}"),
+        "--workers",
+        "1",
+        "-t",
+        &targets.join(","),
+        "--",
+        "sleep",
+        "3",
+    ]));
+    run.expect_code(0);
+    assert_eq!(run.ids("Results"), targets);
+    assert_eq!(
+        g.expired_calls(),
+        json!({}),
+        "no call was signed with expired keys"
+    );
+    // Both hops signed with more than one of their keys: the renewed ones were used.
+    let keys = g.issued_keys();
+    for hop in [&hub, &spoke] {
+        let used = keys
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|k| k["identity"] == hop.as_str() && k["uses"].as_u64() > Some(0))
+            .count();
+        assert!(used >= 2, "{hop} signed with {used} of its keys: {keys}");
+    }
+    assert_eq!(
+        signers(&g, "sts:AssumeRole")[&spoke].as_u64(),
+        Some(
+            times(&g, &role(&targets[0], OAAR)) as u64 + times(&g, &role(&targets[1], OAAR)) as u64
+        ),
+        "every target is assumed as the spoke"
+    );
+    run.expect_no_secret(g.secrets());
+}
+
+#[test]
 fn ids_from_a_file_and_stdin_mix_with_the_command_line_and_the_child_stdin_stays_dev_null() {
     let g = Ground::start(&[]);
     let file = g.home.path().join("targets.txt");

@@ -385,13 +385,15 @@ fn child_environment_drops_every_removed_variable_and_prefix_and_sets_the_target
     }
     assert!(
         env.get("AWS_ACCESS_KEY_ID")
-            .is_some_and(|k| !k.is_empty() && *k != "testing"),
+            .is_some_and(|k| !k.is_empty() && *k != crate::support::STARTING_KEY_ID),
         "the target's key, not the caller's: {out}"
     );
-    for var in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+    for (var, caller) in [
+        ("AWS_SECRET_ACCESS_KEY", crate::support::STARTING_SECRET),
+        ("AWS_SESSION_TOKEN", crate::support::STARTING_SESSION_TOKEN),
+    ] {
         assert!(
-            env.get(var)
-                .is_some_and(|v| !v.is_empty() && *v != "testing"),
+            env.get(var).is_some_and(|v| !v.is_empty() && *v != caller),
             "{var}: {out}"
         );
     }

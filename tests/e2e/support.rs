@@ -222,6 +222,20 @@ impl Ground {
     }
 }
 
+impl Ground {
+    /// Requests the ground refused with ExpiredToken (keys past the Expiration it issued), by
+    /// `service:Operation`.
+    pub fn expired_calls(&self) -> Value {
+        self.get("/_ground/expired")["calls"].clone()
+    }
+
+    /// Every key the ground issued, by AccessKeyId: `identity` (the role ARN, `sso:<set>`,
+    /// `mfa-session`), `expires` (epoch seconds), `expired` and `uses` (requests signed in time).
+    pub fn issued_keys(&self) -> Value {
+        self.get("/_ground/keys")["keys"].clone()
+    }
+}
+
 impl Drop for Ground {
     fn drop(&mut self) {
         drop(self.stdin.take());
@@ -264,7 +278,15 @@ pub fn id_regions(records: &[Value]) -> Vec<(String, String)> {
 /// The child command that proves which account a target ran in: the AWS CLI's caller identity.
 pub const WHO_AM_I: [&str; 5] = ["aws", "sts", "get-caller-identity", "--output", "json"];
 
-/// `cove` with a clean environment: dummy keys, a region, the venv on PATH, an empty HOME and
+/// The caller's starting keys, the same as scripts/ground.py's DUMMY_KEYS (the ground signs its
+/// setup with them, and lists the secret and the token among its secrets). The values are
+/// distinctive and carry `+`, `/` and `=`, so that every encoding of a leak differs from the
+/// raw value; [`Run::expect_no_secret`] always looks for them.
+pub const STARTING_KEY_ID: &str = "AKIACOVESTARTING0001";
+pub const STARTING_SECRET: &str = "cove+Starting/Secret+Key/q7Vx2Lr9Tn4Pb8Wz3Mk";
+pub const STARTING_SESSION_TOKEN: &str = "IQoJcove+Starting/Session+Token/h5Gd1Sx6Ye0Ju3Ka8Fo==";
+
+/// `cove` with a clean environment: the starting keys, a region, the venv on PATH, an empty HOME and
 /// no config files, so the developer's own AWS setup can never reach a test.
 pub fn clean_cove(home: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cove"));
@@ -277,8 +299,9 @@ pub fn clean_cove(home: &Path) -> Command {
             ),
         )
         .env("HOME", home)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_ACCESS_KEY_ID", STARTING_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", STARTING_SECRET)
+        .env("AWS_SESSION_TOKEN", STARTING_SESSION_TOKEN)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", home.join("no-config"))
@@ -393,14 +416,31 @@ impl Run {
             .collect()
     }
 
-    /// Asserts that no secret of `secrets` is in stdout or stderr. The message never quotes one.
+    /// Asserts that no secret of `secrets`, nor the caller's starting secret and token, is in
+    /// stdout or stderr: raw, JSON-escaped, percent-encoded (either hex case) or base64-encoded
+    /// (standard or URL-safe, padded or not, at any alignment inside a longer encoded text). The
+    /// message never quotes a secret; it names the list index and the encoding.
     pub fn expect_no_secret<S: AsRef<str>>(&self, secrets: impl IntoIterator<Item = S>) -> &Run {
-        for (i, secret) in secrets.into_iter().enumerate() {
-            let secret = secret.as_ref();
-            assert!(
-                !self.stdout.contains(secret) && !self.stderr.contains(secret),
-                "secret #{i} of the list leaked into stdout or stderr"
-            );
+        let listed: Vec<String> = secrets.into_iter().map(|s| s.as_ref().to_owned()).collect();
+        let starting = [STARTING_SECRET, STARTING_SESSION_TOKEN].map(String::from);
+        let (stdout_lower, stderr_lower) = (self.stdout.to_lowercase(), self.stderr.to_lowercase());
+        for (i, secret) in listed.iter().chain(&starting).enumerate() {
+            let which = if i < listed.len() {
+                format!("secret #{i} of the list")
+            } else {
+                format!("the caller's starting secret #{}", i - listed.len())
+            };
+            for (encoding, form) in secret_forms(secret) {
+                let (stdout, stderr, form) = if encoding == "percent-encoded" {
+                    (&stdout_lower, &stderr_lower, form.to_lowercase())
+                } else {
+                    (&self.stdout, &self.stderr, form)
+                };
+                assert!(
+                    !stdout.contains(&form) && !stderr.contains(&form),
+                    "{which} leaked {encoding} into stdout or stderr"
+                );
+            }
         }
         self
     }
@@ -454,5 +494,96 @@ impl SpawnPiped for Command {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn cove")
+    }
+}
+
+/// The forms a leaked secret can take in an output, each with the name of its encoding: raw,
+/// JSON-escaped (`/` as `\/` too), percent-encoded (compared without regard to case), and the
+/// parts of its base64 encodings that do not depend on the bytes around it, at each of the three
+/// alignments, with the standard and the URL-safe alphabet (so padding does not matter).
+pub fn secret_forms(secret: &str) -> Vec<(&'static str, String)> {
+    let mut forms = vec![("raw", secret.to_owned())];
+    let json = serde_json::to_string(secret).unwrap();
+    let json = json[1..json.len() - 1].to_owned();
+    forms.push(("JSON-escaped", json.replace('/', "\\/")));
+    forms.push(("JSON-escaped", json));
+    let percent: String = secret
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    forms.push(("percent-encoded", percent));
+    for alphabet in [BASE64_STANDARD, BASE64_URL_SAFE] {
+        for shift in 0..3 {
+            let mut bytes = vec![0u8; shift];
+            bytes.extend_from_slice(secret.as_bytes());
+            let encoded = base64(&bytes, alphabet);
+            // Characters fully inside the secret's bits: from ceil(8*shift/6) up to
+            // floor(8*len/6), where len counts the shift bytes too.
+            let start = (8 * shift).div_ceil(6);
+            let end = 8 * bytes.len() / 6;
+            // Too short a part would match by chance; such a secret is found raw.
+            if end - start >= 8 {
+                forms.push(("base64-encoded", encoded[start..end].to_owned()));
+            }
+        }
+    }
+    forms.dedup();
+    forms
+}
+
+const BASE64_STANDARD: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const BASE64_URL_SAFE: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Base64 of `bytes` with `alphabet`, without padding.
+fn base64(bytes: &[u8], alphabet: &[u8; 64]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(alphabet[(n >> (18 - 6 * i)) as usize & 63] as char);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_secret_scan_finds_a_secret_inside_any_encoded_text() {
+    // Python's encoders, as a log line or a child would use them: the secret inside longer
+    // text, at each alignment, in each alphabet, padded; percent-encoded in both hex cases;
+    // JSON-escaped with `\/`. Each line alone must fail the scan.
+    let script = r#"
+import base64, json, sys, urllib.parse
+secret = sys.argv[1]
+for prefix in ["", "a", "ab", "abc"]:
+    text = (prefix + secret + "tail").encode()
+    print(base64.b64encode(text).decode())
+    print(base64.urlsafe_b64encode(text).decode())
+    print(base64.urlsafe_b64encode(text).decode().rstrip("="))
+print(urllib.parse.quote(secret, safe=""))
+print(urllib.parse.quote(secret, safe="").lower())
+print(json.dumps({"k": secret}).replace("/", "\\/"))
+"#;
+    for secret in [STARTING_SECRET, STARTING_SESSION_TOKEN] {
+        let encoded = python(script, &[secret]);
+        assert_eq!(encoded.lines().count(), 15, "{encoded}");
+        for line in encoded.lines() {
+            assert!(!line.contains(secret), "not raw: {line}");
+            let leaked = Run {
+                code: 0,
+                stdout: String::new(),
+                stderr: format!("log: {line}\n"),
+            };
+            let caught = std::panic::catch_unwind(|| {
+                leaked.expect_no_secret(Vec::<String>::new());
+            });
+            assert!(caught.is_err(), "the scan missed {line}");
+        }
     }
 }

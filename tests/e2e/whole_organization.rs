@@ -3,9 +3,11 @@
 //! `--target`, `--dry-run`, `--shard`, `--rerun`, `--region all` or `--filter-tag`, which would
 //! take the other path.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
-use crate::support::{Ground, Run};
+use crate::support::{Ground, Run, SpawnPiped, eventually, finish_within};
 
 /// The account IDs AssumeRole was called for, sorted.
 fn assumed(g: &Ground) -> Vec<String> {
@@ -178,4 +180,54 @@ fn whole_organization_run_keeps_only_accounts_matching_the_name_and_email_filter
         );
         assumed_before = calls;
     }
+}
+
+#[test]
+fn a_whole_organization_run_starts_commands_while_a_later_list_accounts_page_is_held_back() {
+    // ListAccounts in pages of four (twelve accounts: three pages); the second page waits for
+    // the test. The first page's accounts must run meanwhile.
+    let g = Ground::start(&[
+        "--list-accounts-page-size",
+        "4",
+        "--hold-list-accounts-page",
+        "2",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let ran = || -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let child = g
+        .cove()
+        .args(["-q", "--", "sh", "-c"])
+        .arg(format!("touch {}/$COVE_ACCOUNT_ID", dir.path().display()))
+        .spawn_piped();
+    // Observed, not asserted yet: the run must be let go (and its command reaped) either way.
+    let early = eventually(Duration::from_secs(30), || {
+        g.held() == 1 && !ran().is_empty()
+    });
+    let (held, pages, ran_early) = (g.held(), g.calls("organizations:ListAccounts"), ran());
+    g.release();
+    let run = finish_within(child, Duration::from_secs(120), "the run to end", || {});
+    assert!(
+        early,
+        "no command ran while the second ListAccounts page was held back (held {held}, ran {ran_early:?})"
+    );
+    assert_eq!(pages, 2, "page 1 answered, page 2 asked for and held");
+    assert!(
+        ran_early.iter().all(|id| g.active_ids().contains(id)),
+        "{ran_early:?}"
+    );
+    run.expect_code(0);
+    assert_eq!(run.ids("Results"), g.active_ids());
+    assert_eq!(ran(), g.active_ids());
+    assert!(
+        g.calls("organizations:ListAccounts") >= 3,
+        "{}",
+        g.all_calls()
+    );
 }
