@@ -488,7 +488,9 @@ impl Cli {
 fn name_the_variable(err: clap::Error, argv: &[OsString]) -> clap::Error {
     use clap::CommandFactory;
     use clap::error::{ContextKind, ContextValue};
-    let cmd = Cli::command();
+    // Built, as clap's own errors saw it: an argument's text needs its number of values.
+    let mut cmd = Cli::command();
+    cmd.build();
     let mut named: Vec<String> = Vec::new();
     for kind in [ContextKind::InvalidArg, ContextKind::PriorArg] {
         let texts = match err.get(kind) {

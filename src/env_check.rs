@@ -156,7 +156,12 @@ fn check_endpoint_url(name: &str, value: &str) -> anyhow::Result<()> {
             && port.is_none_or(|p| p.parse::<u16>().is_ok())
             && !value.chars().any(|c| c.is_whitespace() || c.is_control()),
         "invalid {name} `{}`: expected a URL such as https://sts.eu-west-1.amazonaws.com or http://127.0.0.1:5000, or leave the variable unset",
-        value.escape_debug()
+        // User information in a URL may be a password: never echoed.
+        if value.contains('@') {
+            "(not shown: it holds an @)".to_owned()
+        } else {
+            value.escape_debug().to_string()
+        }
     );
     Ok(())
 }
@@ -196,7 +201,7 @@ mod tests {
             ("AWS_ENDPOINT_URL", "localhost:5000"),
             ("AWS_ENDPOINT_URL", "http://"),
             ("AWS_ENDPOINT_URL", "http://host:port"),
-            ("AWS_ENDPOINT_URL", "http://user@host"),
+            ("AWS_ENDPOINT_URL", "http://user:hunter2@host"),
             ("AWS_ENDPOINT_URL_STS", "ftp://host"),
             ("AWS_ENDPOINT_URL_ORGANIZATIONS", "http://host name"),
             ("AWS_USE_FIPS_ENDPOINT", "yes"),
@@ -209,6 +214,7 @@ mod tests {
         ] {
             let err = check_vars(&[(name, value)]).unwrap_err().to_string();
             assert!(err.contains(name), "{name}={value:?}: {err}");
+            assert!(!err.contains("hunter2"), "a password is never echoed: {err}");
         }
     }
 

@@ -365,6 +365,7 @@ fn assume_role_settings_are_refused_with_sso_role_from_flags_and_variables() {
     ];
     let g = Ground::start(&["--scenario", "none"]);
     let mut checked = 0;
+    let mut failures: Vec<String> = Vec::new();
     for &(flag, variable, value) in settings {
         for setting_from_env in [false, true] {
             for sso_from_env in [false, true] {
@@ -385,7 +386,6 @@ fn assume_role_settings_are_refused_with_sso_role_from_flags_and_variables() {
                     if setting_from_env { variable } else { flag },
                     if sso_from_env { "COVE_SSO_ROLE" } else { "--sso-role" }
                 );
-                assert_eq!(run.code, 2, "{case}: {}", run.stderr);
                 let sso = if sso_from_env {
                     "the environment variable COVE_SSO_ROLE (--sso-role)"
                 } else {
@@ -397,17 +397,25 @@ fn assume_role_settings_are_refused_with_sso_role_from_flags_and_variables() {
                     flag.to_owned()
                 };
                 let expected = format!("{sso} cannot be combined with {other}: ");
-                assert!(
-                    run.stderr.contains(&expected),
-                    "{case}: expected {expected:?} in: {}",
-                    run.stderr
-                );
+                // Every case is tried, and every failure reported together.
+                if run.code != 2 || !run.stderr.contains(&expected) {
+                    failures.push(format!(
+                        "{case}: exit {}, expected 2 and {expected:?} in: {}",
+                        run.code, run.stderr
+                    ));
+                }
                 assert!(run.stdout.is_empty(), "{case}: stdout is for data only");
                 run.expect_no_secret([EXTERNAL_ID]);
                 checked += 1;
             }
         }
     }
+    assert!(
+        failures.is_empty(),
+        "{} of 20 combinations were not refused:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert_eq!(checked, 20, "5 settings × flag or variable × --sso-role or COVE_SSO_ROLE");
     assert_eq!(
         g.all_calls(),
