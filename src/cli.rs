@@ -437,7 +437,8 @@ impl Origins {
 
 /// Options whose value is a secret that other local users can read in the process list when
 /// it is typed on the command line.
-const SECRET_OPTIONS: &[(&str, &str)] = &[("external_id", "--external-id"), ("mfa_code", "--mfa-code")];
+const SECRET_OPTIONS: &[(&str, &str)] =
+    &[("external_id", "--external-id"), ("mfa_code", "--mfa-code")];
 
 impl Cli {
     /// Parses `argv` (the program name first) and records where each value came from. A value
@@ -468,7 +469,10 @@ impl Cli {
             .filter(|(id, _)| self.origins.command_line.contains_key(*id))
             .filter(|(id, _)| {
                 *id != "external_id"
-                    || self.external_id.as_deref().is_some_and(|v| !v.starts_with('@'))
+                    || self
+                        .external_id
+                        .as_deref()
+                        .is_some_and(|v| !v.starts_with('@'))
             })
             .map(|(_, flag)| *flag)
             .collect();
@@ -515,7 +519,8 @@ fn name_the_variable(err: clap::Error, argv: &[OsString]) -> clap::Error {
                 .mut_arg(arg.get_id().clone(), |a| a.env(None::<&str>))
                 .try_get_matches_from(argv);
             let same = without.as_ref().is_err_and(|e| {
-                e.kind() == err.kind() && e.get(ContextKind::InvalidArg) == err.get(ContextKind::InvalidArg)
+                e.kind() == err.kind()
+                    && e.get(ContextKind::InvalidArg) == err.get(ContextKind::InvalidArg)
             });
             if !same {
                 named.push(var.to_string_lossy().into_owned());
@@ -529,10 +534,17 @@ fn name_the_variable(err: clap::Error, argv: &[OsString]) -> clap::Error {
     let text = text.trim_start_matches("error: ");
     // Only the sentence: the usage and the hint follow from `Command::error`.
     let sentence = text.split("\n\n").next().unwrap_or(text).trim_end();
-    let from = if named.len() == 1 { "the environment variable" } else { "the environment variables" };
+    let from = if named.len() == 1 {
+        "the environment variable"
+    } else {
+        "the environment variables"
+    };
     Cli::command().error(
         err.kind(),
-        format!("{sentence} (the value comes from {from} {})", named.join(" and ")),
+        format!(
+            "{sentence} (the value comes from {from} {})",
+            named.join(" and ")
+        ),
     )
 }
 

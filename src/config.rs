@@ -77,11 +77,11 @@ fn mfa(cli: &Cli) -> anyhow::Result<Option<Mfa>> {
     };
     let checked = (|| {
         ensure!(
-        (9..=256).contains(&serial.len())
-            && serial
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_+=/:,.@-".contains(c)),
-        "invalid --mfa-serial `{serial}`: expected an MFA device ARN such as arn:aws:iam::111111111111:mfa/alice, or a hardware device's serial number"
+            (9..=256).contains(&serial.len())
+                && serial
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_+=/:,.@-".contains(c)),
+            "invalid --mfa-serial `{serial}`: expected an MFA device ARN such as arn:aws:iam::111111111111:mfa/alice, or a hardware device's serial number"
         );
         Ok(())
     })();
@@ -275,7 +275,10 @@ fn read_external_id(value: String) -> anyhow::Result<Secret> {
     };
     let mut text = String::new();
     std::fs::File::open(path)
-        .and_then(|file| file.take(EXTERNAL_ID_FILE_MAX + 1).read_to_string(&mut text))
+        .and_then(|file| {
+            file.take(EXTERNAL_ID_FILE_MAX + 1)
+                .read_to_string(&mut text)
+        })
         .with_context(|| format!("cannot read --external-id file `{path}`"))?;
     ensure!(
         text.len() as u64 <= EXTERNAL_ID_FILE_MAX,
@@ -297,9 +300,7 @@ fn read_external_id(value: String) -> anyhow::Result<Secret> {
 /// white space or control characters around it.
 fn check_profile(name: &str) -> anyhow::Result<()> {
     ensure!(
-        !name.trim().is_empty()
-            && name.trim() == name
-            && !name.chars().any(char::is_control),
+        !name.trim().is_empty() && name.trim() == name && !name.chars().any(char::is_control),
         "invalid --profile `{}`: expected the name of a profile in the AWS config or credentials file, such as `default`",
         name.escape_debug()
     );
@@ -340,7 +341,12 @@ fn check_permission_set(name: &str) -> anyhow::Result<()> {
 /// silently dropped; a dropped session policy would hand every child the whole permission set.
 fn assume_role_only(cli: &Cli) -> [(&'static str, &'static str, &'static str, bool); 6] {
     [
-        ("role", "--role", "role to assume", cli.origins.given("role")),
+        (
+            "role",
+            "--role",
+            "role to assume",
+            cli.origins.given("role"),
+        ),
         (
             "role_session_name",
             "--role-session-name",
@@ -354,8 +360,18 @@ fn assume_role_only(cli: &Cli) -> [(&'static str, &'static str, &'static str, bo
             "managed session policy",
             !cli.policy_arns.is_empty(),
         ),
-        ("external_id", "--external-id", "external ID", cli.external_id.is_some()),
-        ("duration", "--duration", "session duration", cli.duration.is_some()),
+        (
+            "external_id",
+            "--external-id",
+            "external ID",
+            cli.external_id.is_some(),
+        ),
+        (
+            "duration",
+            "--duration",
+            "session duration",
+            cli.duration.is_some(),
+        ),
     ]
 }
 
@@ -691,10 +707,16 @@ mod tests {
             ("ext-id-file-1\n\n", "invalid --external-id (14 characters)"),
         ] {
             std::fs::write(&file, text).unwrap();
-            let err = format!("{:#}", config(&["--external-id", &arg, "--", "true"]).unwrap_err());
+            let err = format!(
+                "{:#}",
+                config(&["--external-id", &arg, "--", "true"]).unwrap_err()
+            );
             assert!(err.contains(&format!("`{}`", file.display())), "{err}");
             assert!(err.contains(expected), "{text:?}: {err}");
-            assert!(!err.contains("secret one") && !err.contains("ext-id-file-1"), "{err}");
+            assert!(
+                !err.contains("secret one") && !err.contains("ext-id-file-1"),
+                "{err}"
+            );
         }
         let err = config(&["--external-id", "@/nonexistent/xid", "--", "true"]).unwrap_err();
         assert!(
@@ -711,12 +733,28 @@ mod tests {
             argv.extend(["--", "true"]);
             Cli::parse_args(argv).unwrap()
         };
-        let warning = cli(&["--external-id", "ext-typed-9", "--mfa-serial", "GAHT12345678", "--mfa-code", "123456"])
-            .secrets_warning()
-            .unwrap();
-        assert!(warning.contains("--external-id and --mfa-code"), "{warning}");
-        assert!(!warning.contains("ext-typed-9") && !warning.contains("123456"), "{warning}");
-        assert_eq!(cli(&["--external-id", "@/some/file"]).secrets_warning(), None);
+        let warning = cli(&[
+            "--external-id",
+            "ext-typed-9",
+            "--mfa-serial",
+            "GAHT12345678",
+            "--mfa-code",
+            "123456",
+        ])
+        .secrets_warning()
+        .unwrap();
+        assert!(
+            warning.contains("--external-id and --mfa-code"),
+            "{warning}"
+        );
+        assert!(
+            !warning.contains("ext-typed-9") && !warning.contains("123456"),
+            "{warning}"
+        );
+        assert_eq!(
+            cli(&["--external-id", "@/some/file"]).secrets_warning(),
+            None
+        );
         assert_eq!(cli(&[]).secrets_warning(), None);
     }
 

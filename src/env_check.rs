@@ -37,7 +37,10 @@ pub const SWITCHES: &[&str] = &[
 
 /// Names of a profile, a role or a file, which mean nothing blank.
 pub const NAMES: &[(&str, &str)] = &[
-    ("AWS_PROFILE", "the name of a profile in the AWS config or credentials file"),
+    (
+        "AWS_PROFILE",
+        "the name of a profile in the AWS config or credentials file",
+    ),
     ("AWS_CONFIG_FILE", "the path of the AWS config file"),
     (
         "AWS_SHARED_CREDENTIALS_FILE",
@@ -47,7 +50,10 @@ pub const NAMES: &[(&str, &str)] = &[
         "AWS_WEB_IDENTITY_TOKEN_FILE",
         "the path of a web identity token file",
     ),
-    ("AWS_ROLE_ARN", "the ARN of the role to assume with the web identity token"),
+    (
+        "AWS_ROLE_ARN",
+        "the ARN of the role to assume with the web identity token",
+    ),
     (
         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
         "the URL of a container credential endpoint",
@@ -112,7 +118,9 @@ pub fn check_with(get: impl Fn(&str) -> Option<OsString>) -> anyhow::Result<()> 
     for (name, expected) in NAMES {
         if let Some(value) = text(name)? {
             ensure!(
-                !value.trim().is_empty() && value.trim() == value && !value.chars().any(char::is_control),
+                !value.trim().is_empty()
+                    && value.trim() == value
+                    && !value.chars().any(char::is_control),
                 "invalid {name} `{}`: expected {expected}, or leave the variable unset",
                 value.escape_debug()
             );
@@ -182,7 +190,10 @@ mod tests {
     fn good_values_pass() {
         check_vars(&[
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
-            ("AWS_ENDPOINT_URL_STS", "https://sts.eu-west-1.amazonaws.com/"),
+            (
+                "AWS_ENDPOINT_URL_STS",
+                "https://sts.eu-west-1.amazonaws.com/",
+            ),
             ("AWS_ENDPOINT_URL_SSO", "http://[::1]:8080/base"),
             ("AWS_USE_FIPS_ENDPOINT", "TRUE"),
             ("AWS_EC2_METADATA_DISABLED", "false"),
@@ -214,7 +225,10 @@ mod tests {
         ] {
             let err = check_vars(&[(name, value)]).unwrap_err().to_string();
             assert!(err.contains(name), "{name}={value:?}: {err}");
-            assert!(!err.contains("hunter2"), "a password is never echoed: {err}");
+            assert!(
+                !err.contains("hunter2"),
+                "a password is never echoed: {err}"
+            );
         }
     }
 

@@ -61,7 +61,9 @@ fn log_setting() -> Option<(&'static str, String)> {
 pub fn init(count: u8) -> anyhow::Result<()> {
     let filter = match log_setting() {
         Some((name, spec)) => EnvFilter::try_new(&spec).map_err(|e| {
-            anyhow::anyhow!("invalid {name} filter `{spec}`: {e}; expected for example `cove=debug` or `info`")
+            anyhow::anyhow!(
+                "invalid {name} filter `{spec}`: {e}; expected for example `cove=debug` or `info`"
+            )
         })?,
         None => EnvFilter::new(filter_for(count)),
     };

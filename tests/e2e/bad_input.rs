@@ -384,7 +384,11 @@ fn assume_role_settings_are_refused_with_sso_role_from_flags_and_variables() {
                 let case = format!(
                     "{} with {}",
                     if setting_from_env { variable } else { flag },
-                    if sso_from_env { "COVE_SSO_ROLE" } else { "--sso-role" }
+                    if sso_from_env {
+                        "COVE_SSO_ROLE"
+                    } else {
+                        "--sso-role"
+                    }
                 );
                 let sso = if sso_from_env {
                     "the environment variable COVE_SSO_ROLE (--sso-role)"
@@ -416,7 +420,10 @@ fn assume_role_settings_are_refused_with_sso_role_from_flags_and_variables() {
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!(checked, 20, "5 settings × flag or variable × --sso-role or COVE_SSO_ROLE");
+    assert_eq!(
+        checked, 20,
+        "5 settings × flag or variable × --sso-role or COVE_SSO_ROLE"
+    );
     assert_eq!(
         g.all_calls(),
         serde_json::json!({}),

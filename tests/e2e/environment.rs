@@ -20,43 +20,151 @@ use Expect::{Refused, Runs};
 const TABLE: &[(&str, &str, Expect)] = &[
     // Endpoints: the SDK panics on an empty one and silently calls real AWS instead of a
     // malformed one.
-    ("AWS_ENDPOINT_URL", "", Refused("invalid AWS_ENDPOINT_URL ``: expected a URL")),
-    ("AWS_ENDPOINT_URL", "  ", Refused("invalid AWS_ENDPOINT_URL `  `: expected a URL")),
-    ("AWS_ENDPOINT_URL", "127.0.0.1:9", Refused("invalid AWS_ENDPOINT_URL `127.0.0.1:9`")),
-    ("AWS_ENDPOINT_URL", "http://", Refused("invalid AWS_ENDPOINT_URL `http://`")),
-    ("AWS_ENDPOINT_URL_STS", "", Refused("invalid AWS_ENDPOINT_URL_STS ``")),
-    ("AWS_ENDPOINT_URL_STS", "sts", Refused("invalid AWS_ENDPOINT_URL_STS `sts`")),
-    ("AWS_ENDPOINT_URL_ORGANIZATIONS", " ", Refused("invalid AWS_ENDPOINT_URL_ORGANIZATIONS")),
-    ("AWS_ENDPOINT_URL_ORGANIZATIONS", "http://h:port", Refused("invalid AWS_ENDPOINT_URL_ORGANIZATIONS")),
-    ("AWS_ENDPOINT_URL_SSO", "", Refused("invalid AWS_ENDPOINT_URL_SSO ``")),
-    ("AWS_ENDPOINT_URL_ACCOUNT", "ftp://x", Refused("invalid AWS_ENDPOINT_URL_ACCOUNT `ftp://x`")),
+    (
+        "AWS_ENDPOINT_URL",
+        "",
+        Refused("invalid AWS_ENDPOINT_URL ``: expected a URL"),
+    ),
+    (
+        "AWS_ENDPOINT_URL",
+        "  ",
+        Refused("invalid AWS_ENDPOINT_URL `  `: expected a URL"),
+    ),
+    (
+        "AWS_ENDPOINT_URL",
+        "127.0.0.1:9",
+        Refused("invalid AWS_ENDPOINT_URL `127.0.0.1:9`"),
+    ),
+    (
+        "AWS_ENDPOINT_URL",
+        "http://",
+        Refused("invalid AWS_ENDPOINT_URL `http://`"),
+    ),
+    (
+        "AWS_ENDPOINT_URL_STS",
+        "",
+        Refused("invalid AWS_ENDPOINT_URL_STS ``"),
+    ),
+    (
+        "AWS_ENDPOINT_URL_STS",
+        "sts",
+        Refused("invalid AWS_ENDPOINT_URL_STS `sts`"),
+    ),
+    (
+        "AWS_ENDPOINT_URL_ORGANIZATIONS",
+        " ",
+        Refused("invalid AWS_ENDPOINT_URL_ORGANIZATIONS"),
+    ),
+    (
+        "AWS_ENDPOINT_URL_ORGANIZATIONS",
+        "http://h:port",
+        Refused("invalid AWS_ENDPOINT_URL_ORGANIZATIONS"),
+    ),
+    (
+        "AWS_ENDPOINT_URL_SSO",
+        "",
+        Refused("invalid AWS_ENDPOINT_URL_SSO ``"),
+    ),
+    (
+        "AWS_ENDPOINT_URL_ACCOUNT",
+        "ftp://x",
+        Refused("invalid AWS_ENDPOINT_URL_ACCOUNT `ftp://x`"),
+    ),
     // Switches the SDK would ignore unless `true` or `false`.
-    ("AWS_USE_FIPS_ENDPOINT", "", Refused("invalid AWS_USE_FIPS_ENDPOINT ``: expected `true` or `false`")),
-    ("AWS_USE_FIPS_ENDPOINT", "yes", Refused("invalid AWS_USE_FIPS_ENDPOINT `yes`")),
-    ("AWS_USE_DUALSTACK_ENDPOINT", "1", Refused("invalid AWS_USE_DUALSTACK_ENDPOINT `1`")),
-    ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "", Refused("invalid AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")),
-    ("AWS_EC2_METADATA_DISABLED", "yes", Refused("invalid AWS_EC2_METADATA_DISABLED `yes`")),
-    ("AWS_DISABLE_REQUEST_COMPRESSION", "maybe", Refused("invalid AWS_DISABLE_REQUEST_COMPRESSION")),
+    (
+        "AWS_USE_FIPS_ENDPOINT",
+        "",
+        Refused("invalid AWS_USE_FIPS_ENDPOINT ``: expected `true` or `false`"),
+    ),
+    (
+        "AWS_USE_FIPS_ENDPOINT",
+        "yes",
+        Refused("invalid AWS_USE_FIPS_ENDPOINT `yes`"),
+    ),
+    (
+        "AWS_USE_DUALSTACK_ENDPOINT",
+        "1",
+        Refused("invalid AWS_USE_DUALSTACK_ENDPOINT `1`"),
+    ),
+    (
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+        "",
+        Refused("invalid AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"),
+    ),
+    (
+        "AWS_EC2_METADATA_DISABLED",
+        "yes",
+        Refused("invalid AWS_EC2_METADATA_DISABLED `yes`"),
+    ),
+    (
+        "AWS_DISABLE_REQUEST_COMPRESSION",
+        "maybe",
+        Refused("invalid AWS_DISABLE_REQUEST_COMPRESSION"),
+    ),
     // Regions.
     ("AWS_REGION", "", Refused("AWS_REGION: invalid region ``")),
     ("AWS_REGION", " ", Refused("AWS_REGION: invalid region ` `")),
-    ("AWS_REGION", "EU-WEST-1", Refused("AWS_REGION: invalid region `EU-WEST-1`")),
+    (
+        "AWS_REGION",
+        "EU-WEST-1",
+        Refused("AWS_REGION: invalid region `EU-WEST-1`"),
+    ),
     // AWS_REGION wins over AWS_DEFAULT_REGION (the ground's clean environment sets it).
     ("AWS_DEFAULT_REGION", "", Runs),
     // Profiles and files.
-    ("AWS_PROFILE", "", Refused("invalid AWS_PROFILE ``: expected the name of a profile")),
+    (
+        "AWS_PROFILE",
+        "",
+        Refused("invalid AWS_PROFILE ``: expected the name of a profile"),
+    ),
     ("AWS_PROFILE", "  ", Refused("invalid AWS_PROFILE `  `")),
-    ("AWS_CONFIG_FILE", "", Refused("invalid AWS_CONFIG_FILE ``: expected the path")),
-    ("AWS_SHARED_CREDENTIALS_FILE", " ", Refused("invalid AWS_SHARED_CREDENTIALS_FILE ` `")),
-    ("AWS_WEB_IDENTITY_TOKEN_FILE", "", Refused("invalid AWS_WEB_IDENTITY_TOKEN_FILE ``")),
+    (
+        "AWS_CONFIG_FILE",
+        "",
+        Refused("invalid AWS_CONFIG_FILE ``: expected the path"),
+    ),
+    (
+        "AWS_SHARED_CREDENTIALS_FILE",
+        " ",
+        Refused("invalid AWS_SHARED_CREDENTIALS_FILE ` `"),
+    ),
+    (
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "",
+        Refused("invalid AWS_WEB_IDENTITY_TOKEN_FILE ``"),
+    ),
     ("AWS_ROLE_ARN", " ", Refused("invalid AWS_ROLE_ARN ` `")),
-    ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "", Refused("invalid AWS_CONTAINER_CREDENTIALS_FULL_URI")),
-    ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", " ", Refused("invalid AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")),
-    ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "", Refused("invalid AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")),
+    (
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "",
+        Refused("invalid AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+    ),
+    (
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        " ",
+        Refused("invalid AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"),
+    ),
+    (
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        "",
+        Refused("invalid AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
+    ),
     // Retries (checked with the profile's settings).
-    ("AWS_MAX_ATTEMPTS", "", Refused("invalid AWS_MAX_ATTEMPTS ``: expected a whole number")),
-    ("AWS_MAX_ATTEMPTS", "-1", Refused("invalid AWS_MAX_ATTEMPTS `-1`")),
-    ("AWS_RETRY_MODE", "", Refused("invalid AWS_RETRY_MODE ``: expected `standard` or `adaptive`")),
+    (
+        "AWS_MAX_ATTEMPTS",
+        "",
+        Refused("invalid AWS_MAX_ATTEMPTS ``: expected a whole number"),
+    ),
+    (
+        "AWS_MAX_ATTEMPTS",
+        "-1",
+        Refused("invalid AWS_MAX_ATTEMPTS `-1`"),
+    ),
+    (
+        "AWS_RETRY_MODE",
+        "",
+        Refused("invalid AWS_RETRY_MODE ``: expected `standard` or `adaptive`"),
+    ),
     // Ignored as the SDK documents: blank keys count as unset, the app ID only labels calls,
     // and the Rust SDK always calls regional STS endpoints.
     ("AWS_SESSION_TOKEN", "", Runs),
@@ -79,12 +187,24 @@ const TABLE: &[(&str, &str, Expect)] = &[
     // cove's logging: blank means unset.
     ("COVE_LOG", "", Runs),
     ("COVE_LOG", " ", Runs),
-    ("COVE_LOG", "cove=loud", Refused("invalid COVE_LOG filter `cove=loud`")),
-    ("RUST_LOG", "cove=loud", Refused("invalid RUST_LOG filter `cove=loud`")),
+    (
+        "COVE_LOG",
+        "cove=loud",
+        Refused("invalid COVE_LOG filter `cove=loud`"),
+    ),
+    (
+        "RUST_LOG",
+        "cove=loud",
+        Refused("invalid RUST_LOG filter `cove=loud`"),
+    ),
     // cove's options by their variables: the message names the variable, not only the flag.
     ("COVE_WORKERS", "", Refused("COVE_WORKERS")),
     ("COVE_WORKERS", " ", Refused("COVE_WORKERS")),
-    ("COVE_WORKERS", "many", Refused("invalid value 'many' for '--workers <N>'")),
+    (
+        "COVE_WORKERS",
+        "many",
+        Refused("invalid value 'many' for '--workers <N>'"),
+    ),
     ("COVE_WORKERS", "0", Refused("COVE_WORKERS")),
     // An empty list would mean the whole organization: refused, never taken as "no filter".
     ("COVE_TARGETS", "", Refused("COVE_TARGETS")),
@@ -97,9 +217,21 @@ const TABLE: &[(&str, &str, Expect)] = &[
     ("COVE_IGNORE", "x", Refused("COVE_IGNORE")),
     ("COVE_REGIONS", "", Refused("COVE_REGIONS")),
     ("COVE_REGIONS", "eu-noth-1", Refused("COVE_REGIONS")),
-    ("COVE_EXCLUDE_REGIONS", "mars-1", Refused("COVE_EXCLUDE_REGIONS")),
-    ("COVE_ALLOW_UNKNOWN_REGION", "maybe", Refused("COVE_ALLOW_UNKNOWN_REGION")),
-    ("COVE_INCLUDE_CALLER", "maybe", Refused("COVE_INCLUDE_CALLER")),
+    (
+        "COVE_EXCLUDE_REGIONS",
+        "mars-1",
+        Refused("COVE_EXCLUDE_REGIONS"),
+    ),
+    (
+        "COVE_ALLOW_UNKNOWN_REGION",
+        "maybe",
+        Refused("COVE_ALLOW_UNKNOWN_REGION"),
+    ),
+    (
+        "COVE_INCLUDE_CALLER",
+        "maybe",
+        Refused("COVE_INCLUDE_CALLER"),
+    ),
     ("COVE_FILTER_NAME", "(", Refused("COVE_FILTER_NAME")),
     // An empty regular expression matches every name: no filter.
     ("COVE_FILTER_NAME", "", Runs),
@@ -112,7 +244,11 @@ const TABLE: &[(&str, &str, Expect)] = &[
     ("COVE_ROLE", "", Refused("COVE_ROLE")),
     ("COVE_ROLE", "bad role", Refused("COVE_ROLE")),
     ("COVE_SSO_ROLE", "", Refused("COVE_SSO_ROLE")),
-    ("COVE_ROLE_SESSION_NAME", "", Refused("COVE_ROLE_SESSION_NAME")),
+    (
+        "COVE_ROLE_SESSION_NAME",
+        "",
+        Refused("COVE_ROLE_SESSION_NAME"),
+    ),
     ("COVE_POLICY", "", Refused("COVE_POLICY")),
     ("COVE_POLICY", "{", Refused("COVE_POLICY")),
     ("COVE_POLICY_ARNS", "x", Refused("COVE_POLICY_ARNS")),
@@ -129,8 +265,16 @@ const TABLE: &[(&str, &str, Expect)] = &[
     ("COVE_FAIL_FAST", "maybe", Refused("COVE_FAIL_FAST")),
     ("COVE_TIMEOUT", "", Refused("COVE_TIMEOUT")),
     ("COVE_TIMEOUT", "0s", Refused("COVE_TIMEOUT")),
-    ("COVE_MAX_OUTPUT_BYTES", "lots", Refused("COVE_MAX_OUTPUT_BYTES")),
-    ("COVE_CHILD_CREDENTIALS", "file", Refused("COVE_CHILD_CREDENTIALS")),
+    (
+        "COVE_MAX_OUTPUT_BYTES",
+        "lots",
+        Refused("COVE_MAX_OUTPUT_BYTES"),
+    ),
+    (
+        "COVE_CHILD_CREDENTIALS",
+        "file",
+        Refused("COVE_CHILD_CREDENTIALS"),
+    ),
     ("COVE_OUTPUT", "yaml", Refused("COVE_OUTPUT")),
     ("COVE_OUTPUT_DIR", "", Refused("COVE_OUTPUT_DIR")),
     ("COVE_QUIET", "maybe", Refused("COVE_QUIET")),
@@ -162,7 +306,9 @@ fn every_variable_set_empty_blank_or_malformed_is_refused_by_name_or_ignored() {
         if run.code != 2 || run.stderr.contains("panicked") {
             failures.push(format!("{case}: exit {} instead of 2: {head}", run.code));
         } else if !(run.stderr.contains(name) && run.stderr.contains(text)) {
-            failures.push(format!("{case}: the message should name {name} and say {text:?}: {head}"));
+            failures.push(format!(
+                "{case}: the message should name {name} and say {text:?}: {head}"
+            ));
         } else if !run.stdout.is_empty() {
             failures.push(format!("{case}: stdout is for data only"));
         }
@@ -182,7 +328,10 @@ fn every_variable_set_empty_blank_or_malformed_is_refused_by_name_or_ignored() {
         let case = format!("{name}={value:?}");
         let head: String = run.stderr.chars().take(600).collect();
         if run.code != 0 {
-            failures.push(format!("{case}: exit {} instead of running: {head}", run.code));
+            failures.push(format!(
+                "{case}: exit {} instead of running: {head}",
+                run.code
+            ));
         } else if run.ids("Results") != [target.clone()] {
             failures.push(format!("{case}: the target did not run: {}", run.stdout));
         }

@@ -20,7 +20,10 @@ fn an_external_id_file_reaches_aws_trimmed_and_is_never_printed() {
     let from_file = format!("@{}", file.display());
     let target = g.account("sandbox-a");
 
-    let run = Run::of(g.cove().args(["-t", &target, "--external-id", &from_file, "--", "true"]));
+    let run = Run::of(
+        g.cove()
+            .args(["-t", &target, "--external-id", &from_file, "--", "true"]),
+    );
     run.expect_code(0);
     assert_eq!(run.ids("Results"), [target.clone()]);
     let sent = g.assume_params();
@@ -29,7 +32,12 @@ fn an_external_id_file_reaches_aws_trimmed_and_is_never_printed() {
         sent[0]["ExternalId"], secret,
         "the file's content, without its line break, is the external ID"
     );
-    assert_eq!(warnings(&run), 0, "a file keeps the secret out of the process list: {}", run.stderr);
+    assert_eq!(
+        warnings(&run),
+        0,
+        "a file keeps the secret out of the process list: {}",
+        run.stderr
+    );
     run.expect_no_secret([secret]);
 
     // COVE_EXTERNAL_ID may name a file too.
@@ -48,17 +56,33 @@ fn an_external_id_file_reaches_aws_trimmed_and_is_never_printed() {
     let empty = dir.path().join("empty");
     std::fs::write(&empty, "").unwrap();
     for (path, expected) in [
-        (empty.clone(), format!("--external-id file `{}` is empty", empty.display())),
+        (
+            empty.clone(),
+            format!("--external-id file `{}` is empty", empty.display()),
+        ),
         (
             dir.path().join("missing"),
-            format!("cannot read --external-id file `{}`", dir.path().join("missing").display()),
+            format!(
+                "cannot read --external-id file `{}`",
+                dir.path().join("missing").display()
+            ),
         ),
-        (dir.path().to_owned(), format!("cannot read --external-id file `{}`", dir.path().display())),
+        (
+            dir.path().to_owned(),
+            format!("cannot read --external-id file `{}`", dir.path().display()),
+        ),
     ] {
         let arg = format!("@{}", path.display());
-        let run = Run::of(g.cove().args(["-t", &target, "--external-id", &arg, "--", "true"]));
+        let run = Run::of(
+            g.cove()
+                .args(["-t", &target, "--external-id", &arg, "--", "true"]),
+        );
         run.expect_code(2);
-        assert!(run.stderr.contains(&expected), "expected {expected:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&expected),
+            "expected {expected:?}: {}",
+            run.stderr
+        );
     }
     assert_eq!(g.all_calls(), calls, "bad input reached AWS");
 }
@@ -71,11 +95,23 @@ fn a_typed_external_id_or_mfa_code_is_warned_about_once_without_the_secret() {
     let target = g.account("sandbox-a");
     let secret = "ext-typed-Hw27p";
 
-    let run = Run::of(g.cove().args(["-t", &target, "--external-id", secret, "--", "true"]));
+    let run = Run::of(
+        g.cove()
+            .args(["-t", &target, "--external-id", secret, "--", "true"]),
+    );
     run.expect_code(0);
     assert_eq!(warnings(&run), 1, "one warning: {}", run.stderr);
-    assert!(run.stderr.contains("--external-id on the command line"), "{}", run.stderr);
-    assert!(run.stderr.contains("COVE_EXTERNAL_ID or --external-id @FILE"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--external-id on the command line"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("COVE_EXTERNAL_ID or --external-id @FILE"),
+        "{}",
+        run.stderr
+    );
     run.expect_no_secret([secret]);
 
     let run = Run::of(
@@ -84,7 +120,12 @@ fn a_typed_external_id_or_mfa_code_is_warned_about_once_without_the_secret() {
             .args(["-t", &target, "--", "true"]),
     );
     run.expect_code(0);
-    assert_eq!(warnings(&run), 0, "the variable is not in the process list: {}", run.stderr);
+    assert_eq!(
+        warnings(&run),
+        0,
+        "the variable is not in the process list: {}",
+        run.stderr
+    );
     run.expect_no_secret([secret]);
 
     // Both typed, with several targets: still one warning, naming both, quoting neither.
@@ -104,7 +145,8 @@ fn a_typed_external_id_or_mfa_code_is_warned_about_once_without_the_secret() {
     assert_eq!(run.ids("Results"), g.ids(&["sandbox-a", "sandbox-b"]));
     assert_eq!(warnings(&run), 1, "one warning for the run: {}", run.stderr);
     assert!(
-        run.stderr.contains("--external-id and --mfa-code on the command line"),
+        run.stderr
+            .contains("--external-id and --mfa-code on the command line"),
         "{}",
         run.stderr
     );
