@@ -25,7 +25,7 @@ fn an_external_id_file_reaches_aws_trimmed_and_is_never_printed() {
             .args(["-t", &target, "--external-id", &from_file, "--", "true"]),
     );
     run.expect_code(0);
-    assert_eq!(run.ids("Results"), [target.clone()]);
+    assert_eq!(run.ids("Results"), std::slice::from_ref(&target));
     let sent = g.assume_params();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(
