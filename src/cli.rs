@@ -1,6 +1,7 @@
 //! The command line, as clap sees it. Values are checked here only as far as their own shape;
 //! [`crate::config`] turns them into a validated run configuration.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::time::Duration;
 
@@ -175,7 +176,6 @@ pub struct Cli {
         value_name = "NAME",
         value_delimiter = ',',
         env = "COVE_SSO_ROLE",
-        conflicts_with_all = ["role", "role_session_name", "policy", "policy_arns", "external_id", "duration"],
         help_heading = "Role"
     )]
     pub sso_role: Vec<String>,
@@ -209,10 +209,11 @@ pub struct Cli {
     )]
     pub policy_arns: Vec<String>,
 
-    /// External ID required by the role's trust policy. Never printed.
+    /// External ID required by the role's trust policy, or @FILE to read it from a file (so
+    /// that it stays out of the process list, like COVE_EXTERNAL_ID). Never printed.
     #[arg(
         long,
-        value_name = "ID",
+        value_name = "ID|@FILE",
         env = "COVE_EXTERNAL_ID",
         hide_env_values = true,
         help_heading = "Role"
@@ -266,7 +267,8 @@ pub struct Cli {
     pub mfa_serial: Option<String>,
 
     /// The code the --mfa-serial device shows. Without it, cove asks on the terminal (nothing
-    /// is echoed) when standard input is one. Never printed.
+    /// is echoed) when standard input is one, which keeps it out of the process list. Never
+    /// printed.
     #[arg(
         long,
         value_name = "CODE",
@@ -346,6 +348,11 @@ pub struct Cli {
     #[arg(last = true, required_unless_present = "dry_run", value_name = "COMMAND",
           num_args = 1.., allow_hyphen_values = true)]
     pub command: Vec<OsString>,
+
+    /// Where each value came from (the command line or a variable); filled by
+    /// [`Cli::parse_args`].
+    #[arg(skip)]
+    pub origins: Origins,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -358,6 +365,187 @@ pub enum Subcommand {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+}
+
+/// Where the values of a parsed command line came from: which options were typed on the command
+/// line, and which came from their `COVE_*` variable. Messages name the variable a bad value
+/// came from, and secrets typed where the process list shows them are warned about.
+#[derive(Debug, Clone, Default)]
+pub struct Origins {
+    /// Argument id → its flag (`--policy`), for every option given on the command line.
+    command_line: BTreeMap<String, String>,
+    /// Argument id → the variable (`COVE_POLICY`), for every option that came from one.
+    variables: BTreeMap<String, String>,
+}
+
+impl Origins {
+    fn from_matches(cmd: &clap::Command, matches: &clap::ArgMatches) -> Origins {
+        use clap::parser::ValueSource;
+        let mut origins = Origins::default();
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            match matches.value_source(id) {
+                Some(ValueSource::CommandLine) => {
+                    let flag = arg
+                        .get_long()
+                        .map(|l| format!("--{l}"))
+                        .unwrap_or_else(|| id.to_owned());
+                    origins.command_line.insert(id.to_owned(), flag);
+                }
+                Some(ValueSource::EnvVariable) => {
+                    if let Some(var) = arg.get_env() {
+                        let var = var.to_string_lossy().into_owned();
+                        origins.variables.insert(id.to_owned(), var);
+                    }
+                }
+                _ => {}
+            }
+        }
+        origins
+    }
+
+    /// The variable the value of argument `id` came from, if it came from one.
+    pub fn variable(&self, id: &str) -> Option<&str> {
+        self.variables.get(id).map(String::as_str)
+    }
+
+    /// True when argument `id` was given, on the command line or by its variable (not a
+    /// default).
+    pub fn given(&self, id: &str) -> bool {
+        self.command_line.contains_key(id) || self.variables.contains_key(id)
+    }
+
+    /// How to name where argument `id` (the option `flag`) came from in a message: the flag,
+    /// or `COVE_X (--flag)` when its variable set it.
+    pub fn name(&self, id: &str, flag: &str) -> String {
+        match self.variable(id) {
+            Some(var) => format!("the environment variable {var} ({flag})"),
+            None => flag.to_owned(),
+        }
+    }
+
+    /// Adds the variable to an error about the value of argument `id`, when it came from one.
+    pub fn blame<T>(&self, id: &str, result: anyhow::Result<T>) -> anyhow::Result<T> {
+        match self.variable(id) {
+            Some(var) => {
+                result.map_err(|e| e.context(format!("in the environment variable {var}")))
+            }
+            None => result,
+        }
+    }
+}
+
+/// Options whose value is a secret that other local users can read in the process list when
+/// it is typed on the command line.
+const SECRET_OPTIONS: &[(&str, &str)] =
+    &[("external_id", "--external-id"), ("mfa_code", "--mfa-code")];
+
+impl Cli {
+    /// Parses `argv` (the program name first) and records where each value came from. A value
+    /// clap refuses that came from a `COVE_*` variable is reported naming the variable.
+    pub fn parse_args<I, T>(argv: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+        let cmd = Cli::command();
+        let matches = match cmd.clone().try_get_matches_from(&argv) {
+            Ok(matches) => matches,
+            Err(err) => return Err(name_the_variable(err, &argv)),
+        };
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.origins = Origins::from_matches(&cmd, &matches);
+        Ok(cli)
+    }
+
+    /// The warning for secrets typed on the command line (`--external-id VALUE`,
+    /// `--mfa-code CODE`), which every local user can read in the process list. Never holds
+    /// the secret itself. `--external-id @FILE` is fine: only the path shows.
+    pub fn secrets_warning(&self) -> Option<String> {
+        let typed: Vec<&str> = SECRET_OPTIONS
+            .iter()
+            .filter(|(id, _)| self.origins.command_line.contains_key(*id))
+            .filter(|(id, _)| {
+                *id != "external_id"
+                    || self
+                        .external_id
+                        .as_deref()
+                        .is_some_and(|v| !v.starts_with('@'))
+            })
+            .map(|(_, flag)| *flag)
+            .collect();
+        if typed.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "{} on the command line can be read by every user of this machine in the process list; \
+             prefer COVE_EXTERNAL_ID or --external-id @FILE, and let cove ask for the MFA code on the terminal",
+            typed.join(" and ")
+        ))
+    }
+}
+
+/// A clap error about a value (or a conflict) that came from a `COVE_*` variable names the
+/// variable: clap's own message names only the flag, which the user never typed.
+fn name_the_variable(err: clap::Error, argv: &[OsString]) -> clap::Error {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue};
+    // Built, as clap's own errors saw it: an argument's text needs its number of values.
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut named: Vec<String> = Vec::new();
+    for kind in [ContextKind::InvalidArg, ContextKind::PriorArg] {
+        let texts = match err.get(kind) {
+            Some(ContextValue::String(text)) => vec![text.clone()],
+            Some(ContextValue::Strings(texts)) => texts.clone(),
+            _ => continue,
+        };
+        for text in texts {
+            let Some(arg) = cmd.get_arguments().find(|a| a.to_string() == text) else {
+                continue;
+            };
+            let Some(var) = arg.get_env() else {
+                continue;
+            };
+            if std::env::var_os(var).is_none() {
+                continue;
+            }
+            // The flag may have been typed too (then clap used it, not the variable): the
+            // variable is to blame only if the command line alone does not fail the same way.
+            let without = cmd
+                .clone()
+                .mut_arg(arg.get_id().clone(), |a| a.env(None::<&str>))
+                .try_get_matches_from(argv);
+            let same = without.as_ref().is_err_and(|e| {
+                e.kind() == err.kind()
+                    && e.get(ContextKind::InvalidArg) == err.get(ContextKind::InvalidArg)
+            });
+            if !same {
+                named.push(var.to_string_lossy().into_owned());
+            }
+        }
+    }
+    if named.is_empty() {
+        return err;
+    }
+    let text = err.render().to_string();
+    let text = text.trim_start_matches("error: ");
+    // Only the sentence: the usage and the hint follow from `Command::error`.
+    let sentence = text.split("\n\n").next().unwrap_or(text).trim_end();
+    let from = if named.len() == 1 {
+        "the environment variable"
+    } else {
+        "the environment variables"
+    };
+    Cli::command().error(
+        err.kind(),
+        format!(
+            "{sentence} (the value comes from {from} {})",
+            named.join(" and ")
+        ),
+    )
 }
 
 /// `--timeout`: a human duration such as `30s`, `5m` or `1h30m`, greater than zero.

@@ -2,6 +2,7 @@
 //! fails here, before the first AWS call, with a message that names the value.
 
 use std::ffi::OsString;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -74,13 +75,17 @@ fn mfa(cli: &Cli) -> anyhow::Result<Option<Mfa>> {
     let Some(serial) = &cli.mfa_serial else {
         return Ok(None);
     };
-    ensure!(
-        (9..=256).contains(&serial.len())
-            && serial
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_+=/:,.@-".contains(c)),
-        "invalid --mfa-serial `{serial}`: expected an MFA device ARN such as arn:aws:iam::111111111111:mfa/alice, or a hardware device's serial number"
-    );
+    let checked = (|| {
+        ensure!(
+            (9..=256).contains(&serial.len())
+                && serial
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_+=/:,.@-".contains(c)),
+            "invalid --mfa-serial `{serial}`: expected an MFA device ARN such as arn:aws:iam::111111111111:mfa/alice, or a hardware device's serial number"
+        );
+        Ok(())
+    })();
+    cli.origins.blame("mfa_serial", checked)?;
     if let Some(code) = &cli.mfa_code {
         check_mfa_code(code)?;
     }
@@ -182,18 +187,23 @@ const ROLE_CHAIN_MAX_SECONDS: i32 = 3600;
 /// `--via-role` and `--org-role`, checked; with a chain, `--duration` within its limit.
 fn acting_as(cli: &Cli) -> anyhow::Result<(Vec<String>, Option<String>)> {
     for arn in &cli.via_roles {
-        check_role_arn("--via-role", arn)?;
+        cli.origins
+            .blame("via_roles", check_role_arn("--via-role", arn))?;
     }
     if let Some(arn) = &cli.org_role {
-        check_role_arn("--org-role", arn)?;
+        cli.origins
+            .blame("org_role", check_role_arn("--org-role", arn))?;
     }
     if let Some(duration) = cli.duration
         && !cli.via_roles.is_empty()
         && duration > ROLE_CHAIN_MAX_SECONDS
     {
-        bail!(
-            "--duration {duration} is above the one-hour limit ({ROLE_CHAIN_MAX_SECONDS} seconds) AWS sets for role-chained sessions; with --via-role, use --duration {ROLE_CHAIN_MAX_SECONDS} or less"
-        );
+        cli.origins.blame::<()>(
+            "duration",
+            Err(anyhow::anyhow!(
+                "--duration {duration} is above the one-hour limit ({ROLE_CHAIN_MAX_SECONDS} seconds) AWS sets for role-chained sessions; with --via-role, use --duration {ROLE_CHAIN_MAX_SECONDS} or less"
+            )),
+        )?;
     }
     Ok((cli.via_roles.clone(), cli.org_role.clone()))
 }
@@ -252,6 +262,51 @@ fn check_external_id(id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The most of an `--external-id` file that is read: an external ID has at most 1224
+/// characters.
+const EXTERNAL_ID_FILE_MAX: u64 = 4096;
+
+/// `--external-id`: the value, or `@FILE` to read it from a file (one trailing line break
+/// dropped), which keeps it out of the process list. Checked; never echoed.
+fn read_external_id(value: String) -> anyhow::Result<Secret> {
+    let Some(path) = value.strip_prefix('@') else {
+        check_external_id(&value)?;
+        return Ok(Secret::new(value));
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            file.take(EXTERNAL_ID_FILE_MAX + 1)
+                .read_to_string(&mut text)
+        })
+        .with_context(|| format!("cannot read --external-id file `{path}`"))?;
+    ensure!(
+        text.len() as u64 <= EXTERNAL_ID_FILE_MAX,
+        "--external-id file `{path}` is larger than {EXTERNAL_ID_FILE_MAX} bytes; expected one external ID (at most 1224 characters)"
+    );
+    let text = Secret::new(text);
+    let id = text.expose();
+    let id = id.strip_suffix('\n').unwrap_or(id);
+    let id = id.strip_suffix('\r').unwrap_or(id);
+    ensure!(
+        !id.trim().is_empty(),
+        "--external-id file `{path}` is empty; expected the external ID the role's trust policy requires"
+    );
+    check_external_id(id).with_context(|| format!("in --external-id file `{path}`"))?;
+    Ok(Secret::new(id))
+}
+
+/// `--profile`: a profile name, which the AWS configuration files cannot hold blank or with
+/// white space or control characters around it.
+fn check_profile(name: &str) -> anyhow::Result<()> {
+    ensure!(
+        !name.trim().is_empty() && name.trim() == name && !name.chars().any(char::is_control),
+        "invalid --profile `{}`: expected the name of a profile in the AWS config or credentials file, such as `default`",
+        name.escape_debug()
+    );
+    Ok(())
+}
+
 /// `--shard-index-env VAR --shard-count N`: the 0-based index comes from `VAR`.
 fn shard_from_env(var: &str, count: u32) -> anyhow::Result<Shard> {
     let value = std::env::var(var)
@@ -280,11 +335,60 @@ fn check_permission_set(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--sso-role`: the permission sets, from the portal; no AssumeRole parameter applies.
+/// The AssumeRole settings `--sso-role` cannot honour: (argument id, flag, what it is), and
+/// whether it was given. The portal hands out the permission set's credentials as they are:
+/// it takes no session policy, external ID, duration or session name, so any of them would be
+/// silently dropped; a dropped session policy would hand every child the whole permission set.
+fn assume_role_only(cli: &Cli) -> [(&'static str, &'static str, &'static str, bool); 6] {
+    [
+        (
+            "role",
+            "--role",
+            "role to assume",
+            cli.origins.given("role"),
+        ),
+        (
+            "role_session_name",
+            "--role-session-name",
+            "session name",
+            cli.role_session_name.is_some(),
+        ),
+        ("policy", "--policy", "session policy", cli.policy.is_some()),
+        (
+            "policy_arns",
+            "--policy-arn",
+            "managed session policy",
+            !cli.policy_arns.is_empty(),
+        ),
+        (
+            "external_id",
+            "--external-id",
+            "external ID",
+            cli.external_id.is_some(),
+        ),
+        (
+            "duration",
+            "--duration",
+            "session duration",
+            cli.duration.is_some(),
+        ),
+    ]
+}
+
+/// `--sso-role`: the permission sets, from the portal; no AssumeRole parameter applies, and
+/// one that is given is refused rather than dropped.
 fn portal_spec(cli: &Cli) -> anyhow::Result<RoleSpec> {
+    let sso = cli.origins.name("sso_role", "--sso-role");
+    for (id, flag, what, given) in assume_role_only(cli) {
+        ensure!(
+            !given,
+            "{sso} cannot be combined with {}: the IAM Identity Center portal takes no {what}, so it would be ignored and the commands would run with the whole permission set; leave out {flag}, or use --role instead of --sso-role",
+            cli.origins.name(id, flag)
+        );
+    }
     let names = dedup(&cli.sso_role);
     for name in &names {
-        check_permission_set(name)?;
+        cli.origins.blame("sso_role", check_permission_set(name))?;
     }
     Ok(RoleSpec {
         source: Source::Portal,
@@ -302,38 +406,40 @@ fn role_spec(cli: &mut Cli) -> anyhow::Result<RoleSpec> {
     if !cli.sso_role.is_empty() {
         return portal_spec(cli);
     }
+    let origins = &cli.origins;
     let role_names = dedup(&cli.role);
     for role in &role_names {
-        check_role(role)?;
+        origins.blame("role", check_role(role))?;
     }
     let session_name = cli.role_session_name.take();
     match &session_name {
-        Some(name) => check_session_name(name)?,
+        Some(name) => origins.blame("role_session_name", check_session_name(name))?,
         None => {
             for role in &role_names {
                 let name = role.rsplit('/').next().unwrap_or(role);
-                check_session_name(name).with_context(|| {
+                let checked = check_session_name(name).with_context(|| {
                     format!(
                         "the session name defaults to the role name `{name}`, which cannot be one; pass --role-session-name"
                     )
-                })?;
+                });
+                origins.blame("role", checked)?;
             }
         }
     }
-    let policy = cli.policy.as_deref().map(read_policy).transpose()?;
+    let policy = cli.policy.as_deref().map(read_policy).transpose();
+    let policy = origins.blame("policy", policy)?;
     for arn in &cli.policy_arns {
-        check_policy_arn(arn)?;
+        origins.blame("policy_arns", check_policy_arn(arn))?;
     }
-    if let Some(id) = &cli.external_id {
-        check_external_id(id)?;
-    }
+    let external_id = cli.external_id.take().map(read_external_id).transpose();
+    let external_id = origins.blame("external_id", external_id)?;
     Ok(RoleSpec {
         source: Source::AssumeRole,
         role_names,
         session_name,
         policy,
         policy_arns: dedup(&cli.policy_arns),
-        external_id: cli.external_id.take().map(Secret::new),
+        external_id,
         duration_seconds: cli.duration,
     })
 }
@@ -402,7 +508,13 @@ fn region_choice(cli: &Cli) -> anyhow::Result<Regions> {
         .filter(|r| *r != regions::ALL_ENABLED_LABEL)
         .chain(&cli.exclude_region)
     {
-        regions::check(region, cli.allow_unknown_region).map_err(anyhow::Error::msg)?;
+        let id = if cli.regions.contains(region) {
+            "regions"
+        } else {
+            "exclude_region"
+        };
+        let checked = regions::check(region, cli.allow_unknown_region).map_err(anyhow::Error::msg);
+        cli.origins.blame(id, checked)?;
     }
     let choice = if all_regions {
         RegionChoice::AllEnabled
@@ -438,6 +550,9 @@ fn rerun_pairs(cli: &Cli) -> anyhow::Result<Option<BTreeMap<String, Vec<String>>
 impl Config {
     pub fn from_cli(mut cli: Cli) -> anyhow::Result<Config> {
         let role = role_spec(&mut cli)?;
+        if let Some(profile) = &cli.profile {
+            cli.origins.blame("profile", check_profile(profile))?;
+        }
         let (via_roles, org_role) = acting_as(&cli)?;
         let mfa = mfa(&cli)?;
         let regions = region_choice(&cli)?;
@@ -459,8 +574,10 @@ impl Config {
         };
         let rerun = rerun_pairs(&cli)?;
         let mut stdin_used = false;
-        let targets = expand_ids("--target", &cli.targets, &mut stdin_used)?;
-        let ignores = expand_ids("--ignore", &cli.ignores, &mut stdin_used)?;
+        let targets = expand_ids("--target", &cli.targets, &mut stdin_used);
+        let targets = cli.origins.blame("targets", targets)?;
+        let ignores = expand_ids("--ignore", &cli.ignores, &mut stdin_used);
+        let ignores = cli.origins.blame("ignores", ignores)?;
         let portal = role.source == Source::Portal;
         Ok(Config {
             selection: SelectionSettings {
@@ -516,7 +633,7 @@ mod tests {
     fn config(args: &[&str]) -> anyhow::Result<Config> {
         let mut argv = vec!["cove"];
         argv.extend_from_slice(args);
-        Config::from_cli(Cli::try_parse_from(argv).unwrap())
+        Config::from_cli(Cli::parse_args(argv).unwrap())
     }
 
     #[test]
@@ -554,21 +671,91 @@ mod tests {
     fn sso_role_cannot_be_given_with_role_or_its_assume_role_parameters() {
         for other in [
             &["--role", "Audit"][..],
+            &["--role", "OrganizationAccountAccessRole"],
             &["--role-session-name", "me"],
             &["--external-id", "x-123"],
             &["--duration", "900"],
             &["--policy-arn", "arn:aws:iam::aws:policy/ReadOnlyAccess"],
+            &["--policy", "{}"],
         ] {
-            let mut argv = vec!["cove", "--sso-role", "Admin"];
+            let mut argv = vec!["--sso-role", "Admin"];
             argv.extend_from_slice(other);
             argv.extend(["--", "true"]);
-            let err = Cli::try_parse_from(argv).unwrap_err();
-            assert_eq!(
-                err.kind(),
-                clap::error::ErrorKind::ArgumentConflict,
-                "{other:?}"
+            let err = format!("{:#}", config(&argv).unwrap_err());
+            assert!(
+                err.contains(&format!("--sso-role cannot be combined with {}", other[0])),
+                "{other:?}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn external_id_comes_from_a_file_without_its_line_break() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("external-id");
+        let arg = format!("@{}", file.display());
+        for text in ["ext-id-file-1\n", "ext-id-file-1\r\n", "ext-id-file-1"] {
+            std::fs::write(&file, text).unwrap();
+            let c = config(&["--external-id", &arg, "--", "true"]).unwrap();
+            let id = c.role.external_id.clone().unwrap();
+            assert_eq!(id.expose(), "ext-id-file-1", "{text:?}");
+        }
+        for (text, expected) in [
+            ("", "is empty"),
+            ("\n", "is empty"),
+            ("secret one\n", "invalid --external-id (10 characters)"),
+            ("ext-id-file-1\n\n", "invalid --external-id (14 characters)"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = format!(
+                "{:#}",
+                config(&["--external-id", &arg, "--", "true"]).unwrap_err()
+            );
+            assert!(err.contains(&format!("`{}`", file.display())), "{err}");
+            assert!(err.contains(expected), "{text:?}: {err}");
+            assert!(
+                !err.contains("secret one") && !err.contains("ext-id-file-1"),
+                "{err}"
+            );
+        }
+        let err = config(&["--external-id", "@/nonexistent/xid", "--", "true"]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("cannot read --external-id file `/nonexistent/xid`"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn a_typed_secret_is_warned_about_once_without_its_value() {
+        let cli = |args: &[&str]| {
+            let mut argv = vec!["cove"];
+            argv.extend_from_slice(args);
+            argv.extend(["--", "true"]);
+            Cli::parse_args(argv).unwrap()
+        };
+        let warning = cli(&[
+            "--external-id",
+            "ext-typed-9",
+            "--mfa-serial",
+            "GAHT12345678",
+            "--mfa-code",
+            "123456",
+        ])
+        .secrets_warning()
+        .unwrap();
+        assert!(
+            warning.contains("--external-id and --mfa-code"),
+            "{warning}"
+        );
+        assert!(
+            !warning.contains("ext-typed-9") && !warning.contains("123456"),
+            "{warning}"
+        );
+        assert_eq!(
+            cli(&["--external-id", "@/some/file"]).secrets_warning(),
+            None
+        );
+        assert_eq!(cli(&[]).secrets_warning(), None);
     }
 
     #[test]

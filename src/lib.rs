@@ -15,6 +15,7 @@ pub mod config;
 pub mod credentials;
 pub mod dry_run;
 pub mod endpoint;
+pub mod env_check;
 pub mod exit_code;
 pub mod filters;
 pub mod identity;
@@ -56,6 +57,10 @@ pub fn run(mut cli: Cli) -> anyhow::Result<Exit> {
         let pretty = stdout.is_terminal();
         return merge::merge(&files, stdout.lock(), pretty);
     }
+    if let Some(warning) = cli.secrets_warning() {
+        eprintln!("cove: warning: {warning}");
+    }
     let config = Config::from_cli(cli)?;
+    env_check::check()?;
     pipeline::run(config)
 }

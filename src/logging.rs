@@ -42,17 +42,28 @@ pub fn enabled(count: u8) -> bool {
 }
 
 fn log_variable() -> Option<String> {
-    ["COVE_LOG", "RUST_LOG"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    log_setting().map(|(_, spec)| spec)
+}
+
+/// The log filter variable in effect (`COVE_LOG`, else `RUST_LOG`; blank counts as unset) and
+/// its value.
+fn log_setting() -> Option<(&'static str, String)> {
+    ["COVE_LOG", "RUST_LOG"].iter().find_map(|name| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| (*name, v))
+    })
 }
 
 /// Starts logging for the rest of the process. A `COVE_LOG`/`RUST_LOG` value that is not a
 /// valid filter is an input error naming it.
 pub fn init(count: u8) -> anyhow::Result<()> {
-    let filter = match log_variable() {
-        Some(spec) => EnvFilter::try_new(&spec).map_err(|e| {
-            anyhow::anyhow!("invalid COVE_LOG/RUST_LOG filter `{spec}`: {e}; expected for example `cove=debug` or `info`")
+    let filter = match log_setting() {
+        Some((name, spec)) => EnvFilter::try_new(&spec).map_err(|e| {
+            anyhow::anyhow!(
+                "invalid {name} filter `{spec}`: {e}; expected for example `cove=debug` or `info`"
+            )
         })?,
         None => EnvFilter::new(filter_for(count)),
     };

@@ -2,11 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use cove::exit_code::Exit;
 
 fn main() -> ExitCode {
-    let cli = cove::cli::Cli::parse();
+    let cli = cove::cli::Cli::parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
     match cove::run(cli) {
         Ok(exit) => exit.into(),
         Err(err) => {

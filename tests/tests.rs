@@ -6,6 +6,8 @@ mod bad_input;
 mod ci_summary;
 #[path = "e2e/endpoint.rs"]
 mod endpoint;
+#[path = "e2e/environment.rs"]
+mod environment;
 #[path = "e2e/faults.rs"]
 mod faults;
 #[path = "e2e/hostile.rs"]
@@ -44,6 +46,8 @@ mod support;
 mod targets;
 #[path = "e2e/throttling.rs"]
 mod throttling;
+#[path = "e2e/typed_secrets.rs"]
+mod typed_secrets;
 #[path = "e2e/whole_organization.rs"]
 mod whole_organization;
 

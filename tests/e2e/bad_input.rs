@@ -343,3 +343,90 @@ fn bad_retry_settings_in_the_profile_exit_2_instead_of_panicking() {
     );
     assert_eq!(g.all_calls(), serde_json::json!({}));
 }
+
+/// `--sso-role` takes its credentials from the portal, which takes none of the AssumeRole
+/// settings: each is refused, as a flag or as its variable, with `--sso-role` as a flag or as
+/// `COVE_SSO_ROLE`; the message names both where they came from. A session policy dropped
+/// silently would hand every child the whole permission set.
+#[test]
+fn assume_role_settings_are_refused_with_sso_role_from_flags_and_variables() {
+    const EXTERNAL_ID: &str = "ext-sso-refused-4d1";
+    // (flag, variable, value)
+    let settings: &[(&str, &str, &str)] = &[
+        ("--policy", "COVE_POLICY", r#"{"Version":"2012-10-17"}"#),
+        (
+            "--policy-arn",
+            "COVE_POLICY_ARNS",
+            "arn:aws:iam::aws:policy/ReadOnlyAccess",
+        ),
+        ("--external-id", "COVE_EXTERNAL_ID", EXTERNAL_ID),
+        ("--duration", "COVE_DURATION", "900"),
+        ("--role-session-name", "COVE_ROLE_SESSION_NAME", "cove-me"),
+    ];
+    let g = Ground::start(&["--scenario", "none"]);
+    let mut checked = 0;
+    let mut failures: Vec<String> = Vec::new();
+    for &(flag, variable, value) in settings {
+        for setting_from_env in [false, true] {
+            for sso_from_env in [false, true] {
+                let mut cmd = g.cove();
+                if sso_from_env {
+                    cmd.env("COVE_SSO_ROLE", "AdministratorAccess");
+                } else {
+                    cmd.args(["--sso-role", "AdministratorAccess"]);
+                }
+                if setting_from_env {
+                    cmd.env(variable, value);
+                } else {
+                    cmd.args([flag, value]);
+                }
+                let run = Run::of(cmd.args(["--", "true"]));
+                let case = format!(
+                    "{} with {}",
+                    if setting_from_env { variable } else { flag },
+                    if sso_from_env {
+                        "COVE_SSO_ROLE"
+                    } else {
+                        "--sso-role"
+                    }
+                );
+                let sso = if sso_from_env {
+                    "the environment variable COVE_SSO_ROLE (--sso-role)"
+                } else {
+                    "--sso-role"
+                };
+                let other = if setting_from_env {
+                    format!("the environment variable {variable} ({flag})")
+                } else {
+                    flag.to_owned()
+                };
+                let expected = format!("{sso} cannot be combined with {other}: ");
+                // Every case is tried, and every failure reported together.
+                if run.code != 2 || !run.stderr.contains(&expected) {
+                    failures.push(format!(
+                        "{case}: exit {}, expected 2 and {expected:?} in: {}",
+                        run.code, run.stderr
+                    ));
+                }
+                assert!(run.stdout.is_empty(), "{case}: stdout is for data only");
+                run.expect_no_secret([EXTERNAL_ID]);
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 20 combinations were not refused:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(
+        checked, 20,
+        "5 settings × flag or variable × --sso-role or COVE_SSO_ROLE"
+    );
+    assert_eq!(
+        g.all_calls(),
+        serde_json::json!({}),
+        "a refused combination reached AWS"
+    );
+}

@@ -356,9 +356,8 @@ fn sso_role_and_role_cannot_be_given_together() {
     ]));
     run.expect_code(2);
     assert!(
-        run.stderr.contains("cannot be used with")
-            && run.stderr.contains("--sso-role")
-            && run.stderr.contains("'--role"),
+        run.stderr
+            .contains("--sso-role cannot be combined with --role: "),
         "{}",
         run.stderr
     );
