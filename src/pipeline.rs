@@ -408,7 +408,9 @@ impl Run<'_> {
             Err(err) => {
                 // An exit-2 run writes no GitHub step summary: a partial table would read as
                 // the whole organization.
-                reporter.without_ci_summary().finish(self.stop(), 0, self.elapsed_ms(), &[])?;
+                reporter
+                    .without_ci_summary()
+                    .finish(self.stop(), 0, self.elapsed_ms(), &[])?;
                 Err(err.context(
                     "the organization could not be listed to the end; the output holds only the accounts listed before the error",
                 ))

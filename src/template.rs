@@ -271,6 +271,29 @@ enum Kind {
     },
 }
 
+impl Kind {
+    /// The short options and long options that take code, the short options that take a
+    /// value, and whether options may follow operands.
+    fn options(self) -> (&'static str, &'static [&'static str], &'static str, bool) {
+        match self {
+            Kind::Shell => ("c", &[][..], "oO", false),
+            Kind::Inline {
+                short,
+                long,
+                takes_value,
+                permute,
+            } => (short, long, takes_value, permute),
+            Kind::Program {
+                short,
+                long,
+                takes_value,
+            } => (short, long, takes_value, false),
+            Kind::Joined { takes_value, .. } => ("", &[][..], takes_value, false),
+            Kind::PowerShell => ("", &[], "", false),
+        }
+    }
+}
+
 /// Programs that read code from their arguments, by the name they are called with (the file
 /// name, without a version suffix such as `python3.12` or `ksh93`).
 fn kind_of(name: &str, command_position: bool) -> Option<Kind> {
@@ -296,6 +319,34 @@ fn kind_of(name: &str, command_position: bool) -> Option<Kind> {
             takes_value: "sgGw",
             permute: true,
         },
+        // The next ones read their first operand as code: only as the command itself (or
+        // through env), where that is sure.
+        "awk" | "gawk" | "mawk" | "nawk" if command_position => Kind::Program {
+            short: "e",
+            long: &["source"],
+            takes_value: "Fvfil",
+        },
+        "sed" | "gsed" if command_position => Kind::Program {
+            short: "e",
+            long: &["expression"],
+            takes_value: "fl",
+        },
+        "ssh" if command_position => Kind::Joined {
+            from: 1,
+            takes_value: "BbcDEeFIiJLlmOopQRSWw",
+        },
+        "watch" if command_position => Kind::Joined {
+            from: 0,
+            takes_value: "n",
+        },
+        _ => return interpreter_kind(name),
+    };
+    Some(kind)
+}
+
+/// Interpreters that take inline code with an option (`python -c`, `perl -e`, ...).
+fn interpreter_kind(name: &str) -> Option<Kind> {
+    let kind = match name {
         "python" | "pypy" => Kind::Inline {
             short: "c",
             long: &[],
@@ -337,26 +388,6 @@ fn kind_of(name: &str, command_position: bool) -> Option<Kind> {
             long: &["expr"],
             takes_value: "",
             permute: false,
-        },
-        // The next ones read their first operand as code: only as the command itself (or
-        // through env), where that is sure.
-        "awk" | "gawk" | "mawk" | "nawk" if command_position => Kind::Program {
-            short: "e",
-            long: &["source"],
-            takes_value: "Fvfil",
-        },
-        "sed" | "gsed" if command_position => Kind::Program {
-            short: "e",
-            long: &["expression"],
-            takes_value: "fl",
-        },
-        "ssh" if command_position => Kind::Joined {
-            from: 1,
-            takes_value: "BbcDEeFIiJLlmOopQRSWw",
-        },
-        "watch" if command_position => Kind::Joined {
-            from: 0,
-            takes_value: "n",
         },
         _ => return None,
     };
@@ -415,40 +446,58 @@ fn through_env(words: &[String], at: usize) -> (usize, Option<usize>) {
     (i, split)
 }
 
+/// PowerShell: `-Command` (any abbreviation, any case) makes every later argument the
+/// command; `-CommandWithArgs` takes one.
+fn powershell_code(words: &[String], at: usize) -> Vec<usize> {
+    let end = words.len();
+    for (n, w) in words.iter().enumerate().skip(at + 1) {
+        let lower = w.to_ascii_lowercase();
+        let Some(flag) = lower.strip_prefix('-').or(lower.strip_prefix('/')) else {
+            continue;
+        };
+        let flag = flag.split(':').next().unwrap_or(flag);
+        if !flag.is_empty() && "command".starts_with(flag) {
+            return (n + 1..end).collect();
+        }
+        if flag == "cwa" || flag == "commandwithargs" {
+            return (n + 1..(n + 2).min(end)).collect();
+        }
+    }
+    Vec::new()
+}
+
+/// A `--name[=value]` option at `i` of a program whose code options are `long`: records where
+/// code is, and returns where the scan goes on.
+fn long_option(
+    name: &str,
+    mut i: usize,
+    long: &[&str],
+    code: &mut Vec<usize>,
+    program_given: &mut bool,
+) -> usize {
+    let (name, value) = match name.split_once('=') {
+        Some((n, _)) => (n, true),
+        None => (name, false),
+    };
+    if long.contains(&name) {
+        let at_value = if value { i } else { i + 1 };
+        code.push(at_value);
+        *program_given = true;
+        i = at_value;
+    } else if ["rcfile", "init-file", "file"].contains(&name) && !value {
+        *program_given |= name == "file";
+        i += 1;
+    }
+    i + 1
+}
+
 /// The arguments that hold code in one program's arguments, the program being `words[at]`.
 fn code_of(words: &[String], at: usize, kind: Kind) -> Vec<usize> {
     let end = words.len();
-    let (short, long, takes_value, permute): (&str, &[&str], &str, bool) = match kind {
-        Kind::Shell => ("c", &[][..], "oO", false),
-        Kind::Inline {
-            short,
-            long,
-            takes_value,
-            permute,
-        } => (short, long, takes_value, permute),
-        Kind::Program {
-            short,
-            long,
-            takes_value,
-        } => (short, long, takes_value, false),
-        Kind::Joined { takes_value, .. } => ("", &[][..], takes_value, false),
-        Kind::PowerShell => {
-            for (n, w) in words.iter().enumerate().skip(at + 1) {
-                let lower = w.to_ascii_lowercase();
-                let Some(flag) = lower.strip_prefix('-').or(lower.strip_prefix('/')) else {
-                    continue;
-                };
-                let flag = flag.split(':').next().unwrap_or(flag);
-                if !flag.is_empty() && "command".starts_with(flag) {
-                    return (n + 1..end).collect();
-                }
-                if flag == "cwa" || flag == "commandwithargs" {
-                    return (n + 1..(n + 2).min(end)).collect();
-                }
-            }
-            return Vec::new();
-        }
-    };
+    if matches!(kind, Kind::PowerShell) {
+        return powershell_code(words, at);
+    }
+    let (short, long, takes_value, permute) = kind.options();
     let mut code = Vec::new();
     let mut flagged = false; // Shell: -c seen
     let mut program_given = false; // Program: -e or -f gave the program
@@ -461,20 +510,7 @@ fn code_of(words: &[String], at: usize, kind: Kind) -> Vec<usize> {
             break;
         }
         if let Some(name) = w.strip_prefix("--") {
-            let (name, value) = match name.split_once('=') {
-                Some((n, _)) => (n, true),
-                None => (name, false),
-            };
-            if long.contains(&name) {
-                let at_value = if value { i } else { i + 1 };
-                code.push(at_value);
-                program_given = true;
-                i = at_value;
-            } else if ["rcfile", "init-file", "file"].contains(&name) && !value {
-                program_given |= name == "file";
-                i += 1;
-            }
-            i += 1;
+            i = long_option(name, i, long, &mut code, &mut program_given);
             continue;
         }
         let cluster = match w.strip_prefix('-').or_else(|| {
@@ -521,18 +557,26 @@ fn code_of(words: &[String], at: usize, kind: Kind) -> Vec<usize> {
         }
         i = next;
     }
-    match kind {
-        Kind::Shell if flagged => code.extend(operand),
-        Kind::Program { .. } if !program_given => code.extend(operand),
-        Kind::Joined { from, .. } => {
-            if let Some(first) = operand {
-                code.extend(first + from..end);
-            }
-        }
-        _ => {}
-    }
+    code.extend(operand_code(kind, operand, flagged, program_given, end));
     code.retain(|n| *n < end);
     code
+}
+
+/// The operands that hold code once the options are read: a shell's script after `-c`, an
+/// awk/sed program given by no option, or the command ssh and watch join.
+fn operand_code(
+    kind: Kind,
+    operand: Option<usize>,
+    flagged: bool,
+    program_given: bool,
+    end: usize,
+) -> Vec<usize> {
+    match (kind, operand) {
+        (Kind::Shell, Some(first)) if flagged => vec![first],
+        (Kind::Program { .. }, Some(first)) if !program_given => vec![first],
+        (Kind::Joined { from, .. }, Some(first)) => (first + from..end).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Every place in a command line where a program reads code: a shell's `-c` script (however
