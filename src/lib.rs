@@ -15,6 +15,7 @@ pub mod config;
 pub mod credentials;
 pub mod dry_run;
 pub mod endpoint;
+pub mod examples;
 pub mod exit_code;
 pub mod filters;
 pub mod ids;

@@ -2,6 +2,10 @@
 
 #[path = "e2e/bad_input.rs"]
 mod bad_input;
+#[path = "e2e/docs.rs"]
+mod docs;
+#[path = "e2e/docs_examples.rs"]
+mod docs_examples;
 #[path = "e2e/endpoint.rs"]
 mod endpoint;
 #[path = "e2e/faults.rs"]
