@@ -20,11 +20,16 @@ fn root() -> PathBuf {
 /// The Markdown files the links are checked in: the README, the guide, and the other docs.
 pub fn markdown_files() -> Vec<PathBuf> {
     let root = root();
-    let mut files: Vec<PathBuf> = ["README.md", "CHANGELOG.md", "ARCHITECTURE.md", "bench/README.md"]
-        .iter()
-        .map(|f| root.join(f))
-        .filter(|p| p.exists())
-        .collect();
+    let mut files: Vec<PathBuf> = [
+        "README.md",
+        "CHANGELOG.md",
+        "ARCHITECTURE.md",
+        "bench/README.md",
+    ]
+    .iter()
+    .map(|f| root.join(f))
+    .filter(|p| p.exists())
+    .collect();
     files.extend(guide_files());
     files
 }
@@ -46,7 +51,11 @@ fn read(path: &Path) -> String {
 
 /// The guide as one text.
 fn guide() -> String {
-    guide_files().iter().map(|p| read(p)).collect::<Vec<_>>().join("\n")
+    guide_files()
+        .iter()
+        .map(|p| read(p))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The lines outside fenced code blocks, numbered from 1.
@@ -126,8 +135,7 @@ pub fn links(text: &str) -> Vec<(usize, String)> {
         let mut para = code.replace_all(first, "``").into_owned();
         let mut offsets = vec![(0usize, start)];
         i += 1;
-        while i < lines.len() && lines[i].0 == lines[i - 1].0 + 1 && !lines[i].1.trim().is_empty()
-        {
+        while i < lines.len() && lines[i].0 == lines[i - 1].0 + 1 && !lines[i].1.trim().is_empty() {
             para.push(' ');
             offsets.push((para.len(), lines[i].0));
             para.push_str(&code.replace_all(lines[i].1, "``"));
@@ -311,7 +319,11 @@ pub fn output_keys() -> BTreeSet<String> {
     for format in [Format::Json, Format::Jsonl] {
         let out = Shared::default();
         let mut sink = Sink::new(out.clone(), format, false, None);
-        for outcome in [Outcome::Result, Outcome::Exception, Outcome::FailedAssumeRole] {
+        for outcome in [
+            Outcome::Result,
+            Outcome::Exception,
+            Outcome::FailedAssumeRole,
+        ] {
             sink.record(record(outcome)).unwrap();
         }
         sink.finish(0, 1).unwrap();
@@ -388,7 +400,8 @@ fn the_check_finds_a_broken_link_a_missing_flag_and_a_missing_key() {
     assert!(broken[1].contains("#no-such-section"));
     assert!(broken[2].contains("#nowhere") && broken[2].contains(":4:"));
 
-    let help = "Options:\n  -t, --target <ID>\n      --shard-count <N>\n          see --not-a-flag\n";
+    let help =
+        "Options:\n  -t, --target <ID>\n      --shard-count <N>\n          see --not-a-flag\n";
     assert_eq!(
         missing_flags(help, "`--target` and `--shard-counts`"),
         ["--shard-count"]
@@ -400,7 +413,10 @@ fn the_check_finds_a_broken_link_a_missing_flag_and_a_missing_key() {
 #[test]
 fn every_relative_link_and_anchor_in_the_docs_resolves() {
     let files = markdown_files();
-    assert!(files.len() >= 6, "the README, the guide and the rest: {files:?}");
+    assert!(
+        files.len() >= 6,
+        "the README, the guide and the rest: {files:?}"
+    );
     let broken: Vec<String> = files
         .iter()
         .flat_map(|f| broken_links(f, &read(f)))
@@ -444,10 +460,20 @@ fn every_cove_variable_is_in_the_guide() {
 #[test]
 fn every_json_key_of_the_output_is_in_the_guide() {
     let keys = output_keys();
-    for expected in ["Results", "Outcome", "Summary", "Skipped", "TargetedBy", "Roles"] {
+    for expected in [
+        "Results",
+        "Outcome",
+        "Summary",
+        "Skipped",
+        "TargetedBy",
+        "Roles",
+    ] {
         assert!(keys.contains(expected), "{expected} in {keys:?}");
     }
-    assert!(!keys.contains("Inner"), "a command's own data is not the contract");
+    assert!(
+        !keys.contains("Inner"),
+        "a command's own data is not the contract"
+    );
     let missing = missing_keys(&keys, &guide());
     assert!(
         missing.is_empty(),
