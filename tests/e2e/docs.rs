@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use regex::Regex;
 use serde_json::Value;
@@ -78,10 +78,11 @@ fn prose(text: &str) -> Vec<(usize, &str)> {
 /// The anchor GitHub gives a heading: lowercased; letters, digits, `-` and `_` kept, spaces
 /// made `-`, everything else (punctuation, backticks) dropped. Links keep only their text.
 pub fn slug(heading: &str) -> String {
-    let link = Regex::new(r"!?\[([^\]]*)\]\([^)]*\)").unwrap();
-    let text = link.replace_all(heading, "$1");
-    let tag = Regex::new(r"<[^>]+>").unwrap();
-    let text = tag.replace_all(&text, "");
+    static LINK: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"!?\[([^\]]*)\]\([^)]*\)").unwrap());
+    static TAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"<[^>]+>").unwrap());
+    let text = LINK.replace_all(heading, "$1");
+    let text = TAG.replace_all(&text, "");
     text.trim()
         .to_lowercase()
         .chars()
@@ -166,6 +167,7 @@ pub fn links(text: &str) -> Vec<(usize, String)> {
 pub fn broken_links(file: &Path, text: &str) -> Vec<String> {
     let dir = file.parent().unwrap();
     let mut broken = Vec::new();
+    let mut anchors_of: BTreeMap<PathBuf, BTreeSet<String>> = BTreeMap::new();
     for (line, dest) in links(text) {
         if dest.contains("://") || dest.starts_with("mailto:") {
             continue;
@@ -186,7 +188,11 @@ pub fn broken_links(file: &Path, text: &str) -> Vec<String> {
         }
         if target.extension().is_none_or(|e| e != "md") {
             broken.push(format!("{at}: an anchor into a file that is not Markdown"));
-        } else if !anchors(&read(&target)).contains(anchor) {
+        } else if !anchors_of
+            .entry(target.clone())
+            .or_insert_with(|| anchors(&read(&target)))
+            .contains(anchor)
+        {
             broken.push(format!(
                 "{at}: no heading of {} has the anchor #{anchor}",
                 target.display()
