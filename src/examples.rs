@@ -25,7 +25,7 @@ pub const EXAMPLES: &[Example] = &[
     },
     Example {
         what: "Per-target arguments: {account_id}, {account_name}, {region}, {partition}",
-        command: "cove --region us-east-1 -- aws s3 mb 's3://audit-{account_id}-{region}'",
+        command: "cove -- aws ec2 describe-vpcs --filters 'Name=owner-id,Values={account_id}' --output json",
         in_help: false,
     },
     Example {
