@@ -4,7 +4,9 @@ BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$BENCH")"
 VENV="$BENCH/.venv"
 export FAKE_TARGET_DIR="$ROOT/target/fake-aws"
-COVE_BIN="$ROOT/target/release/cove"
+# cargo builds cove where CARGO_TARGET_DIR (or a cargo config) says, else target/: ask it.
+COVE_BIN="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps --locked |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release/cove"
 FAKE_BIN="$FAKE_TARGET_DIR/release/fake-aws"
 FLOOR_BIN="$FAKE_TARGET_DIR/release/spawn-floor"
 STAMP_BIN="$FAKE_TARGET_DIR/release/spawn-stamp"

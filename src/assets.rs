@@ -26,10 +26,38 @@ pub fn render() -> Vec<(String, Vec<u8>)> {
         clap_complete::generate(shell, &mut command(), "cove", &mut buf);
         files.push((name.to_owned(), buf));
     }
-    let mut man = Vec::new();
-    clap_mangen::Man::new(command())
-        .render(&mut man)
-        .expect("rendering to memory cannot fail");
-    files.push(("man/cove.1".to_owned(), man));
+    files.push(("man/cove.1".to_owned(), man_page()));
     files
+}
+
+/// The man page: clap's sections, with the end of `--help` (exit codes, output) as EXTRA but
+/// without its short examples, then EXAMPLES with every example and the guide's address, then
+/// the version.
+fn man_page() -> Vec<u8> {
+    type Section = fn(&clap_mangen::Man, &mut dyn std::io::Write) -> std::io::Result<()>;
+    let man = clap_mangen::Man::new(command().after_help(crate::cli::AFTER_HELP));
+    let before: [Section; 7] = [
+        clap_mangen::Man::render_title,
+        clap_mangen::Man::render_name_section,
+        clap_mangen::Man::render_synopsis_section,
+        clap_mangen::Man::render_description_section,
+        clap_mangen::Man::render_options_section,
+        clap_mangen::Man::render_subcommands_section,
+        clap_mangen::Man::render_extra_section,
+    ];
+    let mut page = Vec::new();
+    let mut add = |section: Section| {
+        // Each section comes with roff's preamble; the page needs it once, at the top.
+        let mut part = Vec::new();
+        section(&man, &mut part).expect("rendering to memory cannot fail");
+        let preamble: &[u8] = b".ie \\n(.g .ds Aq \\(aq\n.el .ds Aq '\n";
+        match part.strip_prefix(preamble) {
+            Some(rest) if !page.is_empty() => page.extend_from_slice(rest),
+            _ => page.extend_from_slice(&part),
+        }
+    };
+    before.into_iter().for_each(&mut add);
+    add(|_, out| out.write_all(crate::examples::man_section().as_bytes()));
+    add(clap_mangen::Man::render_version_section);
+    page
 }

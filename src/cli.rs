@@ -24,7 +24,8 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
-const AFTER_HELP: &str = "\
+/// The end of `--help` before the examples (and the man page's EXTRA section).
+pub const AFTER_HELP: &str = "\
 Exit codes:
   0    every target ran its command and it exited 0
   1    at least one target is in Exceptions or FailedAssumeRole
@@ -34,15 +35,12 @@ Exit codes:
 
 Output (stdout): one JSON document {\"Results\": [...], \"Exceptions\": [...],
 \"FailedAssumeRole\": [...]}, records sorted by Id then Region; or, with --output text, each
-target's lines as `ACCOUNT NAME REGION | line` (`!` for stderr). Notes and errors go to stderr.
-
-Example:
-  cove --target ou-ab12-cdef3456 --region eu-west-1,us-east-1 -- aws s3 ls";
+target's lines as `ACCOUNT NAME REGION | line` (`!` for stderr). Notes and errors go to stderr.";
 
 /// Run one command in every AWS account and region of an organization, concurrently, and
 /// report every outcome as JSON.
 #[derive(Debug, Parser)]
-#[command(name = "cove", version = VERSION, about, after_help = AFTER_HELP,
+#[command(name = "cove", version = VERSION, about, after_help = crate::examples::help_tail(AFTER_HELP),
           args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Cli {
     #[command(subcommand)]

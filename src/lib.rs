@@ -16,6 +16,7 @@ pub mod credentials;
 pub mod dry_run;
 pub mod endpoint;
 pub mod env_check;
+pub mod examples;
 pub mod exit_code;
 pub mod filters;
 pub mod identity;

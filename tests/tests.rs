@@ -4,6 +4,10 @@
 mod bad_input;
 #[path = "e2e/ci_summary.rs"]
 mod ci_summary;
+#[path = "e2e/docs.rs"]
+mod docs;
+#[path = "e2e/docs_examples.rs"]
+mod docs_examples;
 #[path = "e2e/endpoint.rs"]
 mod endpoint;
 #[path = "e2e/environment.rs"]
@@ -24,6 +28,8 @@ mod logs;
 mod mfa;
 #[path = "e2e/output_files.rs"]
 mod output_files;
+#[path = "e2e/no_credentials.rs"]
+mod no_credentials;
 #[path = "e2e/partitions.rs"]
 mod partitions;
 #[path = "e2e/people.rs"]

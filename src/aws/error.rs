@@ -54,17 +54,21 @@ fn unlabeled(err: &(dyn std::error::Error + 'static)) -> AwsError {
     while let Some(e) = source {
         if let Some(creds) = e.downcast_ref::<CredentialsError>() {
             return match creds {
-                CredentialsError::CredentialsNotLoaded(_) => AwsError::new(
-                    ErrorKind::NoCredentials,
-                    None,
-                    "no AWS credentials found (looked in the environment, the shared config and credentials files, SSO, the container and instance metadata). Run `aws configure` or `aws sso login`, or set AWS_PROFILE",
-                ),
+                CredentialsError::CredentialsNotLoaded(_) => {
+                    AwsError::new(ErrorKind::NoCredentials, None, NO_CREDENTIALS)
+                }
+                // The instance metadata service is the chain's last source: an error from it
+                // (a 403 where IMDS is turned off) means no other source had credentials.
+                // Its own words are kept for `-v` (the detail).
+                other if from_imds(other) => {
+                    AwsError::new(ErrorKind::NoCredentials, None, NO_CREDENTIALS)
+                }
                 other => AwsError::new(
                     ErrorKind::CredentialsFailed,
                     None,
                     format!(
                         "the AWS credentials could not be loaded: {}. If this profile uses IAM Identity Center, run `aws sso login`",
-                        innermost(other)
+                        innermost(other).trim_end_matches('.')
                     ),
                 ),
             };
@@ -85,6 +89,29 @@ fn unlabeled(err: &(dyn std::error::Error + 'static)) -> AwsError {
         source = e.source();
     }
     AwsError::new(ErrorKind::Other, None, innermost(err))
+}
+
+/// What cove says when the SDK's credential chain found nothing: where it looked, in the
+/// chain's order, and what to run.
+const NO_CREDENTIALS: &str = "no AWS credentials found. Looked in: the environment \
+    (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); the profile (--profile, else AWS_PROFILE, \
+    else `default`) in ~/.aws/config and ~/.aws/credentials, with its keys, role, \
+    credential_process, IAM Identity Center (SSO) or `aws login` session; a web identity token \
+    (AWS_WEB_IDENTITY_TOKEN_FILE); the container credentials endpoint \
+    (AWS_CONTAINER_CREDENTIALS_FULL_URI or _RELATIVE_URI); the EC2 instance metadata service \
+    (IMDS). Run `aws configure`, `aws sso login --profile NAME` or `aws login`, then set \
+    AWS_PROFILE or give --profile NAME (-v shows the SDK's own answer)";
+
+/// Whether an error's chain holds an answer of the EC2 instance metadata service.
+fn from_imds(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if e.is::<aws_config::imds::client::error::ImdsError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Every cause in an error's chain, each by its `Display`, joined with `: `.

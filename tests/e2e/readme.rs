@@ -1,4 +1,5 @@
-//! The README's jq recipes, run as written against the emulator.
+//! The guide's jq recipes (docs/output.md), run as written against the emulator, each with
+//! what it must print.
 
 use std::path::Path;
 use std::process::Command;
@@ -9,8 +10,9 @@ use crate::support::{Ground, Run, venv};
 
 /// The recipes: each `# comment` line starts one, and the lines after it are its commands.
 fn recipes() -> Vec<(String, String)> {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("README.md");
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/output.md"))
+            .expect("docs/output.md");
     let section = readme
         .split("## jq recipes")
         .nth(1)
@@ -86,7 +88,7 @@ fn readme_jq_recipes_work_against_the_emulator() {
     assert_eq!(
         recipes.len(),
         5,
-        "update this test with the README: {titles:?}"
+        "update this test with docs/output.md: {titles:?}"
     );
     let denied = g.account("sandbox-a");
 
