@@ -12,7 +12,7 @@ Usage:
               [--throttle-assume FRACTION] [--throttle-list-accounts N]
               [--throttle-first OPERATION=N]... [--throttle-fraction OPERATION=FRACTION]...
               [--opt-in-names NAME,NAME] [--deny-list-regions-names NAME,NAME] [--hold-parent OU]
-              [--assume-expiry-seconds N]
+              [--assume-expiry-seconds N] [--first-assume-expiry-seconds N]
               [--opt-in-names NAME,NAME] [--deny-list-regions-names NAME,NAME]
               [--caller-partition aws|aws-cn|aws-us-gov] [--deny-assume-quoting-names NAME,NAME]
               [--sso-accounts NAME,NAME] [--sso-permission-sets NAME,NAME]
@@ -39,6 +39,8 @@ Control endpoints (plain HTTP GET on the same port):
                       throttled ones included; never the token itself
     /_ground/sso-times  {"times": [...]}   when each GetRoleCredentials call arrived (monotonic
                       seconds), throttled ones included
+    /_ground/issued     {"issued": [{"AccessKeyId": "...", "Expiration": "..."}, ...]}   the key
+                      and the final expiry of every AssumeRole answer
 
     /_ground/calls-by-identity  {"organizations:ListAccounts": {"<role ARN>" or "starting": n}, ...}
                             who signed each call: the role whose assumed keys signed it, or
@@ -177,6 +179,7 @@ class FaultLayer:
         self._init_roles()
         self._init_pin_knobs()
         self._init_sso()
+        self._init_endpoint_knobs()
 
     def _init_pin_knobs(self):
         # The caller's partition in GetCallerIdentity answers (None: moto's own answer).
@@ -232,6 +235,9 @@ class FaultLayer:
         if path == "/_ground/sso-times":
             with self.lock:
                 return self._json(start_response, {"times": list(self.sso_times)})
+        if path == "/_ground/issued":
+            with self.lock:
+                return self._json(start_response, {"issued": list(self.issued)})
 
         if path == "/listRegions":
             return self._list_regions(environ, start_response)
@@ -428,6 +434,7 @@ class FaultLayer:
             text = re.sub(r"<Expiration>[^<]*</Expiration>",
                           f"<Expiration>{expires.strftime('%Y-%m-%dT%H:%M:%SZ')}</Expiration>", text)
             body = text.encode()
+        text, body = self._first_expiry_and_issued(role_arn, key, text, body)
         headers = [(k, v) for k, v in answer["headers"] if k.lower() != "content-length"]
         start_response(answer["status"], headers + [("Content-Length", str(len(body)))])
         return [body]
@@ -447,6 +454,31 @@ class FaultLayer:
         headers = [(k, v) for k, v in seen["headers"] if k.lower() != "content-length"]
         start_response(seen["status"], headers + [("Content-Length", str(len(body)))])
         return [body]
+
+    # The credential endpoint's tests: aged first credentials, and the expiry of every answer.
+
+    def _init_endpoint_knobs(self):
+        self.first_assume_expiry_seconds = None  # --first-assume-expiry-seconds
+        self.assumed_arns = set()                # role ARNs assumed at least once
+        self.issued = []                         # {"AccessKeyId", "Expiration"} of each answer
+
+    def _first_expiry_and_issued(self, role_arn, key, text, body):
+        """The first AssumeRole answer of each role ARN expires --first-assume-expiry-seconds
+        from now (credentials that have aged into the last minutes of their session); every
+        answer's key and final expiry are kept for /_ground/issued."""
+        with self.lock:
+            first = role_arn not in self.assumed_arns
+            self.assumed_arns.add(role_arn)
+        if first and self.first_assume_expiry_seconds is not None and key:
+            expires = datetime.now(timezone.utc) + timedelta(seconds=self.first_assume_expiry_seconds)
+            text = re.sub(r"<Expiration>[^<]*</Expiration>",
+                          f"<Expiration>{expires.strftime('%Y-%m-%dT%H:%M:%SZ')}</Expiration>", text)
+            body = text.encode()
+        expiration = re.search(r"<Expiration>([^<]+)</Expiration>", text)
+        if key and expiration:
+            with self.lock:
+                self.issued.append({"AccessKeyId": key.group(1), "Expiration": expiration.group(1)})
+        return text, body
 
     # The IAM Identity Center portal (sso): ListAccounts, ListAccountRoles, GetRoleCredentials.
 
@@ -812,6 +844,9 @@ def main():
                              "answers for permission set NAME, expire after SECONDS; repeatable")
     parser.add_argument("--assume-expiry-seconds", type=int,
                         help="AssumeRole answers expire this many seconds from now")
+    parser.add_argument("--first-assume-expiry-seconds", type=int,
+                        help="the first AssumeRole answer of each role ARN expires this many "
+                             "seconds from now; later ones as usual")
     parser.add_argument("--caller-partition", choices=["aws", "aws-cn", "aws-us-gov"],
                         help="partition of the caller's Arn in GetCallerIdentity answers")
     parser.add_argument("--deny-assume-quoting-names", default="",
@@ -873,6 +908,8 @@ def main():
         info["accounts"][n]["id"] for n in args.deny_list_regions_names.split(",") if n)
     arm_roles(layer, args, info)
     arm_pin_knobs(layer, args, info)
+    layer.first_assume_expiry_seconds = args.first_assume_expiry_seconds
+    layer.issued.clear()
     arm_sso(layer, args, info)
 
     line = json.dumps(info)

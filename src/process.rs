@@ -59,24 +59,37 @@ pub struct Limits {
 /// Each running child holds a few descriptors in cove (two pipes, its pidfd, an STS
 /// connection): raise the open-file limit as far as `--workers` needs and the system allows
 /// (children inherit it, so no further), and keep `--workers` within it, so a huge value
-/// cannot exhaust file descriptors.
-pub fn fit_workers(requested: usize) -> usize {
+/// cannot exhaust file descriptors. With the credential endpoint, each child also holds a
+/// connection to it while it asks, and the endpoint's cap on connections waiting for their
+/// request ([`crate::endpoint::connection_cap`]) is set aside, so a local flood of idle
+/// connections cannot take the descriptors a child needs.
+pub fn fit_workers(requested: usize, delivery: crate::child_env::Delivery) -> usize {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     const FDS_PER_CHILD: u64 = 4;
     const RESERVED: u64 = 128;
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return requested;
     };
+    let endpoint = delivery == crate::child_env::Delivery::Endpoint;
+    let per_child = FDS_PER_CHILD + u64::from(endpoint);
+    let set_aside = |limit: u64| {
+        if endpoint {
+            crate::endpoint::connection_cap(limit) as u64
+        } else {
+            0
+        }
+    };
     let needed = (requested as u64)
-        .saturating_mul(FDS_PER_CHILD)
-        .saturating_add(RESERVED);
+        .saturating_mul(per_child)
+        .saturating_add(RESERVED)
+        .saturating_add(set_aside(u64::MAX));
     let wanted = hard.min(needed).min(1 << 20);
     let limit = if soft < wanted && setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).is_ok() {
         wanted
     } else {
         soft
     };
-    let fit = (limit.saturating_sub(RESERVED) / FDS_PER_CHILD).max(1);
+    let fit = (limit.saturating_sub(RESERVED + set_aside(limit)) / per_child).max(1);
     requested.min(usize::try_from(fit).unwrap_or(usize::MAX))
 }
 
@@ -152,10 +165,24 @@ async fn expiry(limit: Option<Duration>) {
 /// outlives its target; output still held open by a process that left the group is read for
 /// at most [`OUTPUT_GRACE`] more.
 pub async fn run_child(
+    cmd: Command,
+    limits: Limits,
+    stop: &Stop,
+    groups: &ProcessGroups,
+) -> std::io::Result<ChildEnd> {
+    run_child_then(cmd, limits, stop, groups, || {}).await
+}
+
+/// [`run_child`], calling `group_gone` the moment the child's process group is gone (the child
+/// ended and the rest of its group was killed), before its output is waited for: the credential
+/// endpoint ends the target's token there, so a process that left the group and holds the
+/// output open cannot use it.
+pub async fn run_child_then(
     mut cmd: Command,
     limits: Limits,
     stop: &Stop,
     groups: &ProcessGroups,
+    group_gone: impl FnOnce(),
 ) -> std::io::Result<ChildEnd> {
     enum First {
         Exit(std::io::Result<std::process::ExitStatus>),
@@ -213,6 +240,7 @@ pub async fn run_child(
             }
         };
         let _ = killpg(group, Signal::SIGKILL);
+        group_gone();
         let held_open = !drained
             && tokio::time::timeout(OUTPUT_GRACE, &mut outputs)
                 .await

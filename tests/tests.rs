@@ -4,6 +4,8 @@
 mod bad_input;
 #[path = "e2e/endpoint.rs"]
 mod endpoint;
+#[path = "e2e/endpoint_hostile.rs"]
+mod endpoint_hostile;
 #[path = "e2e/faults.rs"]
 mod faults;
 #[path = "e2e/human.rs"]
