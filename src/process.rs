@@ -65,32 +65,80 @@ pub struct Limits {
 /// connections cannot take the descriptors a child needs.
 pub fn fit_workers(requested: usize, delivery: crate::child_env::Delivery) -> usize {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    const FDS_PER_CHILD: u64 = 4;
-    const RESERVED: u64 = 128;
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return requested;
     };
-    let endpoint = delivery == crate::child_env::Delivery::Endpoint;
-    let per_child = FDS_PER_CHILD + u64::from(endpoint);
-    let set_aside = |limit: u64| {
-        if endpoint {
-            crate::endpoint::connection_cap(limit) as u64
-        } else {
-            0
-        }
-    };
-    let needed = (requested as u64)
-        .saturating_mul(per_child)
-        .saturating_add(RESERVED)
-        .saturating_add(set_aside(u64::MAX));
+    let needed = FdBudget::new(delivery).needed(requested);
     let wanted = hard.min(needed).min(1 << 20);
     let limit = if soft < wanted && setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).is_ok() {
         wanted
     } else {
         soft
     };
-    let fit = (limit.saturating_sub(RESERVED + set_aside(limit)) / per_child).max(1);
-    requested.min(usize::try_from(fit).unwrap_or(usize::MAX))
+    FdBudget::new(delivery).workers(requested, limit)
+}
+
+/// How the open files of cove are shared: a fixed reserve, the credential endpoint's waiting
+/// connections, and a few per running child.
+struct FdBudget {
+    endpoint: bool,
+}
+
+impl FdBudget {
+    const FDS_PER_CHILD: u64 = 4;
+    const RESERVED: u64 = 128;
+
+    fn new(delivery: crate::child_env::Delivery) -> Self {
+        FdBudget {
+            endpoint: delivery == crate::child_env::Delivery::Endpoint,
+        }
+    }
+
+    fn per_child(&self) -> u64 {
+        Self::FDS_PER_CHILD + u64::from(self.endpoint)
+    }
+
+    /// What is set aside besides the children under an open-file limit of `limit`.
+    fn set_aside(&self, limit: u64) -> u64 {
+        let endpoint = if self.endpoint {
+            crate::endpoint::connection_cap(limit) as u64
+        } else {
+            0
+        };
+        Self::RESERVED + endpoint
+    }
+
+    /// The open-file limit `workers` children need.
+    fn needed(&self, workers: usize) -> u64 {
+        (workers as u64)
+            .saturating_mul(self.per_child())
+            .saturating_add(self.set_aside(u64::MAX))
+    }
+
+    /// How many of `requested` workers fit under `limit` (at least one).
+    fn workers(&self, requested: usize, limit: u64) -> usize {
+        let fit = (limit.saturating_sub(self.set_aside(limit)) / self.per_child()).max(1);
+        requested.min(usize::try_from(fit).unwrap_or(usize::MAX))
+    }
+}
+
+#[cfg(test)]
+mod fd_budget_tests {
+    use super::FdBudget;
+    use crate::child_env::Delivery;
+
+    #[test]
+    fn the_endpoints_connections_are_set_aside_from_the_workers() {
+        let env = FdBudget::new(Delivery::Env);
+        let endpoint = FdBudget::new(Delivery::Endpoint);
+        assert_eq!(env.workers(100, 256), 32, "(256 - 128) / 4");
+        assert_eq!(endpoint.workers(100, 256), 12, "(256 - 128 - 64) / 5");
+        assert_eq!(endpoint.workers(1000, 1024), 128, "(1024 - 128 - 256) / 5");
+        assert_eq!(endpoint.workers(3, 1024), 3);
+        assert_eq!(endpoint.workers(100, 100), 1, "at least one");
+        assert_eq!(endpoint.needed(20), 20 * 5 + 128 + 256);
+        assert_eq!(env.needed(20), 20 * 4 + 128);
+    }
 }
 
 /// A stream read up to a cap; the rest is drained so the child never blocks on a full pipe.
