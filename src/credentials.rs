@@ -477,7 +477,11 @@ mod tests {
         spec.duration_seconds = Some(3600);
         assert_eq!(spec.refresh_margin(), Duration::from_secs(15 * 60));
         spec.duration_seconds = Some(900);
-        assert_eq!(spec.refresh_margin(), Duration::from_secs(450), "half a 15-minute session");
+        assert_eq!(
+            spec.refresh_margin(),
+            Duration::from_secs(450),
+            "half a 15-minute session"
+        );
         spec.source = Source::Portal;
         assert_eq!(spec.refresh_margin(), Duration::from_secs(15 * 60));
     }
@@ -489,8 +493,12 @@ mod tests {
                 lifetime: Some(Duration::from_secs(minutes * 60)),
                 ..FakeAws::default()
             });
-            let cache =
-                CredentialCache::new(aws.clone(), RoleSpec::named(&["R"]), "aws", ["111111111111"]);
+            let cache = CredentialCache::new(
+                aws.clone(),
+                RoleSpec::named(&["R"]),
+                "aws",
+                ["111111111111"],
+            );
             cache.get("111111111111").await.unwrap();
             cache.get("111111111111").await.unwrap();
             assert_eq!(aws.assume_calls(), calls, "{minutes} minutes left");

@@ -91,13 +91,12 @@ pub struct Endpoint {
 impl Endpoint {
     /// Binds a random port on 127.0.0.1 and serves `creds` from it. Needs a tokio runtime.
     pub fn start<A: Aws>(creds: Arc<CredentialCache<A>>) -> anyhow::Result<Endpoint> {
-        let listener = bind_loopback()
-            .context("could not open the credential endpoint on 127.0.0.1")?;
+        let listener =
+            bind_loopback().context("could not open the credential endpoint on 127.0.0.1")?;
         let local_addr = listener.local_addr()?;
         let grants = Arc::new(Grants::default());
         let cap = connection_cap(open_file_limit());
-        let server =
-            tokio::spawn(accept_loop(listener, grants.clone(), creds, cap)).abort_handle();
+        let server = tokio::spawn(accept_loop(listener, grants.clone(), creds, cap)).abort_handle();
         Ok(Endpoint {
             base: format!("http://127.0.0.1:{}", local_addr.port()).into(),
             local_addr,
@@ -264,7 +263,9 @@ impl Waiting {
     fn drop_oldest(&self) -> bool {
         let oldest = self.queue().pop_first();
         if oldest.is_some() {
-            tracing::trace!("credential endpoint: dropped the oldest connection still without a request");
+            tracing::trace!(
+                "credential endpoint: dropped the oldest connection still without a request"
+            );
         }
         oldest.is_some()
     }
@@ -315,7 +316,8 @@ async fn accept_loop<A: Aws>(
             }
             waiting.drop_oldest();
             // The dropped connection's task closes it and frees its slot as soon as it runs.
-            let freed = tokio::time::timeout(Duration::from_millis(100), slots.clone().acquire_owned());
+            let freed =
+                tokio::time::timeout(Duration::from_millis(100), slots.clone().acquire_owned());
             if let Ok(Ok(slot)) = freed.await {
                 break slot;
             }
@@ -441,10 +443,7 @@ async fn answer<A: Aws>(head: &str, grants: &Grants, creds: &CredentialCache<A>)
         return Response::new(403, FORBIDDEN);
     };
     if request.method != "GET" {
-        return Response::new(
-            405,
-            r#"{"code":"MethodNotAllowed","message":"GET only"}"#,
-        );
+        return Response::new(405, r#"{"code":"MethodNotAllowed","message":"GET only"}"#);
     }
     let assumed = creds.get(&account_id).await;
     drop(hold);
@@ -578,7 +577,11 @@ mod tests {
         let (_, creds) = cache(Duration::from_secs(3600));
         let endpoint = Endpoint::start(creds).unwrap();
         let addr = endpoint.local_addr();
-        assert_eq!(addr.ip(), std::net::IpAddr::from(Ipv4Addr::LOCALHOST), "{addr}");
+        assert_eq!(
+            addr.ip(),
+            std::net::IpAddr::from(Ipv4Addr::LOCALHOST),
+            "{addr}"
+        );
         let grant = endpoint.grant("111111111111").unwrap();
         let uri = format!("http://{addr}{}", path(&grant));
         assert_eq!(grant.uri(), uri, "the URI names the bound address");

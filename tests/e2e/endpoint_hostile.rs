@@ -299,7 +299,10 @@ i=0; while [ ! -e {d}/go ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done"#
     for (i, x) in grants.iter().enumerate() {
         for y in &grants[i + 1..] {
             assert_ne!(x.0, y.0, "a URI per target");
-            assert_ne!(x.1, y.1, "a token per target, two regions of one account too");
+            assert_ne!(
+                x.1, y.1,
+                "a token per target, two regions of one account too"
+            );
             assert_eq!(origin(&x.0), origin(&y.0), "one endpoint");
         }
     }
@@ -311,12 +314,18 @@ i=0; while [ ! -e {d}/go ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done"#
     let crossed = [
         ("b's token on a's URI", ask(&a_us.0, Some(&b_us.1))),
         ("a's token on b's URI", ask(&b_us.0, Some(&a_us.1))),
-        ("one region's token on the other's", ask(&a_eu.0, Some(&a_us.1))),
+        (
+            "one region's token on the other's",
+            ask(&a_eu.0, Some(&a_us.1)),
+        ),
         ("the other way round", ask(&a_us.0, Some(&a_eu.1))),
         ("a's token on an unknown path", ask(&unknown, Some(&a_us.1))),
         (
             "a's token on the bare path",
-            ask(&format!("http://{}/credentials", origin(&a_us.0)), Some(&a_us.1)),
+            ask(
+                &format!("http://{}/credentials", origin(&a_us.0)),
+                Some(&a_us.1),
+            ),
         ),
         (
             "a's token on the root",
@@ -333,7 +342,12 @@ i=0; while [ ! -e {d}/go ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done"#
         assert_eq!(creds["AccountId"], g.account(&name[..9]), "{name}");
     }
     std::fs::write(dir.path().join("go"), "").unwrap();
-    let run = finish_within(child, Duration::from_secs(120), "four waiting children", || {});
+    let run = finish_within(
+        child,
+        Duration::from_secs(120),
+        "four waiting children",
+        || {},
+    );
     run.expect_code(0);
     for (_, token) in &grants {
         assert!(!run.stdout.contains(token.as_str()) && !run.stderr.contains(token.as_str()));
@@ -397,7 +411,11 @@ i=0; while [ ! -e {d}/while-running ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+
         wait_for(&path);
         std::fs::read_to_string(path).unwrap()
     };
-    assert_eq!(status("while-running"), "200", "the token works while the child runs");
+    assert_eq!(
+        status("while-running"),
+        "200",
+        "the token works while the child runs"
+    );
     assert_eq!(
         status("after-exit"),
         "403",
@@ -440,7 +458,12 @@ fn a_boto3_child_in_the_last_fifteen_minutes_asks_the_endpoint_at_most_twice() {
     );
     run.expect_code(0);
     let result = &run.list("Results")[0]["Result"];
-    assert_eq!(result, &serde_json::json!([g.account("root-a")]), "{}", run.stderr);
+    assert_eq!(
+        result,
+        &serde_json::json!([g.account("root-a")]),
+        "{}",
+        run.stderr
+    );
     let served = run
         .stderr
         .matches("credential endpoint: served the account's credentials")
@@ -484,7 +507,11 @@ fn many_requests_in_one_lifetime_make_one_assume_role_and_expiration_is_the_issu
     let fetched = run.list("Results")[0]["Result"].clone();
     let fetched = fetched.as_array().unwrap();
     assert_eq!(fetched.len(), 20);
-    assert_eq!(g.calls("sts:AssumeRole"), 1, "one AssumeRole for 20 requests");
+    assert_eq!(
+        g.calls("sts:AssumeRole"),
+        1,
+        "one AssumeRole for 20 requests"
+    );
     let issued = g.issued();
     assert_eq!(issued.len(), 1);
     for answer in fetched {
