@@ -62,7 +62,7 @@ struct Flood {
     /// Connections established so far, reopened ones included.
     opened: Arc<AtomicUsize>,
     stop: tokio_util::sync::CancellationToken,
-    thread: std::thread::JoinHandle<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Flood {
@@ -86,7 +86,7 @@ impl Flood {
         Flood {
             opened,
             stop,
-            thread,
+            thread: Some(thread),
         }
     }
 
@@ -94,10 +94,24 @@ impl Flood {
         self.opened.load(Ordering::SeqCst)
     }
 
-    fn stop(self) -> usize {
-        self.stop.cancel();
-        self.thread.join().unwrap();
+    /// Ends the flood and says how many connections it established.
+    fn stop(mut self) -> usize {
+        self.end();
         self.opened.load(Ordering::SeqCst)
+    }
+
+    fn end(&mut self) {
+        self.stop.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A test that fails midway ends its flood too.
+impl Drop for Flood {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 
