@@ -143,6 +143,13 @@ impl RoleSpec {
     }
 }
 
+/// Whole seconds from now until `expiration` (0 once it has passed), for logs.
+fn left_seconds(expiration: SystemTime) -> u64 {
+    expiration
+        .duration_since(SystemTime::now())
+        .map_or(0, |left| left.as_secs())
+}
+
 /// Spaces calls evenly: at most `rate` per second, shared by every caller.
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -187,9 +194,10 @@ impl Cell {
 }
 
 /// Assumes the role once per account, however many regions ask for it and however many ask at
-/// the same time; renews it when fewer than [`RoleSpec::refresh_margin`] remain. A failure is final for
-/// that account: it is not retried per region. Credentials are dropped once the account's last
-/// planned target is done, so memory follows the accounts in flight, not the organization.
+/// the same time; renews it when fewer than [`RoleSpec::refresh_margin`] remain. A failure is
+/// final for that account: it is not retried per region. Credentials are dropped once the
+/// account's last planned target is done, so memory follows the accounts in flight, not the
+/// organization.
 pub struct CredentialCache<A> {
     aws: Arc<A>,
     spec: RoleSpec,
@@ -291,10 +299,10 @@ impl<A: Aws> CredentialCache<A> {
         err
     }
 
-    /// The account's credentials, valid for at least [`RoleSpec::refresh_margin`]. On first use the roles
-    /// are tried in order and the first that can be assumed is kept; only a denial moves on to
-    /// the next role. When the credentials are about to expire, the role that worked is assumed
-    /// again.
+    /// The account's credentials, valid for at least [`RoleSpec::refresh_margin`]. On first use
+    /// the roles are tried in order and the first that can be assumed is kept; only a denial
+    /// moves on to the next role. When the credentials are about to expire, the role that worked
+    /// is assumed again.
     pub async fn get(&self, account_id: &str) -> Got {
         let cell = self.cell(account_id);
         let mut slot = cell.slot.lock().await;
@@ -307,7 +315,7 @@ impl<A: Aws> CredentialCache<A> {
                 tracing::info!(
                     account = account_id,
                     role = %assumed.role.role_name,
-                    left_seconds = assumed.creds.expiration.duration_since(SystemTime::now()).map_or(0, |d| d.as_secs()),
+                    left_seconds = left_seconds(assumed.creds.expiration),
                     "renewing credentials: fewer than {} minutes left",
                     margin.as_secs() / 60
                 );

@@ -449,7 +449,10 @@ async fn answer<A: Aws>(head: &str, grants: &Grants, creds: &CredentialCache<A>)
     drop(hold);
     match assumed {
         Ok(temp) => {
-            tracing::debug!(account = %account_id, "credential endpoint: served the account's credentials");
+            tracing::debug!(
+                account = %account_id,
+                "credential endpoint: served the account's credentials"
+            );
             Response::new(200, credentials_body(&temp.creds, &account_id))
         }
         Err(err) => {

@@ -160,8 +160,8 @@ exec aws --debug sts get-caller-identity --output json"#
 }
 
 /// Runs four targets with the endpoint, two at a time, holds a flood of 1,000 idle connections
-/// to it while they start and their children ask for credentials, and checks every child got its own account. With
-/// `open_file_limit`, cove runs under a shell that sets that limit first.
+/// to it while they start and their children ask for credentials, and checks every child got
+/// its own account. With `open_file_limit`, cove runs under a shell that sets that limit first.
 fn children_are_served_through_a_flood(open_file_limit: Option<u32>) {
     const FLOOD: usize = 1000;
     allow_open_files(FLOOD as u64);
