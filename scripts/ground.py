@@ -12,7 +12,7 @@ Usage:
               [--throttle-assume FRACTION] [--throttle-list-accounts N]
               [--throttle-first OPERATION=N]... [--throttle-fraction OPERATION=FRACTION]...
               [--opt-in-names NAME,NAME] [--deny-list-regions-names NAME,NAME] [--hold-parent OU]
-              [--assume-expiry-seconds N]
+              [--assume-expiry-seconds N] [--first-assume-expiry-seconds N]
               [--opt-in-names NAME,NAME] [--deny-list-regions-names NAME,NAME]
               [--caller-partition aws|aws-cn|aws-us-gov] [--deny-assume-quoting-names NAME,NAME]
               [--sso-accounts NAME,NAME] [--sso-permission-sets NAME,NAME]
@@ -42,6 +42,8 @@ Control endpoints (plain HTTP GET on the same port):
                       throttled ones included; never the token itself
     /_ground/sso-times  {"times": [...]}   when each GetRoleCredentials call arrived (monotonic
                       seconds), throttled ones included
+    /_ground/issued     {"issued": [{"AccessKeyId": "...", "Expiration": "..."}, ...]}   the key
+                      and the final expiry of every AssumeRole answer
 
     /_ground/expired  {"calls": {"sts:AssumeRole": n, ...}}   requests refused with ExpiredToken
     /_ground/keys     {"keys": {"<AccessKeyId>": {"identity": "<role ARN>", "expires": <epoch s>,
@@ -243,6 +245,7 @@ class FaultLayer:
         self._init_list_pages()
         # The caller's own secrets: a leak of them is a leak too.
         self.secrets.extend([DUMMY_KEYS["aws_secret_access_key"], DUMMY_KEYS["aws_session_token"]])
+        self._init_endpoint_knobs()
 
     def _init_pin_knobs(self):
         # The caller's partition in GetCallerIdentity answers (None: moto's own answer).
@@ -303,6 +306,9 @@ class FaultLayer:
                 return self._json(start_response, {"calls": dict(self.expired_calls)})
         if path == "/_ground/keys":
             return self._issued_keys(start_response)
+        if path == "/_ground/issued":
+            with self.lock:
+                return self._json(start_response, {"issued": list(self.issued)})
 
         answered = self._sign_in_paths(environ, start_response, path)
         if answered is not None:
@@ -522,6 +528,7 @@ class FaultLayer:
             text = re.sub(r"<Expiration>[^<]*</Expiration>",
                           f"<Expiration>{expires.strftime('%Y-%m-%dT%H:%M:%SZ')}</Expiration>", text)
             body = text.encode()
+        text, body = self._first_expiry_and_issued(role_arn, key, text, body)
         self._remember_expiry(body.decode("utf-8", "replace"))
         headers = [(k, v) for k, v in answer["headers"] if k.lower() != "content-length"]
         start_response(answer["status"], headers + [("Content-Length", str(len(body)))])
@@ -647,6 +654,31 @@ class FaultLayer:
             self.released.wait(timeout=60)
             with self.lock:
                 self.held -= 1
+
+    # The credential endpoint's tests: aged first credentials, and the expiry of every answer.
+
+    def _init_endpoint_knobs(self):
+        self.first_assume_expiry_seconds = None  # --first-assume-expiry-seconds
+        self.assumed_arns = set()                # role ARNs assumed at least once
+        self.issued = []                         # {"AccessKeyId", "Expiration"} of each answer
+
+    def _first_expiry_and_issued(self, role_arn, key, text, body):
+        """The first AssumeRole answer of each role ARN expires --first-assume-expiry-seconds
+        from now (credentials that have aged into the last minutes of their session); every
+        answer's key and final expiry are kept for /_ground/issued."""
+        with self.lock:
+            first = role_arn not in self.assumed_arns
+            self.assumed_arns.add(role_arn)
+        if first and self.first_assume_expiry_seconds is not None and key:
+            expires = datetime.now(timezone.utc) + timedelta(seconds=self.first_assume_expiry_seconds)
+            text = re.sub(r"<Expiration>[^<]*</Expiration>",
+                          f"<Expiration>{expires.strftime('%Y-%m-%dT%H:%M:%SZ')}</Expiration>", text)
+            body = text.encode()
+        expiration = re.search(r"<Expiration>([^<]+)</Expiration>", text)
+        if key and expiration:
+            with self.lock:
+                self.issued.append({"AccessKeyId": key.group(1), "Expiration": expiration.group(1)})
+        return text, body
 
     # The IAM Identity Center portal (sso): ListAccounts, ListAccountRoles, GetRoleCredentials.
 
@@ -1304,6 +1336,9 @@ def main():
                              "answers for permission set NAME, expire after SECONDS; repeatable")
     parser.add_argument("--assume-expiry-seconds", type=int,
                         help="AssumeRole answers expire this many seconds from now")
+    parser.add_argument("--first-assume-expiry-seconds", type=int,
+                        help="the first AssumeRole answer of each role ARN expires this many "
+                             "seconds from now; later ones as usual")
     parser.add_argument("--caller-partition", choices=["aws", "aws-cn", "aws-us-gov"],
                         help="partition of the caller's Arn in GetCallerIdentity answers")
     parser.add_argument("--deny-assume-quoting-names", default="",
@@ -1390,6 +1425,8 @@ def main():
         info["accounts"][n]["id"] for n in args.deny_list_regions_names.split(",") if n)
     arm_roles(layer, args, info)
     arm_pin_knobs(layer, args, info)
+    layer.first_assume_expiry_seconds = args.first_assume_expiry_seconds
+    layer.issued.clear()
     arm_sso(layer, args, info)
     arm_renames(args, info)
     layer.list_accounts_left = args.deny_list_accounts_after

@@ -118,8 +118,37 @@ type Got = Result<Arc<Assumed>, Arc<AssumeFailure>>;
 /// portal throttles at about 20 a second, and other tools of the user share that quota.
 pub const PORTAL_RATE_DEFAULT: f64 = 10.0;
 
-/// Credentials with less than this left are renewed before a command starts with them.
-pub const REFRESH_MARGIN: Duration = crate::aws::renew::RENEW_MARGIN;
+/// Credentials with less than this left are renewed before they are handed out, to a command
+/// or through the credential endpoint: botocore (the AWS CLI, boto3) asks its credential
+/// endpoint again once fewer than 15 minutes are left, and on every call after that. A session
+/// shorter than twice this (`--duration` under 30 minutes) is renewed at half its length
+/// instead ([`RoleSpec::refresh_margin`]), so it is not assumed again on every request.
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(15 * 60);
+
+/// What a session lasts when `--duration` does not say: AssumeRole's default, and the shortest
+/// an IAM Identity Center permission set gives.
+const DEFAULT_SESSION: Duration = Duration::from_secs(3600);
+
+impl RoleSpec {
+    /// How much must be left of the credentials this spec gets for them to be handed out
+    /// without renewal: [`REFRESH_MARGIN`], or half the session when that is shorter.
+    pub fn refresh_margin(&self) -> Duration {
+        let session = match (self.source, self.duration_seconds) {
+            (Source::AssumeRole, Some(seconds)) => {
+                Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+            }
+            _ => DEFAULT_SESSION,
+        };
+        REFRESH_MARGIN.min(session / 2)
+    }
+}
+
+/// Whole seconds from now until `expiration` (0 once it has passed), for logs.
+fn left_seconds(expiration: SystemTime) -> u64 {
+    expiration
+        .duration_since(SystemTime::now())
+        .map_or(0, |left| left.as_secs())
+}
 
 /// Spaces calls evenly: at most `rate` per second, shared by every caller.
 #[derive(Debug)]
@@ -165,9 +194,10 @@ impl Cell {
 }
 
 /// Assumes the role once per account, however many regions ask for it and however many ask at
-/// the same time; renews it when fewer than [`REFRESH_MARGIN`] remain. A failure is final for
-/// that account: it is not retried per region. Credentials are dropped once the account's last
-/// planned target is done, so memory follows the accounts in flight, not the organization.
+/// the same time; renews it when fewer than [`RoleSpec::refresh_margin`] remain. A failure is
+/// final for that account: it is not retried per region. Credentials are dropped once the
+/// account's last planned target is done, so memory follows the accounts in flight, not the
+/// organization.
 pub struct CredentialCache<A> {
     aws: Arc<A>,
     spec: RoleSpec,
@@ -269,22 +299,25 @@ impl<A: Aws> CredentialCache<A> {
         err
     }
 
-    /// The account's credentials, valid for at least [`REFRESH_MARGIN`]. On first use the roles
-    /// are tried in order and the first that can be assumed is kept; only a denial moves on to
-    /// the next role. When the credentials are about to expire, the role that worked is assumed
-    /// again.
+    /// The account's credentials, valid for at least [`RoleSpec::refresh_margin`]. On first use
+    /// the roles are tried in order and the first that can be assumed is kept; only a denial
+    /// moves on to the next role. When the credentials are about to expire, the role that worked
+    /// is assumed again.
     pub async fn get(&self, account_id: &str) -> Got {
         let cell = self.cell(account_id);
         let mut slot = cell.slot.lock().await;
+        let margin = self.spec.refresh_margin();
         let current = match &*slot {
-            Some(Ok(assumed)) if assumed.creds.expiration > SystemTime::now() + REFRESH_MARGIN => {
+            Some(Ok(assumed)) if assumed.creds.expiration > SystemTime::now() + margin => {
                 return Ok(assumed.clone());
             }
             Some(Ok(assumed)) => {
                 tracing::info!(
                     account = account_id,
                     role = %assumed.role.role_name,
-                    "renewing credentials: fewer than five minutes left"
+                    left_seconds = left_seconds(assumed.creds.expiration),
+                    "renewing credentials: fewer than {} minutes left",
+                    margin.as_secs() / 60
                 );
                 Some(assumed.clone())
             }
@@ -443,6 +476,56 @@ mod tests {
         );
         cache.release("111111111111");
         assert!(cache.cells().is_empty(), "dropped after the last target");
+    }
+
+    #[test]
+    fn credentials_are_renewed_fifteen_minutes_ahead_or_at_half_a_short_session() {
+        let mut spec = RoleSpec::named(&["R"]);
+        assert_eq!(spec.refresh_margin(), Duration::from_secs(15 * 60));
+        spec.duration_seconds = Some(3600);
+        assert_eq!(spec.refresh_margin(), Duration::from_secs(15 * 60));
+        spec.duration_seconds = Some(900);
+        assert_eq!(
+            spec.refresh_margin(),
+            Duration::from_secs(450),
+            "half a 15-minute session"
+        );
+        spec.source = Source::Portal;
+        assert_eq!(spec.refresh_margin(), Duration::from_secs(15 * 60));
+    }
+
+    #[tokio::test]
+    async fn credentials_with_less_than_fifteen_minutes_left_are_renewed_and_more_are_kept() {
+        for (minutes, calls) in [(14, 2), (16, 1)] {
+            let aws = Arc::new(FakeAws {
+                lifetime: Some(Duration::from_secs(minutes * 60)),
+                ..FakeAws::default()
+            });
+            let cache = CredentialCache::new(
+                aws.clone(),
+                RoleSpec::named(&["R"]),
+                "aws",
+                ["111111111111"],
+            );
+            cache.get("111111111111").await.unwrap();
+            cache.get("111111111111").await.unwrap();
+            assert_eq!(aws.assume_calls(), calls, "{minutes} minutes left");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fifteen_minute_session_is_not_assumed_again_on_every_request() {
+        let aws = Arc::new(FakeAws {
+            lifetime: Some(Duration::from_secs(900)),
+            ..FakeAws::default()
+        });
+        let mut spec = RoleSpec::named(&["R"]);
+        spec.duration_seconds = Some(900);
+        let cache = CredentialCache::new(aws.clone(), spec, "aws", ["111111111111"]);
+        for _ in 0..10 {
+            cache.get("111111111111").await.unwrap();
+        }
+        assert_eq!(aws.assume_calls(), 1);
     }
 
     #[test]

@@ -70,7 +70,7 @@ fn prepare_local(config: &Config) -> anyhow::Result<usize> {
         crate::output_dir::prepare(dir)?;
     }
     let asked = config.run.workers;
-    let workers = process::fit_workers(asked);
+    let workers = process::fit_workers(asked, config.run.child_credentials);
     if workers < asked {
         eprintln!(
             "cove: warning: --workers {asked} needs more open files than this system allows; running {workers} at a time"

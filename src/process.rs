@@ -59,25 +59,86 @@ pub struct Limits {
 /// Each running child holds a few descriptors in cove (two pipes, its pidfd, an STS
 /// connection): raise the open-file limit as far as `--workers` needs and the system allows
 /// (children inherit it, so no further), and keep `--workers` within it, so a huge value
-/// cannot exhaust file descriptors.
-pub fn fit_workers(requested: usize) -> usize {
+/// cannot exhaust file descriptors. With the credential endpoint, each child also holds a
+/// connection to it while it asks, and the endpoint's cap on connections waiting for their
+/// request ([`crate::endpoint::connection_cap`]) is set aside, so a local flood of idle
+/// connections cannot take the descriptors a child needs.
+pub fn fit_workers(requested: usize, delivery: crate::child_env::Delivery) -> usize {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    const FDS_PER_CHILD: u64 = 4;
-    const RESERVED: u64 = 128;
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return requested;
     };
-    let needed = (requested as u64)
-        .saturating_mul(FDS_PER_CHILD)
-        .saturating_add(RESERVED);
+    let needed = FdBudget::new(delivery).needed(requested);
     let wanted = hard.min(needed).min(1 << 20);
     let limit = if soft < wanted && setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).is_ok() {
         wanted
     } else {
         soft
     };
-    let fit = (limit.saturating_sub(RESERVED) / FDS_PER_CHILD).max(1);
-    requested.min(usize::try_from(fit).unwrap_or(usize::MAX))
+    FdBudget::new(delivery).workers(requested, limit)
+}
+
+/// How the open files of cove are shared: a fixed reserve, the credential endpoint's waiting
+/// connections, and a few per running child.
+struct FdBudget {
+    endpoint: bool,
+}
+
+impl FdBudget {
+    const FDS_PER_CHILD: u64 = 4;
+    const RESERVED: u64 = 128;
+
+    fn new(delivery: crate::child_env::Delivery) -> Self {
+        FdBudget {
+            endpoint: delivery == crate::child_env::Delivery::Endpoint,
+        }
+    }
+
+    fn per_child(&self) -> u64 {
+        Self::FDS_PER_CHILD + u64::from(self.endpoint)
+    }
+
+    /// What is set aside besides the children under an open-file limit of `limit`.
+    fn set_aside(&self, limit: u64) -> u64 {
+        let endpoint = if self.endpoint {
+            crate::endpoint::connection_cap(limit) as u64
+        } else {
+            0
+        };
+        Self::RESERVED + endpoint
+    }
+
+    /// The open-file limit `workers` children need.
+    fn needed(&self, workers: usize) -> u64 {
+        (workers as u64)
+            .saturating_mul(self.per_child())
+            .saturating_add(self.set_aside(u64::MAX))
+    }
+
+    /// How many of `requested` workers fit under `limit` (at least one).
+    fn workers(&self, requested: usize, limit: u64) -> usize {
+        let fit = (limit.saturating_sub(self.set_aside(limit)) / self.per_child()).max(1);
+        requested.min(usize::try_from(fit).unwrap_or(usize::MAX))
+    }
+}
+
+#[cfg(test)]
+mod fd_budget_tests {
+    use super::FdBudget;
+    use crate::child_env::Delivery;
+
+    #[test]
+    fn the_endpoints_connections_are_set_aside_from_the_workers() {
+        let env = FdBudget::new(Delivery::Env);
+        let endpoint = FdBudget::new(Delivery::Endpoint);
+        assert_eq!(env.workers(100, 256), 32, "(256 - 128) / 4");
+        assert_eq!(endpoint.workers(100, 256), 12, "(256 - 128 - 64) / 5");
+        assert_eq!(endpoint.workers(1000, 1024), 128, "(1024 - 128 - 256) / 5");
+        assert_eq!(endpoint.workers(3, 1024), 3);
+        assert_eq!(endpoint.workers(100, 100), 1, "at least one");
+        assert_eq!(endpoint.needed(20), 20 * 5 + 128 + 256);
+        assert_eq!(env.needed(20), 20 * 4 + 128);
+    }
 }
 
 /// A stream read up to a cap; the rest is drained so the child never blocks on a full pipe.
@@ -152,10 +213,24 @@ async fn expiry(limit: Option<Duration>) {
 /// outlives its target; output still held open by a process that left the group is read for
 /// at most [`OUTPUT_GRACE`] more.
 pub async fn run_child(
+    cmd: Command,
+    limits: Limits,
+    stop: &Stop,
+    groups: &ProcessGroups,
+) -> std::io::Result<ChildEnd> {
+    run_child_then(cmd, limits, stop, groups, || {}).await
+}
+
+/// [`run_child`], calling `group_gone` the moment the child's process group is gone (the child
+/// ended and the rest of its group was killed), before its output is waited for: the credential
+/// endpoint ends the target's token there, so a process that left the group and holds the
+/// output open cannot use it.
+pub async fn run_child_then(
     mut cmd: Command,
     limits: Limits,
     stop: &Stop,
     groups: &ProcessGroups,
+    group_gone: impl FnOnce(),
 ) -> std::io::Result<ChildEnd> {
     enum First {
         Exit(std::io::Result<std::process::ExitStatus>),
@@ -213,6 +288,7 @@ pub async fn run_child(
             }
         };
         let _ = killpg(group, Signal::SIGKILL);
+        group_gone();
         let held_open = !drained
             && tokio::time::timeout(OUTPUT_GRACE, &mut outputs)
                 .await

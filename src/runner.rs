@@ -22,10 +22,10 @@ use tokio::task::JoinSet;
 use crate::aws::{Account, Aws, TempCredentials};
 use crate::child_env;
 use crate::credentials::{CredentialCache, RoleUsed};
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Grant};
 use crate::output::{Outcome, RawOutput, Record, result_value};
 use crate::plan::Target;
-use crate::process::{ChildEnd, Ended, Limits, OUTPUT_GRACE, ProcessGroups, run_child};
+use crate::process::{ChildEnd, Ended, Limits, OUTPUT_GRACE, ProcessGroups, run_child_then};
 use crate::stop::{Stop, StopReason};
 use crate::template;
 
@@ -440,7 +440,9 @@ async fn target_record<A: Aws>(
 }
 
 /// Runs the target's child. With the credential endpoint, the target's token is valid exactly
-/// while the child runs: revoked when it ends, and on every other way out by the grant's drop.
+/// while the child's process group lives: ended the moment the group is gone (before the output
+/// a process that left the group may hold open is waited for), and on every other way out by
+/// the grant's drop.
 async fn run_command<A: Aws>(
     shared: &Shared<A>,
     temp: &TempCredentials,
@@ -460,7 +462,9 @@ async fn run_command<A: Aws>(
         None => child_env::Credentials::Keys(temp),
     };
     let cmd = command(&shared.spec, argv, &creds, account, region);
-    let child = run_child(cmd, shared.spec.limits, &shared.stop, &shared.groups).await;
+    let group_gone = || grant.as_ref().map_or((), Grant::end);
+    let (limits, stop, groups) = (shared.spec.limits, &shared.stop, &shared.groups);
+    let child = run_child_then(cmd, limits, stop, groups, group_gone).await;
     if let Some(grant) = grant {
         grant.revoke().await;
     }

@@ -10,6 +10,8 @@ mod docs;
 mod docs_examples;
 #[path = "e2e/endpoint.rs"]
 mod endpoint;
+#[path = "e2e/endpoint_hostile.rs"]
+mod endpoint_hostile;
 #[path = "e2e/environment.rs"]
 mod environment;
 #[path = "e2e/faults.rs"]

@@ -220,6 +220,14 @@ impl Ground {
             .unwrap()
             .clone()
     }
+
+    /// The key and the final expiry of every AssumeRole answer, as the ground issued them.
+    pub fn issued(&self) -> Vec<Value> {
+        self.get("/_ground/issued")["issued"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
 }
 
 impl Ground {
