@@ -414,7 +414,7 @@ impl Origins {
     }
 
     /// How to name where argument `id` (the option `flag`) came from in a message: the flag,
-    /// or `COVE_X (--flag)` when its variable set it.
+    /// or the variable and its flag (`COVE_WORKERS (--workers)`) when its variable set it.
     pub fn name(&self, id: &str, flag: &str) -> String {
         match self.variable(id) {
             Some(var) => format!("the environment variable {var} ({flag})"),

@@ -28,10 +28,10 @@ mod login;
 mod logs;
 #[path = "e2e/mfa.rs"]
 mod mfa;
-#[path = "e2e/output_files.rs"]
-mod output_files;
 #[path = "e2e/no_credentials.rs"]
 mod no_credentials;
+#[path = "e2e/output_files.rs"]
+mod output_files;
 #[path = "e2e/partitions.rs"]
 mod partitions;
 #[path = "e2e/people.rs"]
