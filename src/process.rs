@@ -221,6 +221,19 @@ pub async fn run_child(
     run_child_then(cmd, limits, stop, groups, || {}).await
 }
 
+/// Starts the child and registers its process group, so that an interrupt can reach it.
+fn spawn_in_group(
+    cmd: &mut Command,
+    groups: &ProcessGroups,
+) -> std::io::Result<(tokio::process::Child, i32)> {
+    let child = cmd.spawn()?;
+    let Some(pid) = child.id().map(|p| p as i32) else {
+        return Err(std::io::Error::other("the child exited before it was seen"));
+    };
+    groups.register(pid);
+    Ok((child, pid))
+}
+
 /// [`run_child`], calling `group_gone` the moment the child's process group is gone (the child
 /// ended and the rest of its group was killed), before its output is waited for: the credential
 /// endpoint ends the target's token there, so a process that left the group and holds the
@@ -236,11 +249,7 @@ pub async fn run_child_then(
         Exit(std::io::Result<std::process::ExitStatus>),
         Early(Ended),
     }
-    let mut child = cmd.spawn()?;
-    let Some(pid) = child.id().map(|p| p as i32) else {
-        return Err(std::io::Error::other("the child exited before it was seen"));
-    };
-    groups.register(pid);
+    let (mut child, pid) = spawn_in_group(&mut cmd, groups)?;
     let started = std::time::Instant::now();
     tracing::info!(pid, "child started");
     let group = Pid::from_raw(pid);
