@@ -4,12 +4,11 @@
 //! stand for the emulator's accounts and OUs.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use regex::Regex;
 
 use crate::docs::guide_files;
-use crate::support::{Ground, venv};
+use crate::support::Ground;
 
 /// One runnable code block.
 #[derive(Debug)]
@@ -83,27 +82,7 @@ fn run(g: &Ground, dir: &Path, example: &Example) -> (i32, String, String) {
     for (sample, real) in samples(g) {
         body = body.replace(sample, &real);
     }
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_cove")).parent().unwrap();
-    let out = Command::new("sh")
-        .arg("-ec")
-        .arg(&body)
-        .current_dir(dir)
-        .env_clear()
-        .envs(
-            g.cove()
-                .get_envs()
-                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
-        )
-        .env(
-            "PATH",
-            format!(
-                "{}:{}:/usr/local/bin:/usr/bin:/bin",
-                bin_dir.display(),
-                venv().join("bin").display()
-            ),
-        )
-        .output()
-        .expect("run sh");
+    let out = g.shell("-ec", &body, dir);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

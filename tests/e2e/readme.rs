@@ -2,11 +2,10 @@
 //! what it must print.
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{Ground, Run, venv};
+use crate::support::{Ground, Run};
 
 /// The recipes: each `# comment` line starts one, and the lines after it are its commands.
 fn recipes() -> Vec<(String, String)> {
@@ -37,27 +36,7 @@ fn recipes() -> Vec<(String, String)> {
 /// Runs a recipe; `must_succeed` for the ones that end in jq (cove's own exit code is 1 when
 /// a target failed, as it should be).
 fn run_recipe(g: &Ground, dir: &Path, body: &str, must_succeed: bool) -> String {
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_cove")).parent().unwrap();
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(body)
-        .current_dir(dir)
-        .env_clear()
-        .envs(
-            g.cove()
-                .get_envs()
-                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
-        )
-        .env(
-            "PATH",
-            format!(
-                "{}:{}:/usr/local/bin:/usr/bin:/bin",
-                bin_dir.display(),
-                venv().join("bin").display()
-            ),
-        )
-        .output()
-        .expect("run sh");
+    let out = g.shell("-c", body, dir);
     assert!(
         out.status.success() || !must_succeed,
         "recipe failed: {body}\n{}",

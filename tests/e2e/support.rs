@@ -14,6 +14,8 @@ pub fn venv() -> PathBuf {
     let dir = std::env::var_os("COVE_TEST_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
+    // Absolute, so that PATH entries made from it still hold in a test's own directory.
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
     for tool in ["bin/python", "bin/aws"] {
         assert!(
             dir.join(tool).exists(),
@@ -107,6 +109,32 @@ impl Ground {
             .collect();
         ids.sort();
         ids
+    }
+
+    /// `sh` (with `flags`, such as `-c` or `-ec`) running `body` in `dir` as a user would: cove
+    /// and the AWS CLI on PATH, and cove's environment pointed at this ground.
+    pub fn shell(&self, flags: &str, body: &str, dir: &Path) -> std::process::Output {
+        let bin_dir = Path::new(env!("CARGO_BIN_EXE_cove")).parent().unwrap();
+        Command::new("sh")
+            .arg(flags)
+            .arg(body)
+            .current_dir(dir)
+            .env_clear()
+            .envs(
+                self.cove()
+                    .get_envs()
+                    .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
+            )
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}:/usr/local/bin:/usr/bin:/bin",
+                    bin_dir.display(),
+                    venv().join("bin").display()
+                ),
+            )
+            .output()
+            .expect("run sh")
     }
 
     /// `cove` pointed at this ground.
