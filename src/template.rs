@@ -139,10 +139,19 @@ pub fn check(command: &[OsString]) -> Result<(), String> {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    if uses_name[0] {
+    // The program cove runs, and the one env runs (`env FOO=1 {account_name}`).
+    let program = match program_name(&words[0]) {
+        "env" => Some(through_env(&words, 0).0),
+        _ => None,
+    };
+    if let Some(n) = [Some(0), program]
+        .into_iter()
+        .flatten()
+        .find(|n| uses_name.get(*n) == Some(&true))
+    {
         return Err(format!(
             "`{{account_name}}` in the command's name (`{}`): an account's admin chooses its name, so it would choose the program cove runs; name the program yourself and pass the name as an argument or as \"$COVE_ACCOUNT_NAME\"",
-            terminal(&words[0])
+            terminal(&words[n])
         ));
     }
     for code in code_arguments(&words) {
@@ -782,6 +791,7 @@ mod tests {
             &["ssh", "-p", "22", "host", "echo", "{account_name}"],
             &["watch", "-n", "5", "echo {account_name}"],
             &["{account_name}", "--help"],
+            &["env", "FOO=1", "{account_name}", "--help"],
             // env -S after a wrapper, not only as the command itself.
             &["timeout", "5", "env", "-S", "sh -c 'echo {account_name}'"],
             &["nice", "env", "-S", "sh -c 'echo {account_name}'"],
