@@ -9,10 +9,12 @@
 //! An account's name is chosen by that account's admin, so `{account_name}` is untrusted:
 //! - [`check`] refuses it (exit 2, before any AWS call) where a program reads code: a shell's
 //!   `-c` script, an interpreter's `-c`/`-e`, PowerShell's `-Command`, an `env -S` string, an
-//!   awk or sed program, an ssh or watch command line, and the command's own name.
+//!   awk or sed program, an ssh or watch command line, a `flock`/`script`/`runuser` `-c`
+//!   string, and the command's own name.
 //! - [`render`] fails the target (its command never runs) when the name holds a control
 //!   character, makes `..` a path component, or makes the argument (or an `=` value) an
-//!   absolute path, or the argument start with `-`.
+//!   absolute path or a file reference (`file://`, `fileb://`, `http(s)://`, `@`), or the
+//!   argument start with `-`.
 //!
 //! The other placeholders are checked values (IDs, regions, partitions): allowed everywhere.
 
@@ -137,10 +139,19 @@ pub fn check(command: &[OsString]) -> Result<(), String> {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    if uses_name[0] {
+    // The program cove runs, and the one env runs (`env FOO=1 {account_name}`).
+    let program = match program_name(&words[0]) {
+        "env" => Some(through_env(&words, 0).0),
+        _ => None,
+    };
+    if let Some(n) = [Some(0), program]
+        .into_iter()
+        .flatten()
+        .find(|n| uses_name.get(*n) == Some(&true))
+    {
         return Err(format!(
             "`{{account_name}}` in the command's name (`{}`): an account's admin chooses its name, so it would choose the program cove runs; name the program yourself and pass the name as an argument or as \"$COVE_ACCOUNT_NAME\"",
-            terminal(&words[0])
+            terminal(&words[n])
         ));
     }
     for code in code_arguments(&words) {
@@ -199,6 +210,11 @@ fn unsafe_name(e: &Expanded, name: &str) -> Option<&'static str> {
             Some('/') if span.start == 0 || after_equals => {
                 return Some("it would make the argument an absolute path");
             }
+            _ if (span.start == 0 || after_equals) && reads_a_file(&e.text[span.start..]) => {
+                return Some(
+                    "it would make the argument a file reference (file://, fileb://, http(s)://, @FILE) that the AWS CLI or curl reads a local file or URL from",
+                );
+            }
             Some('-') if span.start == 0 => {
                 return Some(
                     "it would make the argument start with `-`, an option for the command",
@@ -208,6 +224,17 @@ fn unsafe_name(e: &Expanded, name: &str) -> Option<&'static str> {
         }
     }
     None
+}
+
+/// Whether an argument (or `=` value) starting with `text` is read as a reference to a file or
+/// URL: the AWS CLI loads `file://`, `fileb://` (and, in v1, `http(s)://`) parameters, and curl
+/// and many tools read `@FILE`.
+fn reads_a_file(text: &str) -> bool {
+    let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
+    text.starts_with('@')
+        || ["file://", "fileb://", "http://", "https://"]
+            .iter()
+            .any(|p| lower.starts_with(p))
 }
 
 /// The command for one target, or why a hostile account name stops it. Call only after
@@ -313,7 +340,20 @@ fn kind_of(name: &str, command_position: bool) -> Option<Kind> {
             takes_value: "",
             permute: false,
         },
-        "su" => Kind::Inline {
+        // util-linux: these run their -c string through sh -c.
+        "flock" => Kind::Inline {
+            short: "c",
+            long: &["command"],
+            takes_value: "wE",
+            permute: true,
+        },
+        "script" if command_position => Kind::Inline {
+            short: "c",
+            long: &["command"],
+            takes_value: "EIOTBm",
+            permute: true,
+        },
+        "su" | "runuser" => Kind::Inline {
             short: "c",
             long: &["command", "session-command"],
             takes_value: "sgGw",
@@ -356,7 +396,7 @@ fn interpreter_kind(name: &str) -> Option<Kind> {
         "perl" => Kind::Inline {
             short: "eE",
             long: &[],
-            takes_value: "",
+            takes_value: "I",
             permute: false,
         },
         "ruby" => Kind::Inline {
@@ -600,6 +640,17 @@ fn code_arguments(words: &[String]) -> Vec<Code> {
     }
     for (at, word) in words.iter().enumerate() {
         let name = program_name(word);
+        if at > 0 && name == "env" {
+            // env reached through a wrapper (`timeout 5 env -S '...'`) splits -S too.
+            if let Some(split) = through_env(words, at).1.filter(|s| *s < words.len()) {
+                found.push(Code {
+                    program: word.clone(),
+                    args: vec![split],
+                    how: " (env -S splits that string into a command line)",
+                    safe_form: "",
+                });
+            }
+        }
         let Some(kind) = kind_of(name, at == command_at) else {
             continue;
         };
@@ -740,6 +791,16 @@ mod tests {
             &["ssh", "-p", "22", "host", "echo", "{account_name}"],
             &["watch", "-n", "5", "echo {account_name}"],
             &["{account_name}", "--help"],
+            &["env", "FOO=1", "{account_name}", "--help"],
+            // env -S after a wrapper, not only as the command itself.
+            &["timeout", "5", "env", "-S", "sh -c 'echo {account_name}'"],
+            &["nice", "env", "-S", "sh -c 'echo {account_name}'"],
+            // perl takes -I's directory as a separate argument.
+            &["perl", "-I", "lib", "-e", "print '{account_name}'"],
+            // util-linux programs that run their -c string through sh -c.
+            &["flock", "/tmp/lock", "-c", script],
+            &["script", "-qc", script, "/dev/null"],
+            &["runuser", "u", "-c", script],
         ];
         for cmd in refused {
             let err = check(&argv(cmd)).expect_err(&format!("{cmd:?}"));
@@ -814,11 +875,36 @@ mod tests {
             ),
             (&["echo", "x{account_name}"], "a\nb", "control character"),
             (&["echo", "x{account_name}"], "a\0b", "NUL"),
+            // The AWS CLI reads a parameter that starts with file:// or fileb:// from the
+            // operator's disk (and fetches http(s):// in v1); curl and others read @FILE.
+            (
+                &["aws", "--message", "{account_name}"],
+                "file:///home/op/.aws/credentials",
+                "reads a local file or URL",
+            ),
+            (
+                &["aws", "--message={account_name}"],
+                "FileB://etc/passwd",
+                "reads a local file or URL",
+            ),
+            (
+                &["aws", "{account_name}"],
+                "http://169.254.169.254/latest/meta-data/",
+                "reads a local file or URL",
+            ),
+            (
+                &["curl", "{account_name}"],
+                "@/home/op/.aws/credentials",
+                "reads a local file or URL",
+            ),
         ];
         for (cmd, name, why) in cases {
             let err = render(&argv(cmd), &named(name)).expect_err(&format!("{cmd:?} {name:?}"));
             assert!(err.contains(why), "{cmd:?} {name:?}: {err}");
-            assert!(err.contains("argument 2"), "{err}");
+            assert!(
+                err.contains("argument 2") || err.contains("argument 3"),
+                "{err}"
+            );
             assert!(
                 !err.contains('\u{1b}') && !err.contains('\n') && !err.contains('\0'),
                 "the name is escaped in the message: {err:?}"
