@@ -273,6 +273,13 @@ fn read_external_id(value: String) -> anyhow::Result<Secret> {
         check_external_id(&value)?;
         return Ok(Secret::new(value));
     };
+    // A value that names no file may be an external ID that starts with `@` (AWS allows it):
+    // its "path" is then the secret, so it is not echoed.
+    if std::fs::symlink_metadata(path).is_err() {
+        bail!(
+            "--external-id starts with `@`, so it names a file to read the external ID from, and there is no such file (its name is not shown: it may be an external ID that starts with `@`; to use one, write it into a file and give --external-id @FILE)"
+        );
+    }
     let mut text = String::new();
     std::fs::File::open(path)
         .and_then(|file| {
@@ -718,11 +725,11 @@ mod tests {
                 "{err}"
             );
         }
-        let err = config(&["--external-id", "@/nonexistent/xid", "--", "true"]).unwrap_err();
-        assert!(
-            format!("{err:#}").contains("cannot read --external-id file `/nonexistent/xid`"),
-            "{err:#}"
-        );
+        // A missing file may be an external ID that starts with `@`: it is never echoed.
+        let err = config(&["--external-id", "@Acme-Secret-xyz", "--", "true"]).unwrap_err();
+        let err = format!("{err:#}");
+        assert!(err.contains("there is no such file"), "{err}");
+        assert!(!err.contains("Acme-Secret-xyz"), "{err}");
     }
 
     #[test]

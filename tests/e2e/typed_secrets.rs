@@ -62,10 +62,7 @@ fn an_external_id_file_reaches_aws_trimmed_and_is_never_printed() {
         ),
         (
             dir.path().join("missing"),
-            format!(
-                "cannot read --external-id file `{}`",
-                dir.path().join("missing").display()
-            ),
+            "starts with `@`, so it names a file to read the external ID from, and there is no such file".to_owned(),
         ),
         (
             dir.path().to_owned(),
