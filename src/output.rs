@@ -249,9 +249,8 @@ pub struct Sink<W: Write> {
     pretty: bool,
     /// `--output-dir`, opened and checked, or why it could not be (each write then says so).
     dir: Option<Result<OutputDir, String>>,
-    /// Every record, for the json document (and its copy in `results.json`).
-    kept: Vec<Record>,
-    /// Streamed formats with `--output-dir`: `results.json` comes from here, not from memory.
+    /// Where the records are kept until the end: for the json document (and `results.json`)
+    /// in json mode, for `results.json` in the streamed formats with `--output-dir`.
     spool: Option<Spool>,
     /// The spool could not be written: no `results.json` for this run.
     spool_failed: bool,
@@ -266,7 +265,6 @@ impl<W: Write> Sink<W> {
             format,
             pretty,
             dir: dir.map(|path| OutputDir::open(&path).map_err(|e| format!("{e:#}"))),
-            kept: Vec::new(),
             spool: None,
             spool_failed: false,
             counts: Counts::default(),
@@ -309,7 +307,7 @@ impl<W: Write> Sink<W> {
             Format::Text => self.write_text(&record, raw.as_ref())?,
         }
         if self.format == Format::Json {
-            self.kept.push(record);
+            self.keep_record(&record);
         } else {
             self.spool_record(&record);
         }
@@ -359,6 +357,42 @@ impl<W: Write> Sink<W> {
         }
     }
 
+    /// Keeps a record for the json document, in a spool in the output directory or else the
+    /// system's temporary directory. What cannot be spooled stays in memory: every target is
+    /// still reported, and stderr says so once.
+    fn keep_record(&mut self, record: &Record) {
+        let spool = self.spool.get_or_insert_with(|| {
+            let temp = std::env::temp_dir();
+            let (created, place) = match &self.dir {
+                Some(Ok(dir)) => (Spool::create(dir), dir.path().to_owned()),
+                _ => (Spool::create_in(&temp), temp),
+            };
+            created.unwrap_or_else(|err| {
+                spool_in_memory(&place, &err);
+                Spool::in_memory()
+            })
+        });
+        let list = record.outcome.index();
+        if let Err(err) = spool.keep(list, &record.id, &record.region, record) {
+            eprintln!(
+                "cove: warning: could not write the records to a temporary file ({err}); keeping the rest of them in memory"
+            );
+        }
+    }
+
+    /// Puts the json document's spool in place (a test's failing writer).
+    #[cfg(test)]
+    pub fn with_spool(mut self, spool: Spool) -> Self {
+        self.spool = Some(spool);
+        self
+    }
+
+    /// Whether the records are kept in a spool file that can still be written.
+    #[cfg(test)]
+    pub fn spooling(&self) -> bool {
+        self.spool.as_ref().is_some_and(Spool::on_disk)
+    }
+
     fn spool_failure(&mut self, err: io::Error) {
         eprintln!(
             "cove: warning: could not keep the records for --output-dir results.json ({err}); it will not be written"
@@ -370,9 +404,9 @@ impl<W: Write> Sink<W> {
     /// `results.json` in the output directory. A `results.json` that cannot be written does
     /// not keep the document from stdout: the error comes after it.
     pub fn finish(mut self, skipped: u64, duration_ms: u64) -> io::Result<Counts> {
-        let doc = Document::new(std::mem::take(&mut self.kept));
-        let saved = self.save_results(&doc);
-        let written = self.write_end(&doc, skipped, duration_ms);
+        let mut spool = self.spool.take().unwrap_or_else(Spool::in_memory);
+        let saved = self.save_results(&mut spool);
+        let written = self.write_end(&mut spool, skipped, duration_ms);
         if let (Err(err), Err(_)) = (&saved, &written) {
             eprintln!("cove: warning: {err}");
         }
@@ -383,7 +417,7 @@ impl<W: Write> Sink<W> {
 
     /// `results.json`, written to a new file that replaces the old one (and never through a
     /// link planted at its name).
-    fn save_results(&mut self, doc: &Document) -> io::Result<()> {
+    fn save_results(&mut self, spool: &mut Spool) -> io::Result<()> {
         let Some(dir) = &self.dir else { return Ok(()) };
         if self.spool_failed {
             return Ok(());
@@ -391,15 +425,11 @@ impl<W: Write> Sink<W> {
         let dir = dir.as_ref().map_err(|problem| {
             io::Error::other(format!("could not write results.json: {problem}"))
         })?;
-        let spool = self.spool.take();
         let path = dir.path().join("results.json");
+        let keys = Outcome::ALL.map(Outcome::list_key);
         let was_link = dir
-            .replace("results.json", |file| match spool {
-                Some(spool) => {
-                    let keys = Outcome::ALL.map(Outcome::list_key);
-                    spool.write_document(&keys, file)
-                }
-                None => write_json(file, doc, true),
+            .replace("results.json", |file| {
+                spool.write_document(&keys, true, file)
             })
             .map_err(|e| io::Error::new(e.kind(), format!("`{}`: {e}", path.display())))?;
         if was_link {
@@ -412,9 +442,12 @@ impl<W: Write> Sink<W> {
     }
 
     /// The end of stdout: the document, or the summary line.
-    fn write_end(&mut self, doc: &Document, skipped: u64, duration_ms: u64) -> io::Result<()> {
+    fn write_end(&mut self, spool: &mut Spool, skipped: u64, duration_ms: u64) -> io::Result<()> {
         match self.format {
-            Format::Json => write_json(&mut self.out, doc, self.pretty),
+            Format::Json => {
+                let keys = Outcome::ALL.map(Outcome::list_key);
+                spool.write_document(&keys, self.pretty, &mut self.out)
+            }
             // Each target was written as it finished; the summary is stderr's.
             Format::Text => self.out.flush(),
             Format::Jsonl => {
@@ -431,6 +464,14 @@ impl<W: Write> Sink<W> {
             }
         }
     }
+}
+
+/// Says once that the json document's spool could not be created in `place`.
+fn spool_in_memory(place: &Path, err: &io::Error) {
+    eprintln!(
+        "cove: warning: could not create a temporary file in `{}` for the records ({err}); keeping them in memory",
+        place.display()
+    );
 }
 
 /// Whether records must carry their raw output ([`Record::raw_output`]) to the sink: the text
@@ -535,7 +576,7 @@ mod tests {
     fn jsonl_writes_each_record_with_its_outcome_and_keeps_nothing() {
         let mut sink = Sink::new(Vec::new(), Format::Jsonl, false, None);
         sink.record(record("1", "r", Outcome::Exception)).unwrap();
-        assert!(sink.kept.is_empty());
+        assert!(sink.spool.is_none());
         let first: serde_json::Value =
             serde_json::from_slice(sink.out.split(|b| *b == b'\n').next().unwrap()).unwrap();
         assert_eq!(first["Outcome"], "Exception");
@@ -568,7 +609,7 @@ mod tests {
         let mut failed = record("222222222222", "eu-west-1", Outcome::FailedAssumeRole);
         failed.exception_details = Some("could not assume".into());
         sink.record(failed).unwrap();
-        assert!(sink.kept.is_empty());
+        assert!(sink.spool.is_none());
         sink.finish(0, 1).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),

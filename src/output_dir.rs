@@ -312,6 +312,17 @@ fn explain<P: ?Sized + nix::NixPath>(
     io::Error::new(io::ErrorKind::InvalidInput, format!("`{place}` {problem}"))
 }
 
+/// A private file (0600) with no name in the directory `path` (the system's temporary
+/// directory, for the json document's spool when there is no output directory): created with a
+/// fresh random name (`O_CREAT | O_EXCL | O_NOFOLLOW`) and unlinked at once, so it vanishes when
+/// closed, however cove ends.
+pub fn unlinked_file_in(path: &Path) -> io::Result<File> {
+    let fd = nix::fcntl::open(path, dir_flags(), Mode::empty())?;
+    let (name, file) = temp_file(&fd, OFlag::O_RDWR)?;
+    unlinkat(&fd, name.as_str(), UnlinkatFlags::NoRemoveDir)?;
+    Ok(file)
+}
+
 /// Creates a new, randomly named file (0600, exactly) in `dir`, never through a link and
 /// never one that already exists.
 fn temp_file(dir: &OwnedFd, access: OFlag) -> io::Result<(String, File)> {

@@ -1,26 +1,43 @@
-//! `results.json` for a run that streams its records (jsonl with `--output-dir`), written
-//! without holding the run in memory: each record goes to an unlinked temporary file in the
-//! output directory as it finishes, and only a small index (list, `Id`, `Region`, where the
-//! record is) stays in memory. At the end the index is sorted and the document is copied out
-//! of the spool in the contract's order.
+//! The run's records kept on disk rather than in memory, for the json document on stdout and
+//! for `results.json`: each record goes to an unlinked temporary file as it finishes, and only
+//! a small index (list, `Id`, `Region`, where the record is) stays in memory. At the end the
+//! index is sorted and the document is copied out of the spool in the contract's order, laid
+//! out pretty or compact exactly as `serde_json` lays out the document built in memory.
+//!
+//! A spool that cannot be written (a full disk, a temporary directory that refuses files) loses
+//! nothing when it is asked to keep: what could not be spooled stays in memory instead.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::Path;
 
-use crate::output_dir::OutputDir;
+use crate::output_dir::{self, OutputDir};
 
-/// Where one record lies in the spool.
+/// What a spool is written to: an unlinked file, or in tests a writer that fails on purpose.
+pub trait Backing: Read + Write + Seek + Send {}
+impl<T: Read + Write + Seek + Send> Backing for T {}
+
+/// Where one record lies.
+enum Place {
+    /// In the spool file.
+    File { offset: u64, len: u64 },
+    /// In memory, because the spool could not be written.
+    Memory(Vec<u8>),
+}
+
+/// One record of the index.
 struct Entry {
     /// The index of its list in the document.
     list: usize,
     id: String,
     region: String,
-    offset: u64,
-    len: u64,
+    place: Place,
 }
 
 pub struct Spool {
-    file: BufWriter<File>,
+    /// `None` when no file could be created.
+    file: Option<Box<dyn Backing>>,
+    /// False once a write failed: what stands in the file is read back, nothing more is added.
+    writable: bool,
     index: Vec<Entry>,
     len: u64,
 }
@@ -28,15 +45,42 @@ pub struct Spool {
 impl Spool {
     /// An unlinked spool file in `dir`: it vanishes with cove, however cove ends.
     pub fn create(dir: &OutputDir) -> io::Result<Spool> {
-        Ok(Spool {
-            file: BufWriter::new(dir.unlinked_file()?),
+        Ok(Spool::on(dir.unlinked_file()?))
+    }
+
+    /// An unlinked spool file in the directory `dir` (the system's temporary directory when
+    /// there is no output directory), created 0600.
+    pub fn create_in(dir: &Path) -> io::Result<Spool> {
+        Ok(Spool::on(output_dir::unlinked_file_in(dir)?))
+    }
+
+    /// A spool written to `file`.
+    pub fn on(file: impl Backing + 'static) -> Spool {
+        Spool {
+            file: Some(Box::new(file)),
+            writable: true,
             index: Vec::new(),
             len: 0,
-        })
+        }
+    }
+
+    /// A spool with no file: everything it keeps stays in memory.
+    pub fn in_memory() -> Spool {
+        Spool {
+            file: None,
+            writable: false,
+            index: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// Whether records still go to a file (not to memory).
+    pub fn on_disk(&self) -> bool {
+        self.file.is_some() && self.writable
     }
 
     /// Appends one record of list `list` (an index into the keys given to
-    /// [`Spool::write_document`]), pretty-printed as it will stand in the document.
+    /// [`Spool::write_document`]). An error means the record is not kept.
     pub fn push(
         &mut self,
         list: usize,
@@ -44,57 +88,203 @@ impl Spool {
         region: &str,
         record: &impl serde::Serialize,
     ) -> io::Result<()> {
-        let mut text = Vec::new();
-        serde_json::to_writer_pretty(&mut text, record)?;
-        self.file.write_all(&text)?;
+        let text = pretty(record)?;
+        let file = match &mut self.file {
+            Some(file) if self.writable => file,
+            _ => return Err(io::Error::other("the spool could not be written before")),
+        };
+        let written = file.write_all(&text);
+        // Part of the text may stand in the file after a failure: nothing more goes there.
+        self.writable = written.is_ok();
+        written?;
+        self.index_entry(list, id, region, text.len());
+        Ok(())
+    }
+
+    /// Appends one record as [`Spool::push`] does, but never loses it: what cannot be written
+    /// to the file is kept in memory (and so is every record after it). Returns the error the
+    /// first time the file fails, for the caller to say so once.
+    pub fn keep(
+        &mut self,
+        list: usize,
+        id: &str,
+        region: &str,
+        record: &impl serde::Serialize,
+    ) -> io::Result<()> {
+        let text = pretty(record)?;
+        let failed = match &mut self.file {
+            Some(file) if self.writable => match file.write_all(&text) {
+                Ok(()) => {
+                    self.index_entry(list, id, region, text.len());
+                    return Ok(());
+                }
+                Err(err) => Some(err),
+            },
+            _ => None,
+        };
+        self.writable = false;
         self.index.push(Entry {
             list,
             id: id.to_owned(),
             region: region.to_owned(),
-            offset: self.len,
-            len: text.len() as u64,
+            place: Place::Memory(text),
         });
-        self.len += text.len() as u64;
-        Ok(())
+        failed.map_or(Ok(()), Err)
+    }
+
+    fn index_entry(&mut self, list: usize, id: &str, region: &str, len: usize) {
+        self.index.push(Entry {
+            list,
+            id: id.to_owned(),
+            region: region.to_owned(),
+            place: Place::File {
+                offset: self.len,
+                len: len as u64,
+            },
+        });
+        self.len += len as u64;
     }
 
     /// Writes the whole document to `out`: an object with one list per key, each ordered by
-    /// `Id` then `Region`, laid out as `serde_json`'s pretty printer lays it out.
-    pub fn write_document(self, lists: &[&str], out: &mut impl Write) -> io::Result<()> {
-        let Spool {
-            file, mut index, ..
-        } = self;
-        let mut file = file.into_inner().map_err(|e| e.into_error())?;
-        index.sort_by(|a, b| (&a.id, &a.region).cmp(&(&b.id, &b.region)));
+    /// `Id` then `Region`, laid out as `serde_json`'s pretty printer lays it out, or on one
+    /// line as its compact printer does. It can be written more than once.
+    pub fn write_document(
+        &mut self,
+        lists: &[&str],
+        pretty: bool,
+        out: &mut impl Write,
+    ) -> io::Result<()> {
+        // Stable, as the in-memory document's sort: equal keys keep the order they came in.
+        self.index
+            .sort_by(|a, b| (&a.id, &a.region).cmp(&(&b.id, &b.region)));
+        let layout = if pretty {
+            Layout::Pretty
+        } else {
+            Layout::Compact
+        };
         out.write_all(b"{")?;
-        for (n, key) in lists.iter().enumerate() {
-            let separator = if n == 0 { "" } else { "," };
-            write!(out, "{separator}\n  \"{key}\": [")?;
-            let mut first = true;
-            for entry in index.iter().filter(|e| e.list == n) {
-                out.write_all(if first { b"\n    " } else { b",\n    " })?;
-                first = false;
-                copy_indented(&mut file, entry, out)?;
+        for (list, key) in lists.iter().enumerate() {
+            let separator = if list == 0 { "" } else { "," };
+            match layout {
+                Layout::Pretty => write!(out, "{separator}\n  \"{key}\": [")?,
+                Layout::Compact => write!(out, "{separator}\"{key}\":[")?,
             }
-            out.write_all(if first { b"]" } else { b"\n  ]" })?;
+            let mut first = true;
+            let members: Vec<usize> = (0..self.index.len())
+                .filter(|&i| self.index[i].list == list)
+                .collect();
+            for i in members {
+                out.write_all(match (layout, first) {
+                    (Layout::Pretty, true) => b"\n    ",
+                    (Layout::Pretty, false) => b",\n    ",
+                    (Layout::Compact, true) => b"",
+                    (Layout::Compact, false) => b",",
+                })?;
+                first = false;
+                self.copy(i, layout, out)?;
+            }
+            out.write_all(match (layout, first) {
+                (Layout::Pretty, false) => b"\n  ]",
+                _ => b"]",
+            })?;
         }
-        out.write_all(b"\n}\n")?;
+        out.write_all(if pretty { b"\n}\n" } else { b"}\n" })?;
         out.flush()
+    }
+
+    /// Copies record `n` of the index to `out` in `layout`, a piece at a time.
+    fn copy(&mut self, n: usize, layout: Layout, out: &mut impl Write) -> io::Result<()> {
+        let mut relayout = Relayout::new(layout);
+        match &self.index[n].place {
+            Place::Memory(text) => relayout.write(text, out),
+            Place::File { offset, len } => {
+                let (offset, len) = (*offset, *len);
+                let file = self.file.as_mut().ok_or_else(|| {
+                    io::Error::other("the spool file failed after a record was written to it")
+                })?;
+                file.seek(SeekFrom::Start(offset))?;
+                let mut piece = (&mut *file).take(len);
+                let mut buf = vec![0; 64 * 1024];
+                let mut left = len;
+                while left > 0 {
+                    let read = piece.read(&mut buf)?;
+                    if read == 0 {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                    relayout.write(&buf[..read], out)?;
+                    left -= read as u64;
+                }
+                // Further records are appended after the last one.
+                file.seek(SeekFrom::Start(self.len))?;
+                Ok(())
+            }
+        }
     }
 }
 
-/// Copies one record out of the spool, indented to its place in the document.
-fn copy_indented(file: &mut File, entry: &Entry, out: &mut impl Write) -> io::Result<()> {
-    let mut text = vec![0; entry.len as usize];
-    file.seek(SeekFrom::Start(entry.offset))?;
-    file.read_exact(&mut text)?;
-    for (i, line) in text.split(|b| *b == b'\n').enumerate() {
-        if i > 0 {
-            out.write_all(b"\n    ")?;
+/// A record as it stands in the spool: `serde_json`'s pretty layout, on its own.
+fn pretty(record: &impl serde::Serialize) -> io::Result<Vec<u8>> {
+    let mut text = Vec::new();
+    serde_json::to_writer_pretty(&mut text, record)?;
+    Ok(text)
+}
+
+/// How the document is laid out.
+#[derive(Clone, Copy)]
+enum Layout {
+    /// As `serde_json::to_writer_pretty` writes the document: a record's lines indented by
+    /// four more spaces.
+    Pretty,
+    /// As `serde_json::to_writer` writes it: every space and newline outside strings taken
+    /// out (the pretty printer writes no other whitespace, and none unescaped in strings but
+    /// the space).
+    Compact,
+}
+
+/// Turns a pretty record into its layout in the document, one piece at a time, remembering
+/// across pieces whether it is inside a string.
+struct Relayout {
+    layout: Layout,
+    in_string: bool,
+    escaped: bool,
+    buf: Vec<u8>,
+}
+
+impl Relayout {
+    fn new(layout: Layout) -> Self {
+        Relayout {
+            layout,
+            in_string: false,
+            escaped: false,
+            buf: Vec::new(),
         }
-        out.write_all(line)?;
     }
-    Ok(())
+
+    fn write(&mut self, piece: &[u8], out: &mut impl Write) -> io::Result<()> {
+        self.buf.clear();
+        for &b in piece {
+            match self.layout {
+                Layout::Pretty if b == b'\n' => self.buf.extend_from_slice(b"\n    "),
+                Layout::Pretty => self.buf.push(b),
+                Layout::Compact => {
+                    if self.in_string {
+                        match (self.escaped, b) {
+                            (true, _) => self.escaped = false,
+                            (false, b'\\') => self.escaped = true,
+                            (false, b'"') => self.in_string = false,
+                            _ => {}
+                        }
+                    } else if b == b'"' {
+                        self.in_string = true;
+                    } else if b == b' ' || b == b'\n' {
+                        continue;
+                    }
+                    self.buf.push(b);
+                }
+            }
+        }
+        out.write_all(&self.buf)
+    }
 }
 
 #[cfg(test)]
@@ -121,28 +311,53 @@ mod tests {
         }
     }
 
+    /// Records out of order, in every list, with what a layout could get wrong: spaces,
+    /// quotes, backslashes and newlines in strings, empty arrays and objects, big numbers.
+    fn records() -> Vec<Record> {
+        let mut odd = record("222222222222", "us-east-1", Outcome::Result);
+        odd.result = Some(serde_json::json!({
+            "a b": "c \" d \\ e\n f  ",
+            "empty": [], "none": {}, "n": serde_json::from_str::<serde_json::Value>("12345678901234567890.50").unwrap(),
+            "list": [" ", "\\", {"k": [[], {}]}]
+        }));
+        odd.stderr = Some("  two  spaces \\\"".into());
+        vec![
+            record("333333333333", "us-east-1", Outcome::Result),
+            record("111111111111", "eu-west-1", Outcome::Exception),
+            odd,
+            record("111111111111", "us-east-1", Outcome::Result),
+            record("111111111111", "ap-south-1", Outcome::Result),
+            record("111111111111", "ap-south-1", Outcome::FailedAssumeRole),
+        ]
+    }
+
+    fn in_memory(records: &[Record], pretty: bool) -> String {
+        let mut out = Vec::new();
+        write_json(&mut out, &Document::new(records.to_vec()), pretty).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn document(spool: &mut Spool, pretty: bool) -> String {
+        let mut out = Vec::new();
+        spool.write_document(&keys(), pretty, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn the_spooled_document_equals_the_document_built_in_memory() {
         let dir = tempfile::tempdir().unwrap();
-        let records = vec![
-            record("333333333333", "us-east-1", Outcome::Result),
-            record("111111111111", "eu-west-1", Outcome::Exception),
-            record("111111111111", "us-east-1", Outcome::Result),
-            record("111111111111", "ap-south-1", Outcome::Result),
-        ];
+        let records = records();
         let mut spool = Spool::create(&OutputDir::open(dir.path()).unwrap()).unwrap();
         for r in &records {
             push(&mut spool, r);
         }
-        let mut spooled = Vec::new();
-        spool.write_document(&keys(), &mut spooled).unwrap();
-        let mut in_memory = Vec::new();
-        write_json(&mut in_memory, &Document::new(records), true).unwrap();
-        assert_eq!(
-            String::from_utf8(spooled).unwrap(),
-            String::from_utf8(in_memory).unwrap(),
-            "byte for byte what the in-memory document gives"
-        );
+        for pretty in [true, false, true] {
+            assert_eq!(
+                document(&mut spool, pretty),
+                in_memory(&records, pretty),
+                "byte for byte what the in-memory document gives (pretty: {pretty})"
+            );
+        }
         assert_eq!(
             std::fs::read_dir(dir.path()).unwrap().count(),
             0,
@@ -151,12 +366,128 @@ mod tests {
     }
 
     #[test]
+    fn a_spool_in_a_plain_directory_is_unlinked_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::create_in(dir.path()).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let file = crate::output_dir::unlinked_file_in(dir.path()).unwrap();
+        assert_eq!(
+            file.metadata().unwrap().permissions().mode() & 0o7777,
+            0o600
+        );
+        let records = records();
+        for r in &records {
+            push(&mut spool, r);
+        }
+        assert_eq!(document(&mut spool, false), in_memory(&records, false));
+    }
+
+    /// A spool file that takes `room` bytes, then fails as a full disk does.
+    struct FullDisk {
+        file: io::Cursor<Vec<u8>>,
+        room: usize,
+    }
+
+    impl Write for FullDisk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::ErrorKind::StorageFull.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            self.file.write(&buf[..n])
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Read for FullDisk {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.file.read(buf)
+        }
+    }
+
+    impl Seek for FullDisk {
+        fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+            self.file.seek(pos)
+        }
+    }
+
+    fn full_disk(room: usize) -> Spool {
+        Spool::on(FullDisk {
+            file: io::Cursor::new(Vec::new()),
+            room,
+        })
+    }
+
+    #[test]
+    fn a_spool_that_cannot_be_written_keeps_every_record_in_memory_and_says_so_once() {
+        let records = records();
+        // No room at all, room for part of the first record, room for two and a half.
+        let first = pretty(&records[0]).unwrap().len();
+        for room in [0, first / 2, first * 5 / 2] {
+            let mut spool = full_disk(room);
+            let failures = records
+                .iter()
+                .filter(|r| {
+                    let list = Outcome::ALL.iter().position(|o| *o == r.outcome).unwrap();
+                    spool.keep(list, &r.id, &r.region, *r).is_err()
+                })
+                .count();
+            assert_eq!(failures, 1, "the failure is reported once (room {room})");
+            for pretty in [true, false] {
+                assert_eq!(
+                    document(&mut spool, pretty),
+                    in_memory(&records, pretty),
+                    "every record is reported (room {room})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_json_run_whose_spool_cannot_be_written_still_reports_every_target() {
+        use crate::output::{Format, Sink};
+        let records = records();
+        for pretty in [true, false] {
+            let mut out = Vec::new();
+            let mut sink =
+                Sink::new(&mut out, Format::Json, pretty, None).with_spool(full_disk(700));
+            for r in &records {
+                sink.record(r.clone()).unwrap();
+            }
+            assert!(!sink.spooling(), "the spool failed");
+            let counts = sink.finish(0, 1).unwrap();
+            assert_eq!(counts.total(), records.len() as u64);
+            assert_eq!(String::from_utf8(out).unwrap(), in_memory(&records, pretty));
+        }
+    }
+
+    #[test]
+    fn a_json_run_writes_its_document_from_a_spool() {
+        use crate::output::{Format, Sink};
+        let records = records();
+        for pretty in [true, false] {
+            let mut out = Vec::new();
+            let mut sink = Sink::new(&mut out, Format::Json, pretty, None);
+            for r in &records {
+                sink.record(r.clone()).unwrap();
+            }
+            assert!(sink.spooling(), "the records are in a file, not in memory");
+            sink.finish(0, 1).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), in_memory(&records, pretty));
+        }
+    }
+
+    #[test]
     fn an_empty_spool_is_an_empty_document() {
         let dir = tempfile::tempdir().unwrap();
         let mut out = Vec::new();
         Spool::create(&OutputDir::open(dir.path()).unwrap())
             .unwrap()
-            .write_document(&keys(), &mut out)
+            .write_document(&keys(), true, &mut out)
             .unwrap();
         let mut expected = Vec::new();
         write_json(&mut expected, &Document::new(vec![]), true).unwrap();
