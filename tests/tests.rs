@@ -44,6 +44,8 @@ mod roles;
 mod running;
 #[path = "e2e/scale_out.rs"]
 mod scale_out;
+#[path = "e2e/spool.rs"]
+mod spool;
 #[path = "e2e/sso.rs"]
 mod sso;
 #[path = "e2e/streaming.rs"]
