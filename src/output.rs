@@ -240,8 +240,9 @@ struct Summary {
     duration_ms: u64,
 }
 
-/// Writes the data: stdout in the chosen format, and the `--output-dir` files. In jsonl mode it
-/// holds nothing after a line is written (`results.json` then comes from a [`Spool`]). It runs on the
+/// Writes the data: stdout in the chosen format, and the `--output-dir` files. It holds no
+/// record after it is written: the json document and `results.json` come from a [`Spool`]
+/// (in memory only what the spool could not take). It runs on the
 /// [`crate::writer`] thread, so a slow reader never holds up the scheduler.
 pub struct Sink<W: Write> {
     out: W,
