@@ -362,11 +362,14 @@ impl<W: Write> Sink<W> {
     /// system's temporary directory. What cannot be spooled stays in memory: every target is
     /// still reported, and stderr says so once.
     fn keep_record(&mut self, record: &Record) {
+        let place = match &self.dir {
+            Some(Ok(dir)) => dir.path().to_owned(),
+            _ => std::env::temp_dir(),
+        };
         let spool = self.spool.get_or_insert_with(|| {
-            let temp = std::env::temp_dir();
-            let (created, place) = match &self.dir {
-                Some(Ok(dir)) => (Spool::create(dir), dir.path().to_owned()),
-                _ => (Spool::create_in(&temp), temp),
+            let created = match &self.dir {
+                Some(Ok(dir)) => Spool::create(dir),
+                _ => Spool::create_in(&place),
             };
             created.unwrap_or_else(|err| {
                 spool_in_memory(&place, &err);
@@ -376,7 +379,8 @@ impl<W: Write> Sink<W> {
         let list = record.outcome.index();
         if let Err(err) = spool.keep(list, &record.id, &record.region, record) {
             eprintln!(
-                "cove: warning: could not write the records to a temporary file ({err}); keeping the rest of them in memory"
+                "cove: warning: could not write the records to a temporary file in `{}` ({err}); keeping the rest of them in memory",
+                place.display()
             );
         }
     }
