@@ -481,6 +481,50 @@ mod tests {
         }
     }
 
+    /// The spool is read back 64 KiB at a time: an escaped quote split across that edge (the
+    /// backslash the last byte of one piece, the quote the first of the next) is still inside
+    /// its string, and the spaces after it stay.
+    #[test]
+    fn a_record_read_in_pieces_keeps_its_strings_whole() {
+        const PIECE: usize = 64 * 1024;
+        let mut records = vec![record("111111111111", "eu-west-1", Outcome::Result)];
+        // Escaped as `\"  \\ ` then spaces: each of its bytes in turn ends the first piece.
+        let tail = "\"  \\ ";
+        let escaped = br#"\"  \\ "#;
+        for (k, &edge) in escaped.iter().enumerate() {
+            let mut r = record("222222222222", &format!("us-east-{k}"), Outcome::Result);
+            r.stderr = Some("MARK".into());
+            let at = pretty(&r)
+                .unwrap()
+                .windows(4)
+                .position(|w| w == b"MARK")
+                .unwrap();
+            r.stderr = Some(format!(
+                "{}{tail}{}",
+                "x".repeat(PIECE - 1 - at - k),
+                " ".repeat(8)
+            ));
+            assert_eq!(
+                pretty(&r).unwrap()[PIECE - 1],
+                edge,
+                "byte {k} ends the piece"
+            );
+            records.push(r);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::create_in(dir.path()).unwrap();
+        for r in &records {
+            push(&mut spool, r);
+        }
+        for pretty in [true, false] {
+            assert_eq!(
+                document(&mut spool, pretty),
+                in_memory(&records, pretty),
+                "pretty: {pretty}"
+            );
+        }
+    }
+
     #[test]
     fn an_empty_spool_is_an_empty_document() {
         let dir = tempfile::tempdir().unwrap();
