@@ -364,7 +364,7 @@ impl<W: Write> Sink<W> {
     fn keep_record(&mut self, record: &Record) {
         let place = match &self.dir {
             Some(Ok(dir)) => dir.path().to_owned(),
-            _ => std::env::temp_dir(),
+            _ => temp_dir(),
         };
         let spool = self.spool.get_or_insert_with(|| {
             let created = match &self.dir {
@@ -526,6 +526,15 @@ fn write_target_files(
 }
 
 /// A plain record for tests: every key set, the command run and exited 0.
+/// The system's temporary directory; an empty `TMPDIR` counts as unset (`/tmp`), as it does
+/// for the C library and Python.
+fn temp_dir() -> std::path::PathBuf {
+    match std::env::var_os("TMPDIR") {
+        Some(dir) if dir.is_empty() => std::path::PathBuf::from("/tmp"),
+        _ => std::env::temp_dir(),
+    }
+}
+
 #[cfg(test)]
 pub fn sample_record(id: &str, region: &str, outcome: Outcome) -> Record {
     Record {

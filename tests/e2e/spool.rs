@@ -54,6 +54,15 @@ fn a_json_run_leaves_nothing_in_the_temporary_directory() {
 }
 
 #[test]
+fn an_empty_tmpdir_counts_as_unset() {
+    let g = Ground::start(&[]);
+    let run = json_run(&g, Path::new(""), &[]);
+    run.expect_code(0);
+    expect_every_target(&g, &run);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+}
+
+#[test]
 fn stdout_and_results_json_are_the_same_document_compact_and_pretty() {
     let g = Ground::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
