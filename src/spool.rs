@@ -163,6 +163,7 @@ impl Spool {
             Layout::Compact
         };
         out.write_all(b"{")?;
+        let mut buf = vec![0; 64 * 1024];
         for (list, key) in lists.iter().enumerate() {
             let separator = if list == 0 { "" } else { "," };
             match layout {
@@ -181,7 +182,7 @@ impl Spool {
                     (Layout::Compact, false) => b",",
                 })?;
                 first = false;
-                self.copy(i, layout, out)?;
+                self.copy(i, layout, &mut buf, out)?;
             }
             out.write_all(match (layout, first) {
                 (Layout::Pretty, false) => b"\n  ]",
@@ -189,11 +190,21 @@ impl Spool {
             })?;
         }
         out.write_all(if pretty { b"\n}\n" } else { b"}\n" })?;
+        // Further records are appended after the last one.
+        if let Some(file) = self.file.as_mut() {
+            file.seek(SeekFrom::Start(self.len))?;
+        }
         out.flush()
     }
 
     /// Copies record `n` of the index to `out` in `layout`, a piece at a time.
-    fn copy(&mut self, n: usize, layout: Layout, out: &mut impl Write) -> io::Result<()> {
+    fn copy(
+        &mut self,
+        n: usize,
+        layout: Layout,
+        buf: &mut [u8],
+        out: &mut impl Write,
+    ) -> io::Result<()> {
         let mut relayout = Relayout::new(layout);
         match &self.index[n].place {
             Place::Memory(text) => relayout.write(text, out),
@@ -204,18 +215,15 @@ impl Spool {
                 })?;
                 file.seek(SeekFrom::Start(offset))?;
                 let mut piece = (&mut *file).take(len);
-                let mut buf = vec![0; 64 * 1024];
                 let mut left = len;
                 while left > 0 {
-                    let read = piece.read(&mut buf)?;
+                    let read = piece.read(buf)?;
                     if read == 0 {
                         return Err(io::ErrorKind::UnexpectedEof.into());
                     }
                     relayout.write(&buf[..read], out)?;
                     left -= read as u64;
                 }
-                // Further records are appended after the last one.
-                file.seek(SeekFrom::Start(self.len))?;
                 Ok(())
             }
         }
