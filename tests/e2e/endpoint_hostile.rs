@@ -456,20 +456,8 @@ fn a_boto3_child_in_the_last_fifteen_minutes_asks_the_endpoint_at_most_twice() {
     // The first credentials of the role expire in 14 minutes, as if they had aged: botocore
     // would ask its endpoint again on every call with them (it refreshes at 15 minutes left).
     let g = Ground::start(&["--first-assume-expiry-seconds", "840"]);
-    let python = venv().join("bin/python");
-    let run = Run::of(
-        g.cove()
-            .env("COVE_LOG", "cove::endpoint=debug")
-            .args([
-                "--child-credentials",
-                "endpoint",
-                "-t",
-                &g.account("root-a"),
-                "--",
-            ])
-            .arg(&python)
-            .args(["-c", BOTO3_FIFTY_CALLS]),
-    );
+    let run =
+        Run::of(python_in_root_a(&g, BOTO3_FIFTY_CALLS).env("COVE_LOG", "cove::endpoint=debug"));
     run.expect_code(0);
     let result = &run.list("Results")[0]["Result"];
     assert_eq!(
@@ -490,6 +478,21 @@ fn a_boto3_child_in_the_last_fifteen_minutes_asks_the_endpoint_at_most_twice() {
     assert_eq!(issued.len(), 2, "renewed once: {issued:?}");
 }
 
+/// cove running a Python `script` in root-a, with its credentials from the endpoint.
+fn python_in_root_a(g: &Ground, script: &str) -> Command {
+    let mut cmd = g.cove();
+    cmd.args([
+        "--child-credentials",
+        "endpoint",
+        "-t",
+        &g.account("root-a"),
+        "--",
+    ])
+    .arg(venv().join("bin/python"))
+    .args(["-c", script]);
+    cmd
+}
+
 /// Fetches the credentials 20 times, as a busy child would, and prints every answer.
 const FETCH_TWENTY: &str = r#"
 import json, os, urllib.request
@@ -504,19 +507,7 @@ print(json.dumps([fetch() for _ in range(20)]))
 fn many_requests_in_one_lifetime_make_one_assume_role_and_expiration_is_the_issued_expiry() {
     // 2,000 seconds: more than the 15 minutes cove keeps, and no default anyone would guess.
     let g = Ground::start(&["--assume-expiry-seconds", "2000"]);
-    let python = venv().join("bin/python");
-    let run = Run::of(
-        g.cove()
-            .args([
-                "--child-credentials",
-                "endpoint",
-                "-t",
-                &g.account("root-a"),
-                "--",
-            ])
-            .arg(&python)
-            .args(["-c", FETCH_TWENTY]),
-    );
+    let run = Run::of(&mut python_in_root_a(&g, FETCH_TWENTY));
     run.expect_code(0);
     let fetched = run.list("Results")[0]["Result"].clone();
     let fetched = fetched.as_array().unwrap();
