@@ -363,6 +363,11 @@ pub enum Subcommand {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Compare two runs (json or jsonl outputs, merged outputs, --output-dir directories; `-`
+    /// is standard input), pairing targets by Id and Region: what was added, removed and
+    /// changed (outcome, exit code, result: each changed JSON path, or a unified diff of text).
+    /// Exit 0 when they are the same, 1 when they differ, 2 on an error.
+    Diff(crate::diff::DiffArgs),
 }
 
 /// Where the values of a parsed command line came from: which options were typed on the command

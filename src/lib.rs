@@ -13,6 +13,7 @@ pub mod ci_summary;
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod diff;
 pub mod dry_run;
 pub mod endpoint;
 pub mod env_check;
@@ -53,6 +54,9 @@ use crate::exit_code::Exit;
 /// Runs cove for a parsed command line. Errors mean nothing ran (exit code 2).
 pub fn run(mut cli: Cli) -> anyhow::Result<Exit> {
     logging::init(cli.verbose)?;
+    if let Some(cli::Subcommand::Diff(args)) = &cli.subcommand {
+        return diff::run(args);
+    }
     if let Some(cli::Subcommand::Merge { files }) = cli.subcommand.take() {
         let stdout = std::io::stdout();
         let pretty = stdout.is_terminal();
