@@ -651,7 +651,9 @@ fn write_change(
         }
     } else if let Some(diff) = entry["Diff"].as_array() {
         for line in diff.iter().filter_map(Value::as_str) {
-            let text = format!("    {}", terminal(line));
+            // A tab is harmless on a terminal, and common in the AWS CLI's text output.
+            let escaped: Vec<_> = line.split('\t').map(terminal).collect();
+            let text = format!("    {}", escaped.join("\t"));
             let text = match line.as_bytes().first() {
                 Some(b'-') => paint(RED, &text),
                 Some(b'+') => paint(GREEN, &text),
