@@ -71,6 +71,7 @@ Register-ArgumentCompleter -Native -CommandName 'cove' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Merge json or jsonl outputs of sharded runs into one json document, sorted like a single run, and exit with the code that run would have given. Two files holding the same account × region are an error')
+            [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Compare two runs (json or jsonl outputs, merged outputs, --output-dir directories; `-` is standard input), pairing targets by Id and Region: what was added, removed and changed (outcome, exit code, result: each changed JSON path, or a unified diff of text). Exit 0 when they are the same, 1 when they differ, 2 on an error')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -79,12 +80,24 @@ Register-ArgumentCompleter -Native -CommandName 'cove' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'cove;diff' {
+            [CompletionResult]::new('--ignore-path', '--ignore-path', [CompletionResultType]::ParameterName, 'Leave a JSON path of the results out of the comparison (repeatable), for example `.ResponseMetadata`; `[]` matches any index (`.Reservations[].Instances`), and keys that are not identifiers are quoted (`."a b"`)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'json: one document (pretty on a terminal, one line otherwise); text: a summary for people, in color on a terminal')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'json: one document (pretty on a terminal, one line otherwise); text: a summary for people, in color on a terminal')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'cove;help' {
             [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Merge json or jsonl outputs of sharded runs into one json document, sorted like a single run, and exit with the code that run would have given. Two files holding the same account × region are an error')
+            [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Compare two runs (json or jsonl outputs, merged outputs, --output-dir directories; `-` is standard input), pairing targets by Id and Region: what was added, removed and changed (outcome, exit code, result: each changed JSON path, or a unified diff of text). Exit 0 when they are the same, 1 when they differ, 2 on an error')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'cove;help;merge' {
+            break
+        }
+        'cove;help;diff' {
             break
         }
         'cove;help;help' {

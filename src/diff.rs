@@ -855,7 +855,7 @@ mod tests {
         )
         .unwrap();
         for run in [&compact, &jsonl] {
-            assert!(compare(doc.clone(), run.clone(), &[]).differs() == false);
+            assert!(!compare(doc.clone(), run.clone(), &[]).differs());
             assert_eq!(compare(doc.clone(), run.clone(), &[]).unchanged, 1);
         }
     }

@@ -261,7 +261,7 @@ fn text_results_as_a_unified_diff_and_the_text_summary(g: &Ground, runs: &Runs) 
             "{plain:?}"
         );
         let (_, pretty) = crate::support::under_pty(
-            &g,
+            g,
             &[],
             &args[..1]
                 .iter()

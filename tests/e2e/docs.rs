@@ -442,9 +442,12 @@ fn every_long_flag_of_cove_help_is_in_the_guide() {
     );
     let mut missing = missing_flags(&main, &guide);
     missing.extend(missing_flags(&merge, &guide));
+    let diff = help(&["diff", "--help"]);
+    assert!(help_flags(&diff).contains("--ignore-path"), "{diff}");
+    missing.extend(missing_flags(&diff, &guide));
     assert!(
         missing.is_empty(),
-        "flags of `cove --help` / `cove merge --help` that no page of docs/ names: {missing:?}"
+        "flags of `cove --help` / `cove merge --help` / `cove diff --help` that no page of docs/ names: {missing:?}"
     );
 }
 
