@@ -26,6 +26,7 @@ use crate::endpoint::{Endpoint, Grant};
 use crate::output::{Outcome, RawOutput, Record, result_value};
 use crate::plan::Target;
 use crate::process::{ChildEnd, Ended, Limits, OUTPUT_GRACE, ProcessGroups, run_child_then};
+use crate::rollout::{self, Gate};
 use crate::stop::{Stop, StopReason};
 use crate::template;
 
@@ -49,6 +50,8 @@ pub trait Observer {
     fn finished(&mut self, record: Record);
     /// Called about once a second with the targets still running and how long they have run.
     fn running(&mut self, _running: &mut dyn Iterator<Item = (&str, &str, Duration)>) {}
+    /// A line for people about the run as a whole (the canary phase ended, the run halted).
+    fn note(&mut self, _message: &str) {}
 }
 
 /// Collects every record; for tests and callers that want them all.
@@ -79,6 +82,8 @@ pub struct Shared<A> {
     pub groups: Arc<ProcessGroups>,
     /// The credential endpoint children ask, with `--child-credentials endpoint`.
     pub endpoint: Option<Arc<Endpoint>>,
+    /// `--canary` and `--max-failures`: what may start, and when the run halts.
+    pub rollout: Arc<Gate>,
 }
 
 impl<A> Clone for Shared<A> {
@@ -89,6 +94,7 @@ impl<A> Clone for Shared<A> {
             stop: self.stop.clone(),
             groups: self.groups.clone(),
             endpoint: self.endpoint.clone(),
+            rollout: self.rollout.clone(),
         }
     }
 }
@@ -102,6 +108,9 @@ pub async fn run_all<A: Aws>(
     source: mpsc::Receiver<Target>,
     observer: &mut dyn Observer,
 ) {
+    if let Some(note) = shared.rollout.opening() {
+        observer.note(&note);
+    }
     let mut scheduler = Scheduler::new(shared, source);
     while let Some(record) = scheduler.next_record(observer).await {
         scheduler.report(record, observer);
@@ -145,8 +154,9 @@ impl<A: Aws> Scheduler<A> {
         }
     }
 
+    /// Stopped, or halted (`--max-failures`, `--canary`): nothing new starts.
     fn stopped(&self) -> bool {
-        self.shared.stop.is_stopped()
+        self.shared.stop.starts_nothing().is_some()
     }
 
     /// Takes what the source has ready, up to the lookahead, without waiting.
@@ -163,6 +173,10 @@ impl<A: Aws> Scheduler<A> {
     /// Starts targets while workers are free.
     fn start_ready(&mut self) {
         while self.running.len() < self.shared.spec.workers && !self.stopped() {
+            // During the canary phase only the canaries start.
+            if self.upcoming.is_empty() || !self.shared.rollout.try_start() {
+                break;
+            }
             let Some((account, region)) = self.upcoming.pop_front() else {
                 break;
             };
@@ -179,6 +193,7 @@ impl<A: Aws> Scheduler<A> {
         while self.prefetching.len() < self.shared.spec.workers
             && self.considered < self.upcoming.len()
             && !self.stopped()
+            && self.shared.rollout.may_prefetch(self.considered as u64 + self.started())
         {
             let account = self.upcoming[self.considered].0.clone();
             self.considered += 1;
@@ -195,6 +210,10 @@ impl<A: Aws> Scheduler<A> {
                 creds.prefetch(&account.id).await;
             });
         }
+    }
+
+    fn started(&self) -> u64 {
+        self.shared.rollout.started_count()
     }
 
     fn done(&self) -> bool {
@@ -266,6 +285,9 @@ impl<A: Aws> Scheduler<A> {
         if self.shared.spec.fail_fast && record.outcome != Outcome::Result {
             stop.trigger(StopReason::FailFast);
         }
+        if !stop.is_stopped() {
+            gate(&self.shared, &record, observer);
+        }
         if !stop.output_gone() {
             observer.finished(record);
         }
@@ -274,7 +296,9 @@ impl<A: Aws> Scheduler<A> {
     /// Stopped early: everything that never started is reported as cancelled, including what
     /// the source still delivers (it is drained to the end).
     async fn drain_cancelled(&mut self, observer: &mut dyn Observer) {
-        let reason = self.shared.stop.reason().unwrap_or(StopReason::Interrupted);
+        let reason = (self.shared.stop)
+            .starts_nothing()
+            .unwrap_or(StopReason::Interrupted);
         loop {
             let target = match self.upcoming.pop_front() {
                 Some(target) => target,
@@ -290,6 +314,32 @@ impl<A: Aws> Scheduler<A> {
             let (account, region) = target;
             observer.finished(cancelled(&account, &region, &self.shared, reason));
         }
+    }
+}
+
+/// Tells the rollout gate about a finished target: the canary phase may end, or the run halt
+/// (nothing new starts; what runs finishes).
+fn gate<A>(shared: &Shared<A>, record: &Record, observer: &mut dyn Observer) {
+    if let Some(event) = shared.rollout.finished(record) {
+        if let rollout::Event::Halt { reason, .. } = event {
+            shared.stop.halt(reason);
+        }
+        observer.note(&event.message());
+    }
+}
+
+/// Reports records of targets that failed before the run (`--region all` discovery), counting
+/// them against `--max-failures`.
+pub fn report_early<A>(shared: &Shared<A>, records: Vec<Record>, observer: &mut dyn Observer) {
+    let failed = records.iter().filter(|r| r.outcome != Outcome::Result);
+    if let Some(event) = shared.rollout.failed_before(failed.count() as u64) {
+        if let rollout::Event::Halt { reason, .. } = event {
+            shared.stop.halt(reason);
+        }
+        observer.note(&event.message());
+    }
+    for record in records {
+        observer.finished(record);
     }
 }
 
@@ -393,7 +443,7 @@ async fn target_record<A: Aws>(
     };
     name_role(&mut r, &temp.role);
     r.assume_role_success = true;
-    if let Some(reason) = shared.stop.reason() {
+    if let Some(reason) = shared.stop.starts_nothing() {
         r.exception_details = Some(reason.detail().to_owned());
         return r;
     }
@@ -604,6 +654,7 @@ mod tests {
             stop: Arc::new(Stop::default()),
             groups: Arc::new(ProcessGroups::default()),
             endpoint: None,
+            rollout: Arc::default(),
         };
         let mut records = Vec::new();
         run_all(shared, feed(targets), &mut records).await;
