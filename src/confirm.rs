@@ -120,7 +120,11 @@ pub async fn ask(config: &Config, targets: &[Target], stop: &Stop) -> anyhow::Re
 pub fn question(config: &Config, targets: &[Target]) -> String {
     let accounts: BTreeSet<&str> = targets.iter().map(|(a, _)| a.id.as_str()).collect();
     let regions: BTreeSet<&str> = targets.iter().map(|(_, r)| r.as_str()).collect();
-    let (a, r, t) = (accounts.len() as u64, regions.len() as u64, targets.len() as u64);
+    let (a, r, t) = (
+        accounts.len() as u64,
+        regions.len() as u64,
+        targets.len() as u64,
+    );
     let plural = |n: u64, one: &str, many: &str| {
         format!("{} {}", thousands(n), if n == 1 { one } else { many })
     };
@@ -285,7 +289,10 @@ mod tests {
         let q = question(&c, &t);
         assert!(!q.contains('\x1b') && !q.contains('\x07') && !q.contains('\u{202e}'));
         assert_eq!(q.lines().count(), 2, "no line break from a name: {q}");
-        assert!(q.contains(r#"run `sh -c 'echo '\''a b'\''\u{1b}[2J'`"#), "{q}");
+        assert!(
+            q.contains(r#"run `sh -c 'echo '\''a b'\''\u{1b}[2J'`"#),
+            "{q}"
+        );
     }
 
     #[test]

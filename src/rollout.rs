@@ -182,7 +182,9 @@ impl Gate {
     /// The note at the start of a run with a canary.
     pub fn opening(&self) -> Option<String> {
         self.policy.canary.map(|n| {
-            format!("canary: the first {n} targets run first; the others wait until they all succeed")
+            format!(
+                "canary: the first {n} targets run first; the others wait until they all succeed"
+            )
         })
     }
 
@@ -280,8 +282,20 @@ mod tests {
         assert_eq!(parse_max_failures("12.25%"), Ok(Budget::Percent(1225)));
         assert_eq!(parse_max_failures("100%"), Ok(Budget::Percent(10_000)));
         for bad in [
-            "", "-1", "+3", "1.5", "x", "%", "101%", "100.01%", "1.%", ".5%", "0.125%", "5 %",
-            "99999999999999999999%", "1e3",
+            "",
+            "-1",
+            "+3",
+            "1.5",
+            "x",
+            "%",
+            "101%",
+            "100.01%",
+            "1.%",
+            ".5%",
+            "0.125%",
+            "5 %",
+            "99999999999999999999%",
+            "1e3",
         ] {
             let err = parse_max_failures(bad).unwrap_err();
             assert!(err.contains(&format!("`{bad}`")), "{err}");

@@ -193,7 +193,10 @@ impl<A: Aws> Scheduler<A> {
         while self.prefetching.len() < self.shared.spec.workers
             && self.considered < self.upcoming.len()
             && !self.stopped()
-            && self.shared.rollout.may_prefetch(self.considered as u64 + self.started())
+            && self
+                .shared
+                .rollout
+                .may_prefetch(self.considered as u64 + self.started())
         {
             let account = self.upcoming[self.considered].0.clone();
             self.considered += 1;
@@ -646,6 +649,17 @@ mod tests {
         regions: &[String],
         spec: Arc<RunSpec>,
     ) -> Vec<Record> {
+        run_gated(aws, accounts, regions, spec, Arc::default()).await
+    }
+
+    /// [`run`] with `--canary` and `--max-failures`.
+    async fn run_gated(
+        aws: &Arc<FakeAws>,
+        accounts: &[Account],
+        regions: &[String],
+        spec: Arc<RunSpec>,
+        rollout: Arc<Gate>,
+    ) -> Vec<Record> {
         let everywhere = crate::regions::Regions::new(crate::regions::RegionChoice::Chain, vec![]);
         let targets = crate::plan::targets(accounts.to_vec(), regions, None, &everywhere);
         let shared = Shared {
@@ -654,7 +668,7 @@ mod tests {
             stop: Arc::new(Stop::default()),
             groups: Arc::new(ProcessGroups::default()),
             endpoint: None,
-            rollout: Arc::default(),
+            rollout,
         };
         let mut records = Vec::new();
         run_all(shared, feed(targets), &mut records).await;
@@ -734,6 +748,64 @@ mod tests {
                 .unwrap()
                 .contains("stdout truncated at 1024 bytes")
         );
+    }
+
+    fn cancelled_for(records: &[Record], reason: StopReason) -> usize {
+        records
+            .iter()
+            .filter(|r| r.exception_details.as_deref() == Some(reason.detail()))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn past_max_failures_nothing_new_starts_and_the_rest_is_cancelled() {
+        let aws = Arc::new(FakeAws::default());
+        let mut one_at_a_time = (*spec(&["sh", "-c", "exit 3"], false)).clone();
+        one_at_a_time.workers = 1;
+        let gate = Arc::new(Gate::new(rollout::Policy {
+            max_failures: Some(rollout::Budget::Count(2)),
+            canary: None,
+        }));
+        gate.set_total(9);
+        let records = run_gated(&aws, &accounts(), &regions(), Arc::new(one_at_a_time), gate).await;
+        assert_eq!(records.len(), 9, "every target reported once");
+        let ran = records.iter().filter(|r| r.exit_code == Some(3)).count();
+        assert_eq!(ran, 3, "the third failure is past a budget of 2");
+        assert_eq!(cancelled_for(&records, StopReason::MaxFailures), 6);
+    }
+
+    #[tokio::test]
+    async fn a_failed_canary_cancels_every_other_target() {
+        let aws = Arc::new(FakeAws::default());
+        let gate = Arc::new(Gate::new(rollout::Policy {
+            max_failures: None,
+            canary: Some(2),
+        }));
+        // Four workers, but only the two canaries start; both fail.
+        let records = run_gated(
+            &aws,
+            &accounts(),
+            &regions(),
+            spec(&["sh", "-c", "exit 4"], false),
+            gate,
+        )
+        .await;
+        assert_eq!(records.len(), 9);
+        assert_eq!(records.iter().filter(|r| r.exit_code == Some(4)).count(), 2);
+        assert_eq!(cancelled_for(&records, StopReason::CanaryFailed), 7);
+        assert_eq!(aws.assume_calls(), 1, "no role assumed beyond the canaries");
+    }
+
+    #[tokio::test]
+    async fn canaries_that_succeed_open_the_run() {
+        let aws = Arc::new(FakeAws::default());
+        let gate = Arc::new(Gate::new(rollout::Policy {
+            max_failures: None,
+            canary: Some(4),
+        }));
+        let records = run_gated(&aws, &accounts(), &regions(), spec(&["true"], false), gate).await;
+        assert_eq!(records.len(), 9);
+        assert!(records.iter().all(|r| r.outcome == Outcome::Result));
     }
 
     fn ended(status: Option<i32>, ended: Ended, truncated: bool) -> ChildEnd {
