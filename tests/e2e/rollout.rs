@@ -241,7 +241,7 @@ fn the_canaries_are_the_first_targets_in_output_order_and_run_alone() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
     let accounts = first_accounts(&g, 3);
-    let first = g.active_ids()[0].clone();
+    let (first, second) = (g.active_ids()[0].clone(), g.active_ids()[1].clone());
     // Regions given out of order: the output (and so the canaries) is by ID, then region.
     let run = Run::of(g.cove().args([
         "-t",
@@ -249,7 +249,7 @@ fn the_canaries_are_the_first_targets_in_output_order_and_run_alone() {
         "--region",
         "us-east-1,eu-west-1",
         "--canary",
-        "2",
+        "3",
         "--workers",
         "4",
         "--",
@@ -264,22 +264,24 @@ fn the_canaries_are_the_first_targets_in_output_order_and_run_alone() {
         assert_eq!(r["Result"]["Account"], r["Id"], "{r}");
     }
     let lines = log_lines(&log);
-    let mut canaries: Vec<&str> = lines[..4].iter().map(String::as_str).collect();
+    let mut canaries: Vec<&str> = lines[..6].iter().map(String::as_str).collect();
     canaries.sort();
     assert_eq!(
         canaries,
         [
             format!("end {first} eu-west-1"),
             format!("end {first} us-east-1"),
+            format!("end {second} eu-west-1"),
             format!("start {first} eu-west-1"),
             format!("start {first} us-east-1"),
+            format!("start {second} eu-west-1"),
         ],
-        "both canaries started and ended before anything else: {lines:?}"
+        "the three canaries started and ended before anything else: {lines:?}"
     );
     assert_eq!(lines.len(), 12);
     assert!(
         run.stderr
-            .contains("canary phase over: all 2 canary targets succeeded"),
+            .contains("canary phase over: all 3 canary targets succeeded"),
         "{}",
         run.stderr
     );
