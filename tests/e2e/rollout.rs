@@ -351,6 +351,34 @@ fn a_streamed_canary_is_the_first_to_arrive_and_combines_with_max_failures() {
 }
 
 #[test]
+fn in_a_streamed_run_the_canary_runs_alone_whatever_the_workers() {
+    let g = Ground::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    // The first target to start waits up to two seconds for another to start beside it:
+    // none may, however slow the machine.
+    let script = format!(
+        r#"echo "start $COVE_ACCOUNT_ID" >> {log}
+if mkdir {lock} 2>/dev/null; then
+  for i in $(seq 40); do [ "$(grep -c start {log})" -gt 1 ] && break; sleep 0.05; done
+fi
+echo "end $COVE_ACCOUNT_ID" >> {log}"#,
+        log = log.display(),
+        lock = dir.path().join("first").display()
+    );
+    let run =
+        Run::of(
+            g.cove()
+                .args(["--canary", "1", "--workers", "8", "--", "sh", "-c", &script]),
+        );
+    run.expect_code(0);
+    let lines = log_lines(&log);
+    assert_eq!(lines.len(), 2 * g.active_ids().len());
+    let canary = lines[0].strip_prefix("start ").unwrap();
+    assert_eq!(lines[1], format!("end {canary}"), "{lines:?}");
+}
+
+#[test]
 fn bad_rollout_values_are_refused_naming_the_value_and_what_is_expected() {
     let home = tempfile::tempdir().unwrap();
     let cases: [(&[&str], Option<(&str, &str)>, &str); 7] = [
