@@ -82,12 +82,12 @@ pub async fn ask(config: &Config, targets: &[Target], stop: &Stop) -> anyhow::Re
     let question = question(config, targets);
     if confirm == Confirm::Yes {
         if !config.output.quiet {
-            eprintln!("cove: {question} (yes: --yes)");
+            eprintln!("{question} (yes: --yes)");
         }
         return Ok(Answer::Yes);
     }
     let mut tty = open_tty()?;
-    write!(tty, "cove: {question} [y/N] ")
+    write!(tty, "{question} [y/N] ")
         .and_then(|()| tty.flush())
         .context("could not ask on the terminal")?;
     // A thread of its own: a blocking read that an interrupt leaves waiting must not hold up
@@ -103,6 +103,10 @@ pub async fn ask(config: &Config, targets: &[Target], stop: &Stop) -> anyhow::Re
         _ = stop.cancelled() => return Ok(Answer::Interrupted),
     };
     let line = line.context("could not read the answer from the terminal")?;
+    if !line.ends_with('\n') {
+        // End of input: the error starts on a line of its own, not after the question.
+        eprintln!();
+    }
     let answer = line.trim();
     if matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes") {
         return Ok(Answer::Yes);
@@ -115,8 +119,9 @@ pub async fn ask(config: &Config, targets: &[Target], stop: &Stop) -> anyhow::Re
     bail!("not confirmed ({said}; expected y or yes): nothing ran")
 }
 
-/// "run `aws ec2 describe-vpcs` in 312 accounts × 2 regions (…) = 624 targets as Role?", then
-/// the first accounts by ID and name (escaped), and the rollout options.
+/// The first accounts by ID and name (escaped), the rollout options, and last the question: "run
+/// `aws ec2 describe-vpcs` in 312 accounts × 2 regions (…) = 624 targets as Role?". Each line
+/// starts with `cove: `.
 pub fn question(config: &Config, targets: &[Target]) -> String {
     let accounts: BTreeSet<&str> = targets.iter().map(|(a, _)| a.id.as_str()).collect();
     let regions: BTreeSet<&str> = targets.iter().map(|(_, r)| r.as_str()).collect();
@@ -155,12 +160,7 @@ pub fn question(config: &Config, targets: &[Target]) -> String {
         Source::Portal => format!("with the permission set {roles}"),
         Source::AssumeRole => format!("as {roles}"),
     };
-    let mut lines = vec![format!(
-        "run `{}` in {where} {}?",
-        command_line(&config.run.command),
-        untrusted::terminal(&how)
-    )];
-    lines.push(format!("  accounts: {}", named_accounts(targets, a)));
+    let mut lines = vec![format!("accounts: {}", named_accounts(targets, a))];
     let policy = config.run.rollout;
     let mut rollout = Vec::new();
     if let Some(n) = policy.canary {
@@ -173,10 +173,15 @@ pub fn question(config: &Config, targets: &[Target]) -> String {
         rollout.push("--fail-fast".to_owned());
     }
     if !rollout.is_empty() {
-        lines.push(format!("  with {}", rollout.join(", ")));
+        lines.push(format!("with {}", rollout.join(", ")));
     }
     // The question itself goes last, next to where the answer is typed.
-    lines.rotate_left(1);
+    lines.push(format!(
+        "run `{}` in {where} {}?",
+        command_line(&config.run.command),
+        untrusted::terminal(&how)
+    ));
+    let lines: Vec<String> = lines.into_iter().map(|l| format!("cove: {l}")).collect();
     lines.join("\n")
 }
 
@@ -272,11 +277,11 @@ mod tests {
         let last = q.lines().last().unwrap();
         assert_eq!(
             last,
-            "run `aws ec2 describe-vpcs` in 2 accounts × 2 regions (eu-west-1, us-east-1) = 4 targets as OrganizationAccountAccessRole?",
+            "cove: run `aws ec2 describe-vpcs` in 2 accounts × 2 regions (eu-west-1, us-east-1) = 4 targets as OrganizationAccountAccessRole?",
             "{q}"
         );
-        assert!(q.contains("accounts: 111111111111 (prod), 222222222222 (dev)"));
-        assert!(q.contains("with --canary 2, --max-failures 5%"));
+        assert!(q.starts_with("cove: accounts: 111111111111 (prod), 222222222222 (dev)\n"));
+        assert!(q.contains("\ncove: with --canary 2, --max-failures 5%\n"));
     }
 
     #[test]
