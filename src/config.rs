@@ -119,7 +119,7 @@ pub struct RunSettings {
     /// `--canary` and `--max-failures`.
     pub rollout: crate::rollout::Policy,
     /// `--confirm`, and whether `--yes` answered it.
-    pub confirm: crate::confirm::Confirm,
+    pub confirm: crate::rollout::Confirm,
 }
 
 /// Where results go.
@@ -623,11 +623,8 @@ impl Config {
                 timeout: cli.timeout,
                 max_output_bytes: cli.max_output_bytes,
                 child_credentials: cli.child_credentials,
-                rollout: crate::rollout::Policy {
-                    max_failures: cli.max_failures,
-                    canary: cli.canary,
-                },
-                confirm: crate::confirm::Confirm::from_flags(cli.confirm, cli.yes),
+                rollout: crate::rollout::Policy::new(cli.max_failures, cli.canary),
+                confirm: crate::rollout::Confirm::from_flags(cli.confirm, cli.yes),
             },
             output: OutputSettings {
                 format: cli.output,

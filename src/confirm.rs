@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::credentials::Source;
 use crate::plan::Target;
 use crate::progress::thousands;
+use crate::rollout::Confirm;
 use crate::stop::Stop;
 use crate::untrusted;
 
@@ -19,32 +20,6 @@ use crate::untrusted;
 const TTY: &str = "/dev/tty";
 /// How many accounts the question names before "and N more".
 const NAMED_ACCOUNTS: usize = 5;
-
-/// `--confirm` and `--yes`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Confirm {
-    #[default]
-    Off,
-    /// Ask on the terminal.
-    Ask,
-    /// `--yes`: say what will run, and go on.
-    Yes,
-}
-
-impl Confirm {
-    pub fn from_flags(confirm: bool, yes: bool) -> Confirm {
-        match (confirm, yes) {
-            (false, _) => Confirm::Off,
-            (true, false) => Confirm::Ask,
-            (true, true) => Confirm::Yes,
-        }
-    }
-
-    /// The run must be listed first, so that the question can count the targets.
-    pub fn on(self) -> bool {
-        self != Confirm::Off
-    }
-}
 
 /// How the question was answered, when it was not refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

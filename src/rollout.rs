@@ -93,6 +93,41 @@ pub struct Policy {
     pub canary: Option<u64>,
 }
 
+impl Policy {
+    pub fn new(max_failures: Option<Budget>, canary: Option<u64>) -> Policy {
+        Policy {
+            max_failures,
+            canary,
+        }
+    }
+}
+
+/// `--confirm` and `--yes`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Confirm {
+    #[default]
+    Off,
+    /// Ask on the terminal.
+    Ask,
+    /// `--yes`: say what will run, and go on.
+    Yes,
+}
+
+impl Confirm {
+    pub fn from_flags(confirm: bool, yes: bool) -> Confirm {
+        match (confirm, yes) {
+            (false, _) => Confirm::Off,
+            (true, false) => Confirm::Ask,
+            (true, true) => Confirm::Yes,
+        }
+    }
+
+    /// The run must be listed first, so that the question can count the targets.
+    pub fn on(self) -> bool {
+        self != Confirm::Off
+    }
+}
+
 /// A listed run with a canary runs its targets in output order (by account ID, then region), so
 /// that the canaries are the first records of the document.
 pub fn order(targets: &mut [Target], policy: &Policy) {

@@ -24,7 +24,7 @@ fn details(record: &Value) -> &str {
     record["ExceptionDetails"].as_str().unwrap_or_default()
 }
 
-fn cancelled_with<'a>(run: &'a Run, reason: &str) -> Vec<Value> {
+fn cancelled_with(run: &Run, reason: &str) -> Vec<Value> {
     run.list("Exceptions")
         .into_iter()
         .filter(|e| details(e).contains(reason))
@@ -381,7 +381,8 @@ echo "end $COVE_ACCOUNT_ID" >> {log}"#,
 #[test]
 fn bad_rollout_values_are_refused_naming_the_value_and_what_is_expected() {
     let home = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], Option<(&str, &str)>, &str); 7] = [
+    type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>, &'a str);
+    let cases: [Case; 7] = [
         (&["--max-failures", "101%"], None, "`101%` is over 100%"),
         (&["--max-failures=-1"], None, "`-1`"),
         (
