@@ -35,7 +35,7 @@ _cove() {
 
     case "${cmd}" in
         cove)
-            opts="-t -i -r -w -o -q -v -h -V --target --ignore --region --exclude-region --allow-unknown-region --include-caller --filter-name --filter-email --filter-tag --shard --shard-index-env --shard-count --rerun --rerun-only --dry-run --role --sso-role --role-session-name --policy --policy-arn --external-id --duration --max-assume-rate --profile --via-role --org-role --mfa-serial --mfa-code --workers --fail-fast --timeout --max-output-bytes --child-credentials --output --output-dir --quiet --verbose --no-ci-summary --help --version merge help"
+            opts="-t -i -r -w -y -o -q -v -h -V --target --ignore --region --exclude-region --allow-unknown-region --include-caller --filter-name --filter-email --filter-tag --shard --shard-index-env --shard-count --rerun --rerun-only --dry-run --role --sso-role --role-session-name --policy --policy-arn --external-id --duration --max-assume-rate --profile --via-role --org-role --mfa-serial --mfa-code --workers --fail-fast --max-failures --canary --confirm --yes --timeout --max-output-bytes --child-credentials --output --output-dir --quiet --verbose --no-ci-summary --help --version merge help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -158,6 +158,14 @@ _cove() {
                     return 0
                     ;;
                 -w)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-failures)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
