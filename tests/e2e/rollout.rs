@@ -552,6 +552,14 @@ fn confirm_asks_on_the_terminal_and_anything_but_yes_runs_nothing() {
     }
     assert_eq!(g.calls("sts:AssumeRole"), 0, "nothing ran");
 
+    // Ctrl-C at the question: an interrupt before any target, with an empty document.
+    let (code, stdout, screen) = answer_under_pty(&g, &args, "\x03");
+    assert_eq!(code, 130, "{screen}");
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["Results"], serde_json::json!([]), "{doc}");
+    assert_eq!(doc["Exceptions"], serde_json::json!([]), "{doc}");
+    assert_eq!(g.calls("sts:AssumeRole"), 0, "nothing ran");
+
     let (code, stdout, screen) = answer_under_pty(&g, &args, "y");
     assert_eq!(code, 0, "{screen}");
     let doc: Value = serde_json::from_str(&stdout).unwrap();
