@@ -379,6 +379,30 @@ echo "end $COVE_ACCOUNT_ID" >> {log}"#,
 }
 
 #[test]
+fn region_discovery_failures_count_against_the_budget_before_anything_runs() {
+    let g = Ground::start(&["--deny-list-regions-names", "deep-b"]);
+    let run = Run::of(g.cove().args([
+        "--region",
+        "all",
+        "--max-failures",
+        "0",
+        "-t",
+        &g.ou("Deep"),
+        "--",
+        "true",
+    ]));
+    run.expect_code(1);
+    assert!(run.list("Results").is_empty(), "{}", run.stdout);
+    assert_eq!(run.list("FailedAssumeRole").len(), 1);
+    assert_eq!(
+        cancelled_with(&run, "max failures reached").len(),
+        2,
+        "deep-a's two regions: {}",
+        run.stdout
+    );
+}
+
+#[test]
 fn bad_rollout_values_are_refused_naming_the_value_and_what_is_expected() {
     let home = tempfile::tempdir().unwrap();
     type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>, &'a str);
