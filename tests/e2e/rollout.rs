@@ -486,8 +486,8 @@ fn yes_answers_and_the_run_is_listed_and_counted_first() {
     assert!(run.stderr.contains(&expected), "{}", run.stderr);
 }
 
-/// Runs cove under a pseudo-terminal (Python's `pty`), answering `answer` to the question once
-/// it shows. Returns the exit code, cove's stdout (a file, not the terminal) and the screen.
+/// Runs cove under a pseudo-terminal (Python's `pty`), typing `answer` (with its line break)
+/// once the question shows. Returns the exit code, cove's stdout (a file, not the terminal) and the screen.
 fn answer_under_pty(g: &Ground, args: &[&str], answer: &str) -> (i32, String, String) {
     const SCRIPT: &str = r#"
 import os, pty, select, sys
@@ -509,7 +509,7 @@ while True:
         break
     screen += data
     if not answered and b"[y/N]" in screen:
-        os.write(fd, answer.encode() + b"\n")
+        os.write(fd, answer.encode())
         answered = True
 _, status = os.waitpid(pid, 0)
 sys.stdout.write(screen.decode("utf-8", "replace"))
@@ -554,7 +554,7 @@ fn confirm_asks_on_the_terminal_and_anything_but_yes_runs_nothing() {
         "--query",
         "[Account, Arn]",
     ];
-    for answer in ["n", "", "yes please", "no"] {
+    for answer in ["n\n", "\n", "yes please\n", "no\n"] {
         let (code, stdout, screen) = answer_under_pty(&g, &args, answer);
         assert_eq!(code, 2, "{answer:?}: {screen}");
         assert!(
@@ -576,7 +576,8 @@ fn confirm_asks_on_the_terminal_and_anything_but_yes_runs_nothing() {
     }
     assert_eq!(g.calls("sts:AssumeRole"), 0, "nothing ran");
 
-    // Ctrl-C at the question: an interrupt before any target, with an empty document.
+    // Ctrl-C at the question (no line typed after it): an interrupt before any target, with an
+    // empty document.
     let (code, stdout, screen) = answer_under_pty(&g, &args, "\x03");
     assert_eq!(code, 130, "{screen}");
     let doc: Value = serde_json::from_str(&stdout).unwrap();
@@ -584,7 +585,7 @@ fn confirm_asks_on_the_terminal_and_anything_but_yes_runs_nothing() {
     assert_eq!(doc["Exceptions"], serde_json::json!([]), "{doc}");
     assert_eq!(g.calls("sts:AssumeRole"), 0, "nothing ran");
 
-    let (code, stdout, screen) = answer_under_pty(&g, &args, "y");
+    let (code, stdout, screen) = answer_under_pty(&g, &args, "y\n");
     assert_eq!(code, 0, "{screen}");
     let doc: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(doc["Results"].as_array().unwrap().len(), 4, "{doc}");
