@@ -285,6 +285,30 @@ pub struct Cli {
     #[arg(long, env = "COVE_FAIL_FAST", help_heading = "Running")]
     pub fail_fast: bool,
 
+    /// Once more than N targets (or P% of the targets known) have failed, start nothing new:
+    /// the commands running finish (nothing is killed, unlike --fail-fast) and every target
+    /// that did not start is reported as cancelled ("max failures reached"). 0 halts at the
+    /// first failure.
+    #[arg(long, value_name = "N|P%", env = "COVE_MAX_FAILURES",
+          value_parser = crate::rollout::parse_max_failures, help_heading = "Rollout")]
+    pub max_failures: Option<crate::rollout::Budget>,
+
+    /// Run the first N targets first (a listed run: the first N in output order; a streamed
+    /// one: the first N listed) and everything else only once they have all succeeded. If a
+    /// canary fails, nothing else starts ("canary failed").
+    #[arg(long, value_name = "N", env = "COVE_CANARY",
+          value_parser = crate::rollout::parse_canary, help_heading = "Rollout")]
+    pub canary: Option<u64>,
+
+    /// Before the first credential call, say on stderr what will run where and ask y/N on the
+    /// terminal. Anything but y or yes stops with exit 2 and nothing run.
+    #[arg(long, env = "COVE_CONFIRM", help_heading = "Rollout")]
+    pub confirm: bool,
+
+    /// Answer yes to --confirm (for scripts and CI: no terminal is needed).
+    #[arg(short = 'y', long, env = "COVE_YES", help_heading = "Rollout")]
+    pub yes: bool,
+
     /// Stop a command that runs longer than this (for example 30s, 5m, 1h30m). Its whole
     /// process group gets SIGTERM, then SIGKILL after a grace period. Default: no limit.
     #[arg(long, value_name = "DURATION", env = "COVE_TIMEOUT", value_parser = parse_timeout,

@@ -116,6 +116,10 @@ pub struct RunSettings {
     pub max_output_bytes: usize,
     /// `--child-credentials`: the key variables, or the credential endpoint.
     pub child_credentials: Delivery,
+    /// `--canary` and `--max-failures`.
+    pub rollout: crate::rollout::Policy,
+    /// `--confirm`, and whether `--yes` answered it.
+    pub confirm: crate::rollout::Confirm,
 }
 
 /// Where results go.
@@ -619,6 +623,8 @@ impl Config {
                 timeout: cli.timeout,
                 max_output_bytes: cli.max_output_bytes,
                 child_credentials: cli.child_credentials,
+                rollout: crate::rollout::Policy::new(cli.max_failures, cli.canary),
+                confirm: crate::rollout::Confirm::from_flags(cli.confirm, cli.yes),
             },
             output: OutputSettings {
                 format: cli.output,

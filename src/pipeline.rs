@@ -10,7 +10,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -18,6 +18,7 @@ use anyhow::{Context, bail};
 use crate::aws::{self, Account, Aws};
 use crate::child_env;
 use crate::config::Config;
+use crate::confirm;
 use crate::credentials::{CredentialCache, Source};
 use crate::dry_run;
 use crate::endpoint;
@@ -32,7 +33,8 @@ use crate::progress;
 use crate::regions::{self, ALL_ENABLED_LABEL};
 use crate::report::Reporter;
 use crate::resolver::{self, Rules};
-use crate::runner::{self, Observer, RunSpec, Shared};
+use crate::rollout;
+use crate::runner::{self, RunSpec, Shared};
 use crate::signals;
 use crate::stop::Stop;
 use crate::stream;
@@ -66,6 +68,7 @@ pub fn run(config: Config) -> anyhow::Result<Exit> {
 /// The side effects that come before any AWS call: the output directory is created and
 /// checked, and the open-file limit raised for `--workers`. Returns the workers that fit.
 fn prepare_local(config: &Config) -> anyhow::Result<usize> {
+    confirm::check_terminal(config)?;
     if let Some(dir) = &config.output.dir {
         crate::output_dir::prepare(dir)?;
     }
@@ -199,6 +202,7 @@ impl Run<'_> {
             && s.filters.tags.is_empty()
             && !self.config.dry_run
             && !self.config.regions.is_all_enabled()
+            && !self.config.run.confirm.on()
     }
 
     fn rules(&self) -> Rules<'_> {
@@ -253,6 +257,7 @@ impl Run<'_> {
             stop: self.stop().clone(),
             groups: self.control.groups.clone(),
             endpoint,
+            rollout: Arc::new(rollout::Gate::new(self.config.run.rollout)),
         })
     }
 
@@ -326,6 +331,9 @@ impl Run<'_> {
                 "no eligible targets: the regions chosen (--region, --exclude-region, --rerun) leave nothing to run"
             );
         }
+        if confirm::ask(self.config, &targets, self.stop()).await? == confirm::Answer::Interrupted {
+            return self.interrupted_before_targets(out, pretty);
+        }
         // With --region all the uses of each account are known only after discovery.
         let planned = targets
             .iter()
@@ -334,17 +342,17 @@ impl Run<'_> {
         let role = self.config.role.clone();
         let cache = CredentialCache::new(aws, role, &identified.partition, planned);
         let shared = self.shared(cache, identified.partition)?;
-        let (targets, early) = if all_enabled {
+        let (mut targets, early) = if all_enabled {
             listed::discover(&shared, targets, self.config, self.workers).await
         } else {
             (targets, Vec::new())
         };
+        rollout::order(&mut targets, &self.config.run.rollout);
         let total = (targets.len() + early.len()) as u64;
         let mut reporter =
             Reporter::new(&self.config.output, self.stop().clone(), out, pretty, total);
-        for record in early {
-            reporter.finished(record);
-        }
+        shared.rollout.set_total(total);
+        runner::report_early(&shared, early, &mut reporter);
         runner::run_all(shared, runner::feed(targets), &mut reporter).await;
         reporter.finish(self.stop(), chosen.skipped, self.elapsed_ms(), &[])
     }
@@ -370,7 +378,7 @@ impl Run<'_> {
             partition,
         )?;
         let (account_tx, account_rx) = tokio::sync::mpsc::channel::<Account>(256);
-        let known = Arc::new(AtomicU64::new(0));
+        let known = shared.rollout.known();
         let listing = stream::spawn_listing(
             aws,
             self.config.selection.targets.clone(),

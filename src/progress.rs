@@ -110,6 +110,14 @@ impl Progress {
         }
     }
 
+    /// A note about the run as a whole, printed above the bar (unless `--quiet`).
+    pub fn note(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(format!("cove: note: {message}")),
+            None => note(self.quiet, message),
+        }
+    }
+
     /// The targets still running; the slow ones are named so a stuck account is visible.
     pub fn running(&self, running: &mut dyn Iterator<Item = (&str, &str, Duration)>) {
         let Some(bar) = &self.bar else { return };

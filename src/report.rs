@@ -99,7 +99,11 @@ impl Reporter {
         let stopped = match stop.reason() {
             Some(StopReason::Interrupted) => Some("interrupted"),
             Some(StopReason::FailFast) => Some("stopped by --fail-fast"),
-            _ => None,
+            _ => match stop.halted() {
+                Some(StopReason::MaxFailures) => Some("max failures reached"),
+                Some(StopReason::CanaryFailed) => Some("canary failed"),
+                _ => None,
+            },
         };
         progress.finish(&counts, stopped);
         if let Some(ci) = ci {
@@ -122,5 +126,9 @@ impl Observer for Reporter {
     fn running(&mut self, running: &mut dyn Iterator<Item = (&str, &str, Duration)>) {
         self.update_total();
         self.progress.running(running);
+    }
+
+    fn note(&mut self, message: &str) {
+        self.progress.note(message);
     }
 }

@@ -26,6 +26,7 @@ use crate::endpoint::{Endpoint, Grant};
 use crate::output::{Outcome, RawOutput, Record, result_value};
 use crate::plan::Target;
 use crate::process::{ChildEnd, Ended, Limits, OUTPUT_GRACE, ProcessGroups, run_child_then};
+use crate::rollout::{self, Gate};
 use crate::stop::{Stop, StopReason};
 use crate::template;
 
@@ -49,6 +50,8 @@ pub trait Observer {
     fn finished(&mut self, record: Record);
     /// Called about once a second with the targets still running and how long they have run.
     fn running(&mut self, _running: &mut dyn Iterator<Item = (&str, &str, Duration)>) {}
+    /// A line for people about the run as a whole (the canary phase ended, the run halted).
+    fn note(&mut self, _message: &str) {}
 }
 
 /// Collects every record; for tests and callers that want them all.
@@ -79,6 +82,8 @@ pub struct Shared<A> {
     pub groups: Arc<ProcessGroups>,
     /// The credential endpoint children ask, with `--child-credentials endpoint`.
     pub endpoint: Option<Arc<Endpoint>>,
+    /// `--canary` and `--max-failures`: what may start, and when the run halts.
+    pub rollout: Arc<Gate>,
 }
 
 impl<A> Clone for Shared<A> {
@@ -89,6 +94,7 @@ impl<A> Clone for Shared<A> {
             stop: self.stop.clone(),
             groups: self.groups.clone(),
             endpoint: self.endpoint.clone(),
+            rollout: self.rollout.clone(),
         }
     }
 }
@@ -102,6 +108,9 @@ pub async fn run_all<A: Aws>(
     source: mpsc::Receiver<Target>,
     observer: &mut dyn Observer,
 ) {
+    if let Some(note) = shared.rollout.opening() {
+        observer.note(&note);
+    }
     let mut scheduler = Scheduler::new(shared, source);
     while let Some(record) = scheduler.next_record(observer).await {
         scheduler.report(record, observer);
@@ -145,8 +154,9 @@ impl<A: Aws> Scheduler<A> {
         }
     }
 
+    /// Stopped, or halted (`--max-failures`, `--canary`): nothing new starts.
     fn stopped(&self) -> bool {
-        self.shared.stop.is_stopped()
+        self.shared.stop.starts_nothing().is_some()
     }
 
     /// Takes what the source has ready, up to the lookahead, without waiting.
@@ -163,6 +173,10 @@ impl<A: Aws> Scheduler<A> {
     /// Starts targets while workers are free.
     fn start_ready(&mut self) {
         while self.running.len() < self.shared.spec.workers && !self.stopped() {
+            // During the canary phase only the canaries start.
+            if self.upcoming.is_empty() || !self.shared.rollout.try_start() {
+                break;
+            }
             let Some((account, region)) = self.upcoming.pop_front() else {
                 break;
             };
@@ -179,6 +193,10 @@ impl<A: Aws> Scheduler<A> {
         while self.prefetching.len() < self.shared.spec.workers
             && self.considered < self.upcoming.len()
             && !self.stopped()
+            && self
+                .shared
+                .rollout
+                .may_prefetch(self.considered as u64 + self.started())
         {
             let account = self.upcoming[self.considered].0.clone();
             self.considered += 1;
@@ -195,6 +213,10 @@ impl<A: Aws> Scheduler<A> {
                 creds.prefetch(&account.id).await;
             });
         }
+    }
+
+    fn started(&self) -> u64 {
+        self.shared.rollout.started_count()
     }
 
     fn done(&self) -> bool {
@@ -266,6 +288,9 @@ impl<A: Aws> Scheduler<A> {
         if self.shared.spec.fail_fast && record.outcome != Outcome::Result {
             stop.trigger(StopReason::FailFast);
         }
+        if !stop.is_stopped() {
+            gate(&self.shared, &record, observer);
+        }
         if !stop.output_gone() {
             observer.finished(record);
         }
@@ -274,7 +299,9 @@ impl<A: Aws> Scheduler<A> {
     /// Stopped early: everything that never started is reported as cancelled, including what
     /// the source still delivers (it is drained to the end).
     async fn drain_cancelled(&mut self, observer: &mut dyn Observer) {
-        let reason = self.shared.stop.reason().unwrap_or(StopReason::Interrupted);
+        let reason = (self.shared.stop)
+            .starts_nothing()
+            .unwrap_or(StopReason::Interrupted);
         loop {
             let target = match self.upcoming.pop_front() {
                 Some(target) => target,
@@ -290,6 +317,32 @@ impl<A: Aws> Scheduler<A> {
             let (account, region) = target;
             observer.finished(cancelled(&account, &region, &self.shared, reason));
         }
+    }
+}
+
+/// Tells the rollout gate about a finished target: the canary phase may end, or the run halt
+/// (nothing new starts; what runs finishes).
+fn gate<A>(shared: &Shared<A>, record: &Record, observer: &mut dyn Observer) {
+    if let Some(event) = shared.rollout.finished(record) {
+        if let rollout::Event::Halt { reason, .. } = event {
+            shared.stop.halt(reason);
+        }
+        observer.note(&event.message());
+    }
+}
+
+/// Reports records of targets that failed before the run (`--region all` discovery), counting
+/// them against `--max-failures`.
+pub fn report_early<A>(shared: &Shared<A>, records: Vec<Record>, observer: &mut dyn Observer) {
+    let failed = records.iter().filter(|r| r.outcome != Outcome::Result);
+    if let Some(event) = shared.rollout.failed_before(failed.count() as u64) {
+        if let rollout::Event::Halt { reason, .. } = event {
+            shared.stop.halt(reason);
+        }
+        observer.note(&event.message());
+    }
+    for record in records {
+        observer.finished(record);
     }
 }
 
@@ -393,7 +446,7 @@ async fn target_record<A: Aws>(
     };
     name_role(&mut r, &temp.role);
     r.assume_role_success = true;
-    if let Some(reason) = shared.stop.reason() {
+    if let Some(reason) = shared.stop.starts_nothing() {
         r.exception_details = Some(reason.detail().to_owned());
         return r;
     }
@@ -596,6 +649,17 @@ mod tests {
         regions: &[String],
         spec: Arc<RunSpec>,
     ) -> Vec<Record> {
+        run_gated(aws, accounts, regions, spec, Arc::default()).await
+    }
+
+    /// [`run`] with `--canary` and `--max-failures`.
+    async fn run_gated(
+        aws: &Arc<FakeAws>,
+        accounts: &[Account],
+        regions: &[String],
+        spec: Arc<RunSpec>,
+        rollout: Arc<Gate>,
+    ) -> Vec<Record> {
         let everywhere = crate::regions::Regions::new(crate::regions::RegionChoice::Chain, vec![]);
         let targets = crate::plan::targets(accounts.to_vec(), regions, None, &everywhere);
         let shared = Shared {
@@ -604,6 +668,7 @@ mod tests {
             stop: Arc::new(Stop::default()),
             groups: Arc::new(ProcessGroups::default()),
             endpoint: None,
+            rollout,
         };
         let mut records = Vec::new();
         run_all(shared, feed(targets), &mut records).await;
@@ -683,6 +748,64 @@ mod tests {
                 .unwrap()
                 .contains("stdout truncated at 1024 bytes")
         );
+    }
+
+    fn cancelled_for(records: &[Record], reason: StopReason) -> usize {
+        records
+            .iter()
+            .filter(|r| r.exception_details.as_deref() == Some(reason.detail()))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn past_max_failures_nothing_new_starts_and_the_rest_is_cancelled() {
+        let aws = Arc::new(FakeAws::default());
+        let mut one_at_a_time = (*spec(&["sh", "-c", "exit 3"], false)).clone();
+        one_at_a_time.workers = 1;
+        let gate = Arc::new(Gate::new(rollout::Policy {
+            max_failures: Some(rollout::Budget::Count(2)),
+            canary: None,
+        }));
+        gate.set_total(9);
+        let records = run_gated(&aws, &accounts(), &regions(), Arc::new(one_at_a_time), gate).await;
+        assert_eq!(records.len(), 9, "every target reported once");
+        let ran = records.iter().filter(|r| r.exit_code == Some(3)).count();
+        assert_eq!(ran, 3, "the third failure is past a budget of 2");
+        assert_eq!(cancelled_for(&records, StopReason::MaxFailures), 6);
+    }
+
+    #[tokio::test]
+    async fn a_failed_canary_cancels_every_other_target() {
+        let aws = Arc::new(FakeAws::default());
+        let gate = Arc::new(Gate::new(rollout::Policy {
+            max_failures: None,
+            canary: Some(2),
+        }));
+        // Four workers, but only the two canaries start; both fail.
+        let records = run_gated(
+            &aws,
+            &accounts(),
+            &regions(),
+            spec(&["sh", "-c", "exit 4"], false),
+            gate,
+        )
+        .await;
+        assert_eq!(records.len(), 9);
+        assert_eq!(records.iter().filter(|r| r.exit_code == Some(4)).count(), 2);
+        assert_eq!(cancelled_for(&records, StopReason::CanaryFailed), 7);
+        assert_eq!(aws.assume_calls(), 1, "no role assumed beyond the canaries");
+    }
+
+    #[tokio::test]
+    async fn canaries_that_succeed_open_the_run() {
+        let aws = Arc::new(FakeAws::default());
+        let gate = Arc::new(Gate::new(rollout::Policy {
+            max_failures: None,
+            canary: Some(4),
+        }));
+        let records = run_gated(&aws, &accounts(), &regions(), spec(&["true"], false), gate).await;
+        assert_eq!(records.len(), 9);
+        assert!(records.iter().all(|r| r.outcome == Outcome::Result));
     }
 
     fn ended(status: Option<i32>, ended: Ended, truncated: bool) -> ChildEnd {

@@ -14,6 +14,10 @@ pub enum StopReason {
     OutputClosed,
     /// Writing the output failed (disk full, ...).
     OutputFailed,
+    /// `--max-failures`: more targets failed than the budget allows (a halt: nothing killed).
+    MaxFailures,
+    /// `--canary`: a canary target failed (a halt: nothing killed).
+    CanaryFailed,
 }
 
 impl StopReason {
@@ -28,6 +32,12 @@ impl StopReason {
             }
             StopReason::OutputClosed => "cancelled: the output was closed",
             StopReason::OutputFailed => "cancelled: the output could not be written",
+            StopReason::MaxFailures => {
+                "cancelled: max failures reached (--max-failures); this target never started"
+            }
+            StopReason::CanaryFailed => {
+                "cancelled: canary failed (--canary); this target never started"
+            }
         }
     }
 }
@@ -36,6 +46,8 @@ impl StopReason {
 pub struct Stop {
     token: CancellationToken,
     reason: OnceLock<StopReason>,
+    /// Set by [`Stop::halt`]: nothing new starts, but what runs is left to finish.
+    halted: OnceLock<StopReason>,
 }
 
 impl Stop {
@@ -68,5 +80,21 @@ impl Stop {
 
     pub fn interrupted(&self) -> bool {
         self.reason() == Some(StopReason::Interrupted)
+    }
+
+    /// Starts nothing new, but leaves running children to finish (`--max-failures`,
+    /// `--canary`). Unlike [`Stop::trigger`] nothing is cancelled. The first reason wins.
+    pub fn halt(&self, reason: StopReason) {
+        let _ = self.halted.set(reason);
+    }
+
+    /// Why the run was halted, if it was.
+    pub fn halted(&self) -> Option<StopReason> {
+        self.halted.get().copied()
+    }
+
+    /// Why nothing new may start: the run stopped or halted (a stop's reason first).
+    pub fn starts_nothing(&self) -> Option<StopReason> {
+        self.reason().or_else(|| self.halted())
     }
 }

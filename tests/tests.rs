@@ -42,6 +42,8 @@ mod people;
 mod readme;
 #[path = "e2e/roles.rs"]
 mod roles;
+#[path = "e2e/rollout.rs"]
+mod rollout;
 #[path = "e2e/running.rs"]
 mod running;
 #[path = "e2e/scale_out.rs"]
