@@ -16,11 +16,17 @@ _cove() {
             ",$1")
                 cmd="cove"
                 ;;
+            cove,diff)
+                cmd="cove__subcmd__diff"
+                ;;
             cove,help)
                 cmd="cove__subcmd__help"
                 ;;
             cove,merge)
                 cmd="cove__subcmd__merge"
+                ;;
+            cove__subcmd__help,diff)
+                cmd="cove__subcmd__help__subcmd__diff"
                 ;;
             cove__subcmd__help,help)
                 cmd="cove__subcmd__help__subcmd__help"
@@ -35,7 +41,7 @@ _cove() {
 
     case "${cmd}" in
         cove)
-            opts="-t -i -r -w -y -o -q -v -h -V --target --ignore --region --exclude-region --allow-unknown-region --include-caller --filter-name --filter-email --filter-tag --shard --shard-index-env --shard-count --rerun --rerun-only --dry-run --role --sso-role --role-session-name --policy --policy-arn --external-id --duration --max-assume-rate --profile --via-role --org-role --mfa-serial --mfa-code --workers --fail-fast --max-failures --canary --confirm --yes --timeout --max-output-bytes --child-credentials --output --output-dir --quiet --verbose --no-ci-summary --help --version merge help"
+            opts="-t -i -r -w -y -o -q -v -h -V --target --ignore --region --exclude-region --allow-unknown-region --include-caller --filter-name --filter-email --filter-tag --shard --shard-index-env --shard-count --rerun --rerun-only --dry-run --role --sso-role --role-session-name --policy --policy-arn --external-id --duration --max-assume-rate --profile --via-role --org-role --mfa-serial --mfa-code --workers --fail-fast --max-failures --canary --confirm --yes --timeout --max-output-bytes --child-credentials --output --output-dir --quiet --verbose --no-ci-summary --help --version merge diff help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -200,9 +206,49 @@ _cove() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        cove__subcmd__help)
-            opts="merge help"
+        cove__subcmd__diff)
+            opts="-o -h --ignore-path --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --ignore-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "json text" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "json text" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cove__subcmd__help)
+            opts="merge diff help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cove__subcmd__help__subcmd__diff)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
