@@ -400,3 +400,131 @@ fn a_plan_from_another_caller_is_refused_and_a_stale_plan_is_noted() {
         old.stderr
     );
 }
+
+/// The fenced blocks of one language in the guide's "Plan once, then shard" section.
+fn plan_once_blocks(lang: &str) -> Vec<String> {
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/ci.md")).unwrap();
+    let start = guide
+        .find("### Plan once, then shard")
+        .expect("the section");
+    let section = &guide[start..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    let fence = format!("```{lang}\n");
+    section
+        .split(&fence)
+        .skip(1)
+        .map(|rest| rest[..rest.find("```").unwrap()].to_owned())
+        .collect()
+}
+
+/// YAML documents as JSON, read by PyYAML of the test venv.
+fn yaml(text: &str) -> Value {
+    let script = "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.argv[1])))";
+    serde_json::from_str(&crate::support::python(script, &[text])).unwrap()
+}
+
+fn runs(job: &Value) -> String {
+    job["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_guides_workflow_and_indexed_job_plan_once_and_pass_the_linters() {
+    let yamls = plan_once_blocks("yaml");
+    assert_eq!(yamls.len(), 3, "a workflow, the Indexed Job, the merge Job");
+
+    // The workflow, as actionlint (with shellcheck for its scripts) sees a workflow file.
+    let dir = tempfile::tempdir().unwrap();
+    let workflows = dir.path().join(".github/workflows");
+    std::fs::create_dir_all(&workflows).unwrap();
+    let file = workflows.join("shards.yml");
+    std::fs::write(&file, &yamls[0]).unwrap();
+    let venv = crate::support::venv();
+    let lint = std::process::Command::new(venv.join("bin/actionlint"))
+        .arg("-shellcheck")
+        .arg(venv.join("bin/shellcheck"))
+        .arg("-pyflakes=")
+        .arg(&file)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        lint.status.success(),
+        "actionlint: {}{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    let workflow = yaml(&yamls[0]);
+    let jobs = &workflow["jobs"];
+    assert!(runs(&jobs["plan"]).contains("cove --dry-run"), "{jobs}");
+    assert!(!runs(&jobs["plan"]).contains("--shard"), "one plan for all");
+    assert_eq!(jobs["shard"]["needs"], "plan");
+    let fetches_plan = jobs["shard"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["with"]["name"] == "plan");
+    assert!(fetches_plan, "the shards download the plan artifact");
+    let shard = runs(&jobs["shard"]);
+    assert!(
+        shard.contains("cove --plan plan.json --shard \"$SHARD/4\""),
+        "{shard}"
+    );
+    assert_eq!(
+        jobs["shard"]["strategy"]["matrix"]["shard"],
+        serde_json::json!([1, 2, 3, 4])
+    );
+    assert_eq!(jobs["merge"]["needs"], "shard");
+    assert!(runs(&jobs["merge"]).contains("cove merge shard-*.jsonl"));
+
+    // The Indexed Job reads the ConfigMap the shell block makes, and the merge Job the parts.
+    let shell = plan_once_blocks("sh").join("\n");
+    let configmap = "kubectl create configmap cove-plan --from-file=plan.json";
+    assert!(shell.contains(configmap), "{shell}");
+    let job = yaml(&yamls[1]);
+    assert_eq!(job["kind"], "Job");
+    let spec = &job["spec"];
+    assert_eq!(spec["completionMode"], "Indexed");
+    let pod = &spec["template"]["spec"];
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["configMap"]["name"] == "cove-plan")
+        .expect("the plan's ConfigMap as a volume");
+    let mount = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == volume["name"])
+        .expect("mounted");
+    let args = pod["containers"][0]["args"][0].as_str().unwrap();
+    let count = spec["completions"].as_u64().unwrap();
+    for wanted in [
+        format!(
+            "cove --plan {}/plan.json",
+            mount["mountPath"].as_str().unwrap()
+        ),
+        format!("--shard-index-env JOB_COMPLETION_INDEX --shard-count {count}"),
+    ] {
+        assert!(args.contains(&wanted), "{wanted}: {args}");
+    }
+    assert!(shell.contains(&format!(
+        "job/{}",
+        job["metadata"]["name"].as_str().unwrap()
+    )));
+    let merge = yaml(&yamls[2]);
+    let merge_args = merge["spec"]["template"]["spec"]["containers"][0]["args"][0]
+        .as_str()
+        .unwrap();
+    assert!(
+        merge_args.contains("cove merge /results/shard-*.jsonl"),
+        "{merge_args}"
+    );
+}
