@@ -73,7 +73,9 @@ pub fn refuse_selection(cli: &Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     for (id, flag) in DECIDED_BY_THE_PLAN {
-        if cli.origins.given(id) {
+        // COVE_INCLUDE_CALLER=false, set for every job of a CI system, asks for nothing.
+        let asks = *id != "include_caller" || cli.include_caller;
+        if cli.origins.given(id) && asks {
             bail!(
                 "{} cannot be combined with {}: the plan already chose the accounts and regions; make a new plan with `cove --dry-run` instead",
                 cli.origins.name("plan", "--plan"),

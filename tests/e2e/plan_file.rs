@@ -248,6 +248,27 @@ fn options_that_choose_targets_are_refused_with_a_plan_before_any_aws_call() {
         assert!(run.stderr.contains(&expected), "{var}: {}", run.stderr);
     }
     assert_eq!(g.all_calls(), calls, "no AWS call at all");
+    let run =
+        Run::of(
+            g.cove()
+                .env("COVE_INCLUDE_CALLER", "true")
+                .args(["--dry-run", "--plan", path]),
+        );
+    run.expect_code(2);
+    assert!(
+        run.stderr
+            .contains("COVE_INCLUDE_CALLER (--include-caller)"),
+        "{}",
+        run.stderr
+    );
+    // A variable that asks for nothing, as a CI system may set for every job, is no conflict.
+    let run =
+        Run::of(
+            g.cove()
+                .env("COVE_INCLUDE_CALLER", "false")
+                .args(["--dry-run", "--plan", path]),
+        );
+    run.expect_code(0);
 }
 
 #[test]
