@@ -587,6 +587,8 @@ def fake_key(v):
 
 
 def run_workload(name, spec, reps, tmp):
+    if spec.get("runner") == "w9":
+        return run_w9(name, spec, reps, tmp)
     fakes = {}
     max_seconds = 4 * 3600
     for v in spec["variants"]:
@@ -935,6 +937,7 @@ def targets(results):
             + (f"; unthrottled {calls(calm)}" if calm and calm["runs"] else "")
             + f"; wall storm {fmt(storm['median']['wall_s'])} s"
             + (f", unthrottled {fmt(calm['median']['wall_s'])} s" if calm and calm["runs"] else ""))
+    w9_verdicts(results, add)
     # A workload run scaled down (--scale) or with a note (a busy machine) says so in its verdicts.
     for t in verdicts:
         run = results["workloads"].get(t["target"].split(" ", 1)[0], {}).get("run", {})
@@ -1032,6 +1035,210 @@ def merge_into(old, new):
     return merged
 
 
+# --------------------------------------------------------------------------------------------
+# W9: plan once, fan out (issue 19 §1). A CI matrix of shards, each a cove process of its own,
+# all started at once with --filter-tag: every shard lists the organization and reads the tags
+# itself, or one `cove --dry-run` makes the plan and the shards run `cove --plan`. Self-contained:
+# run_workload hands W9 to run_w9, main adds w9_workloads, targets adds w9_verdicts.
+
+W9_FILTER = "env=prod"  # bench/fake-aws tags every second account (listing order) env=prod
+
+
+def w9_workloads(smoke):
+    def shards(label, accounts, n, plan, latency_ms):
+        v = variant(label, "cove-shards", accounts, 1, 20, latency_ms=latency_ms, output="jsonl",
+                    shards=n, plan=plan)
+        v["targets"] = len(w9_expected(accounts))
+        return v
+    if smoke:
+        return {"SMOKE-W9": {
+            "about": "W9 in small: 200 accounts, 8 shards as 8 cove processes with --filter-tag, 5 ms latency, "
+                     "with and without a plan (checks the targets and that a plan lists exactly once)",
+            "runner": "w9",
+            "variants": [shards(f"8 shards {p}", 200, 8, p == "plan", 5) for p in ("plan", "no plan")]}}
+    return {"W9": {
+        "about": f"plan once, fan out: 5,000 accounts x 1 region, 64 shards as 64 cove processes started at once "
+                 f"with --filter-tag {W9_FILTER}, 50 ms latency, workers 20 each; without a plan (each shard "
+                 f"lists and reads tags) and with one (`cove --dry-run` once, then `cove --plan`); wall = "
+                 f"first start to last exit, the plan included",
+        "runner": "w9",
+        "variants": [shards(f"64 shards {p}", 5000, 64, p == "plan", 50) for p in ("no plan", "plan")]}}
+
+
+def w9_expected(accounts):
+    """The members --filter-tag env=prod keeps: member i is at listing index i + 1 (the
+    management account, the caller, is first), and even indexes are env=prod."""
+    return {account_id(i) for i in range(accounts) if (i + 1) % 2 == 0}
+
+
+def w9_list_pages(accounts):
+    """ListAccounts calls of one listing of the whole organization (pages of 20)."""
+    return math.ceil((accounts + 1) / 20)
+
+
+def w9_launch(argv, env, out_path, err_path):
+    rss = str(out_path) + ".time"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen([TIME, "-o", rss, "-f", "%M"] + argv, env=env, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=err, start_new_session=True)
+    LIVE.add(proc)
+    return proc, rss
+
+
+def w9_wait(procs, deadline):
+    """Waits for every (proc, rss path); kills what is left at the deadline. Returns the summed
+    rusage (user, sys), the largest %M in MB, the exit codes and whether it timed out."""
+    user = sys_ = 0.0
+    peak = 0.0
+    codes = []
+    timed_out = False
+    for proc, rss in procs:
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                timed_out = True
+                for p, _ in procs:
+                    try:
+                        os.killpg(p.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            time.sleep(0.02)
+        LIVE.discard(proc)
+        codes.append(os.waitstatus_to_exitcode(status))
+        user += usage.ru_utime
+        sys_ += usage.ru_stime
+        try:
+            peak = max(peak, int(Path(rss).read_text().strip().splitlines()[-1]) / 1024.0)
+        except (OSError, ValueError, IndexError):
+            pass
+    return user, sys_, peak, codes, timed_out
+
+
+def w9_check(v, outs, calls, codes):
+    """Every planned target once, in Results, over all shards; with a plan, one listing and one
+    tag read per account in total."""
+    seen = []
+    for path in outs:
+        for line in Path(path).read_text().splitlines():
+            rec = json.loads(line) if line.strip() else {}
+            if "Id" in rec:
+                if rec.get("Outcome") not in (None, "Result"):
+                    return False, f"{rec['Id']} {rec.get('Region')} is not in Results: {rec.get('Outcome')}"
+                seen.append((rec["Id"], rec["Region"]))
+    want = w9_expected(v["accounts"])
+    if len(seen) != len(set(seen)):
+        return False, f"{len(seen) - len(set(seen))} targets reported twice"
+    ids = {i for i, _ in seen}
+    if ids != want:
+        return False, f"{len(want - ids)} planned accounts missing, {len(ids - want)} unexpected"
+    if any(c != 0 for c in codes):
+        return False, f"exit codes {sorted(set(codes))}"
+    lists, tags = calls.get("organizations:ListAccounts", 0), calls.get("organizations:ListTagsForResource", 0)
+    detail = f"{len(seen)} targets; ListAccounts {lists}, ListTagsForResource {tags}"
+    if v["plan"] and (lists != w9_list_pages(v["accounts"]) or tags != v["accounts"]):
+        return False, (f"with a plan: {detail}; expected one listing ({w9_list_pages(v['accounts'])} pages) "
+                       f"and {v['accounts']} tag reads")
+    return True, detail
+
+
+def w9_once(v, fake, tmp):
+    home = tempfile.mkdtemp(dir=tmp, prefix="home-")
+    env = clean_env(fake.endpoint, home)
+    base = [str(COVE), "-q"]
+    regions = ["--region", ",".join(v["regions"])]
+    started = time.perf_counter()
+    deadline = started + v["timeout_s"]
+    before = fake.calls()
+    user = sys_ = peak = 0.0
+    codes = []
+    timed_out = False
+    selection = regions + ["--filter-tag", W9_FILTER]
+    if v["plan"]:
+        plan = tmp / "plan.json"
+        made = w9_launch(base + ["--dry-run"] + selection, env, plan, tmp / "plan.err")
+        user, sys_, peak, codes, timed_out = w9_wait([made], deadline)
+        selection = ["--plan", str(plan)]
+    procs, outs = [], []
+    for k in range(1, v["shards"] + 1):
+        out = tmp / f"shard-{k}.jsonl"
+        outs.append(out)
+        argv = base + selection + ["--shard", f"{k}/{v['shards']}", "--workers", str(v["workers"]),
+                                   "-o", "jsonl", "--"] + CHILD
+        procs.append(w9_launch(argv, env, out, tmp / f"shard-{k}.err"))
+    u, s, p, c, t = w9_wait(procs, deadline)
+    wall = time.perf_counter() - started
+    calls, throttled, throttled_by_op = call_delta(before, fake.calls())
+    if t or timed_out:
+        ok, detail = False, f"timed out after {v['timeout_s']} s"
+    else:
+        ok, detail = w9_check(v, outs, calls, codes + c)
+    if not ok:
+        errs = [tmp / "plan.err"] if v["plan"] else []
+        errs += [tmp / f"shard-{k}.err" for k in range(1, v["shards"] + 1)]
+        tail = " ".join(e.read_text(errors="replace")[-300:] for e in errs if e.exists() and e.stat().st_size)
+        detail += " | stderr: " + tail[-800:].replace("\n", " ")
+    shutil.rmtree(home, ignore_errors=True)
+    org = {k: n for k, n in calls.items() if k.startswith("organizations:")}
+    return {"wall_s": wall, "user_s": user + u, "sys_s": sys_ + s, "cpu_s": user + u + sys_ + s,
+            "maxrss_mb": max(peak, p), "exit_code": max(codes + c, default=0), "timed_out": t or timed_out,
+            "aws_calls": sum(calls.values()), "aws_calls_by_op": calls, "org_calls": sum(org.values()),
+            "org_calls_by_op": org, "throttled": throttled, "throttled_by_op": throttled_by_op,
+            "max_assume_in_flight": 0, "check_ok": ok, "check": detail}
+
+
+def run_w9(name, spec, reps, tmp):
+    fakes = {}
+    try:
+        for v in spec["variants"]:
+            v["runs"], v["checks"] = [], []
+            v["targets"] = len(w9_expected(v["accounts"]))  # after --scale too
+            if not COVE.exists():
+                v["skipped"], v["missing"] = f"{COVE} is missing", True
+                continue
+            if fake_key(v) not in fakes:
+                fakes[fake_key(v)] = Fake(v["accounts"], v["latency_ms"], tmp, 4 * 3600, v.get("fake"))
+        for rep in range(reps):
+            for v in spec["variants"]:
+                if v.get("skipped"):
+                    continue
+                m = w9_once(v, fakes[fake_key(v)], tmp)
+                m["rep"] = rep + 1
+                v["runs"].append(m)
+                ops = ", ".join(f"{k.split(':')[1]} {n:,}" for k, n in sorted(m["org_calls_by_op"].items()))
+                log(f"{name} rep {rep + 1}/{reps} {v['label']:<20} wall {m['wall_s']:7.2f} s  cpu {m['cpu_s']:6.2f} s  "
+                    f"organizations calls {m['org_calls']:,} ({ops})  "
+                    f"{'ok' if m['check_ok'] else 'CHECK FAILED'}: {m['check'][:300]}")
+    finally:
+        for f in fakes.values():
+            f.stop()
+
+
+def w9_verdicts(results, add):
+    spec = results["workloads"].get("W9")
+    if not spec:
+        return
+    by_plan = {v["plan"]: v for v in spec["variants"] if v.get("runs")}
+    planned = by_plan.get(True)
+    if not planned:
+        return
+    runs = planned["runs"]
+    accounts = planned["accounts"]
+    exact = all(r["aws_calls_by_op"].get("organizations:ListAccounts") == w9_list_pages(accounts)
+                and r["aws_calls_by_op"].get("organizations:ListTagsForResource") == accounts for r in runs)
+
+    def desc(v):
+        r = v["runs"][len(v["runs"]) // 2]
+        ops = ", ".join(f"{k.split(':')[1]} {n:,}" for k, n in sorted(r["org_calls_by_op"].items()))
+        return (f"{v['label']}: Organizations calls {r['org_calls']:,} ({ops}), wall {fmt(v['median']['wall_s'])} s "
+                f"for all {v['shards']} shards")
+    add(f"W9 with a plan, exactly one listing and one tag read per account in total over {planned['shards']} shards",
+        exact and planned["all_checks_ok"],
+        "; ".join(desc(v) for v in (by_plan.get(False), planned) if v)
+        + f"; one listing = {w9_list_pages(accounts)} ListAccounts pages and {accounts:,} ListTagsForResource")
+
+
 def main():
     ap = argparse.ArgumentParser(description="cove vs botocove against bench/fake-aws")
     ap.add_argument("--reps", type=int, default=3, help="repetitions of each variant (default 3)")
@@ -1058,6 +1265,7 @@ def main():
     log(jsonl_note)
 
     all_w = workloads(jsonl, args.smoke)
+    all_w.update(w9_workloads(args.smoke))
     reps = 1 if args.smoke else args.reps
     if args.only and not args.smoke:
         wanted = [w.strip().upper() for w in args.only.split(",") if w.strip()]

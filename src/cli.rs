@@ -147,6 +147,22 @@ pub struct Cli {
     )]
     pub rerun_only: Option<RerunOnly>,
 
+    /// Run exactly the account × region targets of a --dry-run document, without listing the
+    /// organization (no Organizations call). @- (or -) reads it from standard input. --shard
+    /// splits the plan as it would split a listing; --target, --ignore, --region and the
+    /// filters cannot be combined with it.
+    #[arg(long, value_name = "FILE", env = "COVE_PLAN", help_heading = "Targets")]
+    pub plan: Option<String>,
+
+    /// With --plan, run a plan that another calling account made.
+    #[arg(
+        long,
+        env = "COVE_PLAN_ANY_CALLER",
+        requires = "plan",
+        help_heading = "Targets"
+    )]
+    pub plan_any_caller: bool,
+
     /// Resolve the targets and print the account × region matrix as JSON, then stop. No role
     /// is assumed and nothing runs, so the command may be left out.
     #[arg(long, help_heading = "Targets")]

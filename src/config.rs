@@ -47,6 +47,8 @@ pub struct SelectionSettings {
     pub shard: Option<Shard>,
     /// `--rerun`: the failed pairs of a previous output, by account.
     pub rerun: Option<BTreeMap<String, Vec<String>>>,
+    /// `--plan`: the targets of a dry-run document, checked.
+    pub plan: Option<crate::plan_file::Plan>,
 }
 
 /// How cove reaches AWS.
@@ -558,6 +560,18 @@ fn rerun_pairs(cli: &Cli) -> anyhow::Result<Option<BTreeMap<String, Vec<String>>
     Ok(Some(pairs))
 }
 
+/// `--plan FILE`: refused with the options a plan already decided, then read and checked.
+fn plan_of(cli: &Cli) -> anyhow::Result<Option<crate::plan_file::Plan>> {
+    use crate::plan_file;
+    let Some(value) = &cli.plan else {
+        return Ok(None);
+    };
+    plan_file::refuse_selection(cli)?;
+    // The config file's selection (issue 18) is ignored with a note here, once it exists.
+    let plan = plan_file::read(value, cli.allow_unknown_region, cli.plan_any_caller);
+    cli.origins.blame("plan", plan).map(Some)
+}
+
 impl Config {
     pub fn from_cli(mut cli: Cli) -> anyhow::Result<Config> {
         let role = role_spec(&mut cli)?;
@@ -584,6 +598,7 @@ impl Config {
             _ => cli.shard,
         };
         let rerun = rerun_pairs(&cli)?;
+        let plan = plan_of(&cli)?;
         let mut stdin_used = false;
         let targets = expand_ids("--target", &cli.targets, &mut stdin_used);
         let targets = cli.origins.blame("targets", targets)?;
@@ -602,6 +617,7 @@ impl Config {
                 },
                 shard,
                 rerun,
+                plan,
             },
             regions,
             allow_unknown_region: cli.allow_unknown_region,

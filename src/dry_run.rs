@@ -21,14 +21,15 @@ struct PlannedTarget<'a> {
     targeted_by: &'a [String],
 }
 
-/// Writes the matrix, and the roles each account would try in order (`Roles`). With
-/// `all_enabled`, each account stands once with the `all` label, since its regions are
-/// discovered only when a real run starts.
+/// Writes the matrix, and the roles each account would try in order (`Roles`), when it was
+/// made (`Created`, RFC 3339 UTC) and by which calling account (`Caller`, null when there is
+/// none): `cove --plan` reads it back. With `all_enabled`, each account stands once with the
+/// `all` label, since its regions are discovered only when a real run starts.
 pub fn write<W: Write>(
     targets: &[Target],
     via: &BTreeMap<String, Vec<String>>,
     roles: &[String],
-    all_enabled: bool,
+    (all_enabled, caller): (bool, Option<&str>),
     quiet: bool,
     mut out: W,
     pretty: bool,
@@ -44,7 +45,13 @@ pub fn write<W: Write>(
             targeted_by: via.get(&a.id).map(Vec::as_slice).unwrap_or_default(),
         })
         .collect();
-    let doc = serde_json::json!({ "Roles": roles, "Targets": planned });
+    let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let doc = serde_json::json!({
+        "Created": created,
+        "Caller": caller,
+        "Roles": roles,
+        "Targets": planned,
+    });
     written(write_json(&mut out, &doc, pretty), "the dry run to stdout")?;
     let count =
         |f: fn(&Target) -> &str| targets.iter().map(f).collect::<BTreeSet<_>>().len() as u64;

@@ -30,6 +30,7 @@ pub mod output;
 pub mod output_dir;
 pub mod pipeline;
 pub mod plan;
+pub mod plan_file;
 pub mod process;
 pub mod progress;
 pub mod regions;

@@ -34,6 +34,14 @@ pub async fn choose<A: Aws>(
     caller: &Caller,
 ) -> anyhow::Result<Chosen> {
     let s = &config.selection;
+    if let Some(plan) = &s.plan {
+        let accounts = crate::plan_file::choose(plan, s.shard, caller, config.output.quiet)?;
+        return Ok(Chosen {
+            accounts,
+            via: Default::default(),
+            skipped: 0,
+        });
+    }
     let rerun_targets: Vec<OrgId> = s
         .rerun
         .iter()

@@ -92,13 +92,15 @@ async fn connect(config: &Config) -> anyhow::Result<(aws::sdk::SdkAws, Vec<Strin
             anyhow::anyhow!("the region of the credential chain (AWS_REGION or the profile): {e}")
         })?;
     }
-    let rerun = config.selection.rerun.is_some();
+    let plan = config.selection.plan.as_ref();
+    let rerun = config.selection.rerun.is_some() || plan.is_some();
     let fixed = config
         .regions
         .fixed(chain.as_deref(), rerun)
         .map_err(anyhow::Error::msg)?;
     // STS is called in the caller's own region where it has one (regional endpoint).
-    let Some(sts_region) = chain.or_else(|| fixed.first().cloned()) else {
+    let sts_region = chain.or_else(|| fixed.first().cloned());
+    let Some(sts_region) = sts_region.or_else(|| plan.and_then(|p| p.first_region())) else {
         bail!(
             "no region to call STS in: with --region all or --rerun, set AWS_REGION or a region in your AWS profile"
         );
@@ -163,9 +165,10 @@ pub async fn execute<A: Aws, W: Write + Send + 'static>(
         control,
         started: Instant::now(),
     };
-    let rerun = config.selection.rerun.as_ref();
-    let portal = aws.portal_region();
     let s = &config.selection;
+    // A plan's regions are checked against the caller's partition as a rerun's are.
+    let rerun = s.rerun.as_ref().or(s.plan.as_ref().map(|p| &p.pairs));
+    let portal = aws.portal_region();
     let walks_ous = s.targets.iter().chain(&s.ignores).any(OrgId::is_parent);
     let identified = tokio::select! {
         identified = identity::identify(aws.as_ref(), regions, rerun, portal.as_deref(), walks_ous) => identified?,
@@ -198,6 +201,7 @@ impl Run<'_> {
         let s = &self.config.selection;
         (s.targets.is_empty() || s.targets.iter().any(OrgId::is_parent))
             && s.rerun.is_none()
+            && s.plan.is_none()
             && s.shard.is_none()
             && s.filters.tags.is_empty()
             && !self.config.dry_run
@@ -267,7 +271,7 @@ impl Run<'_> {
         if self.config.dry_run {
             let roles = &self.config.role.role_names;
             let none = std::collections::BTreeMap::new();
-            dry_run::write(&[], &none, roles, false, true, out, pretty)?;
+            dry_run::write(&[], &none, roles, (false, None), true, out, pretty)?;
             return Ok(Exit::Interrupted);
         }
         let o = &self.config.output;
@@ -307,20 +311,17 @@ impl Run<'_> {
             self.regions
         };
         let s = &self.config.selection;
-        let targets = plan::targets(
-            chosen.accounts,
-            fixed,
-            s.rerun.as_ref(),
-            &self.config.regions,
-        );
+        let pairs = s.rerun.as_ref().or(s.plan.as_ref().map(|p| &p.pairs));
+        let targets = plan::targets(chosen.accounts, fixed, pairs, &self.config.regions);
         if self.config.dry_run {
             let quiet = self.config.output.quiet;
             let roles = &self.config.role.role_names;
+            let caller = Some(identified.caller.account.as_str()).filter(|c| !c.is_empty());
             return dry_run::write(
                 &targets,
                 &chosen.via,
                 roles,
-                all_enabled,
+                (all_enabled, caller),
                 quiet,
                 out,
                 pretty,

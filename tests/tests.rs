@@ -38,6 +38,8 @@ mod output_files;
 mod partitions;
 #[path = "e2e/people.rs"]
 mod people;
+#[path = "e2e/plan_file.rs"]
+mod plan_file;
 #[path = "e2e/readme.rs"]
 mod readme;
 #[path = "e2e/roles.rs"]

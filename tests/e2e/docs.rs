@@ -349,7 +349,7 @@ pub fn output_keys() -> BTreeSet<String> {
         &[(account, "us-east-1".to_owned())],
         &via,
         &["R".to_owned()],
-        false,
+        (false, Some("000000000000")),
         true,
         out.clone(),
         false,

@@ -60,6 +60,9 @@ usage: fake-aws [--accounts N] [--ous-per-level K] [--depth D] [--ous N] [--late
   --max-seconds S       exit after S seconds whatever happens (default 3600)
   --exit-on-stdin-eof   exit when stdin closes (so the fake dies with its parent)
 
+Every account has one tag (ListTagsForResource): env=prod for every second account in listing
+order, the management account first, and env=dev for the others.
+
 The first stdout line is {\"endpoint\": \"http://127.0.0.1:PORT\"}.
 GET /_fake/calls answers {\"calls\": {\"sts:AssumeRole\": n, ...}, \"throttled\": {...}, \"total\": n,
 \"max_in_flight\": {\"sts:AssumeRole\": n, ...}} (the most calls of each operation served at once;
@@ -757,6 +760,22 @@ fn org_call(state: &State, op: &str, raw: &[u8]) -> Resp {
             }
             None => parent_not_found(),
         },
+        // Every account has one tag: env=prod for every second account in listing order
+        // (the management account first), env=dev for the others (bench W9's --filter-tag).
+        "ListTagsForResource" => {
+            let id = body.get("ResourceId").and_then(Value::as_str).unwrap_or("");
+            match org.accounts.iter().position(|a| a.id == id) {
+                Some(i) => {
+                    let env = if i % 2 == 0 { "prod" } else { "dev" };
+                    org_ok(state, json!({ "Tags": [{"Key": "env", "Value": env}] }))
+                }
+                None => org_error(
+                    state,
+                    "TargetNotFoundException",
+                    "You specified a target that doesn't exist.",
+                ),
+            }
+        }
         _ => org_error(
             state,
             "UnknownOperationException",
