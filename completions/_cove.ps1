@@ -57,6 +57,9 @@ Register-ArgumentCompleter -Native -CommandName 'cove' -ScriptBlock {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format on stdout: `json`, one document at the end; `jsonl`, one record per line as each target finishes, then a summary line')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format on stdout: `json`, one document at the end; `jsonl`, one record per line as each target finishes, then a summary line')
             [CompletionResult]::new('--output-dir', '--output-dir', [CompletionResultType]::ParameterName, 'Also write each target''s stdout and stderr to DIR/<account-id>/<region>/stdout and stderr, and the final document to DIR/results.json')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from this TOML file only, instead of the user file ($XDG_CONFIG_HOME/cove/config.toml) and the project file (cove.toml in the current directory or the nearest parent). A flag or its variable always wins over a file')
+            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'Apply the settings of `[groups.NAME]` in the config files: a saved selection (target, ignore, filters, regions) and any other setting. Flags and variables still win over it')
+            [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'Apply the settings of `[groups.NAME]` in the config files: a saved selection (target, ignore, filters, regions) and any other setting. Flags and variables still win over it')
             [CompletionResult]::new('--allow-unknown-region', '--allow-unknown-region', [CompletionResultType]::ParameterName, 'Accept a well-formed region name that cove''s built-in list does not know yet')
             [CompletionResult]::new('--include-caller', '--include-caller', [CompletionResultType]::ParameterName, 'Make the calling account a target like any other when it is selected. The command still runs with the assumed role''s credentials, never with the caller''s')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Resolve the targets and print the account × region matrix as JSON, then stop. No role is assumed and nothing runs, so the command may be left out')
@@ -66,11 +69,13 @@ Register-ArgumentCompleter -Native -CommandName 'cove' -ScriptBlock {
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log what cove does to stderr: -v each AWS call (service, operation, account, region, attempt, latency, error code), retries, credential renewals and each child (pid, exit status, duration), and the full cause of an error; -vv more; -vvv everything, the AWS SDK''s own trace included. COVE_LOG (or RUST_LOG) takes a filter such as `cove=debug` instead. Secrets are never logged')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log what cove does to stderr: -v each AWS call (service, operation, account, region, attempt, latency, error code), retries, credential renewals and each child (pid, exit status, duration), and the full cause of an error; -vv more; -vvv everything, the AWS SDK''s own trace included. COVE_LOG (or RUST_LOG) takes a filter such as `cove=debug` instead. Secrets are never logged')
             [CompletionResult]::new('--no-ci-summary', '--no-ci-summary', [CompletionResultType]::ParameterName, 'In GitHub Actions (GITHUB_ACTIONS=true), cove appends a Markdown summary of the run to the file in GITHUB_STEP_SUMMARY and prints `::error` annotations for up to 10 failed targets on stderr. This turns both off (COVE_CI_SUMMARY=false does too)')
+            [CompletionResult]::new('--no-config', '--no-config', [CompletionResultType]::ParameterName, 'Read no config file at all')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Merge json or jsonl outputs of sharded runs into one json document, sorted like a single run, and exit with the code that run would have given. Two files holding the same account × region are an error')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print the effective settings as TOML, each value with a comment naming where it came from (the flag, the variable, FILE:LINE of a config file, a group, or the default). Takes the options of a run (for example `cove config -g prod`). Makes no AWS call')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -79,12 +84,22 @@ Register-ArgumentCompleter -Native -CommandName 'cove' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'cove;config' {
+            [CompletionResult]::new('--paths', '--paths', [CompletionResultType]::ParameterName, 'List the config files looked for, and whether each was read, instead')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'cove;help' {
             [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Merge json or jsonl outputs of sharded runs into one json document, sorted like a single run, and exit with the code that run would have given. Two files holding the same account × region are an error')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print the effective settings as TOML, each value with a comment naming where it came from (the flag, the variable, FILE:LINE of a config file, a group, or the default). Takes the options of a run (for example `cove config -g prod`). Makes no AWS call')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'cove;help;merge' {
+            break
+        }
+        'cove;help;config' {
             break
         }
         'cove;help;help' {

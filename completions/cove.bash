@@ -16,11 +16,17 @@ _cove() {
             ",$1")
                 cmd="cove"
                 ;;
+            cove,config)
+                cmd="cove__subcmd__config"
+                ;;
             cove,help)
                 cmd="cove__subcmd__help"
                 ;;
             cove,merge)
                 cmd="cove__subcmd__merge"
+                ;;
+            cove__subcmd__help,config)
+                cmd="cove__subcmd__help__subcmd__config"
                 ;;
             cove__subcmd__help,help)
                 cmd="cove__subcmd__help__subcmd__help"
@@ -35,7 +41,7 @@ _cove() {
 
     case "${cmd}" in
         cove)
-            opts="-t -i -r -w -o -q -v -h -V --target --ignore --region --exclude-region --allow-unknown-region --include-caller --filter-name --filter-email --filter-tag --shard --shard-index-env --shard-count --rerun --rerun-only --dry-run --role --sso-role --role-session-name --policy --policy-arn --external-id --duration --max-assume-rate --profile --via-role --org-role --mfa-serial --mfa-code --workers --fail-fast --timeout --max-output-bytes --child-credentials --output --output-dir --quiet --verbose --no-ci-summary --help --version merge help"
+            opts="-t -i -r -w -o -q -v -g -h -V --target --ignore --region --exclude-region --allow-unknown-region --include-caller --filter-name --filter-email --filter-tag --shard --shard-index-env --shard-count --rerun --rerun-only --dry-run --role --sso-role --role-session-name --policy --policy-arn --external-id --duration --max-assume-rate --profile --via-role --org-role --mfa-serial --mfa-code --workers --fail-fast --timeout --max-output-bytes --child-credentials --output --output-dir --quiet --verbose --no-ci-summary --config --no-config --group --help --version merge config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -185,6 +191,32 @@ _cove() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --group)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -g)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cove__subcmd__config)
+            opts="-h --paths --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -193,8 +225,22 @@ _cove() {
             return 0
             ;;
         cove__subcmd__help)
-            opts="merge help"
+            opts="merge config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cove__subcmd__help__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_cove_global_optspecs
-    string join \n t/target= i/ignore= region= exclude-region= allow-unknown-region include-caller filter-name= filter-email= filter-tag= shard= shard-index-env= shard-count= rerun= rerun-only= dry-run r/role= sso-role= role-session-name= policy= policy-arn= external-id= duration= max-assume-rate= profile= via-role= org-role= mfa-serial= mfa-code= w/workers= fail-fast timeout= max-output-bytes= child-credentials= o/output= output-dir= q/quiet v/verbose no-ci-summary h/help V/version
+    string join \n t/target= i/ignore= region= exclude-region= allow-unknown-region include-caller filter-name= filter-email= filter-tag= shard= shard-index-env= shard-count= rerun= rerun-only= dry-run r/role= sso-role= role-session-name= policy= policy-arn= external-id= duration= max-assume-rate= profile= via-role= org-role= mfa-serial= mfa-code= w/workers= fail-fast timeout= max-output-bytes= child-credentials= o/output= output-dir= q/quiet v/verbose no-ci-summary config= no-config g/group= h/help V/version
 end
 
 function __fish_cove_needs_command
@@ -59,6 +59,8 @@ complete -c cove -n "__fish_cove_needs_command" -s o -l output -d 'Output format
 jsonl\t'One record per line as each target finishes, then a summary line'
 text\t'For people: as each target finishes, its stdout and stderr lines tagged with the account ID, name and region, and one line saying why if it failed'"
 complete -c cove -n "__fish_cove_needs_command" -l output-dir -d 'Also write each target\'s stdout and stderr to DIR/<account-id>/<region>/stdout and stderr, and the final document to DIR/results.json' -r -F
+complete -c cove -n "__fish_cove_needs_command" -l config -d 'Read settings from this TOML file only, instead of the user file ($XDG_CONFIG_HOME/cove/config.toml) and the project file (cove.toml in the current directory or the nearest parent). A flag or its variable always wins over a file' -r -F
+complete -c cove -n "__fish_cove_needs_command" -s g -l group -d 'Apply the settings of `[groups.NAME]` in the config files: a saved selection (target, ignore, filters, regions) and any other setting. Flags and variables still win over it' -r
 complete -c cove -n "__fish_cove_needs_command" -l allow-unknown-region -d 'Accept a well-formed region name that cove\'s built-in list does not know yet'
 complete -c cove -n "__fish_cove_needs_command" -l include-caller -d 'Make the calling account a target like any other when it is selected. The command still runs with the assumed role\'s credentials, never with the caller\'s'
 complete -c cove -n "__fish_cove_needs_command" -l dry-run -d 'Resolve the targets and print the account × region matrix as JSON, then stop. No role is assumed and nothing runs, so the command may be left out'
@@ -66,10 +68,15 @@ complete -c cove -n "__fish_cove_needs_command" -l fail-fast -d 'On the first fa
 complete -c cove -n "__fish_cove_needs_command" -s q -l quiet -d 'No progress bar, notes or summary on stderr; errors and warnings still show'
 complete -c cove -n "__fish_cove_needs_command" -s v -l verbose -d 'Log what cove does to stderr: -v each AWS call (service, operation, account, region, attempt, latency, error code), retries, credential renewals and each child (pid, exit status, duration), and the full cause of an error; -vv more; -vvv everything, the AWS SDK\'s own trace included. COVE_LOG (or RUST_LOG) takes a filter such as `cove=debug` instead. Secrets are never logged'
 complete -c cove -n "__fish_cove_needs_command" -l no-ci-summary -d 'In GitHub Actions (GITHUB_ACTIONS=true), cove appends a Markdown summary of the run to the file in GITHUB_STEP_SUMMARY and prints `::error` annotations for up to 10 failed targets on stderr. This turns both off (COVE_CI_SUMMARY=false does too)'
+complete -c cove -n "__fish_cove_needs_command" -l no-config -d 'Read no config file at all'
 complete -c cove -n "__fish_cove_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cove -n "__fish_cove_needs_command" -s V -l version -d 'Print version'
 complete -c cove -n "__fish_cove_needs_command" -a "merge" -d 'Merge json or jsonl outputs of sharded runs into one json document, sorted like a single run, and exit with the code that run would have given. Two files holding the same account × region are an error'
+complete -c cove -n "__fish_cove_needs_command" -a "config" -d 'Print the effective settings as TOML, each value with a comment naming where it came from (the flag, the variable, FILE:LINE of a config file, a group, or the default). Takes the options of a run (for example `cove config -g prod`). Makes no AWS call'
 complete -c cove -n "__fish_cove_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cove -n "__fish_cove_using_subcommand merge" -s h -l help -d 'Print help'
-complete -c cove -n "__fish_cove_using_subcommand help; and not __fish_seen_subcommand_from merge help" -f -a "merge" -d 'Merge json or jsonl outputs of sharded runs into one json document, sorted like a single run, and exit with the code that run would have given. Two files holding the same account × region are an error'
-complete -c cove -n "__fish_cove_using_subcommand help; and not __fish_seen_subcommand_from merge help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cove -n "__fish_cove_using_subcommand config" -l paths -d 'List the config files looked for, and whether each was read, instead'
+complete -c cove -n "__fish_cove_using_subcommand config" -s h -l help -d 'Print help'
+complete -c cove -n "__fish_cove_using_subcommand help; and not __fish_seen_subcommand_from merge config help" -f -a "merge" -d 'Merge json or jsonl outputs of sharded runs into one json document, sorted like a single run, and exit with the code that run would have given. Two files holding the same account × region are an error'
+complete -c cove -n "__fish_cove_using_subcommand help; and not __fish_seen_subcommand_from merge config help" -f -a "config" -d 'Print the effective settings as TOML, each value with a comment naming where it came from (the flag, the variable, FILE:LINE of a config file, a group, or the default). Takes the options of a run (for example `cove config -g prod`). Makes no AWS call'
+complete -c cove -n "__fish_cove_using_subcommand help; and not __fish_seen_subcommand_from merge config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

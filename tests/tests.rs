@@ -4,6 +4,8 @@
 mod bad_input;
 #[path = "e2e/ci_summary.rs"]
 mod ci_summary;
+#[path = "e2e/configuration.rs"]
+mod configuration;
 #[path = "e2e/docs.rs"]
 mod docs;
 #[path = "e2e/docs_examples.rs"]
