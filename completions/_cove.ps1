@@ -75,7 +75,7 @@ Register-ArgumentCompleter -Native -CommandName 'cove' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Merge json or jsonl outputs of sharded runs into one json document, sorted like a single run, and exit with the code that run would have given. Two files holding the same account × region are an error')
-            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print the effective settings as TOML, each value with a comment naming where it came from (the flag, the variable, FILE:LINE of a config file, a group, or the default). Takes the options of a run (for example `cove config -g prod`). Makes no AWS call')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print the effective settings as TOML, each value with a comment naming where it came from (the flag, the variable, FILE:LINE of a config file, a group, or the default). Takes the options of a run (for example `cove config -g prod`); `cove config --paths` lists the config files looked for and whether each was read. Makes no AWS call')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -92,7 +92,7 @@ Register-ArgumentCompleter -Native -CommandName 'cove' -ScriptBlock {
         }
         'cove;help' {
             [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Merge json or jsonl outputs of sharded runs into one json document, sorted like a single run, and exit with the code that run would have given. Two files holding the same account × region are an error')
-            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print the effective settings as TOML, each value with a comment naming where it came from (the flag, the variable, FILE:LINE of a config file, a group, or the default). Takes the options of a run (for example `cove config -g prod`). Makes no AWS call')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print the effective settings as TOML, each value with a comment naming where it came from (the flag, the variable, FILE:LINE of a config file, a group, or the default). Takes the options of a run (for example `cove config -g prod`); `cove config --paths` lists the config files looked for and whether each was read. Makes no AWS call')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }

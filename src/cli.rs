@@ -392,7 +392,8 @@ pub enum Subcommand {
     },
     /// Print the effective settings as TOML, each value with a comment naming where it came
     /// from (the flag, the variable, FILE:LINE of a config file, a group, or the default).
-    /// Takes the options of a run (for example `cove config -g prod`). Makes no AWS call.
+    /// Takes the options of a run (for example `cove config -g prod`); `cove config --paths`
+    /// lists the config files looked for and whether each was read. Makes no AWS call.
     Config {
         /// List the config files looked for, and whether each was read, instead.
         #[arg(long)]
