@@ -112,16 +112,16 @@ fn apply(cmd: clap::Command, argv: &[OsString]) -> Result<Applied, Failure> {
     }
     let group_name = scan.get_one::<String>("group").cloned();
     let (layers, group) = layers(&files, group_name.as_deref(), &scan)?;
+    let given: Vec<&clap::Arg> = cmd.get_arguments().filter(|a| given(&scan, a)).collect();
     let mut injected: BTreeMap<String, Setting> = BTreeMap::new();
     for arg in cmd.get_arguments() {
         let id = arg.get_id().as_str();
-        let given = matches!(
-            scan.value_source(id),
-            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-        ) || arg
-            .get_env()
-            .is_some_and(|var| std::env::var_os(var).is_some());
-        if given {
+        // A file's setting that the command line's own options rule out (a file's `target`
+        // with `--rerun`) gives way to them.
+        if given
+            .iter()
+            .any(|g| g.get_id() == arg.get_id() || conflict(&cmd, g, arg))
+        {
             continue;
         }
         if let Some(setting) = layers.iter().rev().find_map(|layer| layer.get(id)) {
@@ -143,6 +143,27 @@ fn apply(cmd: clap::Command, argv: &[OsString]) -> Result<Applied, Failure> {
         candidates,
         group,
     })
+}
+
+/// Whether `arg` was given on the command line or by its variable.
+fn given(scan: &clap::ArgMatches, arg: &clap::Arg) -> bool {
+    matches!(
+        scan.value_source(arg.get_id().as_str()),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    ) || arg
+        .get_env()
+        .is_some_and(|var| std::env::var_os(var).is_some())
+}
+
+/// Whether `a` and `b` cannot be used together (either one declares it).
+fn conflict(cmd: &clap::Command, a: &clap::Arg, b: &clap::Arg) -> bool {
+    cmd.get_arg_conflicts_with(a)
+        .iter()
+        .any(|c| c.get_id() == b.get_id())
+        || cmd
+            .get_arg_conflicts_with(b)
+            .iter()
+            .any(|c| c.get_id() == a.get_id())
 }
 
 type Layers<'a> = Vec<&'a BTreeMap<String, Setting>>;

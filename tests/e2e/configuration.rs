@@ -587,3 +587,33 @@ fn completions_and_the_man_page_cover_the_config_options_and_subcommand() {
         }
     }
 }
+
+#[test]
+fn a_file_setting_gives_way_to_a_flag_that_rules_it_out_and_file_conflicts_name_both_places() {
+    let g = Ground::start(&[]);
+    let l = Layout::new();
+    let project = l.project("rerun = \"failed.json\"\n[groups.g]\ntarget = [\"111111111111\"]\n");
+    let root_a = g.account("root-a");
+    let run = Run::of(l.cove(&g).args(["--dry-run", "-t", &root_a]));
+    run.expect_code(0);
+    assert_eq!(
+        run.ids("Targets"),
+        [root_a],
+        "--target wins; the file's rerun gives way"
+    );
+    let run = Run::of(l.cove(&g).args(["--dry-run", "-g", "g"]));
+    run.expect_code(2);
+    let p = project.display();
+    assert!(
+        run.stderr.contains(&format!(
+            "(--rerun from {p}:1; --target from group g at {p}:3)"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        g.calls("organizations:ListAccounts"),
+        1,
+        "only the first run listed"
+    );
+}
