@@ -97,20 +97,39 @@ struct Applied {
 fn apply(cmd: clap::Command, argv: &[OsString]) -> Result<Applied, Failure> {
     let mut cmd = cmd;
     cmd.build();
+    // What is wrong with the command line and the variables themselves is reported as it is,
+    // whatever the files say; only what a file may still supply (the command with a file's
+    // `dry-run`, an option another one requires) waits for the files.
+    if let Err(err) = Cli::parse_with(cmd.clone(), argv) {
+        use clap::error::ErrorKind;
+        if !matches!(
+            err.kind(),
+            ErrorKind::MissingRequiredArgument | ErrorKind::MissingSubcommand
+        ) {
+            return Err(Failure::Clap(err));
+        }
+    }
     let scan = cmd.clone().ignore_errors(true).try_get_matches_from(argv)?;
-    let named = scan.get_one::<PathBuf>("config").map(|path| {
-        let option = match scan.value_source("config") {
-            Some(ValueSource::EnvVariable) => "COVE_CONFIG",
-            _ => "--config",
-        };
-        (path.clone(), option.to_owned())
-    });
-    let candidates = config_file::candidates(named, scan.get_flag("no_config"))?;
+    let named = scan
+        .try_get_one::<PathBuf>("config")
+        .ok()
+        .flatten()
+        .map(|path| {
+            let option = match scan.value_source("config") {
+                Some(ValueSource::EnvVariable) => "COVE_CONFIG",
+                _ => "--config",
+            };
+            (path.clone(), option.to_owned())
+        });
+    let candidates = config_file::candidates(
+        named,
+        scan.try_get_one::<bool>("no_config").ok().flatten() == Some(&true),
+    )?;
     let mut files: Vec<File> = Vec::new();
     for candidate in candidates.iter().filter(|c| c.exists) {
         files.push(config_file::read(&cmd, &candidate.path)?);
     }
-    let group_name = scan.get_one::<String>("group").cloned();
+    let group_name = scan.try_get_one::<String>("group").ok().flatten().cloned();
     let (layers, group) = layers(&files, group_name.as_deref(), &scan)?;
     let given: Vec<&clap::Arg> = cmd.get_arguments().filter(|a| given(&scan, a)).collect();
     let mut injected: BTreeMap<String, Setting> = BTreeMap::new();

@@ -617,3 +617,29 @@ fn a_file_setting_gives_way_to_a_flag_that_rules_it_out_and_file_conflicts_name_
         "only the first run listed"
     );
 }
+
+#[test]
+fn a_bad_flag_or_variable_is_reported_as_it_is_whatever_the_files_say() {
+    let g = Ground::start(&[]);
+    let l = Layout::new();
+    l.project("wokers = 4\n");
+    for (var, value, args) in [
+        ("COVE_WORKERS", "0", &["--", "true"][..]),
+        ("COVE_NO_CONFIG", "maybe", &["--", "true"][..]),
+        (
+            "COVE_QUIET",
+            "true",
+            &["--workers", "none", "--", "true"][..],
+        ),
+    ] {
+        let run = Run::of(l.cove(&g).env(var, value).args(args));
+        run.expect_code(2);
+        let named = if var == "COVE_QUIET" { "'none'" } else { var };
+        assert!(
+            run.stderr.contains(named) && !run.stderr.contains("wokers"),
+            "{var}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(g.all_calls(), json!({}));
+}
