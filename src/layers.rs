@@ -174,11 +174,22 @@ fn given(scan: &clap::ArgMatches, arg: &clap::Arg) -> bool {
         .is_some_and(|var| std::env::var_os(var).is_some())
 }
 
+/// Options that are each other's alternative though clap lets both be typed (config.rs
+/// refuses the pair with its own message): a file's one gives way to the other typed. Only
+/// the role itself: a file's session policy, external ID or duration does not silently drop
+/// away when `--sso-role` is typed (config.rs refuses the pair, naming the file).
+const ALTERNATIVES: &[(&str, &str)] = &[("sso_role", "role")];
+
 /// Whether `a` and `b` cannot be used together (either one declares it).
 fn conflict(cmd: &clap::Command, a: &clap::Arg, b: &clap::Arg) -> bool {
-    cmd.get_arg_conflicts_with(a)
+    let pair = (a.get_id().as_str(), b.get_id().as_str());
+    ALTERNATIVES
         .iter()
-        .any(|c| c.get_id() == b.get_id())
+        .any(|&(x, y)| (x, y) == pair || (y, x) == pair)
+        || cmd
+            .get_arg_conflicts_with(a)
+            .iter()
+            .any(|c| c.get_id() == b.get_id())
         || cmd
             .get_arg_conflicts_with(b)
             .iter()

@@ -643,3 +643,42 @@ fn a_bad_flag_or_variable_is_reported_as_it_is_whatever_the_files_say() {
     }
     assert_eq!(g.all_calls(), json!({}));
 }
+
+#[test]
+fn a_role_typed_replaces_a_files_permission_set_and_the_other_way_round() {
+    let g = Ground::start(&[]);
+    let l = Layout::new();
+    let root_a = g.account("root-a");
+    l.project("sso-role = [\"AdministratorAccess\"]\n");
+    let run = Run::of(
+        l.cove(&g)
+            .args(["--dry-run", "-t", &root_a, "--role", "Audit"]),
+    );
+    run.expect_code(0);
+    assert_eq!(run.doc()["Roles"], json!(["Audit"]), "{}", run.stderr);
+    l.project("role = [\"Audit\"]\n");
+    let run = Run::of(
+        l.cove(&g)
+            .args(["config", "--sso-role", "AdministratorAccess"]),
+    );
+    run.expect_code(0);
+    assert_eq!(
+        shown(&run, "role"),
+        "role = [\"OrganizationAccountAccessRole\"]  # default"
+    );
+    // A session policy from a file is never dropped silently: the pair is refused, naming it.
+    let project = l.project("policy = \"{}\"\n");
+    let run = Run::of(
+        l.cove(&g)
+            .args(["--sso-role", "AdministratorAccess", "--", "true"]),
+    );
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains(&format!(
+            "--sso-role cannot be combined with --policy (from {}:1)",
+            project.display()
+        )),
+        "{}",
+        run.stderr
+    );
+}
