@@ -51,32 +51,31 @@ Register-ArgumentCompleter -Native -CommandName 'cove' -ScriptBlock {
             [CompletionResult]::new('--mfa-code', '--mfa-code', [CompletionResultType]::ParameterName, 'The code the --mfa-serial device shows. Without it, cove asks on the terminal (nothing is echoed) when standard input is one, which keeps it out of the process list. Never printed')
             [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'How many targets run at once')
             [CompletionResult]::new('--workers', '--workers', [CompletionResultType]::ParameterName, 'How many targets run at once')
-            [CompletionResult]::new('--max-failures', '--max-failures', [CompletionResultType]::ParameterName, 'Once more than N targets (or P% of the targets known) have failed, start nothing new: the commands running finish (nothing is killed, unlike --fail-fast) and every target that did not start is reported as cancelled ("max failures reached"). 0 halts at the first failure')
-            [CompletionResult]::new('--canary', '--canary', [CompletionResultType]::ParameterName, 'Run the first N targets first (a listed run: the first N in output order; a streamed one: the first N listed) and everything else only once they have all succeeded. If a canary fails, nothing else starts ("canary failed")')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Stop a command that runs longer than this (for example 30s, 5m, 1h30m). Its whole process group gets SIGTERM, then SIGKILL after a grace period. Default: no limit')
             [CompletionResult]::new('--max-output-bytes', '--max-output-bytes', [CompletionResultType]::ParameterName, 'Keep at most this much of each command''s stdout, and as much of its stderr (suffixes K, M, G are powers of 1024). The rest is read and dropped, and the record says so')
             [CompletionResult]::new('--child-credentials', '--child-credentials', [CompletionResultType]::ParameterName, 'How each command gets its credentials: `env`, the key variables (fixed for the command''s life); `endpoint`, a credential endpoint on 127.0.0.1 that renews them while the command runs, for commands that outlive their session')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format on stdout: `json`, one document at the end; `jsonl`, one record per line as each target finishes, then a summary line')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format on stdout: `json`, one document at the end; `jsonl`, one record per line as each target finishes, then a summary line')
             [CompletionResult]::new('--output-dir', '--output-dir', [CompletionResultType]::ParameterName, 'Also write each target''s stdout and stderr to DIR/<account-id>/<region>/stdout and stderr, and the final document to DIR/results.json')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from this TOML file only, instead of the user file ($XDG_CONFIG_HOME/cove/config.toml) and the project file (cove.toml in the current directory or the nearest parent). A flag or its variable always wins over a file')
+            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'Apply the settings of `[groups.NAME]` in the config files: a saved selection (target, ignore, filters, regions) and any other setting. Flags and variables still win over it')
+            [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'Apply the settings of `[groups.NAME]` in the config files: a saved selection (target, ignore, filters, regions) and any other setting. Flags and variables still win over it')
             [CompletionResult]::new('--allow-unknown-region', '--allow-unknown-region', [CompletionResultType]::ParameterName, 'Accept a well-formed region name that cove''s built-in list does not know yet')
             [CompletionResult]::new('--include-caller', '--include-caller', [CompletionResultType]::ParameterName, 'Make the calling account a target like any other when it is selected. The command still runs with the assumed role''s credentials, never with the caller''s')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Resolve the targets and print the account × region matrix as JSON, then stop. No role is assumed and nothing runs, so the command may be left out')
             [CompletionResult]::new('--fail-fast', '--fail-fast', [CompletionResultType]::ParameterName, 'On the first failure (assume or command), start nothing new, stop running children, and report what finished')
-            [CompletionResult]::new('--confirm', '--confirm', [CompletionResultType]::ParameterName, 'Before the first credential call, say on stderr what will run where and ask y/N on the terminal. Anything but y or yes stops with exit 2 and nothing run')
-            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Answer yes to --confirm (for scripts and CI: no terminal is needed)')
-            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Answer yes to --confirm (for scripts and CI: no terminal is needed)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No progress bar, notes or summary on stderr; errors and warnings still show')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No progress bar, notes or summary on stderr; errors and warnings still show')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log what cove does to stderr: -v each AWS call (service, operation, account, region, attempt, latency, error code), retries, credential renewals and each child (pid, exit status, duration), and the full cause of an error; -vv more; -vvv everything, the AWS SDK''s own trace included. COVE_LOG (or RUST_LOG) takes a filter such as `cove=debug` instead. Secrets are never logged')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log what cove does to stderr: -v each AWS call (service, operation, account, region, attempt, latency, error code), retries, credential renewals and each child (pid, exit status, duration), and the full cause of an error; -vv more; -vvv everything, the AWS SDK''s own trace included. COVE_LOG (or RUST_LOG) takes a filter such as `cove=debug` instead. Secrets are never logged')
             [CompletionResult]::new('--no-ci-summary', '--no-ci-summary', [CompletionResultType]::ParameterName, 'In GitHub Actions (GITHUB_ACTIONS=true), cove appends a Markdown summary of the run to the file in GITHUB_STEP_SUMMARY and prints `::error` annotations for up to 10 failed targets on stderr. This turns both off (COVE_CI_SUMMARY=false does too)')
+            [CompletionResult]::new('--no-config', '--no-config', [CompletionResultType]::ParameterName, 'Read no config file at all')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Merge json or jsonl outputs of sharded runs into one json document, sorted like a single run, and exit with the code that run would have given. Two files holding the same account × region are an error')
-            [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Compare two runs (json or jsonl outputs, merged outputs, --output-dir directories; `-` is standard input), pairing targets by Id and Region: what was added, removed and changed (outcome, exit code, result: each changed JSON path, or a unified diff of text). Exit 0 when they are the same, 1 when they differ, 2 on an error')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print the effective settings as TOML, each value with a comment naming where it came from (the flag, the variable, FILE:LINE of a config file, a group, or the default). Takes the options of a run (for example `cove config -g prod`); `cove config --paths` lists the config files looked for and whether each was read. Makes no AWS call')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -85,24 +84,22 @@ Register-ArgumentCompleter -Native -CommandName 'cove' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
-        'cove;diff' {
-            [CompletionResult]::new('--ignore-path', '--ignore-path', [CompletionResultType]::ParameterName, 'Leave a JSON path of the results out of the comparison (repeatable), for example `.ResponseMetadata`; `[]` matches any index (`.Reservations[].Instances`), and keys that are not identifiers are quoted (`."a b"`)')
-            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'json: one document (pretty on a terminal, one line otherwise); text: a summary for people, in color on a terminal')
-            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'json: one document (pretty on a terminal, one line otherwise); text: a summary for people, in color on a terminal')
+        'cove;config' {
+            [CompletionResult]::new('--paths', '--paths', [CompletionResultType]::ParameterName, 'List the config files looked for, and whether each was read, instead')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'cove;help' {
             [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Merge json or jsonl outputs of sharded runs into one json document, sorted like a single run, and exit with the code that run would have given. Two files holding the same account × region are an error')
-            [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Compare two runs (json or jsonl outputs, merged outputs, --output-dir directories; `-` is standard input), pairing targets by Id and Region: what was added, removed and changed (outcome, exit code, result: each changed JSON path, or a unified diff of text). Exit 0 when they are the same, 1 when they differ, 2 on an error')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print the effective settings as TOML, each value with a comment naming where it came from (the flag, the variable, FILE:LINE of a config file, a group, or the default). Takes the options of a run (for example `cove config -g prod`); `cove config --paths` lists the config files looked for and whether each was read. Makes no AWS call')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'cove;help;merge' {
             break
         }
-        'cove;help;diff' {
+        'cove;help;config' {
             break
         }
         'cove;help;help' {

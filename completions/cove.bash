@@ -16,8 +16,8 @@ _cove() {
             ",$1")
                 cmd="cove"
                 ;;
-            cove,diff)
-                cmd="cove__subcmd__diff"
+            cove,config)
+                cmd="cove__subcmd__config"
                 ;;
             cove,help)
                 cmd="cove__subcmd__help"
@@ -25,8 +25,8 @@ _cove() {
             cove,merge)
                 cmd="cove__subcmd__merge"
                 ;;
-            cove__subcmd__help,diff)
-                cmd="cove__subcmd__help__subcmd__diff"
+            cove__subcmd__help,config)
+                cmd="cove__subcmd__help__subcmd__config"
                 ;;
             cove__subcmd__help,help)
                 cmd="cove__subcmd__help__subcmd__help"
@@ -41,7 +41,7 @@ _cove() {
 
     case "${cmd}" in
         cove)
-            opts="-t -i -r -w -y -o -q -v -h -V --target --ignore --region --exclude-region --allow-unknown-region --include-caller --filter-name --filter-email --filter-tag --shard --shard-index-env --shard-count --rerun --rerun-only --dry-run --role --sso-role --role-session-name --policy --policy-arn --external-id --duration --max-assume-rate --profile --via-role --org-role --mfa-serial --mfa-code --workers --fail-fast --max-failures --canary --confirm --yes --timeout --max-output-bytes --child-credentials --output --output-dir --quiet --verbose --no-ci-summary --help --version merge diff help"
+            opts="-t -i -r -w -o -q -v -g -h -V --target --ignore --region --exclude-region --allow-unknown-region --include-caller --filter-name --filter-email --filter-tag --shard --shard-index-env --shard-count --rerun --rerun-only --dry-run --role --sso-role --role-session-name --policy --policy-arn --external-id --duration --max-assume-rate --profile --via-role --org-role --mfa-serial --mfa-code --workers --fail-fast --timeout --max-output-bytes --child-credentials --output --output-dir --quiet --verbose --no-ci-summary --config --no-config --group --help --version merge config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -167,14 +167,6 @@ _cove() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --max-failures)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --canary)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -199,6 +191,18 @@ _cove() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --group)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -g)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -206,25 +210,13 @@ _cove() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        cove__subcmd__diff)
-            opts="-o -h --ignore-path --output --help"
+        cove__subcmd__config)
+            opts="-h --paths --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --ignore-path)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --output)
-                    COMPREPLY=($(compgen -W "json text" -- "${cur}"))
-                    return 0
-                    ;;
-                -o)
-                    COMPREPLY=($(compgen -W "json text" -- "${cur}"))
-                    return 0
-                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -233,7 +225,7 @@ _cove() {
             return 0
             ;;
         cove__subcmd__help)
-            opts="merge diff help"
+            opts="merge config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -246,7 +238,7 @@ _cove() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        cove__subcmd__help__subcmd__diff)
+        cove__subcmd__help__subcmd__config)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -387,8 +387,35 @@ pub struct Cli {
           num_args = 1.., allow_hyphen_values = true)]
     pub command: Vec<OsString>,
 
-    /// Where each value came from (the command line or a variable); filled by
-    /// [`Cli::parse_args`].
+    /// Read settings from this TOML file only, instead of the user file
+    /// ($XDG_CONFIG_HOME/cove/config.toml) and the project file (cove.toml in the current
+    /// directory or the nearest parent). A flag or its variable always wins over a file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "COVE_CONFIG",
+        conflicts_with = "no_config",
+        help_heading = "Configuration"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Read no config file at all.
+    #[arg(long, env = "COVE_NO_CONFIG", help_heading = "Configuration")]
+    pub no_config: bool,
+
+    /// Apply the settings of `[groups.NAME]` in the config files: a saved selection (target,
+    /// ignore, filters, regions) and any other setting. Flags and variables still win over it.
+    #[arg(
+        short = 'g',
+        long,
+        value_name = "NAME",
+        env = "COVE_GROUP",
+        help_heading = "Configuration"
+    )]
+    pub group: Option<String>,
+
+    /// Where each value came from (the command line, a variable or a config file); filled by
+    /// [`Cli::parse_args`] and the config layers.
     #[arg(skip)]
     pub origins: Origins,
 }
@@ -408,6 +435,22 @@ pub enum Subcommand {
     /// changed (outcome, exit code, result: each changed JSON path, or a unified diff of text).
     /// Exit 0 when they are the same, 1 when they differ, 2 on an error.
     Diff(crate::diff::DiffArgs),
+    /// Print the effective settings as TOML, each value with a comment naming where it came
+    /// from (the flag, the variable, FILE:LINE of a config file, a group, or the default).
+    /// Takes the options of a run (for example `cove config -g prod`); `cove config --paths`
+    /// lists the config files looked for and whether each was read. Makes no AWS call.
+    Config {
+        /// List the config files looked for, and whether each was read, instead.
+        #[arg(long)]
+        paths: bool,
+        /// The options to resolve, as for a run (for example -g prod --workers 5).
+        #[arg(
+            value_name = "OPTIONS",
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        options: Vec<OsString>,
+    },
 }
 
 /// Where the values of a parsed command line came from: which options were typed on the command
@@ -419,6 +462,9 @@ pub struct Origins {
     command_line: BTreeMap<String, String>,
     /// Argument id → the variable (`COVE_POLICY`), for every option that came from one.
     variables: BTreeMap<String, String>,
+    /// Argument id → the place in a config file (`FILE:LINE`, or `group NAME at FILE:LINE`),
+    /// for every option that came from one.
+    files: BTreeMap<String, String>,
 }
 
 impl Origins {
@@ -452,29 +498,48 @@ impl Origins {
         self.variables.get(id).map(String::as_str)
     }
 
-    /// True when argument `id` was given, on the command line or by its variable (not a
-    /// default).
+    /// True when argument `id` was given, on the command line, by its variable or by a config
+    /// file (not a default).
     pub fn given(&self, id: &str) -> bool {
-        self.command_line.contains_key(id) || self.variables.contains_key(id)
+        self.command_line.contains_key(id)
+            || self.variables.contains_key(id)
+            || self.files.contains_key(id)
     }
 
     /// How to name where argument `id` (the option `flag`) came from in a message: the flag,
-    /// or the variable and its flag (`COVE_WORKERS (--workers)`) when its variable set it.
+    /// the variable and its flag (`COVE_WORKERS (--workers)`) when its variable set it, or the
+    /// flag and the config file's place.
     pub fn name(&self, id: &str, flag: &str) -> String {
-        match self.variable(id) {
-            Some(var) => format!("the environment variable {var} ({flag})"),
-            None => flag.to_owned(),
+        match (self.variable(id), self.file(id)) {
+            (Some(var), _) => format!("the environment variable {var} ({flag})"),
+            (None, Some(place)) => format!("{flag} (from {place})"),
+            (None, None) => flag.to_owned(),
         }
     }
 
-    /// Adds the variable to an error about the value of argument `id`, when it came from one.
+    /// Adds the variable, or the config file's place, to an error about the value of argument
+    /// `id`, when it came from one.
     pub fn blame<T>(&self, id: &str, result: anyhow::Result<T>) -> anyhow::Result<T> {
-        match self.variable(id) {
-            Some(var) => {
+        match (self.variable(id), self.file(id)) {
+            (Some(var), _) => {
                 result.map_err(|e| e.context(format!("in the environment variable {var}")))
             }
-            None => result,
+            (None, Some(place)) => result.map_err(|e| e.context(format!("in {place}"))),
+            (None, None) => result,
         }
+    }
+
+    /// The config file place (`FILE:LINE`, or `group NAME at FILE:LINE`) argument `id` came
+    /// from, if it came from one.
+    pub fn file(&self, id: &str) -> Option<&str> {
+        self.files.get(id).map(String::as_str)
+    }
+
+    /// Records that argument `id`, which the config layers put on the command line, came from
+    /// `place` in a config file.
+    pub fn from_file(&mut self, id: &str, place: String) {
+        self.command_line.remove(id);
+        self.files.insert(id.to_owned(), place);
     }
 }
 
@@ -491,12 +556,17 @@ impl Cli {
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
-        use clap::{CommandFactory, FromArgMatches};
+        use clap::CommandFactory;
         let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
-        let cmd = Cli::command();
-        let matches = match cmd.clone().try_get_matches_from(&argv) {
+        Cli::parse_with(Cli::command(), &argv)
+    }
+
+    /// [`Cli::parse_args`] with `cmd`, the CLI definition (the config layers may relax it).
+    pub fn parse_with(cmd: clap::Command, argv: &[OsString]) -> Result<Cli, clap::Error> {
+        use clap::FromArgMatches;
+        let matches = match cmd.clone().try_get_matches_from(argv) {
             Ok(matches) => matches,
-            Err(err) => return Err(name_the_variable(err, &argv)),
+            Err(err) => return Err(name_the_variable(err, argv)),
         };
         let mut cli = Cli::from_arg_matches(&matches)?;
         cli.origins = Origins::from_matches(&cmd, &matches);

@@ -4,6 +4,8 @@
 mod bad_input;
 #[path = "e2e/ci_summary.rs"]
 mod ci_summary;
+#[path = "e2e/configuration.rs"]
+mod configuration;
 #[path = "e2e/diff.rs"]
 mod diff;
 #[path = "e2e/docs.rs"]

@@ -493,7 +493,20 @@ fn every_json_key_of_the_output_is_in_the_guide() {
 #[test]
 fn the_readme_recipes_are_the_examples_of_the_help_and_the_man_page() {
     let path = root().join("README.md");
-    let blocks = crate::docs_examples::runnable(&path, &read(&path));
+    let text = read(&path);
+    // The recipes are the runnable blocks of "Everyday recipes"; other sections (such as
+    // "Configuration") have runnable examples of their own.
+    let start = text
+        .lines()
+        .position(|l| l == "## Everyday recipes")
+        .expect("an Everyday recipes section");
+    let end = (text.lines().enumerate().skip(start + 1))
+        .find(|(_, l)| l.starts_with("## "))
+        .map_or(usize::MAX, |(i, _)| i);
+    let blocks: Vec<_> = crate::docs_examples::runnable(&path, &text)
+        .into_iter()
+        .filter(|b| (start..end).contains(&b.line))
+        .collect();
     let lines: Vec<&str> = blocks.iter().flat_map(|b| b.body.lines()).collect();
     let commands: Vec<&str> = lines
         .iter()

@@ -66,12 +66,13 @@ pub fn all_runnable() -> Vec<Example> {
 }
 
 /// The sample IDs the docs use, and what they stand for in the emulator: two member accounts
-/// (the first inside the sample OU), an OU and the root.
-fn samples(g: &Ground) -> Vec<(&'static str, String)> {
+/// (the first inside the sample OU), an OU, the sandbox OU and the root.
+pub fn samples(g: &Ground) -> Vec<(&'static str, String)> {
     vec![
         ("111111111111", g.account("deep-b")),
         ("222222222222", g.account("prod-a")),
         ("ou-ab12-cdef3456", g.ou("Workloads")),
+        ("ou-ab12-sandbox1", g.ou("Sandbox")),
         ("r-ab12", g.root()),
     ]
 }

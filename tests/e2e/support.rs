@@ -323,7 +323,7 @@ pub const STARTING_SECRET: &str = "cove+Starting/Secret+Key/q7Vx2Lr9Tn4Pb8Wz3Mk"
 pub const STARTING_SESSION_TOKEN: &str = "IQoJcove+Starting/Session+Token/h5Gd1Sx6Ye0Ju3Ka8Fo==";
 
 /// `cove` with a clean environment: the starting keys, a region, the venv on PATH, an empty HOME and
-/// no config files, so the developer's own AWS setup can never reach a test.
+/// no config files (AWS's or cove's), so the developer's own AWS setup can never reach a test.
 pub fn clean_cove(home: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cove"));
     cmd.env_clear()
@@ -335,6 +335,8 @@ pub fn clean_cove(home: &Path) -> Command {
             ),
         )
         .env("HOME", home)
+        // cove's user config file is looked for here: never the developer's own.
+        .env("XDG_CONFIG_HOME", home.join(".config"))
         .env("AWS_ACCESS_KEY_ID", STARTING_KEY_ID)
         .env("AWS_SECRET_ACCESS_KEY", STARTING_SECRET)
         .env("AWS_SESSION_TOKEN", STARTING_SESSION_TOKEN)
