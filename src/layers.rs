@@ -131,22 +131,7 @@ fn apply(cmd: clap::Command, argv: &[OsString]) -> Result<Applied, Failure> {
     }
     let group_name = scan.try_get_one::<String>("group").ok().flatten().cloned();
     let (layers, group) = layers(&files, group_name.as_deref(), &scan)?;
-    let given: Vec<&clap::Arg> = cmd.get_arguments().filter(|a| given(&scan, a)).collect();
-    let mut injected: BTreeMap<String, Setting> = BTreeMap::new();
-    for arg in cmd.get_arguments() {
-        let id = arg.get_id().as_str();
-        // A file's setting that the command line's own options rule out (a file's `target`
-        // with `--rerun`) gives way to them.
-        if given
-            .iter()
-            .any(|g| g.get_id() == arg.get_id() || conflict(&cmd, g, arg))
-        {
-            continue;
-        }
-        if let Some(setting) = layers.iter().rev().find_map(|layer| layer.get(id)) {
-            injected.insert(id.to_owned(), setting.clone());
-        }
-    }
+    let injected = injected(&cmd, &layers, &scan);
     let mut words: Vec<OsString> = argv.iter().take(1).cloned().collect();
     words.extend(injected.values().flat_map(|s| s.words.iter().cloned()));
     words.extend(argv.iter().skip(1).cloned());
@@ -162,6 +147,48 @@ fn apply(cmd: clap::Command, argv: &[OsString]) -> Result<Applied, Failure> {
         candidates,
         group,
     })
+}
+
+/// The settings the layers supply, by argument id: the highest layer's, for every option the
+/// command line and the variables leave unset (and that they do not rule out).
+fn injected(
+    cmd: &clap::Command,
+    layers: &Layers<'_>,
+    scan: &clap::ArgMatches,
+) -> BTreeMap<String, Setting> {
+    let given: Vec<&clap::Arg> = cmd.get_arguments().filter(|a| given(scan, a)).collect();
+    let mut injected: BTreeMap<String, Setting> = BTreeMap::new();
+    // A plan typed (or in its variable) already chose the targets: a file's selection gives
+    // way to it, with a note, where a typed selection is refused (plan_file::refuse_selection).
+    let planned = given.iter().any(|g| g.get_id() == "plan");
+    let mut set_aside: Vec<String> = Vec::new();
+    for arg in cmd.get_arguments() {
+        let id = arg.get_id().as_str();
+        if planned && crate::plan_file::decided_by_the_plan(id) {
+            if let Some(setting) = layers.iter().rev().find_map(|layer| layer.get(id)) {
+                set_aside.push(format!("{} ({})", flag_of(setting), setting.place));
+            }
+            continue;
+        }
+        // A file's setting that the command line's own options rule out (a file's `target`
+        // with `--rerun`) gives way to them.
+        if given
+            .iter()
+            .any(|g| g.get_id() == arg.get_id() || conflict(cmd, g, arg))
+        {
+            continue;
+        }
+        if let Some(setting) = layers.iter().rev().find_map(|layer| layer.get(id)) {
+            injected.insert(id.to_owned(), setting.clone());
+        }
+    }
+    if !set_aside.is_empty() {
+        eprintln!(
+            "cove: note: the plan already chose the accounts and regions; ignoring the config file's {}",
+            untrusted::terminal(&set_aside.join(", "))
+        );
+    }
+    injected
 }
 
 /// Whether `arg` was given on the command line or by its variable.
@@ -254,6 +281,16 @@ fn layers<'a>(
         group: None,
     };
     Ok((layers, Some((name.to_owned(), place))))
+}
+
+/// The flag a setting is put on the command line as (`--region`).
+fn flag_of(setting: &Setting) -> String {
+    let word = setting
+        .words
+        .first()
+        .map(|w| w.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    word.split('=').next().unwrap_or_default().to_owned()
 }
 
 /// A clap error about options a config file supplied names the file and line.

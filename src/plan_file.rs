@@ -66,6 +66,14 @@ const DECIDED_BY_THE_PLAN: &[(&str, &str)] = &[
     ("group", "--group"),
 ];
 
+/// Whether argument `id` chooses targets, which a plan has already decided: a config file's
+/// setting of it gives way to `--plan` (with a note), where a flag or variable is refused.
+pub fn decided_by_the_plan(id: &str) -> bool {
+    DECIDED_BY_THE_PLAN
+        .iter()
+        .any(|(decided, _)| *decided == id)
+}
+
 /// `--plan` (or `COVE_PLAN`) with an option that chooses targets, as a flag or its variable,
 /// is an input error naming both.
 pub fn refuse_selection(cli: &Cli) -> anyhow::Result<()> {

@@ -549,3 +549,53 @@ fn the_guides_workflow_and_indexed_job_plan_once_and_pass_the_linters() {
         "{merge_args}"
     );
 }
+
+#[test]
+fn a_config_files_selection_gives_way_to_a_plan_with_a_note() {
+    let g = Ground::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (path, doc) = plan(&g, dir.path(), "plan.json", &["--region", "us-east-1"]);
+    let config = dir.path().join("cove.toml");
+    std::fs::write(
+        &config,
+        "region = [\"eu-west-1\"]\nfilter-name = \"^nothing-matches$\"\nworkers = 3\n",
+    )
+    .unwrap();
+    let run = Run::of(g.cove().env("COVE_CONFIG", &config).args([
+        "--plan",
+        path.to_str().unwrap(),
+        "--",
+        "true",
+    ]));
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains(
+            "note: the plan already chose the accounts and regions; ignoring the config file's --region ("
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--filter-name ("), "{}", run.stderr);
+    let ran: Vec<(String, String)> = run.doc()["Results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["Id"].as_str().unwrap().into(),
+                r["Region"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let mut ran = ran;
+    ran.sort();
+    let expected: Vec<(String, String)> = planned(&doc)
+        .into_iter()
+        .map(|(id, region, ..)| (id, region))
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(
+        ran, expected,
+        "the plan's targets, not the file's selection"
+    );
+}
