@@ -44,6 +44,8 @@ pub struct Progress {
     failed: u64,
     named: Vec<String>,
     started: Instant,
+    /// With `--workers auto`: how many may run at once now.
+    workers: Option<usize>,
 }
 
 impl Progress {
@@ -68,6 +70,7 @@ impl Progress {
             failed: 0,
             named: Vec::new(),
             started: Instant::now(),
+            workers: None,
         }
     }
 
@@ -106,8 +109,25 @@ impl Progress {
         }
         if let Some(bar) = &self.bar {
             bar.inc(1);
-            bar.set_message(format!("{} failed", thousands(self.failed)));
+            bar.set_message(self.status());
         }
+    }
+
+    /// `--workers auto` changed how many may run at once: the bar says so.
+    pub fn workers(&mut self, workers: usize) {
+        self.workers = Some(workers);
+        if let Some(bar) = &self.bar {
+            bar.set_message(self.status());
+        }
+    }
+
+    /// The failures so far and, with `--workers auto`, the current count.
+    fn status(&self) -> String {
+        let mut message = format!("{} failed", thousands(self.failed));
+        if let Some(workers) = self.workers {
+            message.push_str(&format!(", {workers} workers"));
+        }
+        message
     }
 
     /// The targets still running; the slow ones are named so a stuck account is visible.
@@ -117,7 +137,7 @@ impl Progress {
             .filter(|(_, _, elapsed)| *elapsed >= SLOW)
             .map(|(id, region, _)| format!("{id}/{region}"))
             .collect();
-        let mut message = format!("{} failed", thousands(self.failed));
+        let mut message = self.status();
         if !slow.is_empty() {
             message.push_str(&format!(
                 ", waiting on {}",

@@ -123,4 +123,8 @@ impl Observer for Reporter {
         self.update_total();
         self.progress.running(running);
     }
+
+    fn workers(&mut self, workers: usize) {
+        self.progress.workers(workers);
+    }
 }
