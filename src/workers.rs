@@ -196,7 +196,8 @@ impl Controller {
         e.running_sum += running as f64;
         e.cpu_sum += sample.cpu_busy;
         e.saturated += u32::from(sample.cpu_busy >= SATURATED);
-        e.full &= running >= self.limit && waiting;
+        // A slot or two empty at the moment of a sample (a child just ended) still counts.
+        e.full &= running + self.limit / 8 >= self.limit && waiting;
         let (headroom, room) = self.memory_room(now, sample);
         if let Some(change) = self.memory_guard(now, sample, headroom, running) {
             return Some(change);
@@ -347,7 +348,7 @@ impl Controller {
             // Credentials arrive at most `rate` a second, each good for `targets_per_call`
             // targets: more workers than twice what that keeps busy only wait.
             let busy = rate * self.settings.targets_per_call as f64 * self.mean_duration;
-            to = to.min(((2.0 * busy).ceil() as usize).max(self.limit));
+            to = to.min(((2.0 * busy).round() as usize).max(self.limit));
         }
         to
     }
@@ -573,5 +574,252 @@ impl Auto {
         }
         let first = !std::mem::replace(&mut self.announced, true);
         (change.is_some() || first).then(|| self.controller.limit())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn settings(cap: usize) -> AutoSettings {
+        AutoSettings {
+            cap,
+            max_memory: None,
+            assume_rate: None,
+            targets_per_call: 1,
+        }
+    }
+
+    /// A machine to run the controller against: `cores` CPUs, `memory` bytes, targets whose
+    /// children each take `cpu` seconds of CPU and `wait` seconds of waiting and hold `rss`
+    /// bytes; `others` is the CPU (0 to 1) other programs use. Time runs in 10 ms steps and
+    /// the controller samples every half second, as in a run.
+    struct Machine {
+        cores: f64,
+        memory: u64,
+        cpu: f64,
+        wait: f64,
+        rss: u64,
+        others: f64,
+    }
+
+    /// What a simulated run saw.
+    #[derive(Debug, Default)]
+    struct Seen {
+        peak_running: usize,
+        peak_limit: usize,
+        final_limit: usize,
+        wall: f64,
+        changes: Vec<Change>,
+    }
+
+    impl Machine {
+        fn waiting(wait: f64) -> Machine {
+            Machine {
+                cores: 2.0,
+                memory: 24 << 30,
+                cpu: 0.0,
+                wait,
+                rss: 20 * MIB,
+                others: 0.0,
+            }
+        }
+
+        /// Runs `targets` targets under `controller`; each running child gets an equal share
+        /// of the CPU left over.
+        fn run(&self, controller: &mut Controller, targets: usize) -> Seen {
+            const STEP: f64 = 0.01;
+            let mut seen = Seen::default();
+            // (started, cpu still needed, wait still left)
+            let mut running: Vec<(f64, f64, f64)> = Vec::new();
+            let (mut started, mut now, mut next_sample) = (0, 0.0, 0.5);
+            while started < targets || !running.is_empty() {
+                while running.len() < controller.limit() && started < targets {
+                    running.push((now, self.cpu, self.wait));
+                    controller.started(now);
+                    started += 1;
+                }
+                seen.peak_running = seen.peak_running.max(running.len());
+                if now >= next_sample {
+                    next_sample += 0.5;
+                    let computing = running.iter().filter(|r| r.1 > 0.0).count() as f64;
+                    let busy = self.others + computing.min(self.cores) / self.cores;
+                    let held = running.len() as u64 * self.rss;
+                    let sample = Sample {
+                        cpu_busy: busy.min(1.0),
+                        mem_total: self.memory,
+                        mem_available: self.memory.saturating_sub(held),
+                        children_rss: vec![self.rss; running.len()],
+                        ended_peak_rss: 0,
+                    };
+                    let waiting = started < targets;
+                    if let Some(c) = controller.decide(now, &sample, running.len(), waiting) {
+                        seen.changes.push(c);
+                    }
+                    seen.peak_limit = seen.peak_limit.max(controller.limit());
+                }
+                let computing = running.iter().filter(|r| r.1 > 0.0).count() as f64;
+                let share = if computing > 0.0 {
+                    (self.cores * (1.0 - self.others) / computing).min(1.0) * STEP
+                } else {
+                    0.0
+                };
+                for r in &mut running {
+                    if r.1 > 0.0 {
+                        r.1 -= share;
+                    } else {
+                        r.2 -= STEP;
+                    }
+                }
+                now += STEP;
+                running.retain(|r| {
+                    let done = r.1 <= 0.0 && r.2 <= 0.0;
+                    if done {
+                        controller.finished(now, now - r.0);
+                    }
+                    !done
+                });
+                assert!(now < 10_000.0, "the simulated run never ends");
+            }
+            seen.final_limit = controller.limit();
+            seen.wall = now;
+            seen
+        }
+    }
+
+    #[test]
+    fn workers_are_a_count_from_one_or_auto() {
+        assert_eq!(parse_workers("auto"), Ok(Workers::Auto));
+        assert_eq!(parse_workers("AUTO"), Ok(Workers::Auto));
+        assert_eq!(parse_workers("7"), Ok(Workers::Fixed(7)));
+        assert!(parse_workers("0").unwrap_err().contains("`0` is zero"));
+        assert!(parse_workers("-1").unwrap_err().contains("or `auto`"));
+        assert!(parse_workers("automatic").is_err());
+    }
+
+    #[test]
+    fn a_waiting_child_grows_the_count_to_the_cap() {
+        let mut c = Controller::new(settings(256));
+        let seen = Machine::waiting(2.0).run(&mut c, 1000);
+        assert_eq!(seen.peak_limit, 256, "{:#?}", seen.changes);
+        assert!(
+            seen.changes.iter().all(|c| c.to > c.from),
+            "{:#?}",
+            seen.changes
+        );
+        // Today's default, 20 at once, takes 100 s; auto must be at least 4 times faster.
+        assert!(
+            seen.wall < 25.0,
+            "took {} s: {:#?}",
+            seen.wall,
+            seen.changes
+        );
+    }
+
+    #[test]
+    fn a_waiting_child_grows_the_count_on_a_machine_busy_with_other_work() {
+        let mut c = Controller::new(settings(256));
+        let machine = Machine {
+            others: 1.0,
+            ..Machine::waiting(3.0)
+        };
+        let seen = machine.run(&mut c, 300);
+        assert!(seen.peak_limit > 20, "{:#?}", seen.changes);
+    }
+
+    #[test]
+    fn a_cpu_bound_child_keeps_the_count_near_the_cores() {
+        let mut c = Controller::new(settings(256));
+        let machine = Machine {
+            cpu: 0.7,
+            wait: 0.05,
+            ..Machine::waiting(0.0)
+        };
+        let seen = machine.run(&mut c, 200);
+        assert!(seen.peak_limit <= 5, "{:#?}", seen.changes);
+        assert!(
+            seen.changes
+                .iter()
+                .any(|c| c.to < c.from && c.reason.contains("CPU is saturated")),
+            "the probe past the cores is taken back: {:#?}",
+            seen.changes
+        );
+        // The CPU floor is 200 × 0.7 s / 2 cores = 70 s.
+        assert!(seen.wall < 70.0 * 1.15, "took {} s", seen.wall);
+    }
+
+    #[test]
+    fn a_memory_heavy_child_never_takes_the_floor() {
+        let mut c = Controller::new(settings(256));
+        let machine = Machine {
+            memory: 1600 * MIB,
+            rss: 100 * MIB,
+            ..Machine::waiting(3.0)
+        };
+        let seen = machine.run(&mut c, 60);
+        // The floor is the larger of a tenth (160 MiB) and one child (100 MiB): 14 children fit
+        // over it, and the 15th would take the machine under it.
+        assert!(seen.peak_running as u64 * 100 <= 1600 - 160, "{seen:#?}");
+        assert!(
+            seen.peak_running >= 8,
+            "it still grows as far as memory allows: {seen:#?}"
+        );
+    }
+
+    #[test]
+    fn memory_taken_by_others_shrinks_the_count_at_once() {
+        let mut c = Controller::new(settings(256));
+        c.started(0.0);
+        let sample = Sample {
+            cpu_busy: 0.1,
+            mem_total: 10 << 30,
+            mem_available: 700 * MIB,
+            children_rss: vec![100 * MIB; 4],
+            ended_peak_rss: 0,
+        };
+        let change = c.decide(1.5, &sample, 4, true).expect("a change");
+        // The floor is 1024 MiB: 324 MiB short, 4 children's worth (rounded up).
+        assert_eq!((change.from, change.to), (4, 1), "{change:?}");
+        assert!(
+            change.reason.contains("under the floor 1024 MiB"),
+            "{change:?}"
+        );
+    }
+
+    #[test]
+    fn children_still_growing_count_at_the_size_the_largest_reached() {
+        let mut c = Controller::new(settings(256));
+        c.started(0.0);
+        // One child is at 500 MiB, three just started; 2 GiB available over a 1 GiB floor
+        // would hold them, but not once all four reach 500 MiB.
+        let sample = Sample {
+            cpu_busy: 0.1,
+            mem_total: 10 << 30,
+            mem_available: 2 << 30,
+            children_rss: vec![500 * MIB, 10 * MIB, 10 * MIB, 10 * MIB],
+            ended_peak_rss: 0,
+        };
+        let change = c.decide(1.5, &sample, 4, true).expect("a change");
+        assert_eq!(change.to, 3, "{change:?}");
+    }
+
+    #[test]
+    fn the_assume_rate_bounds_growth() {
+        let mut c = Controller::new(AutoSettings {
+            assume_rate: Some(2.0),
+            ..settings(256)
+        });
+        // Two credentials a second keep four 2-second targets busy; twice that at most.
+        let seen = Machine::waiting(2.0).run(&mut c, 200);
+        assert!(seen.peak_limit <= 8, "{:#?}", seen.changes);
+    }
+
+    #[test]
+    fn nothing_grows_without_targets_waiting() {
+        let mut c = Controller::new(settings(256));
+        let seen = Machine::waiting(2.0).run(&mut c, 4);
+        assert_eq!(seen.peak_limit, START, "{:#?}", seen.changes);
     }
 }
