@@ -699,6 +699,41 @@ mod tests {
     }
 
     #[test]
+    fn workers_auto_has_bounds_and_a_fixed_count_keeps_its_meaning() {
+        let fixed = config(&["--workers", "300", "--", "true"]).unwrap();
+        assert_eq!((fixed.run.workers, fixed.run.auto), (300, None));
+        let auto = config(&["--workers", "auto", "--", "true"]).unwrap();
+        let settings = auto.run.auto.unwrap();
+        assert_eq!(
+            (auto.run.workers, settings.cap),
+            (256, 256),
+            "--max-workers 256"
+        );
+        assert_eq!(settings.max_memory, None);
+        let bounded = config(&[
+            "-w",
+            "auto",
+            "--max-workers",
+            "32",
+            "--max-memory",
+            "2G",
+            "--",
+            "true",
+        ])
+        .unwrap();
+        assert_eq!(bounded.run.workers, 32);
+        assert_eq!(bounded.run.auto.unwrap().max_memory, Some(2 << 30));
+        let err = config(&["-w", "4", "--max-workers", "32", "--", "true"]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("--max-workers applies only to --workers auto, but --workers is 4"),
+            "{err}"
+        );
+        let err = config(&["-w", "auto", "--max-memory", "63M", "--", "true"]).unwrap_err();
+        assert!(err.to_string().contains("expected at least 64M"), "{err}");
+    }
+
+    #[test]
     fn sso_role_takes_permission_sets_from_the_portal_at_a_capped_rate() {
         let c = config(&["--sso-role", "AdministratorAccess,ReadOnly", "--", "true"]).unwrap();
         assert_eq!(c.role.source, Source::Portal);

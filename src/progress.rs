@@ -190,6 +190,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_bar_shows_the_count_auto_runs_at() {
+        let mut progress = Progress::new(10, false, false);
+        assert_eq!(
+            progress.status(),
+            "0 failed",
+            "a fixed --workers is not shown"
+        );
+        progress.workers(12);
+        assert_eq!(progress.status(), "0 failed, 12 workers");
+    }
+
+    #[test]
     fn thousands_are_separated() {
         assert_eq!(thousands(0), "0");
         assert_eq!(thousands(999), "999");
