@@ -453,16 +453,28 @@ impl Probe {
     }
 }
 
-/// `VmRSS` of `/proc/<pid>/status`, in bytes (0 when the process is gone).
+/// The resident size of a process from `/proc/<pid>/statm` (its second field, in pages), in
+/// bytes; 0 when the process is gone. Far cheaper than `status`.
 fn proc_rss(pid: &str) -> u64 {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+    static PAGE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let page = *PAGE.get_or_init(|| {
+        nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .and_then(|p| u64::try_from(p).ok())
+            .unwrap_or(4096)
+    });
+    let mut buf = [0u8; 128];
+    let Ok(n) = std::fs::File::open(format!("/proc/{pid}/statm"))
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut buf))
+    else {
         return 0;
     };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb << 10)
+    std::str::from_utf8(&buf[..n])
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1))
+        .and_then(|pages| pages.parse::<u64>().ok())
+        .map_or(0, |pages| pages * page)
 }
 
 /// A child's resident size with its descendants' (through `/proc/<pid>/task/<pid>/children`),
@@ -503,8 +515,10 @@ fn ended_peak_rss() -> u64 {
     }
 }
 
-/// How often `auto` samples the machine.
-pub const SAMPLE_EVERY: Duration = Duration::from_millis(500);
+/// How often `auto` samples the machine: eight times in a target's life, within these bounds,
+/// so that a long child does not pay for many samples (each costs a few hundred microseconds
+/// and about 20 more per running child).
+pub const SAMPLE_EVERY: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(5));
 
 /// What the scheduler holds with `--workers auto`: the controller, the probe, the clock.
 pub struct Auto {
@@ -512,22 +526,19 @@ pub struct Auto {
     probe: Probe,
     groups: Arc<ProcessGroups>,
     started: Instant,
-    ticker: tokio::time::Interval,
+    next: tokio::time::Instant,
     announced: bool,
 }
 
 impl Auto {
     pub fn new(settings: AutoSettings, groups: Arc<ProcessGroups>) -> Self {
-        // The first sample once the first children run, not before they start.
-        let first = tokio::time::Instant::now() + SAMPLE_EVERY;
-        let mut ticker = tokio::time::interval_at(first, SAMPLE_EVERY);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Auto {
             controller: Controller::new(settings),
             probe: Probe::new(settings.max_memory),
             groups,
             started: Instant::now(),
-            ticker,
+            // The first sample once the first children run, not before they start.
+            next: tokio::time::Instant::now() + SAMPLE_EVERY.0,
             announced: false,
         }
     }
@@ -552,12 +563,14 @@ impl Auto {
 
     /// Waits for the next sample's time.
     pub async fn tick(&mut self) {
-        self.ticker.tick().await;
+        tokio::time::sleep_until(self.next).await;
     }
 
     /// Samples the machine and decides; returns the limit when it changed (or on the first
     /// sample, so the display can show it), and logs each change with its reason.
     pub fn sample(&mut self, running: usize, waiting: bool) -> Option<usize> {
+        let every = Duration::from_secs_f64(self.controller.mean_duration / 8.0);
+        self.next = tokio::time::Instant::now() + every.clamp(SAMPLE_EVERY.0, SAMPLE_EVERY.1);
         let groups = self.groups.pgids();
         let sample = self.probe.sample(&groups);
         let now = self.now();
@@ -821,5 +834,49 @@ mod tests {
         let mut c = Controller::new(settings(256));
         let seen = Machine::waiting(2.0).run(&mut c, 4);
         assert_eq!(seen.peak_limit, START, "{:#?}", seen.changes);
+    }
+
+    /// What one sample costs cove: `cargo test --lib sample_cost -- --ignored --nocapture`.
+    /// Budget: under 1 ms of CPU per target. A target of D seconds sees at most
+    /// max(8, D / 5) samples (twice a second for short ones), shared by the targets running
+    /// at once.
+    #[test]
+    #[ignore = "a measurement; run by hand"]
+    fn sample_cost() {
+        use std::process::Command;
+        for children in [0usize, 16, 64, 256] {
+            let mut spawned: Vec<_> = (0..children)
+                .map(|_| Command::new("sleep").arg("30").spawn().unwrap())
+                .collect();
+            let pids: Vec<i32> = spawned.iter().map(|c| c.id() as i32).collect();
+            let mut probe = Probe::new(Some(1 << 30));
+            let mut controller = Controller::new(settings(256));
+            let rounds = 200;
+            let cpu = || {
+                let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+                    .unwrap();
+                let t = |v: nix::sys::time::TimeVal| v.tv_sec() as f64 + v.tv_usec() as f64 / 1e6;
+                t(u.user_time()) + t(u.system_time())
+            };
+            let before = cpu();
+            for i in 0..rounds {
+                let sample = probe.sample(&pids);
+                controller.decide(f64::from(i) * 0.5, &sample, children, true);
+            }
+            let per_sample = (cpu() - before) / f64::from(rounds);
+            let at_once = children.max(1) as f64;
+            eprintln!(
+                "{children:>3} children: {:.0} µs of CPU per sample; per target at {children} at once: {:.3} ms (2 s), {:.3} ms (30 s), {:.3} ms (300 s)",
+                per_sample * 1e6,
+                4.0 * per_sample / at_once * 1e3,
+                8.0 * per_sample / at_once * 1e3,
+                60.0 * per_sample / at_once * 1e3,
+            );
+            assert!(per_sample < 0.05, "{per_sample} s per sample");
+            for child in &mut spawned {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
     }
 }
