@@ -865,6 +865,18 @@ mod tests {
                 controller.decide(f64::from(i) * 0.5, &sample, children, true);
             }
             let per_sample = (cpu() - before) / f64::from(rounds);
+            let last = probe.sample(&pids);
+            eprintln!(
+                "machine: CPU {:.0}% busy, {} of {} available; children {:?} MiB",
+                last.cpu_busy * 100.0,
+                mib(last.mem_available),
+                mib(last.mem_total),
+                last.children_rss
+                    .iter()
+                    .take(3)
+                    .map(|r| r >> 20)
+                    .collect::<Vec<_>>()
+            );
             let at_once = children.max(1) as f64;
             eprintln!(
                 "{children:>3} children: {:.0} µs of CPU per sample; per target at {children} at once: {:.3} ms (2 s), {:.3} ms (30 s), {:.3} ms (300 s)",
