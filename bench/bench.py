@@ -454,8 +454,9 @@ def workloads(jsonl, smoke):
                 "about": "W5's --output-dir form in small: 100 accounts x 2 regions, jsonl (checks only)",
                 "variants": [variant("cove outdir", "cove", 100, 2, 20, latency_ms=20, output="jsonl",
                                      output_dir=True)]}
+        smoke_w.update(auto_smoke())
         return smoke_w
-    return {
+    all_w = {
         "W1": {"about": "1,000 accounts x 1 region, 50 ms latency, workers 20",
                "variants": [variant("cove", "cove", 1000, 1, 20),
                             variant("botocove", "botocove", 1000, 1, 20),
@@ -501,6 +502,171 @@ def workloads(jsonl, smoke):
                             variant("cove storm", "cove", 2000, 2, 20, fake={"throttle_for": W8_THROTTLE},
                                     allow_failed=True)]},
     }
+    add_auto_workloads(all_w)
+    return all_w
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 20, --workers auto: W10 (a child that waits), W11 (a child that holds memory), and the
+# settings auto and fixed 2, 4, 8, 20, 64, 128 side by side in W1, W2, W7 and W10.
+
+AUTO_SETTINGS = ("auto", 2, 4, 8, 20, 64, 128)
+W10_SLEEP_S = 2
+W11_HOLD_S = 3
+W11_SHARE = 16  # each W11 child holds 1/16 of the machine's memory
+
+
+def machine_memory():
+    """The memory of the machine, or of the cgroup cove runs in when its limit is lower (what
+    --workers auto counts on), in bytes."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            total = min(total, int(limit))
+    except OSError:
+        pass
+    return total
+
+
+def mem_available():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+class MemWatch(threading.Thread):
+    """The lowest MemAvailable while a run goes on, every 50 ms (W11's target: never under a
+    tenth of the machine)."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.done = threading.Event()
+        self.lowest = mem_available()
+        self.start()
+
+    def run(self):
+        while not self.done.wait(0.05):
+            now = mem_available()
+            if now is not None and (self.lowest is None or now < self.lowest):
+                self.lowest = now
+
+    def stop(self):
+        self.done.set()
+        self.join()
+        total = machine_memory()
+        return {"min_available_mb": self.lowest / 2**20 if self.lowest is not None else None,
+                "min_available_share": self.lowest / total if self.lowest is not None else None,
+                "machine_memory_mb": total / 2**20}
+
+
+def w11_child(v):
+    """A Python child that holds 1/16 of the machine's memory (scaled down with --scale) for
+    W11_HOLD_S seconds, every page written."""
+    size = int(machine_memory() / W11_SHARE * min(1.0, v.get("scale", 1.0)))
+    script = f"import time; held = b'x' * {size}; time.sleep({v.get('hold_s', W11_HOLD_S)})"
+    return [sys.executable, "-c", script]
+
+
+AUTO_CHILDREN = {
+    "sleep": lambda v: ["sleep", str(v.get("sleep_s", W10_SLEEP_S))],
+    "hold": w11_child,
+}
+
+
+def setting_label(w):
+    return f"cove w={w}"
+
+
+def add_auto_workloads(all_w):
+    """W10 and W11, and auto beside fixed settings in W1, W2 and W7 (labels `cove w=N`; in W1
+    and W2 the existing `cove` is w=20)."""
+    for name in ("W1", "W2"):
+        base = next(v for v in all_w[name]["variants"] if v["label"] == "cove")
+        for w in AUTO_SETTINGS:
+            if w != 20:
+                all_w[name]["variants"].append(
+                    variant(setting_label(w), "cove", base["accounts"], len(base["regions"]), w))
+        all_w[name]["about"] += "; cove also with --workers " + ", ".join(map(str, AUTO_SETTINGS))
+    have7 = {v["label"] for v in all_w["W7"]["variants"]}
+    for w in AUTO_SETTINGS:
+        if setting_label(w) not in have7:
+            all_w["W7"]["variants"].append(
+                variant(setting_label(w), "cove", 200, 1, w, child="aws-sts", sample_tree=True))
+    all_w["W7"]["about"] += "; and auto, 64, 128"
+    all_w["W10"] = {
+        "about": f"waiting: 1,000 accounts x 1 region, each child `sleep {W10_SLEEP_S}` (no CPU), 50 ms latency; "
+                 f"cove --workers {', '.join(map(str, AUTO_SETTINGS))}",
+        "variants": [variant(setting_label(w), "cove", 1000, 1, w, child="sleep", sample_tree=True,
+                             timeout_s=1500) for w in AUTO_SETTINGS]}
+    all_w["W11"] = {
+        "about": f"memory: 60 accounts x 1 region, each child holds 1/{W11_SHARE} of the machine's memory for "
+                 f"{W11_HOLD_S} s; cove --workers auto and 4 only (20 such children would need more than the machine)",
+        "variants": [variant(setting_label(w), "cove", 60, 1, w, child="hold", sample_tree=True,
+                             watch_memory=True) for w in ("auto", 4)]}
+
+
+def auto_smoke():
+    """Small forms of W10 and W11 (auto only; checks, no timing): 40 children asleep for 1 s,
+    and 10 children each holding 1/256 of the machine for 1 s."""
+    return {
+        "SMOKE-W10": {"about": "W10 in small: 40 accounts x 1 region, `sleep 1`, --workers auto (checks only)",
+                      "variants": [variant("cove w=auto", "cove", 40, 1, "auto", latency_ms=5, child="sleep",
+                                           sleep_s=1)]},
+        "SMOKE-W11": {"about": "W11 in small: 10 accounts x 1 region, each child holds 1/256 of the machine "
+                               "for 1 s, --workers auto (checks only)",
+                      "variants": [variant("cove w=auto", "cove", 10, 1, "auto", latency_ms=5, child="hold",
+                                           scale=1 / 16, hold_s=1, watch_memory=True)]},
+    }
+
+
+def auto_targets(results, add):
+    """Issue 20's targets: auto within 1.15x of the best fixed setting (W1, W2, W7, W10), at
+    least 4x faster than 20 in W10, and in W11 available memory never under a tenth of the
+    machine with no process killed (every target in Results)."""
+    def wall(v):
+        return v["median"]["wall_s"] if v and v.get("median") and v["runs"] else None
+
+    def settings(name):
+        spec = results["workloads"].get(name, {})
+        out = {}
+        for v in spec.get("variants", []):
+            if v["tool"] != "cove" or wall(v) is None:
+                continue
+            w = "auto" if v["workers"] == "auto" else int(v["workers"])
+            out[w] = v
+        return out
+
+    for name in ("W1", "W2", "W7", "W10"):
+        s = settings(name)
+        fixed = {w: v for w, v in s.items() if w != "auto"}
+        if "auto" not in s or not fixed:
+            continue
+        best_w, best = min(fixed.items(), key=lambda x: wall(x[1]))
+        r = wall(s["auto"]) / wall(best)
+        add(f"{name} auto within 1.15x of the best fixed --workers", r <= 1.15,
+            f"auto {wall(s['auto']):.2f} s / best fixed w={best_w} {wall(best):.2f} s = {r:.2f}x; " +
+            ", ".join(f"w={w}: {wall(v):.2f} s, {1000 * v['median']['cpu_s'] / v['targets']:.2f} ms CPU/target, "
+                      f"peak tree RSS {fmt(v['median'].get('tree_rss_mb'), '{:.0f}')} MB"
+                      for w, v in sorted(s.items(), key=lambda x: (x[0] != 'auto', str(x[0]).zfill(4)))))
+    s10 = settings("W10")
+    if "auto" in s10 and 20 in s10:
+        r = wall(s10[20]) / wall(s10["auto"])
+        add("W10 auto at least 4x faster than --workers 20", r >= 4,
+            f"w=20 {wall(s10[20]):.2f} s / auto {wall(s10['auto']):.2f} s = {r:.1f}x")
+    spec = results["workloads"].get("W11")
+    for v in (spec or {}).get("variants", []):
+        if not v["runs"]:
+            continue
+        low = [r.get("min_available_share") for r in v["runs"]]
+        killed = [r["check"] for r in v["runs"] if not r["check_ok"]]
+        ok = all(x is not None and x >= 0.10 for x in low) and not killed
+        add(f"W11 {v['label']}: available memory never under 10% of the machine, no process killed", ok,
+            f"lowest available per run: {', '.join(f'{100 * x:.1f}%' if x is not None else '-' for x in low)} "
+            f"of {v['runs'][0].get('machine_memory_mb', 0):.0f} MB; wall {fmt(wall(v))} s; peak tree RSS "
+            f"{fmt(v['median'].get('tree_rss_mb'), '{:.0f}')} MB" + (f"; failed: {killed}" if killed else ""))
 
 
 def cove_bin(v):
@@ -515,6 +681,8 @@ def command_for(v, run_dir=None):
         child = [str(STAMP), str(run_dir / "stamps")]
     elif v.get("child") == "aws-sts":
         child = [str(AWS_CLI), "sts", "get-caller-identity"]
+    elif v.get("child") in AUTO_CHILDREN:
+        child = AUTO_CHILDREN[v["child"]](v)
     if v["tool"] == "cove":
         argv = [str(cove_bin(v)), "--workers", str(v["workers"]), "--region", regions]
         if v["output"] == "jsonl":
@@ -617,8 +785,11 @@ def run_workload(name, spec, reps, tmp):
                 err_path = tmp / "run.err"
                 fake.reset_max_in_flight()
                 before = fake.calls()
+                watch = MemWatch() if v.get("watch_memory") else None
                 m = measure(command_for(v, run_dir), env, out_path, err_path, v["timeout_s"],
                             sample_tree=v.get("sample_tree", False))
+                if watch:
+                    m.update(watch.stop())
                 after = fake.calls()
                 calls, throttled, throttled_by_op = call_delta(before, after)
                 m["max_assume_in_flight"] = after.get("max_in_flight", {}).get("sts:AssumeRole", 0) if calls.get("sts:AssumeRole") else 0
@@ -704,7 +875,8 @@ def summarize(name, spec):
         med["max_assume_in_flight"] = median([r.get("max_assume_in_flight", 0) for r in runs])
         med["assume_calls"] = median([r["aws_calls_by_op"].get("sts:AssumeRole", 0) for r in runs])
         # Only some workloads have these (W6: child stamps; W7: the process tree; W8: lost targets).
-        for k in ("first_child_s", "median_child_s", "tree_rss_mb", "tree_pss_mb", "tree_procs", "lost", "throttled"):
+        for k in ("first_child_s", "median_child_s", "tree_rss_mb", "tree_pss_mb", "tree_procs", "lost", "throttled",
+                  "min_available_mb", "min_available_share"):
             xs = [r[k] for r in runs if r.get(k) is not None]
             if xs:
                 med[k] = median(xs)
@@ -715,7 +887,7 @@ def summarize(name, spec):
     for v in spec["variants"]:
         med = v["median"]
         # The floor is for the `true` child over the whole organization (W1-W5, W8).
-        if v["tool"] == "cove" and not v.get("child") and not v.get("target_ous"):
+        if v["tool"] == "cove" and not v.get("child") and not v.get("target_ous") and v["workers"] != "auto":
             fl = floors.get((v["targets"], v["workers"]))
             assume_bound = v["accounts"] * v["latency_ms"] / 1000.0 / v["workers"]
             spawn_bound = fl["median"]["wall_s"] if fl else None
@@ -938,6 +1110,7 @@ def targets(results):
             + f"; wall storm {fmt(storm['median']['wall_s'])} s"
             + (f", unthrottled {fmt(calm['median']['wall_s'])} s" if calm and calm["runs"] else ""))
     w9_verdicts(results, add)
+    auto_targets(results, add)
     # A workload run scaled down (--scale) or with a note (a busy machine) says so in its verdicts.
     for t in verdicts:
         run = results["workloads"].get(t["target"].split(" ", 1)[0], {}).get("run", {})

@@ -291,10 +291,24 @@ pub struct Cli {
     )]
     pub mfa_code: Option<String>,
 
-    /// How many targets run at once.
-    #[arg(short = 'w', long, value_name = "N", default_value_t = 20, env = "COVE_WORKERS",
+    /// How many targets run at once: a count, or `auto` to follow the machine (grow while
+    /// the CPU and memory have room and throughput rises, shrink when the CPU is saturated
+    /// with no gain or memory runs short; see --max-workers and --max-memory).
+    #[arg(short = 'w', long, value_name = "N|auto", default_value = "20", env = "COVE_WORKERS",
+          value_parser = crate::workers::parse_workers, help_heading = "Running")]
+    pub workers: crate::workers::Workers,
+
+    /// With --workers auto: the most targets that ever run at once.
+    #[arg(long, value_name = "N", default_value_t = 256, env = "COVE_MAX_WORKERS",
           value_parser = clap::value_parser!(u32).range(1..), help_heading = "Running")]
-    pub workers: u32,
+    pub max_workers: u32,
+
+    /// With --workers auto: the memory cove and its commands may use together (suffixes K, M,
+    /// G are powers of 1024; at least 64M). Auto treats it as the machine's memory, as it does
+    /// a container's limit it can see. Default: the machine's (or the container's) memory.
+    #[arg(long, value_name = "BYTES", env = "COVE_MAX_MEMORY", value_parser = parse_bytes,
+          help_heading = "Running")]
+    pub max_memory: Option<usize>,
 
     /// On the first failure (assume or command), start nothing new, stop running children,
     /// and report what finished.

@@ -111,8 +111,11 @@ pub fn check_mfa_code(code: &str) -> anyhow::Result<()> {
 #[derive(Debug)]
 pub struct RunSettings {
     pub command: Vec<OsString>,
-    /// `--workers` as asked; the pipeline fits it to the open-file limit.
+    /// `--workers` as asked (with `auto`, `--max-workers`); the pipeline fits it to the
+    /// open-file limit.
     pub workers: usize,
+    /// `--workers auto`: its bounds (the pipeline adds the assume rate and the regions).
+    pub auto: Option<crate::workers::AutoSettings>,
     pub fail_fast: bool,
     pub timeout: Option<Duration>,
     pub max_output_bytes: usize,
@@ -122,6 +125,56 @@ pub struct RunSettings {
     pub rollout: crate::rollout::Policy,
     /// `--confirm`, and whether `--yes` answered it.
     pub confirm: crate::rollout::Confirm,
+}
+
+/// The smallest `--max-memory`: less would not hold cove itself and one child.
+const MIN_MAX_MEMORY: usize = 64 << 20;
+
+/// `--workers`, with `--max-workers` and `--max-memory`, which only `auto` uses: given with a
+/// fixed count they would silently do nothing, so they are an input error.
+fn workers_settings(cli: &Cli) -> anyhow::Result<(usize, Option<crate::workers::AutoSettings>)> {
+    use crate::workers::{AutoSettings, Workers};
+    let n = match cli.workers {
+        Workers::Auto => None,
+        Workers::Fixed(n) => Some(n),
+    };
+    for (id, flag) in [
+        ("max_workers", "--max-workers"),
+        ("max_memory", "--max-memory"),
+    ] {
+        if let Some(n) = n
+            && cli.origins.given(id)
+        {
+            bail!(
+                "{} applies only to --workers auto, but {} is {n}: expected `--workers auto`, or no {flag}",
+                cli.origins.name(id, flag),
+                cli.origins.name("workers", "--workers")
+            );
+        }
+    }
+    if let Some(bytes) = cli.max_memory
+        && bytes < MIN_MAX_MEMORY
+    {
+        cli.origins.blame(
+            "max_memory",
+            Err(anyhow::anyhow!(
+                "invalid --max-memory `{bytes}` bytes: expected at least 64M (cove and one command)"
+            )),
+        )?;
+    }
+    Ok(match n {
+        Some(n) => (n, None),
+        None => {
+            let cap = cli.max_workers as usize;
+            let auto = AutoSettings {
+                cap,
+                max_memory: cli.max_memory.map(|b| b as u64),
+                assume_rate: None,
+                targets_per_call: 1,
+            };
+            (cap, Some(auto))
+        }
+    })
 }
 
 /// Where results go.
@@ -605,6 +658,7 @@ impl Config {
         let ignores = expand_ids("--ignore", &cli.ignores, &mut stdin_used);
         let ignores = cli.origins.blame("ignores", ignores)?;
         let portal = role.source == Source::Portal;
+        let (workers, auto) = workers_settings(&cli)?;
         Ok(Config {
             selection: SelectionSettings {
                 targets,
@@ -634,7 +688,8 @@ impl Config {
             },
             run: RunSettings {
                 command: cli.command,
-                workers: cli.workers as usize,
+                workers,
+                auto,
                 fail_fast: cli.fail_fast,
                 timeout: cli.timeout,
                 max_output_bytes: cli.max_output_bytes,
@@ -663,6 +718,41 @@ mod tests {
         let mut argv = vec!["cove"];
         argv.extend_from_slice(args);
         Config::from_cli(Cli::parse_args(argv).unwrap())
+    }
+
+    #[test]
+    fn workers_auto_has_bounds_and_a_fixed_count_keeps_its_meaning() {
+        let fixed = config(&["--workers", "300", "--", "true"]).unwrap();
+        assert_eq!((fixed.run.workers, fixed.run.auto), (300, None));
+        let auto = config(&["--workers", "auto", "--", "true"]).unwrap();
+        let settings = auto.run.auto.unwrap();
+        assert_eq!(
+            (auto.run.workers, settings.cap),
+            (256, 256),
+            "--max-workers 256"
+        );
+        assert_eq!(settings.max_memory, None);
+        let bounded = config(&[
+            "-w",
+            "auto",
+            "--max-workers",
+            "32",
+            "--max-memory",
+            "2G",
+            "--",
+            "true",
+        ])
+        .unwrap();
+        assert_eq!(bounded.run.workers, 32);
+        assert_eq!(bounded.run.auto.unwrap().max_memory, Some(2 << 30));
+        let err = config(&["-w", "4", "--max-workers", "32", "--", "true"]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("--max-workers applies only to --workers auto, but --workers is 4"),
+            "{err}"
+        );
+        let err = config(&["-w", "auto", "--max-memory", "63M", "--", "true"]).unwrap_err();
+        assert!(err.to_string().contains("expected at least 64M"), "{err}");
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub mod stream;
 pub mod template;
 pub mod text;
 pub mod untrusted;
+pub mod workers;
 pub mod writer;
 
 use std::io::IsTerminal;

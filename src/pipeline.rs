@@ -75,8 +75,12 @@ fn prepare_local(config: &Config) -> anyhow::Result<usize> {
     let asked = config.run.workers;
     let workers = process::fit_workers(asked, config.run.child_credentials);
     if workers < asked {
+        let flag = match config.run.auto {
+            Some(_) => "--max-workers",
+            None => "--workers",
+        };
         eprintln!(
-            "cove: warning: --workers {asked} needs more open files than this system allows; running {workers} at a time"
+            "cove: warning: {flag} {asked} needs more open files than this system allows; running {workers} at a time"
         );
     }
     Ok(workers)
@@ -245,6 +249,13 @@ impl Run<'_> {
                 self.config.output.dir.as_deref(),
             ),
             remove_env: child_env::removed_from_environment(),
+            // `auto` grows up to the workers that fit the open-file limit.
+            auto: run.auto.map(|auto| crate::workers::AutoSettings {
+                cap: self.workers,
+                assume_rate: self.config.aws.max_assume_rate,
+                targets_per_call: self.regions.len().max(1),
+                ..auto
+            }),
         })
     }
 

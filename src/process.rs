@@ -34,6 +34,12 @@ impl ProcessGroups {
         }
     }
 
+    /// The process group of every running child (each child leads its own).
+    pub fn pgids(&self) -> Vec<i32> {
+        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        groups.iter().copied().collect()
+    }
+
     fn register(&self, pgid: i32) {
         self.groups
             .lock()

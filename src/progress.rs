@@ -44,6 +44,8 @@ pub struct Progress {
     failed: u64,
     named: Vec<String>,
     started: Instant,
+    /// With `--workers auto`: how many may run at once now.
+    workers: Option<usize>,
 }
 
 impl Progress {
@@ -68,6 +70,7 @@ impl Progress {
             failed: 0,
             named: Vec::new(),
             started: Instant::now(),
+            workers: None,
         }
     }
 
@@ -106,7 +109,7 @@ impl Progress {
         }
         if let Some(bar) = &self.bar {
             bar.inc(1);
-            bar.set_message(format!("{} failed", thousands(self.failed)));
+            bar.set_message(self.status());
         }
     }
 
@@ -118,6 +121,23 @@ impl Progress {
         }
     }
 
+    /// `--workers auto` changed how many may run at once: the bar says so.
+    pub fn workers(&mut self, workers: usize) {
+        self.workers = Some(workers);
+        if let Some(bar) = &self.bar {
+            bar.set_message(self.status());
+        }
+    }
+
+    /// The failures so far and, with `--workers auto`, the current count.
+    fn status(&self) -> String {
+        let mut message = format!("{} failed", thousands(self.failed));
+        if let Some(workers) = self.workers {
+            message.push_str(&format!(", {workers} workers"));
+        }
+        message
+    }
+
     /// The targets still running; the slow ones are named so a stuck account is visible.
     pub fn running(&self, running: &mut dyn Iterator<Item = (&str, &str, Duration)>) {
         let Some(bar) = &self.bar else { return };
@@ -125,7 +145,7 @@ impl Progress {
             .filter(|(_, _, elapsed)| *elapsed >= SLOW)
             .map(|(id, region, _)| format!("{id}/{region}"))
             .collect();
-        let mut message = format!("{} failed", thousands(self.failed));
+        let mut message = self.status();
         if !slow.is_empty() {
             message.push_str(&format!(
                 ", waiting on {}",
@@ -176,6 +196,18 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bar_shows_the_count_auto_runs_at() {
+        let mut progress = Progress::new(10, false, false);
+        assert_eq!(
+            progress.status(),
+            "0 failed",
+            "a fixed --workers is not shown"
+        );
+        progress.workers(12);
+        assert_eq!(progress.status(), "0 failed, 12 workers");
+    }
 
     #[test]
     fn thousands_are_separated() {

@@ -131,4 +131,8 @@ impl Observer for Reporter {
     fn note(&mut self, message: &str) {
         self.progress.note(message);
     }
+
+    fn workers(&mut self, workers: usize) {
+        self.progress.workers(workers);
+    }
 }

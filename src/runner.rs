@@ -42,6 +42,8 @@ pub struct RunSpec {
     pub keep_raw_output: bool,
     /// Variables of cove's own environment that children must not see, beyond the fixed list.
     pub remove_env: Vec<OsString>,
+    /// `--workers auto`: the count follows the machine (`workers` is then its cap).
+    pub auto: Option<crate::workers::AutoSettings>,
 }
 
 /// Receives what the scheduler learns, on the scheduler's own task.
@@ -52,6 +54,8 @@ pub trait Observer {
     fn running(&mut self, _running: &mut dyn Iterator<Item = (&str, &str, Duration)>) {}
     /// A line for people about the run as a whole (the canary phase ended, the run halted).
     fn note(&mut self, _message: &str) {}
+    /// With `--workers auto`: how many may run at once, at the start and at each change.
+    fn workers(&mut self, _workers: usize) {}
 }
 
 /// Collects every record; for tests and callers that want them all.
@@ -133,13 +137,18 @@ struct Scheduler<A> {
     running: JoinSet<Record>,
     in_flight: HashMap<tokio::task::Id, (Arc<Account>, String, Instant)>,
     ticker: tokio::time::Interval,
+    /// `--workers auto`: the controller of how many run at once.
+    auto: Option<crate::workers::Auto>,
 }
 
 impl<A: Aws> Scheduler<A> {
     fn new(shared: Shared<A>, source: mpsc::Receiver<Target>) -> Self {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let auto = (shared.spec.auto)
+            .map(|settings| crate::workers::Auto::new(settings, shared.groups.clone()));
         Scheduler {
+            auto,
             lookahead: shared.spec.workers.saturating_mul(4).clamp(16, 4096),
             shared,
             source,
@@ -170,9 +179,14 @@ impl<A: Aws> Scheduler<A> {
         }
     }
 
+    /// How many may run at once: `--workers`, or what `auto` allows now.
+    fn workers(&self) -> usize {
+        (self.auto.as_ref()).map_or(self.shared.spec.workers, crate::workers::Auto::limit)
+    }
+
     /// Starts targets while workers are free.
     fn start_ready(&mut self) {
-        while self.running.len() < self.shared.spec.workers && !self.stopped() {
+        while self.running.len() < self.workers() && !self.stopped() {
             // During the canary phase only the canaries start.
             if self.upcoming.is_empty() || !self.shared.rollout.try_start() {
                 break;
@@ -185,13 +199,21 @@ impl<A: Aws> Scheduler<A> {
             let handle = self.running.spawn(task);
             self.in_flight
                 .insert(handle.id(), (account, region, Instant::now()));
+            if let Some(auto) = &mut self.auto {
+                auto.started();
+            }
         }
     }
 
     /// Assumes the roles of the accounts about to start, one call per account.
     fn prefetch_ahead(&mut self) {
-        while self.prefetching.len() < self.shared.spec.workers
-            && self.considered < self.upcoming.len()
+        // With `auto`, credentials are fetched as far ahead as the current count needs.
+        let ahead = match self.auto {
+            Some(_) => self.workers().saturating_mul(4).max(16),
+            None => usize::MAX,
+        };
+        while self.prefetching.len() < self.workers()
+            && self.considered < self.upcoming.len().min(ahead)
             && !self.stopped()
             && self
                 .shared
@@ -244,6 +266,14 @@ impl<A: Aws> Scheduler<A> {
                     }
                     continue;
                 }
+                _ = next_sample(&mut self.auto), if self.auto.is_some() => {
+                    let waiting = !self.upcoming.is_empty();
+                    let sampled = self.auto.as_mut().and_then(|a| a.sample(self.running.len(), waiting));
+                    if let Some(workers) = sampled {
+                        observer.workers(workers);
+                    }
+                    continue;
+                }
                 _ = self.ticker.tick() => {
                     let now = Instant::now();
                     observer.running(&mut self.in_flight
@@ -267,6 +297,9 @@ impl<A: Aws> Scheduler<A> {
         match joined {
             Ok((id, record)) => {
                 self.in_flight.remove(&id);
+                if let Some(auto) = &mut self.auto {
+                    auto.finished(record.duration_ms);
+                }
                 shared.creds.release(&record.id);
                 record
             }
@@ -343,6 +376,14 @@ pub fn report_early<A>(shared: &Shared<A>, records: Vec<Record>, observer: &mut 
     }
     for record in records {
         observer.finished(record);
+    }
+}
+
+/// The next sample's time with `--workers auto` (never without).
+async fn next_sample(auto: &mut Option<crate::workers::Auto>) {
+    match auto {
+        Some(auto) => auto.tick().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -618,6 +659,7 @@ mod tests {
             },
             keep_raw_output: false,
             remove_env: vec![],
+            auto: None,
         })
     }
 

@@ -1,5 +1,7 @@
 //! One integration test binary: the real `cove` against a local moto server.
 
+#[path = "e2e/adaptive.rs"]
+mod adaptive;
 #[path = "e2e/bad_input.rs"]
 mod bad_input;
 #[path = "e2e/ci_summary.rs"]

@@ -78,12 +78,42 @@ const CASES: &[Case] = &[
     (
         &["--workers", "0", "--", "true"],
         &[],
-        "invalid value '0' for '--workers <N>': 0 is not in 1..=",
+        "invalid value '0' for '--workers <N|auto>': `0` is zero; expected a whole number from 1, or `auto`",
     ),
     (
         &["--workers", "many", "--", "true"],
         &[],
-        "invalid value 'many' for '--workers <N>'",
+        "invalid value 'many' for '--workers <N|auto>': `many` is not a count; expected a whole number from 1, or `auto`",
+    ),
+    (
+        &["--", "true"],
+        &[("COVE_WORKERS", "automatic")],
+        "`automatic` is not a count; expected a whole number from 1, or `auto`",
+    ),
+    (
+        &["--workers", "auto", "--max-workers", "0", "--", "true"],
+        &[],
+        "invalid value '0' for '--max-workers <N>': 0 is not in 1..=",
+    ),
+    (
+        &["--workers", "auto", "--max-memory", "10M", "--", "true"],
+        &[],
+        "invalid --max-memory `10485760` bytes: expected at least 64M",
+    ),
+    (
+        &["--workers", "auto", "--", "true"],
+        &[("COVE_MAX_MEMORY", "1M")],
+        "in the environment variable COVE_MAX_MEMORY",
+    ),
+    (
+        &["--max-memory", "1G", "--", "true"],
+        &[],
+        "--max-memory applies only to --workers auto, but --workers is 20: expected `--workers auto`, or no --max-memory",
+    ),
+    (
+        &["--workers", "8", "--", "true"],
+        &[("COVE_MAX_WORKERS", "64")],
+        "the environment variable COVE_MAX_WORKERS (--max-workers) applies only to --workers auto, but --workers is 8",
     ),
     (
         &["--"],

@@ -203,9 +203,12 @@ const TABLE: &[(&str, &str, Expect)] = &[
     (
         "COVE_WORKERS",
         "many",
-        Refused("invalid value 'many' for '--workers <N>'"),
+        Refused("invalid value 'many' for '--workers <N|auto>'"),
     ),
     ("COVE_WORKERS", "0", Refused("COVE_WORKERS")),
+    ("COVE_MAX_WORKERS", "0", Refused("COVE_MAX_WORKERS")),
+    ("COVE_MAX_WORKERS", "", Refused("COVE_MAX_WORKERS")),
+    ("COVE_MAX_MEMORY", "lots", Refused("COVE_MAX_MEMORY")),
     // An empty list would mean the whole organization: refused, never taken as "no filter".
     ("COVE_TARGETS", "", Refused("COVE_TARGETS")),
     ("COVE_TARGETS", ",", Refused("COVE_TARGETS")),
