@@ -35,6 +35,7 @@ Register-ArgumentCompleter -Native -CommandName 'cove' -ScriptBlock {
             [CompletionResult]::new('--shard-count', '--shard-count', [CompletionResultType]::ParameterName, 'The number of shards, with --shard-index-env')
             [CompletionResult]::new('--rerun', '--rerun', [CompletionResultType]::ParameterName, 'Run exactly the account × region pairs that were in Exceptions or FailedAssumeRole in a previous json or jsonl output')
             [CompletionResult]::new('--rerun-only', '--rerun-only', [CompletionResultType]::ParameterName, 'With --rerun, take only one of the two lists')
+            [CompletionResult]::new('--plan', '--plan', [CompletionResultType]::ParameterName, 'Run exactly the account × region targets of a --dry-run document, without listing the organization (no Organizations call). @- (or -) reads it from standard input. --shard splits the plan as it would split a listing; --target, --ignore, --region and the filters cannot be combined with it')
             [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Role to assume in each target account. Several (repeatable, or comma-separated) are tried in order, and each account uses the first it may assume; only AccessDenied moves on to the next')
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role to assume in each target account. Several (repeatable, or comma-separated) are tried in order, and each account uses the first it may assume; only AccessDenied moves on to the next')
             [CompletionResult]::new('--sso-role', '--sso-role', [CompletionResultType]::ParameterName, 'Permission set of IAM Identity Center to run each target with, instead of assuming a role: its credentials come from the access portal with the token `aws sso login` cached for the profile. Several (comma-separated) are tried in order, like --role')
@@ -49,8 +50,12 @@ Register-ArgumentCompleter -Native -CommandName 'cove' -ScriptBlock {
             [CompletionResult]::new('--org-role', '--org-role', [CompletionResultType]::ParameterName, 'Role ARN to read the organization through (ListAccounts, the OU walk, tags), assumed with the calling identity (after any --via-role). AssumeRole into the targets still uses the calling identity')
             [CompletionResult]::new('--mfa-serial', '--mfa-serial', [CompletionResultType]::ParameterName, 'MFA device (a virtual device ARN or a hardware serial) for sts:GetSessionToken: cove trades the starting credentials and the device''s code for a session once, and that session is then the starting identity (before any --via-role)')
             [CompletionResult]::new('--mfa-code', '--mfa-code', [CompletionResultType]::ParameterName, 'The code the --mfa-serial device shows. Without it, cove asks on the terminal (nothing is echoed) when standard input is one, which keeps it out of the process list. Never printed')
-            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'How many targets run at once')
-            [CompletionResult]::new('--workers', '--workers', [CompletionResultType]::ParameterName, 'How many targets run at once')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'How many targets run at once: a count, or `auto` to follow the machine (grow while the CPU and memory have room and throughput rises, shrink when the CPU is saturated with no gain or memory runs short; see --max-workers and --max-memory)')
+            [CompletionResult]::new('--workers', '--workers', [CompletionResultType]::ParameterName, 'How many targets run at once: a count, or `auto` to follow the machine (grow while the CPU and memory have room and throughput rises, shrink when the CPU is saturated with no gain or memory runs short; see --max-workers and --max-memory)')
+            [CompletionResult]::new('--max-workers', '--max-workers', [CompletionResultType]::ParameterName, 'With --workers auto: the most targets that ever run at once')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'With --workers auto: the memory cove and its commands may use together (suffixes K, M, G are powers of 1024; at least 64M). Auto treats it as the machine''s memory, as it does a container''s limit it can see. Default: the machine''s (or the container''s) memory')
+            [CompletionResult]::new('--max-failures', '--max-failures', [CompletionResultType]::ParameterName, 'Once more than N targets (or P% of the targets known) have failed, start nothing new: the commands running finish (nothing is killed, unlike --fail-fast) and every target that did not start is reported as cancelled ("max failures reached"). 0 halts at the first failure')
+            [CompletionResult]::new('--canary', '--canary', [CompletionResultType]::ParameterName, 'Run the first N targets first (a listed run: the first N in output order; a streamed one: the first N listed) and everything else only once they have all succeeded. If a canary fails, nothing else starts ("canary failed")')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Stop a command that runs longer than this (for example 30s, 5m, 1h30m). Its whole process group gets SIGTERM, then SIGKILL after a grace period. Default: no limit')
             [CompletionResult]::new('--max-output-bytes', '--max-output-bytes', [CompletionResultType]::ParameterName, 'Keep at most this much of each command''s stdout, and as much of its stderr (suffixes K, M, G are powers of 1024). The rest is read and dropped, and the record says so')
             [CompletionResult]::new('--child-credentials', '--child-credentials', [CompletionResultType]::ParameterName, 'How each command gets its credentials: `env`, the key variables (fixed for the command''s life); `endpoint`, a credential endpoint on 127.0.0.1 that renews them while the command runs, for commands that outlive their session')
@@ -62,8 +67,12 @@ Register-ArgumentCompleter -Native -CommandName 'cove' -ScriptBlock {
             [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'Apply the settings of `[groups.NAME]` in the config files: a saved selection (target, ignore, filters, regions) and any other setting. Flags and variables still win over it')
             [CompletionResult]::new('--allow-unknown-region', '--allow-unknown-region', [CompletionResultType]::ParameterName, 'Accept a well-formed region name that cove''s built-in list does not know yet')
             [CompletionResult]::new('--include-caller', '--include-caller', [CompletionResultType]::ParameterName, 'Make the calling account a target like any other when it is selected. The command still runs with the assumed role''s credentials, never with the caller''s')
+            [CompletionResult]::new('--plan-any-caller', '--plan-any-caller', [CompletionResultType]::ParameterName, 'With --plan, run a plan that another calling account made')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Resolve the targets and print the account × region matrix as JSON, then stop. No role is assumed and nothing runs, so the command may be left out')
             [CompletionResult]::new('--fail-fast', '--fail-fast', [CompletionResultType]::ParameterName, 'On the first failure (assume or command), start nothing new, stop running children, and report what finished')
+            [CompletionResult]::new('--confirm', '--confirm', [CompletionResultType]::ParameterName, 'Before the first credential call, say on stderr what will run where and ask y/N on the terminal. Anything but y or yes stops with exit 2 and nothing run')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Answer yes to --confirm (for scripts and CI: no terminal is needed)')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Answer yes to --confirm (for scripts and CI: no terminal is needed)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No progress bar, notes or summary on stderr; errors and warnings still show')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No progress bar, notes or summary on stderr; errors and warnings still show')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log what cove does to stderr: -v each AWS call (service, operation, account, region, attempt, latency, error code), retries, credential renewals and each child (pid, exit status, duration), and the full cause of an error; -vv more; -vvv everything, the AWS SDK''s own trace included. COVE_LOG (or RUST_LOG) takes a filter such as `cove=debug` instead. Secrets are never logged')
@@ -75,11 +84,20 @@ Register-ArgumentCompleter -Native -CommandName 'cove' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Merge json or jsonl outputs of sharded runs into one json document, sorted like a single run, and exit with the code that run would have given. Two files holding the same account × region are an error')
+            [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Compare two runs (json or jsonl outputs, merged outputs, --output-dir directories; `-` is standard input), pairing targets by Id and Region: what was added, removed and changed (outcome, exit code, result: each changed JSON path, or a unified diff of text). Exit 0 when they are the same, 1 when they differ, 2 on an error')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print the effective settings as TOML, each value with a comment naming where it came from (the flag, the variable, FILE:LINE of a config file, a group, or the default). Takes the options of a run (for example `cove config -g prod`); `cove config --paths` lists the config files looked for and whether each was read. Makes no AWS call')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'cove;merge' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'cove;diff' {
+            [CompletionResult]::new('--ignore-path', '--ignore-path', [CompletionResultType]::ParameterName, 'Leave a JSON path of the results out of the comparison (repeatable), for example `.ResponseMetadata`; `[]` matches any index (`.Reservations[].Instances`), and keys that are not identifiers are quoted (`."a b"`)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'json: one document (pretty on a terminal, one line otherwise); text: a summary for people, in color on a terminal')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'json: one document (pretty on a terminal, one line otherwise); text: a summary for people, in color on a terminal')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
@@ -92,11 +110,15 @@ Register-ArgumentCompleter -Native -CommandName 'cove' -ScriptBlock {
         }
         'cove;help' {
             [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Merge json or jsonl outputs of sharded runs into one json document, sorted like a single run, and exit with the code that run would have given. Two files holding the same account × region are an error')
+            [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Compare two runs (json or jsonl outputs, merged outputs, --output-dir directories; `-` is standard input), pairing targets by Id and Region: what was added, removed and changed (outcome, exit code, result: each changed JSON path, or a unified diff of text). Exit 0 when they are the same, 1 when they differ, 2 on an error')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print the effective settings as TOML, each value with a comment naming where it came from (the flag, the variable, FILE:LINE of a config file, a group, or the default). Takes the options of a run (for example `cove config -g prod`); `cove config --paths` lists the config files looked for and whether each was read. Makes no AWS call')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'cove;help;merge' {
+            break
+        }
+        'cove;help;diff' {
             break
         }
         'cove;help;config' {

@@ -19,6 +19,9 @@ _cove() {
             cove,config)
                 cmd="cove__subcmd__config"
                 ;;
+            cove,diff)
+                cmd="cove__subcmd__diff"
+                ;;
             cove,help)
                 cmd="cove__subcmd__help"
                 ;;
@@ -27,6 +30,9 @@ _cove() {
                 ;;
             cove__subcmd__help,config)
                 cmd="cove__subcmd__help__subcmd__config"
+                ;;
+            cove__subcmd__help,diff)
+                cmd="cove__subcmd__help__subcmd__diff"
                 ;;
             cove__subcmd__help,help)
                 cmd="cove__subcmd__help__subcmd__help"
@@ -41,7 +47,7 @@ _cove() {
 
     case "${cmd}" in
         cove)
-            opts="-t -i -r -w -o -q -v -g -h -V --target --ignore --region --exclude-region --allow-unknown-region --include-caller --filter-name --filter-email --filter-tag --shard --shard-index-env --shard-count --rerun --rerun-only --dry-run --role --sso-role --role-session-name --policy --policy-arn --external-id --duration --max-assume-rate --profile --via-role --org-role --mfa-serial --mfa-code --workers --fail-fast --timeout --max-output-bytes --child-credentials --output --output-dir --quiet --verbose --no-ci-summary --config --no-config --group --help --version merge config help"
+            opts="-t -i -r -w -y -o -q -v -g -h -V --target --ignore --region --exclude-region --allow-unknown-region --include-caller --filter-name --filter-email --filter-tag --shard --shard-index-env --shard-count --rerun --rerun-only --plan --plan-any-caller --dry-run --role --sso-role --role-session-name --policy --policy-arn --external-id --duration --max-assume-rate --profile --via-role --org-role --mfa-serial --mfa-code --workers --max-workers --max-memory --fail-fast --max-failures --canary --confirm --yes --timeout --max-output-bytes --child-credentials --output --output-dir --quiet --verbose --no-ci-summary --config --no-config --group --help --version merge diff config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -101,6 +107,10 @@ _cove() {
                     ;;
                 --rerun-only)
                     COMPREPLY=($(compgen -W "failed-assume exceptions" -- "${cur}"))
+                    return 0
+                    ;;
+                --plan)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --role)
@@ -167,6 +177,22 @@ _cove() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-workers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-failures)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -224,8 +250,34 @@ _cove() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cove__subcmd__diff)
+            opts="-o -h --ignore-path --output --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --ignore-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "json text" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "json text" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cove__subcmd__help)
-            opts="merge config help"
+            opts="merge diff config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -239,6 +291,20 @@ _cove() {
             return 0
             ;;
         cove__subcmd__help__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cove__subcmd__help__subcmd__diff)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
