@@ -613,6 +613,20 @@ fn rerun_pairs(cli: &Cli) -> anyhow::Result<Option<BTreeMap<String, Vec<String>>
     Ok(Some(pairs))
 }
 
+/// The command: present unless a dry run, and its placeholders safe (`template::check`).
+fn check_command(cli: &Cli) -> anyhow::Result<()> {
+    let program = cli
+        .command
+        .first()
+        .map(|c| c.to_string_lossy().into_owned());
+    // A dry run runs nothing, so it needs no command; one that is given is still checked.
+    ensure!(
+        program.as_deref().map_or(cli.dry_run, |p| !p.is_empty()),
+        "missing command: expected `-- COMMAND [ARGS...]` after the options"
+    );
+    template::check(&cli.command).map_err(anyhow::Error::msg)
+}
+
 /// `--plan FILE`: refused with the options a plan already decided, then read and checked.
 fn plan_of(cli: &Cli) -> anyhow::Result<Option<crate::plan_file::Plan>> {
     use crate::plan_file;
@@ -634,17 +648,7 @@ impl Config {
         let (via_roles, org_role) = acting_as(&cli)?;
         let mfa = mfa(&cli)?;
         let regions = region_choice(&cli)?;
-        let program = cli
-            .command
-            .first()
-            .map(|c| c.to_string_lossy().into_owned());
-        // A dry run runs nothing, so it needs no command; one that is given is still checked.
-        ensure!(
-            program.as_deref().map_or(cli.dry_run, |p| !p.is_empty()),
-            "missing command: expected `-- COMMAND [ARGS...]` after the options"
-        );
-
-        template::check(&cli.command).map_err(anyhow::Error::msg)?;
+        check_command(&cli)?;
         // --shard-index-env wins over --shard (and COVE_SHARD): it is the more specific way.
         let shard = match (&cli.shard_index_env, cli.shard_count) {
             (Some(var), Some(count)) => Some(shard_from_env(var, count)?),
