@@ -512,6 +512,36 @@ pub fn project_file() -> Option<PathBuf> {
         .find(|file| file.is_file())
 }
 
+/// A config file cove finds by itself (the user file, or a `cove.toml` in this directory or a
+/// parent: `/tmp/cove.toml` would do) is read only when it belongs to the user running cove
+/// (or to root) and others cannot write it: it chooses the accounts, the role and the output
+/// directory of a run, and other local users are not trusted. `--config FILE` reads a file
+/// whoever owns it: the user named it.
+fn check_found(role: &str, path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).with_context(|| {
+        format!(
+            "cannot read the {role} config file `{}`",
+            untrusted::terminal(&path.display().to_string())
+        )
+    })?;
+    let me = nix::unistd::geteuid().as_raw();
+    let why = if meta.uid() != me && meta.uid() != 0 {
+        format!(
+            "it belongs to user {}, not to you (user {me}) or root",
+            meta.uid()
+        )
+    } else if meta.mode() & 0o002 != 0 {
+        "every user on this machine can write it".to_owned()
+    } else {
+        return Ok(());
+    };
+    bail!(
+        "refusing the {role} config file `{}`: {why}; a config file chooses the accounts, the role and the output directory of a run. Read it anyway with --config FILE, or read none with --no-config",
+        untrusted::terminal(&path.display().to_string())
+    )
+}
+
 /// The files to read: the one `--config` names (which must exist), or the user file and the
 /// project file (each when it exists), or none with `--no-config`.
 pub fn candidates(named: Option<(PathBuf, String)>, none: bool) -> anyhow::Result<Vec<Candidate>> {
@@ -534,6 +564,9 @@ pub fn candidates(named: Option<(PathBuf, String)>, none: bool) -> anyhow::Resul
     let mut out = Vec::new();
     if let Some(path) = user_file() {
         let exists = path.is_file();
+        if exists {
+            check_found("user", &path)?;
+        }
         out.push(Candidate {
             role: "user".into(),
             path,
@@ -541,11 +574,14 @@ pub fn candidates(named: Option<(PathBuf, String)>, none: bool) -> anyhow::Resul
         });
     }
     match project_file() {
-        Some(path) => out.push(Candidate {
-            role: "project".into(),
-            path,
-            exists: true,
-        }),
+        Some(path) => {
+            check_found("project", &path)?;
+            out.push(Candidate {
+                role: "project".into(),
+                path,
+                exists: true,
+            })
+        }
         None => {
             let cwd = std::env::current_dir().unwrap_or_default();
             out.push(Candidate {
