@@ -37,12 +37,11 @@ fn write_outputs(dir: &Path) {
     }
 }
 
-/// The run's bytes with what changes between runs (account IDs, durations) made constant.
+/// The run's bytes with what changes between runs (the account ID, durations) made constant.
+/// One account only: the document's order must not depend on the IDs the ground drew.
 fn normalized(g: &Ground, text: &str) -> String {
     let mut text = text.to_owned();
-    for (i, id) in g.ids(&["sandbox-a", "sandbox-b"]).iter().enumerate() {
-        text = text.replace(id.as_str(), &format!("{i}0000000000{i}"));
-    }
+    text = text.replace(&g.account("sandbox-a"), "100000000001");
     let mut out = String::new();
     let mut rest = text.as_str();
     while let Some(at) = rest.find("\"DurationMs\":") {
@@ -90,7 +89,7 @@ fn expect_golden(name: &str, got: &str) {
 fn tricky_run(g: &Ground, outputs: &Path, format: &str, dir: &Path) -> Run {
     Run::of(
         g.cove()
-            .args(["-t", &g.ou("Sandbox"), "-o", format])
+            .args(["-t", &g.account("sandbox-a"), "-o", format])
             .args(["--region", "us-east-1,eu-west-1,us-west-2,ap-south-1"])
             .args(["--output-dir", dir.to_str().unwrap()])
             .args(["--", "sh", "-c", "cat \"$0/$COVE_REGION\""])
