@@ -30,6 +30,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod process;
 pub mod progress;
+pub mod raw_json;
 pub mod regions;
 pub mod report;
 pub mod resolver;

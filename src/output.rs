@@ -73,7 +73,10 @@ pub struct Record {
     pub role_session_name: Option<String>,
     pub assume_role_success: bool,
     pub exit_code: Option<i32>,
-    pub result: Option<serde_json::Value>,
+    /// Compact JSON text, exactly as `serde_json` printed the parsed output before
+    /// ([`crate::raw_json::result_text`]): the output is held once, as text, never as a tree.
+    /// Serialized verbatim, so a record prints compact; the spool lays it out pretty.
+    pub result: Option<Box<serde_json::value::RawValue>>,
     pub stderr: Option<String>,
     pub exception_details: Option<String>,
     pub duration_ms: u64,
@@ -116,19 +119,6 @@ impl Serialize for Document {
             map.serialize_entry(outcome.list_key(), self.list(outcome))?;
         }
         map.end()
-    }
-}
-
-/// A child's stdout as it goes under `Result`: parsed when the whole output is a JSON object,
-/// array or string, so `aws ... --output json` nests as data; otherwise the text exactly as
-/// printed, decoded lossily. A bare number, boolean or `null` stays text, so one command gives
-/// one type in every account: `--output text` printing `012345678901` and `123456789012` gives
-/// two strings, not a string and a number.
-pub fn result_value(stdout: &[u8]) -> serde_json::Value {
-    use serde_json::Value;
-    match serde_json::from_slice::<Value>(stdout) {
-        Ok(value @ (Value::Object(_) | Value::Array(_) | Value::String(_))) => value,
-        _ => Value::String(String::from_utf8_lossy(stdout).into_owned()),
     }
 }
 
@@ -560,6 +550,7 @@ pub fn sample_record(id: &str, region: &str, outcome: Outcome) -> Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raw_json::{result_text, result_value};
     use proptest::strategy::Strategy;
 
     fn record(id: &str, region: &str, outcome: Outcome) -> Record {
@@ -614,7 +605,7 @@ mod tests {
         let mut sink = Sink::new(&mut out, Format::Text, false, None);
         let mut ok = record("111111111111", "eu-west-1", Outcome::Result);
         ok.name = Some("prod-a".into());
-        ok.result = Some(serde_json::json!({"a": 1}));
+        ok.result = Some(result_text(b"{\"a\": 1}"));
         ok.raw_output = Some(RawOutput {
             stdout: b"{\"a\": 1}\n".to_vec(),
             stderr: Vec::new(),
@@ -731,7 +722,7 @@ mod tests {
             code in proptest::option::of(proptest::num::i32::ANY),
         ) {
             let mut r = record("111111111111", "us-east-1", Outcome::Exception);
-            r.result = Some(result_value(&stdout));
+            r.result = Some(result_text(&stdout));
             r.stderr = Some(stderr.clone());
             r.exit_code = code;
             let doc = Document::new(vec![r]);

@@ -26,7 +26,10 @@ const TRICKY: [(&str, &str); 4] = [
         "eu-west-1",
         "[ {\"b\":1,\"a\":2,\"b\":3}, \"\\ud800x\", 3 ]\n",
     ),
-    ("us-west-2", "plain text, \"quoted\" \\ and \u{1b}[31m escapes\n"),
+    (
+        "us-west-2",
+        "plain text, \"quoted\" \\ and \u{1b}[31m escapes\n",
+    ),
     ("ap-south-1", "\"a string\"\n"),
 ];
 
