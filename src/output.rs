@@ -56,10 +56,16 @@ impl Outcome {
     fn index(self) -> usize {
         self as usize
     }
+
+    /// A record read back from its JSON has no outcome of its own: the reader sets it.
+    fn read_back() -> Outcome {
+        Outcome::Exception
+    }
 }
 
-/// One target's outcome. Every key is always present; unknown values are `null`.
-#[derive(Debug, Clone, Serialize)]
+/// One target's outcome. Every key is always present; unknown values are `null`. It reads
+/// back (without `outcome` and `raw_output`) from what it prints: the writer's spill does.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Record {
     pub id: String,
@@ -76,11 +82,12 @@ pub struct Record {
     /// Compact JSON text, exactly as `serde_json` printed the parsed output before
     /// ([`crate::raw_json::result_text`]): the output is held once, as text, never as a tree.
     /// Serialized verbatim, so a record prints compact; the spool lays it out pretty.
+    /// `None` while `raw_output` carries the output: the sink makes it from there.
     pub result: Option<Box<serde_json::value::RawValue>>,
     pub stderr: Option<String>,
     pub exception_details: Option<String>,
     pub duration_ms: u64,
-    #[serde(skip)]
+    #[serde(skip, default = "Outcome::read_back")]
     pub outcome: Outcome,
     /// The raw bytes, for `--output-dir`; taken by the sink before the record is kept.
     #[serde(skip)]
@@ -269,10 +276,26 @@ impl<W: Write> Sink<W> {
         self
     }
 
+    /// The output directory, when it could be opened: the writer's spill goes there too.
+    pub fn spill_dir(&self) -> Option<PathBuf> {
+        match &self.dir {
+            Some(Ok(dir)) => Some(dir.path().to_owned()),
+            _ => None,
+        }
+    }
+
     /// Takes one finished target. An error means stdout is gone: stop the run.
     pub fn record(&mut self, mut record: Record) -> io::Result<()> {
         self.counts.add(record.outcome);
         let raw = record.raw_output.take();
+        // A record that carries its raw output carries no `Result` of its own (the output is
+        // held once): made here, where JSON is written.
+        if let Some(raw) = &raw
+            && record.result.is_none()
+            && (self.format != Format::Text || self.dir.is_some())
+        {
+            record.result = Some(crate::raw_json::result_text(&raw.stdout));
+        }
         if let (Some(dir), Some(raw)) = (&self.dir, &raw)
             && let Err(err) = write_target_files(dir, &record, raw)
         {
@@ -515,16 +538,16 @@ fn write_target_files(
     Ok(())
 }
 
-/// A plain record for tests: every key set, the command run and exited 0.
 /// The system's temporary directory; an empty `TMPDIR` counts as unset (`/tmp`), as it does
 /// for the C library and Python.
-fn temp_dir() -> std::path::PathBuf {
+pub fn temp_dir() -> std::path::PathBuf {
     match std::env::var_os("TMPDIR") {
         Some(dir) if dir.is_empty() => std::path::PathBuf::from("/tmp"),
         _ => std::env::temp_dir(),
     }
 }
 
+/// A plain record for tests: every key set, the command run and exited 0.
 #[cfg(test)]
 pub fn sample_record(id: &str, region: &str, outcome: Outcome) -> Record {
     Record {

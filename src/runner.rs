@@ -426,13 +426,15 @@ async fn target_record<A: Aws>(
             r.outcome = v.outcome;
             r.exit_code = v.exit_code;
             r.exception_details = v.details;
-            r.result = Some(crate::raw_json::result_text(&end.stdout.bytes));
             r.stderr = Some(String::from_utf8_lossy(&end.stderr.bytes).into_owned());
             if shared.spec.keep_raw_output {
+                // The output is held once: the sink makes `Result` from it where it is needed.
                 r.raw_output = Some(RawOutput {
                     stdout: end.stdout.bytes,
                     stderr: end.stderr.bytes,
                 });
+            } else {
+                r.result = Some(crate::raw_json::result_text(&end.stdout.bytes));
             }
         }
     }
