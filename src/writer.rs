@@ -376,6 +376,8 @@ mod tests {
         assert_eq!(text.lines().count(), 1001, "every record and the summary");
     }
 
+    type Held<T> = Arc<Mutex<T>>;
+
     /// A record whose output weighs `size` bytes, as the text format gets it.
     fn big(n: usize, size: usize) -> Record {
         let mut r = record(&format!("{n:012}"));
@@ -390,7 +392,7 @@ mod tests {
         budget: usize,
         make_file: MakeFile,
         format: Format,
-    ) -> (Writer, Arc<Mutex<()>>, Arc<Mutex<Vec<u8>>>) {
+    ) -> (Writer, Arc<Mutex<()>>, Held<Vec<u8>>) {
         let open = Arc::new(Mutex::new(()));
         let bytes = Arc::new(Mutex::new(Vec::new()));
         let gate = Gate {
