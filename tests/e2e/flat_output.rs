@@ -129,3 +129,191 @@ fn tricky_child_json_gives_the_same_bytes_as_before_in_every_layout() {
         expect_golden("tricky-results.json", &normalized(&g, &saved));
     }
 }
+
+/// About 1 MB of JSON over many lines: an array of strings.
+fn blob() -> String {
+    let lines: Vec<String> = (0..16 * 1024)
+        .map(|i| format!("\"{}{i:06}\"", "x".repeat(55)))
+        .collect();
+    format!("[{}]\n", lines.join(",\n"))
+}
+
+/// cove's resident memory now, in kB.
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs `format` over at least 60 targets of about 1 MB each, reading nothing until every
+/// child has exited; returns the run, the markers (one per child that ran) and cove's largest
+/// resident memory seen while the reader waited.
+fn stalled_reader_run(format: &str, tmpdir: &Path) -> (Run, Vec<String>, u64) {
+    reader_run(format, tmpdir, true)
+}
+
+/// As [`stalled_reader_run`], but the reader starts once 40 children have exited, or none
+/// has for 5 seconds (a scheduler that waits for the reader starts no new child).
+fn late_reader_run(format: &str, tmpdir: &Path) -> (Run, Vec<String>, u64) {
+    reader_run(format, tmpdir, false)
+}
+
+fn reader_run(format: &str, tmpdir: &Path, every_child: bool) -> (Run, Vec<String>, u64) {
+    use crate::support::{SpawnPiped, finish_within, wait_until};
+    use std::time::Duration;
+    let g = Ground::start(&["--extra-root-accounts", "12"]);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("blob"), blob()).unwrap();
+    let done = tmp.path().join("done");
+    std::fs::create_dir(&done).unwrap();
+    let regions = ["us-east-1", "eu-west-1", "us-west-2", "ap-south-1"];
+    let expected = g.active_ids().len() * regions.len();
+    let child = g
+        .cove()
+        .env("TMPDIR", tmpdir)
+        .args([
+            "-t",
+            &g.root(),
+            "-o",
+            format,
+            "--region",
+            &regions.join(","),
+        ])
+        .args(["--", "sh", "-c"])
+        .arg("cat \"$0/blob\" && touch \"$0/done/$COVE_ACCOUNT_ID-$COVE_REGION\"")
+        .arg(tmp.path())
+        .spawn_piped();
+    let pid = child.id();
+    let markers = || std::fs::read_dir(&done).unwrap().count();
+    if every_child {
+        wait_until(
+            "every child exited, the reader having read nothing",
+            Duration::from_secs(240),
+            || markers() >= expected,
+        );
+    } else {
+        let (mut seen, mut since) = (0, std::time::Instant::now());
+        wait_until(
+            "40 children exited, or none for 5 s",
+            Duration::from_secs(240),
+            || {
+                let now = markers();
+                if now != seen {
+                    (seen, since) = (now, std::time::Instant::now());
+                }
+                now >= 40.min(expected) || (now > 0 && since.elapsed() > Duration::from_secs(5))
+            },
+        );
+    }
+    // The records reach the writer: memory as the reader still waits.
+    let mut peak = 0;
+    for _ in 0..20 {
+        peak = peak.max(rss_kb(pid));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let run = finish_within(child, Duration::from_secs(120), "reading the output", || {});
+    let mut names: Vec<String> = std::fs::read_dir(&done)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    eprintln!("cove's resident memory while the reader waited: {peak} kB at most");
+    (run, names, peak)
+}
+
+/// The `ID-REGION` of each record of a jsonl run (the summary line aside), sorted.
+fn jsonl_targets(run: &Run) -> Vec<String> {
+    let mut got: Vec<String> = run
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with("{\"Summary\""))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["Outcome"], "Result", "{}", &l[..l.len().min(400)]);
+            assert_eq!(v["Result"].as_array().unwrap().len(), 16 * 1024);
+            format!(
+                "{}-{}",
+                v["Id"].as_str().unwrap(),
+                v["Region"].as_str().unwrap()
+            )
+        })
+        .collect();
+    got.sort();
+    got
+}
+
+/// The memory a run may hold while its reader waits: the 32 MB budget, the 20 outputs in
+/// flight and cove itself (a debug build held 80 to 90 MB). Holding every waiting record (84
+/// MB of output, more than once) does not fit: the unbounded hand-off held 238 MB (jsonl) and
+/// 325 MB (text) here.
+const WAITING_RSS_KB: u64 = 140 * 1024;
+
+#[test]
+fn jsonl_with_a_reader_that_waits_for_every_child_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (run, markers, peak) = stalled_reader_run("jsonl", tmp.path());
+    run.expect_code(0);
+    assert!(markers.len() >= 60, "{} targets", markers.len());
+    assert_eq!(jsonl_targets(&run), markers, "every child's record, once");
+    let summary = run.stdout.lines().last().unwrap();
+    assert!(
+        summary.contains(&format!("\"Results\":{},", markers.len())),
+        "{summary}"
+    );
+    assert!(
+        peak < WAITING_RSS_KB,
+        "records waiting for the reader spill past the budget: cove held {peak} kB"
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "the spill is unlinked"
+    );
+}
+
+#[test]
+fn text_with_a_reader_that_waits_for_every_child_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (run, markers, peak) = stalled_reader_run("text", tmp.path());
+    run.expect_code(0);
+    assert!(markers.len() >= 60, "{} targets", markers.len());
+    // Each target's 16 Ki lines, tagged `ID NAME REGION | `.
+    let mut lines = std::collections::BTreeMap::<String, usize>::new();
+    for line in run.stdout.lines() {
+        let mut words = line.split(' ');
+        let (id, _name, region) = (words.next().unwrap(), words.next(), words.next().unwrap());
+        *lines.entry(format!("{id}-{region}")).or_default() += 1;
+    }
+    let targets: Vec<String> = lines.keys().cloned().collect();
+    assert_eq!(targets, markers, "every child's output");
+    assert!(
+        lines.values().all(|&n| n == 16 * 1024),
+        "every line of every target"
+    );
+    assert!(
+        peak < WAITING_RSS_KB,
+        "records waiting for the reader spill past the budget: cove held {peak} kB"
+    );
+}
+
+#[test]
+fn a_spill_that_cannot_be_written_still_reports_every_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing");
+    let (run, markers, _) = late_reader_run("jsonl", &missing);
+    run.expect_code(0);
+    assert_eq!(jsonl_targets(&run), markers, "every child's record, once");
+    let warning = format!(
+        "could not write the records waiting for the output to a temporary file in `{}`",
+        missing.display()
+    );
+    assert_eq!(
+        run.stderr.matches(&warning).count(),
+        1,
+        "said once, naming the directory: {}",
+        run.stderr
+    );
+}
