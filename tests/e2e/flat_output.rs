@@ -317,3 +317,53 @@ fn a_spill_that_cannot_be_written_still_reports_every_target() {
         run.stderr
     );
 }
+
+/// `scripts/demo` prints its run with `scripts/demo-print`: the json document pretty with a
+/// summary, and `-o jsonl` or `-o text` (however the option is spelled) as cove wrote them.
+#[test]
+fn the_demo_prints_every_output_format() {
+    let g = Ground::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo-print");
+    let out_dir = tmp.path().join("out");
+    let out_dir = out_dir.to_str().unwrap();
+    let spellings: [&[&str]; 7] = [
+        &[],
+        &["-o", "json"],
+        &["--output-dir", out_dir, "-o", "jsonl"],
+        &["--output=jsonl"],
+        &["-otext"],
+        &["--output", "text", "--workers", "2"],
+        &["-q", "-o", "text"],
+    ];
+    for args in spellings {
+        let run = Run::of(
+            g.cove()
+                .args(["-t", &g.account("sandbox-a"), "--region", "us-east-1"])
+                .args(args)
+                .args(["--", "sh", "-c", "echo '{\"a\": [1, \"b\"]}'"]),
+        );
+        run.expect_code(0);
+        let file = tmp.path().join("out.json");
+        std::fs::write(&file, &run.stdout).unwrap();
+        let shown = std::process::Command::new(&script)
+            .arg(&file)
+            .args(args)
+            .args(["--", "aws", "-o", "text"])
+            .env("PYTHON", crate::support::venv().join("bin/python"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&shown.stdout);
+        let stderr = String::from_utf8_lossy(&shown.stderr);
+        assert!(shown.status.success(), "{args:?}: {stderr}");
+        assert_eq!(stderr, "", "{args:?}");
+        if args.is_empty() || args == ["-o", "json"] {
+            assert!(
+                stdout.contains("\n  \"Results\": [") && stdout.contains("summary: 1 accounts x 1 regions: 1 in Results"),
+                "{args:?}: {stdout}"
+            );
+        } else {
+            assert_eq!(stdout, run.stdout, "{args:?}: as cove wrote it");
+        }
+    }
+}
