@@ -17,6 +17,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -449,6 +450,10 @@ def workloads(jsonl, smoke):
             "variants": [variant("cove storm", "cove", 100, 2, 20, latency_ms=5,
                                  fake={"throttle_for": {"sts:AssumeRole": W8_THROTTLE["sts:AssumeRole"]}},
                                  allow_failed=True)]}
+        smoke_w["SMOKE-W12"] = {
+            "about": "W12 in small: 20 accounts x 1 region, 1 MB of output each, each output mode, "
+                     "and a reader that waits 3 s (checks only)",
+            "variants": w12_variants(20, 1, 3)}
         if jsonl:
             smoke_w["SMOKE-W5"] = {
                 "about": "W5's --output-dir form in small: 100 accounts x 2 regions, jsonl (checks only)",
@@ -457,6 +462,10 @@ def workloads(jsonl, smoke):
         smoke_w.update(auto_smoke())
         return smoke_w
     all_w = {
+        "W12": {"about": "big outputs: 150 accounts x 1 region, each child printing a 5 MB JSON listing, "
+                       "20 ms latency, workers 20, cove in each output mode and with a reader that waits "
+                       f"15 s; botocove for the same outputs; target: cove peak RSS <= {W12_RSS_TARGET_MB} MB",
+                "variants": w12_variants(150, 5, 15)},
         "W1": {"about": "1,000 accounts x 1 region, 50 ms latency, workers 20",
                "variants": [variant("cove", "cove", 1000, 1, 20),
                             variant("botocove", "botocove", 1000, 1, 20),
@@ -786,7 +795,10 @@ def run_workload(name, spec, reps, tmp):
                 fake.reset_max_in_flight()
                 before = fake.calls()
                 watch = MemWatch() if v.get("watch_memory") else None
-                m = measure(command_for(v, run_dir), env, out_path, err_path, v["timeout_s"],
+                argv = command_for(v, run_dir)
+                if v.get("big_mb"):
+                    argv = w12_command(v, argv, run_dir)
+                m = measure(argv, env, out_path, err_path, v["timeout_s"],
                             sample_tree=v.get("sample_tree", False))
                 if watch:
                     m.update(watch.stop())
@@ -804,7 +816,7 @@ def run_workload(name, spec, reps, tmp):
                     ok = m["exit_code"] == 0
                     detail = open(out_path).read().strip() if ok else open(err_path).read()[-500:]
                 else:
-                    ok, detail, info = check_output(
+                    ok, detail, info = w12_check(out_path, v) if v.get("big_mb") else check_output(
                         out_path, v["output"], v["accounts"], v["regions"], want_ids=wanted_ids(v),
                         allow_failed=v.get("allow_failed", False),
                         result_check=names_its_account if v.get("child") == "aws-sts" else None)
@@ -997,6 +1009,7 @@ def targets(results):
     def add(name, passed, detail):
         verdicts.append({"target": name, "pass": passed, "detail": detail})
 
+    w12_targets(results, add)
     cove2, boto2 = find(results, "W2", "cove"), find(results, "W2", "botocove")
     if cove2 and boto2 and cove2["median"]["wall_s"] and boto2["median"]["wall_s"]:
         r = cove2["median"]["wall_s"] / boto2["median"]["wall_s"]
@@ -1118,6 +1131,134 @@ def targets(results):
         if caveats:
             t["detail"] += f" [{'; '.join(caveats)}]"
     return verdicts
+
+
+# --------------------------------------------------------------------------------------------
+# W12: big outputs. Each child prints a JSON listing of `big_mb` MB (cat of a file made per
+# run); cove runs in each output mode, and once with a reader that waits before reading.
+# The checks stream the output: a 750 MB document is never loaded whole by this driver.
+
+W12_RSS_TARGET_MB = 160
+W12_HEADER = re.compile(
+    rb'\{"Id":"(\d{12})","Name":(?:null|"[^"]*"),"Email":(?:null|"[^"]*"),"Status":(?:null|"[^"]*"),'
+    rb'"Partition":"[a-z-]+","Region":"([a-z0-9-]+)"')
+
+
+def w12_variants(accounts, mb, wait_s):
+    def big(label, tool, output="json", **more):
+        # child "cat": no spawn floor (that is for the `true` child); w12_command sets the command.
+        return variant(label, tool, accounts, 1, 20, latency_ms=20, output=output, big_mb=mb, child="cat", **more)
+    return [big("cove json", "cove"),
+            big("cove jsonl", "cove", "jsonl"),
+            big("cove jsonl outdir", "cove", "jsonl", output_dir=True),
+            big("cove text", "cove", "text"),
+            big(f"cove jsonl, reader waits {wait_s} s", "cove", "jsonl", reader_wait_s=wait_s),
+            big("botocove", "botocove")]
+
+
+def w12_blob(run_dir, mb):
+    """A listing as `aws s3api list-objects-v2` prints it, of about `mb` MB, one object a line."""
+    path = run_dir / "blob.json"
+    entry = ('    {{"Key": "logs/2024/05/{n:08d}.json.gz", "LastModified": "2024-05-01T12:00:00+00:00", '
+             '"ETag": "\\"9b2cf535f27731c974343645a3985328\\"", "Size": {size}, "StorageClass": "STANDARD"}}')
+    count = max(1, mb * 2**20 // 160)
+    with open(path, "w") as f:
+        f.write('{\n  "Contents": [\n')
+        f.write(",\n".join(entry.format(n=n, size=1000 + n) for n in range(count)))
+        f.write('\n  ],\n  "KeyCount": %d\n}\n' % count)
+    return path, count
+
+
+def w12_command(v, argv, run_dir):
+    """The W12 form of a command: the child prints the blob; cove gets its --output; the reader
+    that waits is a shell pipe (/usr/bin/time's peak RSS is then the largest process's: cove)."""
+    path, _ = w12_blob(run_dir, v["big_mb"])
+    cut = argv.index("--")
+    argv = argv[:cut] + ["--", "cat", str(path)]
+    if v["tool"] == "cove" and v["output"] == "text":
+        argv[cut:cut] = ["--output", "text"]
+    if v.get("reader_wait_s"):
+        argv = ["sh", "-c", f'"$@" | {{ sleep {v["reader_wait_s"]}; exec cat; }}', "sh"] + argv
+    return argv
+
+
+def w12_check(path, v):
+    """Every target once, in Results, each with its whole listing: streamed, never loaded whole."""
+    want = {(account_id(i), r) for i in range(v["accounts"]) for r in v["regions"]}
+    entries = max(1, v["big_mb"] * 2**20 // 160)
+    seen, problems = [], []
+    try:
+        if v["tool"] == "botocove":
+            with open(path, "rb") as f:
+                doc = json.load(f)
+            for r in doc.get("Results", []):
+                seen.append((r.get("Id"), r.get("Region")))
+                if len(r.get("Result", "")) < v["big_mb"] * 2**20 * 0.9:
+                    problems.append(f"{r.get('Id')}: short Result")
+            if doc.get("Exceptions") or doc.get("FailedAssumeRole"):
+                problems.append("targets outside Results")
+        elif v["output"] == "jsonl":
+            with open(path, "rb") as f:
+                for line in f:
+                    obj = json.loads(line)
+                    if "Summary" in obj:
+                        continue
+                    seen.append((obj.get("Id"), obj.get("Region")))
+                    if obj.get("Outcome") != "Result" or len(obj["Result"]["Contents"]) != entries:
+                        problems.append(f"{obj.get('Id')}: {obj.get('Outcome')}, not the whole listing")
+        elif v["output"] == "text":
+            lines = {}
+            with open(path, "rb") as f:
+                for line in f:
+                    parts = line.split(b" ", 3)
+                    key = (parts[0].decode(), parts[2].decode())
+                    lines[key] = lines.get(key, 0) + 1
+            seen = list(lines)
+            short = [k for k, n in lines.items() if n != entries + 5]
+            if short:
+                problems.append(f"{len(short)} targets without all their lines (first {short[0]})")
+        else:
+            size = os.path.getsize(path)
+            found = {}
+            with open(path, "rb") as f:
+                tail, base = b"", 0
+                while chunk := f.read(16 * 2**20):
+                    text = tail + chunk
+                    for m in W12_HEADER.finditer(text):
+                        found[base + m.start()] = (m.group(1).decode(), m.group(2).decode())
+                    keep = min(len(text), 4096)  # a record's header is shorter
+                    tail, base = text[-keep:], base + len(text) - keep
+            seen = list(found.values())
+            if size < len(want) * v["big_mb"] * 2**20 * 0.9:
+                problems.append(f"{size} bytes: short of {len(want)} listings")
+            with open(path, "rb") as f:
+                f.seek(max(0, size - 64))
+                if not f.read().endswith(b'"Exceptions":[],"FailedAssumeRole":[]}\n'):
+                    problems.append("targets outside Results")
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
+        return False, f"unreadable output: {e}", {}
+    unique = set(seen)
+    if len(seen) != len(want) or unique != want:
+        problems.append(f"{len(seen)} records ({len(unique)} unique), expected {len(want)}")
+    info = {"lost": 0, "lost_by_outcome": {}, "assumed_accounts": v["accounts"]}
+    if problems:
+        return False, "; ".join(problems[:3]), info
+    return True, f"{len(seen)} records of {v['big_mb']} MB each", info
+
+
+def w12_targets(results, add):
+    spec = results["workloads"].get("W12")
+    if not spec:
+        return
+    boto = find(results, "W12", "botocove")
+    boto_rss = boto and boto.get("median", {}).get("maxrss_mb")
+    for v in spec["variants"]:
+        rss = v.get("median", {}).get("maxrss_mb")
+        if v["tool"] != "cove" or rss is None:
+            continue
+        add(f"W12 {v['label']}: cove peak RSS <= {W12_RSS_TARGET_MB} MB", rss <= W12_RSS_TARGET_MB,
+            f"cove {rss:.0f} MB, wall {v['median']['wall_s']:.1f} s; botocove "
+            + (f"{boto_rss:.0f} MB for the same outputs" if boto_rss else "not measured"))
 
 
 def machine():

@@ -35,6 +35,7 @@ pub mod plan;
 pub mod plan_file;
 pub mod process;
 pub mod progress;
+pub mod raw_json;
 pub mod regions;
 pub mod report;
 pub mod resolver;

@@ -56,10 +56,16 @@ impl Outcome {
     fn index(self) -> usize {
         self as usize
     }
+
+    /// A record read back from its JSON has no outcome of its own: the reader sets it.
+    fn read_back() -> Outcome {
+        Outcome::Exception
+    }
 }
 
-/// One target's outcome. Every key is always present; unknown values are `null`.
-#[derive(Debug, Clone, Serialize)]
+/// One target's outcome. Every key is always present; unknown values are `null`. It reads
+/// back (without `outcome` and `raw_output`) from what it prints: the writer's spill does.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Record {
     pub id: String,
@@ -73,11 +79,15 @@ pub struct Record {
     pub role_session_name: Option<String>,
     pub assume_role_success: bool,
     pub exit_code: Option<i32>,
-    pub result: Option<serde_json::Value>,
+    /// Compact JSON text, exactly as `serde_json` printed the parsed output before
+    /// ([`crate::raw_json::result_text`]): the output is held once, as text, never as a tree.
+    /// Serialized verbatim, so a record prints compact; the spool lays it out pretty.
+    /// `None` while `raw_output` carries the output: the sink makes it from there.
+    pub result: Option<Box<serde_json::value::RawValue>>,
     pub stderr: Option<String>,
     pub exception_details: Option<String>,
     pub duration_ms: u64,
-    #[serde(skip)]
+    #[serde(skip, default = "Outcome::read_back")]
     pub outcome: Outcome,
     /// The raw bytes, for `--output-dir`; taken by the sink before the record is kept.
     #[serde(skip)]
@@ -116,19 +126,6 @@ impl Serialize for Document {
             map.serialize_entry(outcome.list_key(), self.list(outcome))?;
         }
         map.end()
-    }
-}
-
-/// A child's stdout as it goes under `Result`: parsed when the whole output is a JSON object,
-/// array or string, so `aws ... --output json` nests as data; otherwise the text exactly as
-/// printed, decoded lossily. A bare number, boolean or `null` stays text, so one command gives
-/// one type in every account: `--output text` printing `012345678901` and `123456789012` gives
-/// two strings, not a string and a number.
-pub fn result_value(stdout: &[u8]) -> serde_json::Value {
-    use serde_json::Value;
-    match serde_json::from_slice::<Value>(stdout) {
-        Ok(value @ (Value::Object(_) | Value::Array(_) | Value::String(_))) => value,
-        _ => Value::String(String::from_utf8_lossy(stdout).into_owned()),
     }
 }
 
@@ -279,10 +276,26 @@ impl<W: Write> Sink<W> {
         self
     }
 
+    /// The output directory, when it could be opened: the writer's spill goes there too.
+    pub fn spill_dir(&self) -> Option<PathBuf> {
+        match &self.dir {
+            Some(Ok(dir)) => Some(dir.path().to_owned()),
+            _ => None,
+        }
+    }
+
     /// Takes one finished target. An error means stdout is gone: stop the run.
     pub fn record(&mut self, mut record: Record) -> io::Result<()> {
         self.counts.add(record.outcome);
         let raw = record.raw_output.take();
+        // A record that carries its raw output carries no `Result` of its own (the output is
+        // held once): made here, where JSON is written.
+        if let Some(raw) = &raw
+            && record.result.is_none()
+            && (self.format != Format::Text || self.dir.is_some())
+        {
+            record.result = Some(crate::raw_json::result_text(&raw.stdout));
+        }
         if let (Some(dir), Some(raw)) = (&self.dir, &raw)
             && let Err(err) = write_target_files(dir, &record, raw)
         {
@@ -525,16 +538,16 @@ fn write_target_files(
     Ok(())
 }
 
-/// A plain record for tests: every key set, the command run and exited 0.
 /// The system's temporary directory; an empty `TMPDIR` counts as unset (`/tmp`), as it does
 /// for the C library and Python.
-fn temp_dir() -> std::path::PathBuf {
+pub fn temp_dir() -> std::path::PathBuf {
     match std::env::var_os("TMPDIR") {
         Some(dir) if dir.is_empty() => std::path::PathBuf::from("/tmp"),
         _ => std::env::temp_dir(),
     }
 }
 
+/// A plain record for tests: every key set, the command run and exited 0.
 #[cfg(test)]
 pub fn sample_record(id: &str, region: &str, outcome: Outcome) -> Record {
     Record {
@@ -560,6 +573,7 @@ pub fn sample_record(id: &str, region: &str, outcome: Outcome) -> Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raw_json::{result_text, result_value};
     use proptest::strategy::Strategy;
 
     fn record(id: &str, region: &str, outcome: Outcome) -> Record {
@@ -614,7 +628,7 @@ mod tests {
         let mut sink = Sink::new(&mut out, Format::Text, false, None);
         let mut ok = record("111111111111", "eu-west-1", Outcome::Result);
         ok.name = Some("prod-a".into());
-        ok.result = Some(serde_json::json!({"a": 1}));
+        ok.result = Some(result_text(b"{\"a\": 1}"));
         ok.raw_output = Some(RawOutput {
             stdout: b"{\"a\": 1}\n".to_vec(),
             stderr: Vec::new(),
@@ -731,7 +745,7 @@ mod tests {
             code in proptest::option::of(proptest::num::i32::ANY),
         ) {
             let mut r = record("111111111111", "us-east-1", Outcome::Exception);
-            r.result = Some(result_value(&stdout));
+            r.result = Some(result_text(&stdout));
             r.stderr = Some(stderr.clone());
             r.exit_code = code;
             let doc = Document::new(vec![r]);

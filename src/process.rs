@@ -173,6 +173,8 @@ async fn read_capped<R: AsyncRead + Unpin>(reader: Option<R>, cap: usize, captur
             }
         }
     }
+    // What grew by doubling is held until written: no more than the output itself.
+    capture.bytes.shrink_to_fit();
 }
 
 /// How a started child came to an end.

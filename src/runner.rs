@@ -23,7 +23,7 @@ use crate::aws::{Account, Aws, TempCredentials};
 use crate::child_env;
 use crate::credentials::{CredentialCache, RoleUsed};
 use crate::endpoint::{Endpoint, Grant};
-use crate::output::{Outcome, RawOutput, Record, result_value};
+use crate::output::{Outcome, RawOutput, Record};
 use crate::plan::Target;
 use crate::process::{ChildEnd, Ended, Limits, OUTPUT_GRACE, ProcessGroups, run_child_then};
 use crate::rollout::{self, Gate};
@@ -520,13 +520,15 @@ async fn target_record<A: Aws>(
             r.outcome = v.outcome;
             r.exit_code = v.exit_code;
             r.exception_details = v.details;
-            r.result = Some(result_value(&end.stdout.bytes));
             r.stderr = Some(String::from_utf8_lossy(&end.stderr.bytes).into_owned());
             if shared.spec.keep_raw_output {
+                // The output is held once: the sink makes `Result` from it where it is needed.
                 r.raw_output = Some(RawOutput {
                     stdout: end.stdout.bytes,
                     stderr: end.stderr.bytes,
                 });
+            } else {
+                r.result = Some(crate::raw_json::result_text(&end.stdout.bytes));
             }
         }
     }
@@ -783,7 +785,8 @@ mod tests {
         )
         .await;
         let r = &records[0];
-        assert_eq!(r.result.as_ref().unwrap().as_str().unwrap().len(), 1024);
+        let text: String = serde_json::from_str(r.result.as_ref().unwrap().get()).unwrap();
+        assert_eq!(text.len(), 1024);
         assert!(
             r.exception_details
                 .as_deref()

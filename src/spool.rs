@@ -11,6 +11,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use crate::output_dir::{self, OutputDir};
+use crate::raw_json::Pretty;
 
 /// What a spool is written to: an unlinked file, or in tests a writer that fails on purpose.
 pub trait Backing: Read + Write + Seek + Send {}
@@ -88,7 +89,7 @@ impl Spool {
         region: &str,
         record: &impl serde::Serialize,
     ) -> io::Result<()> {
-        let text = pretty(record)?;
+        let text = compact(record)?;
         let file = match &mut self.file {
             Some(file) if self.writable => file,
             _ => return Err(io::Error::other("the spool could not be written before")),
@@ -111,7 +112,7 @@ impl Spool {
         region: &str,
         record: &impl serde::Serialize,
     ) -> io::Result<()> {
-        let text = pretty(record)?;
+        let text = compact(record)?;
         let failed = match &mut self.file {
             Some(file) if self.writable => match file.write_all(&text) {
                 Ok(()) => {
@@ -230,68 +231,40 @@ impl Spool {
     }
 }
 
-/// A record as it stands in the spool: `serde_json`'s pretty layout, on its own.
-fn pretty(record: &impl serde::Serialize) -> io::Result<Vec<u8>> {
-    let mut text = Vec::new();
-    serde_json::to_writer_pretty(&mut text, record)?;
-    Ok(text)
+/// A record as it stands in the spool: `serde_json`'s compact layout, on its own (a record's
+/// `Result` is compact text already, printed verbatim).
+fn compact(record: &impl serde::Serialize) -> io::Result<Vec<u8>> {
+    Ok(serde_json::to_vec(record)?)
 }
 
 /// How the document is laid out.
 #[derive(Clone, Copy)]
 enum Layout {
-    /// As `serde_json::to_writer_pretty` writes the document: a record's lines indented by
-    /// four more spaces.
+    /// As `serde_json::to_writer_pretty` writes the document: a record two levels deep.
     Pretty,
-    /// As `serde_json::to_writer` writes it: every space and newline outside strings taken
-    /// out (the pretty printer writes no other whitespace, and none unescaped in strings but
-    /// the space).
+    /// As `serde_json::to_writer` writes it: the record as it stands in the spool.
     Compact,
 }
 
-/// Turns a pretty record into its layout in the document, one piece at a time, remembering
-/// across pieces whether it is inside a string.
-struct Relayout {
-    layout: Layout,
-    in_string: bool,
-    escaped: bool,
-    buf: Vec<u8>,
+/// Turns a compact record into its layout in the document, one piece at a time.
+enum Relayout {
+    Pretty(Pretty),
+    Compact,
 }
 
 impl Relayout {
     fn new(layout: Layout) -> Self {
-        Relayout {
-            layout,
-            in_string: false,
-            escaped: false,
-            buf: Vec::new(),
+        match layout {
+            Layout::Pretty => Relayout::Pretty(Pretty::new(2)),
+            Layout::Compact => Relayout::Compact,
         }
     }
 
     fn write(&mut self, piece: &[u8], out: &mut impl Write) -> io::Result<()> {
-        self.buf.clear();
-        for &b in piece {
-            match self.layout {
-                Layout::Pretty if b == b'\n' => self.buf.extend_from_slice(b"\n    "),
-                Layout::Pretty => self.buf.push(b),
-                Layout::Compact => {
-                    if self.in_string {
-                        match (self.escaped, b) {
-                            (true, _) => self.escaped = false,
-                            (false, b'\\') => self.escaped = true,
-                            (false, b'"') => self.in_string = false,
-                            _ => {}
-                        }
-                    } else if b == b'"' {
-                        self.in_string = true;
-                    } else if b == b' ' || b == b'\n' {
-                        continue;
-                    }
-                    self.buf.push(b);
-                }
-            }
+        match self {
+            Relayout::Pretty(pretty) => pretty.write(piece, out),
+            Relayout::Compact => out.write_all(piece),
         }
-        out.write_all(&self.buf)
     }
 }
 
@@ -309,12 +282,17 @@ mod tests {
         spool.push(list, &r.id, &r.region, r).unwrap();
     }
 
+    /// A `Result` as the run makes it from a child's output.
+    fn json(value: serde_json::Value) -> Box<serde_json::value::RawValue> {
+        crate::raw_json::result_text(value.to_string().as_bytes())
+    }
+
     /// A record with the characters that need escaping and nested JSON, so the spool's layout
     /// is checked where it is hardest.
     fn record(id: &str, region: &str, outcome: Outcome) -> Record {
         Record {
             name: Some("multi\nline \"name\"".into()),
-            result: Some(serde_json::json!({"nested": [1, {"a": "b\nc"}]})),
+            result: Some(json(serde_json::json!({"nested": [1, {"a": "b\nc"}]}))),
             ..crate::output::sample_record(id, region, outcome)
         }
     }
@@ -323,11 +301,11 @@ mod tests {
     /// quotes, backslashes and newlines in strings, empty arrays and objects, big numbers.
     fn records() -> Vec<Record> {
         let mut odd = record("222222222222", "us-east-1", Outcome::Result);
-        odd.result = Some(serde_json::json!({
+        odd.result = Some(json(serde_json::json!({
             "a b": "c \" d \\ e\n f  ",
             "empty": [], "none": {}, "n": serde_json::from_str::<serde_json::Value>("12345678901234567890.50").unwrap(),
             "list": [" ", "\\", {"k": [[], {}]}]
-        }));
+        })));
         odd.stderr = Some("  two  spaces \\\"".into());
         vec![
             record("333333333333", "us-east-1", Outcome::Result),
@@ -339,9 +317,16 @@ mod tests {
         ]
     }
 
+    /// The document built in memory, as `serde_json` lays it out: compact as the records
+    /// print, pretty as its pretty printer prints the same value.
     fn in_memory(records: &[Record], pretty: bool) -> String {
         let mut out = Vec::new();
-        write_json(&mut out, &Document::new(records.to_vec()), pretty).unwrap();
+        write_json(&mut out, &Document::new(records.to_vec()), false).unwrap();
+        if pretty {
+            let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            out.clear();
+            write_json(&mut out, &value, true).unwrap();
+        }
         String::from_utf8(out).unwrap()
     }
 
@@ -434,7 +419,7 @@ mod tests {
     fn a_spool_that_cannot_be_written_keeps_every_record_in_memory_and_says_so_once() {
         let records = records();
         // No room at all, room for part of the first record, room for two and a half.
-        let first = pretty(&records[0]).unwrap().len();
+        let first = compact(&records[0]).unwrap().len();
         for room in [0, first / 2, first * 5 / 2] {
             let mut spool = full_disk(room);
             let failures = records
@@ -502,7 +487,7 @@ mod tests {
         for (k, &edge) in escaped.iter().enumerate() {
             let mut r = record("222222222222", &format!("us-east-{k}"), Outcome::Result);
             r.stderr = Some("MARK".into());
-            let at = pretty(&r)
+            let at = compact(&r)
                 .unwrap()
                 .windows(4)
                 .position(|w| w == b"MARK")
@@ -513,7 +498,7 @@ mod tests {
                 " ".repeat(8)
             ));
             assert_eq!(
-                pretty(&r).unwrap()[PIECE - 1],
+                compact(&r).unwrap()[PIECE - 1],
                 edge,
                 "byte {k} ends the piece"
             );

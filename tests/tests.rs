@@ -22,6 +22,8 @@ mod endpoint_hostile;
 mod environment;
 #[path = "e2e/faults.rs"]
 mod faults;
+#[path = "e2e/flat_output.rs"]
+mod flat_output;
 #[path = "e2e/hostile.rs"]
 mod hostile;
 #[path = "e2e/human.rs"]

@@ -314,7 +314,7 @@ pub fn output_keys() -> BTreeSet<String> {
         role_session_name: Some("R".into()),
         assume_role_success: true,
         exit_code: Some(0),
-        result: Some(serde_json::json!({"Inner": 1})),
+        result: Some(cove::raw_json::result_text(br#"{"Inner": 1}"#)),
         stderr: Some(String::new()),
         exception_details: None,
         duration_ms: 1,
