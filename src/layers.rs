@@ -127,6 +127,9 @@ fn apply(cmd: clap::Command, argv: &[OsString]) -> Result<Applied, Failure> {
     )?;
     let mut files: Vec<File> = Vec::new();
     for candidate in candidates.iter().filter(|c| c.exists) {
+        if matches!(candidate.role.as_str(), "user" | "project") {
+            config_file::check_found(&candidate.path)?;
+        }
         files.push(config_file::read(&cmd, &candidate.path)?);
     }
     let group_name = scan.try_get_one::<String>("group").ok().flatten().cloned();
