@@ -394,6 +394,8 @@ fn show_value(arg: &clap::Arg, matches: &clap::ArgMatches) -> String {
         [
             clap::builder::ValueParser::new(clap::value_parser!(u32)).type_id(),
             clap::builder::ValueParser::new(clap::value_parser!(i32)).type_id(),
+            // `N|auto`: a count shows as a number, as it did before `auto`.
+            clap::builder::ValueParser::new(crate::workers::parse_workers).type_id(),
         ]
         .contains(&t)
     };
