@@ -430,6 +430,18 @@ impl Reader<'_> {
             }
             return Ok(out.join(&delimiter.map(String::from).unwrap_or_default()));
         }
+        if name == "plan" {
+            // --plan takes a path, `@PATH`, or `-` / `@-` for standard input.
+            let path = value.strip_prefix('@').unwrap_or(&value);
+            if path == "-" {
+                bail!(
+                    "{at}: `plan` cannot read standard input (-) from a config file; name a file"
+                );
+            }
+            if !path.is_empty() {
+                return Ok(resolve(path));
+            }
+        }
         if is_path && !value.is_empty() {
             return Ok(resolve(&value));
         }
@@ -659,6 +671,13 @@ mod tests {
             ["--target=@/p/prod.txt", "--target=111111111111"]
         );
         assert_eq!(words("output_dir"), ["--output-dir=/p/out"]);
+        let plans = |text: &str| {
+            parse_text(text).unwrap().settings["plan"].words[0]
+                .to_string_lossy()
+                .into_owned()
+        };
+        assert_eq!(plans("plan = \"plan.json\""), "--plan=/p/plan.json");
+        assert_eq!(plans("plan = \"@plan.json\""), "--plan=/p/plan.json");
         assert_eq!(words("max_assume_rate"), ["--max-assume-rate=0.5"]);
         assert_eq!(words("verbose"), ["--verbose", "--verbose"]);
         assert_eq!(file.settings["workers"].place.line, 1);
@@ -691,6 +710,8 @@ mod tests {
         assert!(error("[vars]\nx = 1").contains("not supported yet"));
         assert!(error("[groups.p.vars]\nx = 1").contains("not supported yet"));
         assert!(error("target = \"@-\"").contains("standard input"));
+        assert!(error("plan = \"@-\"").contains("standard input"));
+        assert!(error("plan = \"-\"").contains("standard input"));
         let e = error("role = \"\u{1b}[31m\"\n\u{1b}x = 1");
         assert!(!e.contains('\u{1b}'), "{e}");
     }
