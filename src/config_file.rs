@@ -95,6 +95,10 @@ const REFUSED: &[(&str, &str)] = &[
         "the command is not a setting; give it after `--` on the command line",
     ),
     ("merge", "`cove merge` is a subcommand, not a setting"),
+    (
+        "yes",
+        "it answers --confirm, which is asked to be answered by the person running cove; type --yes (-y) or set COVE_YES",
+    ),
 ];
 
 /// The line (1-based) of byte `offset` in `text`.
@@ -426,6 +430,18 @@ impl Reader<'_> {
             }
             return Ok(out.join(&delimiter.map(String::from).unwrap_or_default()));
         }
+        if name == "plan" {
+            // --plan takes a path, `@PATH`, or `-` / `@-` for standard input.
+            let path = value.strip_prefix('@').unwrap_or(&value);
+            if path == "-" {
+                bail!(
+                    "{at}: `plan` cannot read standard input (-) from a config file; name a file"
+                );
+            }
+            if !path.is_empty() {
+                return Ok(resolve(path));
+            }
+        }
         if is_path && !value.is_empty() {
             return Ok(resolve(&value));
         }
@@ -481,6 +497,63 @@ fn refuse_literal_secret(words: &[OsString], at: &Place) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A config file cove finds by itself (the user file, or a `cove.toml` in the current
+/// directory or a parent) is read only when no other user could have put it there: the file
+/// (and the link that leads to it, if any) and its folder are yours or root's, and neither
+/// its group nor everyone can write them (a folder such as `/tmp`, with the sticky bit, may
+/// be writable by all). Another user's `/tmp/cove.toml` would otherwise choose the targets,
+/// the role, `--org-role` or `--via-role` of every run started beneath `/tmp`. A file named
+/// with `--config` or `COVE_CONFIG` was chosen by the caller and is not judged.
+pub fn check_found(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let shown = untrusted::terminal(&path.display().to_string()).into_owned();
+    let refuse = |what: &str, why: String| -> anyhow::Error {
+        anyhow::anyhow!(
+            "config file `{shown}`: {what} {why}; cove reads a config file it finds only when it and its folder are yours (user {me}) or root's and no other user can write them, since another user could have put it there. Remove it, fix its owner or mode, or name the file you mean with --config FILE (or --no-config)"
+        )
+    };
+    let stat = |p: &Path, link: bool| -> anyhow::Result<std::fs::Metadata> {
+        let meta = if link {
+            std::fs::symlink_metadata(p)
+        } else {
+            std::fs::metadata(p)
+        };
+        meta.with_context(|| format!("cannot read config file `{shown}`"))
+    };
+    let link = stat(path, true)?;
+    let file = stat(path, false)?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let folder = stat(dir, false)?;
+    for (what, meta, sticky_ok) in [
+        ("the link", &link, false),
+        ("the file", &file, false),
+        ("its folder", &folder, true),
+    ] {
+        if what == "the link" && !link.file_type().is_symlink() {
+            continue;
+        }
+        judge_found(meta.uid(), meta.mode(), me, sticky_ok).map_err(|why| refuse(what, why))?;
+    }
+    Ok(())
+}
+
+/// What is wrong with the owner `uid` and `mode` of a found config file or its folder, for
+/// the user `me`; `sticky_ok` lets a folder with the sticky bit be writable by others.
+fn judge_found(uid: u32, mode: u32, me: u32, sticky_ok: bool) -> Result<(), String> {
+    if uid != me && uid != 0 {
+        return Err(format!("is owned by user {uid}"));
+    }
+    let mode = mode & 0o7777;
+    if mode & 0o022 != 0 && !(sticky_ok && mode & 0o1000 != 0) {
+        return Err(format!("can be written by other users (mode {mode:04o})"));
+    }
+    Ok(())
+}
+
 /// The config files of a run, in the order they apply (lowest precedence first), each with
 /// what it is and whether it exists.
 #[derive(Debug, Clone)]
@@ -512,36 +585,6 @@ pub fn project_file() -> Option<PathBuf> {
         .find(|file| file.is_file())
 }
 
-/// A config file cove finds by itself (the user file, or a `cove.toml` in this directory or a
-/// parent: `/tmp/cove.toml` would do) is read only when it belongs to the user running cove
-/// (or to root) and others cannot write it: it chooses the accounts, the role and the output
-/// directory of a run, and other local users are not trusted. `--config FILE` reads a file
-/// whoever owns it: the user named it.
-fn check_found(role: &str, path: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).with_context(|| {
-        format!(
-            "cannot read the {role} config file `{}`",
-            untrusted::terminal(&path.display().to_string())
-        )
-    })?;
-    let me = nix::unistd::geteuid().as_raw();
-    let why = if meta.uid() != me && meta.uid() != 0 {
-        format!(
-            "it belongs to user {}, not to you (user {me}) or root",
-            meta.uid()
-        )
-    } else if meta.mode() & 0o002 != 0 {
-        "every user on this machine can write it".to_owned()
-    } else {
-        return Ok(());
-    };
-    bail!(
-        "refusing the {role} config file `{}`: {why}; a config file chooses the accounts, the role and the output directory of a run. Read it anyway with --config FILE, or read none with --no-config",
-        untrusted::terminal(&path.display().to_string())
-    )
-}
-
 /// The files to read: the one `--config` names (which must exist), or the user file and the
 /// project file (each when it exists), or none with `--no-config`.
 pub fn candidates(named: Option<(PathBuf, String)>, none: bool) -> anyhow::Result<Vec<Candidate>> {
@@ -564,9 +607,6 @@ pub fn candidates(named: Option<(PathBuf, String)>, none: bool) -> anyhow::Resul
     let mut out = Vec::new();
     if let Some(path) = user_file() {
         let exists = path.is_file();
-        if exists {
-            check_found("user", &path)?;
-        }
         out.push(Candidate {
             role: "user".into(),
             path,
@@ -574,14 +614,11 @@ pub fn candidates(named: Option<(PathBuf, String)>, none: bool) -> anyhow::Resul
         });
     }
     match project_file() {
-        Some(path) => {
-            check_found("project", &path)?;
-            out.push(Candidate {
-                role: "project".into(),
-                path,
-                exists: true,
-            })
-        }
+        Some(path) => out.push(Candidate {
+            role: "project".into(),
+            path,
+            exists: true,
+        }),
         None => {
             let cwd = std::env::current_dir().unwrap_or_default();
             out.push(Candidate {
@@ -634,6 +671,13 @@ mod tests {
             ["--target=@/p/prod.txt", "--target=111111111111"]
         );
         assert_eq!(words("output_dir"), ["--output-dir=/p/out"]);
+        let plans = |text: &str| {
+            parse_text(text).unwrap().settings["plan"].words[0]
+                .to_string_lossy()
+                .into_owned()
+        };
+        assert_eq!(plans("plan = \"plan.json\""), "--plan=/p/plan.json");
+        assert_eq!(plans("plan = \"@plan.json\""), "--plan=/p/plan.json");
         assert_eq!(words("max_assume_rate"), ["--max-assume-rate=0.5"]);
         assert_eq!(words("verbose"), ["--verbose", "--verbose"]);
         assert_eq!(file.settings["workers"].place.line, 1);
@@ -666,8 +710,25 @@ mod tests {
         assert!(error("[vars]\nx = 1").contains("not supported yet"));
         assert!(error("[groups.p.vars]\nx = 1").contains("not supported yet"));
         assert!(error("target = \"@-\"").contains("standard input"));
+        assert!(error("plan = \"@-\"").contains("standard input"));
+        assert!(error("plan = \"-\"").contains("standard input"));
         let e = error("role = \"\u{1b}[31m\"\n\u{1b}x = 1");
         assert!(!e.contains('\u{1b}'), "{e}");
+    }
+
+    #[test]
+    fn a_found_file_is_judged_by_its_owner_and_who_can_write_it() {
+        assert_eq!(judge_found(1000, 0o100644, 1000, false), Ok(()));
+        assert_eq!(judge_found(0, 0o100644, 1000, false), Ok(()));
+        assert_eq!(
+            judge_found(1001, 0o100644, 1000, false),
+            Err("is owned by user 1001".to_owned())
+        );
+        assert!(judge_found(1000, 0o100664, 1000, false).is_err());
+        assert!(judge_found(1000, 0o100646, 1000, false).is_err());
+        assert!(judge_found(0, 0o41777, 1000, false).is_err());
+        assert_eq!(judge_found(0, 0o41777, 1000, true), Ok(()));
+        assert!(judge_found(1000, 0o40777, 1000, true).is_err());
     }
 
     #[test]

@@ -127,6 +127,9 @@ fn apply(cmd: clap::Command, argv: &[OsString]) -> Result<Applied, Failure> {
     )?;
     let mut files: Vec<File> = Vec::new();
     for candidate in candidates.iter().filter(|c| c.exists) {
+        if matches!(candidate.role.as_str(), "user" | "project") {
+            config_file::check_found(&candidate.path)?;
+        }
         files.push(config_file::read(&cmd, &candidate.path)?);
     }
     let group_name = scan.try_get_one::<String>("group").ok().flatten().cloned();
@@ -391,6 +394,8 @@ fn show_value(arg: &clap::Arg, matches: &clap::ArgMatches) -> String {
         [
             clap::builder::ValueParser::new(clap::value_parser!(u32)).type_id(),
             clap::builder::ValueParser::new(clap::value_parser!(i32)).type_id(),
+            // `N|auto`: a count shows as a number, as it did before `auto`.
+            clap::builder::ValueParser::new(crate::workers::parse_workers).type_id(),
         ]
         .contains(&t)
     };

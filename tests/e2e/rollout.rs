@@ -590,3 +590,46 @@ fn confirm_asks_on_the_terminal_and_anything_but_yes_runs_nothing() {
     let doc: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(doc["Results"].as_array().unwrap().len(), 4, "{doc}");
 }
+
+/// `confirm = true` in a config group asks as `--confirm` does: refused without a terminal,
+/// and answered by `--yes`.
+#[test]
+fn confirm_in_a_config_group_asks_as_the_flag_does() {
+    let g = Ground::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cove.toml");
+    std::fs::write(&config, "[groups.careful]\nconfirm = true\n").unwrap();
+    let cove = g.cove();
+    let run = Run::of(
+        Command::new("setsid")
+            .arg("-w")
+            .arg(cove.get_program())
+            .args(["-g", "careful", "--"])
+            .args(crate::support::WHO_AM_I)
+            .env_clear()
+            .envs(cove.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .env("COVE_CONFIG", &config)
+            .stdin(Stdio::null()),
+    );
+    run.expect_code(2);
+    assert!(run.stdout.is_empty());
+    assert!(
+        run.stderr.contains("--confirm needs a terminal"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(g.all_calls(), serde_json::json!({}), "no AWS call");
+    let total = g.active_ids().len();
+    let run = Run::of(
+        g.cove()
+            .env("COVE_CONFIG", &config)
+            .args(["-g", "careful", "--yes", "--region", "us-east-1", "--", "true"]),
+    );
+    run.expect_code(0);
+    assert_eq!(run.list("Results").len(), total);
+    assert!(
+        run.stderr.contains(&format!("= {total} targets as")),
+        "{}",
+        run.stderr
+    );
+}
