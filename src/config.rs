@@ -142,8 +142,11 @@ fn workers_settings(cli: &Cli) -> anyhow::Result<(usize, Option<crate::workers::
         ("max_workers", "--max-workers"),
         ("max_memory", "--max-memory"),
     ] {
+        // A config file's setting for auto gives way to a fixed count (from anywhere): the
+        // file may say how auto should run, for the runs that use it.
         if let Some(n) = n
             && cli.origins.given(id)
+            && cli.origins.file(id).is_none()
         {
             bail!(
                 "{} applies only to --workers auto, but {} is {n}: expected `--workers auto`, or no {flag}",

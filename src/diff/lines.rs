@@ -123,7 +123,8 @@ fn script(a: &[&str], b: &[&str]) -> Vec<Op> {
         })
         .collect();
     let bound = (WORK / (mid_a.len() + mid_b.len() + 1)).min(MAX_DISTANCE);
-    let middle = myers(mid_a, mid_b, bound).unwrap_or_else(|| {
+    let (num_a, num_b) = numbered(mid_a, mid_b);
+    let middle = myers(&num_a, &num_b, bound).unwrap_or_else(|| {
         let removed = (0..mid_a.len()).map(|i| (Kind::Removed, i, 0));
         let added = (0..mid_b.len()).map(|j| (Kind::Added, mid_a.len(), j));
         removed.chain(added).collect()
@@ -144,9 +145,23 @@ fn script(a: &[&str], b: &[&str]) -> Vec<Op> {
     ops
 }
 
+/// Each distinct line of `a` and `b` as a number, so that Myers compares numbers: lines that
+/// share long starts (a hostile file's) cost their length once, when hashed, not at every
+/// comparison.
+fn numbered<'a>(a: &[&'a str], b: &[&'a str]) -> (Vec<u32>, Vec<u32>) {
+    let mut ids: std::collections::HashMap<&'a str, u32> = std::collections::HashMap::new();
+    let mut number = |line: &'a str| -> u32 {
+        let next = ids.len() as u32;
+        *ids.entry(line).or_insert(next)
+    };
+    let a = a.iter().map(|line| number(line)).collect();
+    let b = b.iter().map(|line| number(line)).collect();
+    (a, b)
+}
+
 /// Myers' shortest edit script of `a` to `b`, if its length is at most `bound`: each step with
 /// the line numbers before it.
-fn myers(a: &[&str], b: &[&str], bound: usize) -> Option<Vec<(Kind, usize, usize)>> {
+fn myers<T: PartialEq>(a: &[T], b: &[T], bound: usize) -> Option<Vec<(Kind, usize, usize)>> {
     let (n, m) = (a.len() as isize, b.len() as isize);
     let limit = bound as isize;
     // v[k + limit + 1]: the furthest x on diagonal k; trace[d]: v's slice [-(d+1), d+1] before

@@ -743,3 +743,25 @@ fn a_role_typed_replaces_a_files_permission_set_and_the_other_way_round() {
         run.stderr
     );
 }
+
+/// A config file that sets how `--workers auto` runs does not stand in the way of a fixed
+/// count typed for one run; a typed `--max-workers` with a fixed count is still refused.
+#[test]
+fn a_files_auto_settings_give_way_to_a_typed_worker_count() {
+    let g = Ground::start(&[]);
+    let l = Layout::new();
+    l.user("workers = \"auto\"\nmax-workers = 64\nmax-memory = \"1G\"\n");
+    let run = Run::of(l.cove(&g).args(["--workers", "8", "--dry-run"]));
+    run.expect_code(0);
+    let run = Run::of(
+        l.cove(&g)
+            .args(["--workers", "8", "--max-workers", "9", "--dry-run"]),
+    );
+    run.expect_code(2);
+    assert!(
+        run.stderr
+            .contains("--max-workers applies only to --workers auto"),
+        "{}",
+        run.stderr
+    );
+}

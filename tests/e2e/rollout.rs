@@ -620,11 +620,15 @@ fn confirm_in_a_config_group_asks_as_the_flag_does() {
     );
     assert_eq!(g.all_calls(), serde_json::json!({}), "no AWS call");
     let total = g.active_ids().len();
-    let run = Run::of(
-        g.cove()
-            .env("COVE_CONFIG", &config)
-            .args(["-g", "careful", "--yes", "--region", "us-east-1", "--", "true"]),
-    );
+    let run = Run::of(g.cove().env("COVE_CONFIG", &config).args([
+        "-g",
+        "careful",
+        "--yes",
+        "--region",
+        "us-east-1",
+        "--",
+        "true",
+    ]));
     run.expect_code(0);
     assert_eq!(run.list("Results").len(), total);
     assert!(
