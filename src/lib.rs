@@ -27,6 +27,7 @@ pub mod ids;
 pub mod layers;
 pub mod listed;
 pub mod logging;
+pub mod malloc;
 pub mod merge;
 pub mod output;
 pub mod output_dir;

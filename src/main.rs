@@ -7,6 +7,7 @@ use cove::exit_code::Exit;
 use cove::layers::{Failure, Parsed};
 
 fn main() -> ExitCode {
+    cove::malloc::tune();
     let cli = match cove::layers::parse_args(std::env::args_os()) {
         Ok(Parsed::Run(cli)) => *cli,
         Ok(Parsed::Print(text)) => {

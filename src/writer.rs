@@ -22,7 +22,7 @@ use crate::output::{Counts, Outcome, OutputError, RawOutput, Record, Sink};
 use crate::output_dir::{self, OutputDir};
 
 /// Output bytes of the records that may wait in memory for the reader.
-pub const BUDGET: usize = 32 << 20;
+pub const BUDGET: usize = 16 << 20;
 
 /// A record waiting for the writer.
 enum Waiting {

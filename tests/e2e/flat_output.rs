@@ -264,7 +264,7 @@ fn jsonl_targets(run: &Run) -> Vec<String> {
 }
 
 /// What must have spilled while the reader waits: every child has exited, so all but the
-/// 32 MB budget of about 84 MB of output waits for the reader, and the pipe holds only 64 KiB.
+/// 16 MB budget of about 84 MB of output waits for the reader, and the pipe holds only 64 KiB.
 /// An unbounded hand-off spills nothing (it holds everything in memory).
 const SPILLED_AT_LEAST: u64 = 30 * 1024 * 1024;
 
