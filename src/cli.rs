@@ -577,6 +577,15 @@ impl Cli {
 
     /// [`Cli::parse_args`] with `cmd`, the CLI definition (the config layers may relax it).
     pub fn parse_with(cmd: clap::Command, argv: &[OsString]) -> Result<Cli, clap::Error> {
+        Cli::parse_with_matches(cmd, argv).map(|(cli, _)| cli)
+    }
+
+    /// As [`Cli::parse_with`], also handing back clap's matches (where each value came from,
+    /// for `cove config`).
+    pub fn parse_with_matches(
+        cmd: clap::Command,
+        argv: &[OsString],
+    ) -> Result<(Cli, clap::ArgMatches), clap::Error> {
         use clap::FromArgMatches;
         let matches = match cmd.clone().try_get_matches_from(argv) {
             Ok(matches) => matches,
@@ -584,7 +593,7 @@ impl Cli {
         };
         let mut cli = Cli::from_arg_matches(&matches)?;
         cli.origins = Origins::from_matches(&cmd, &matches);
-        Ok(cli)
+        Ok((cli, matches))
     }
 
     /// The warning for secrets typed on the command line (`--external-id VALUE`,

@@ -138,11 +138,11 @@ fn apply(cmd: clap::Command, argv: &[OsString]) -> Result<Applied, Failure> {
     let mut words: Vec<OsString> = argv.iter().take(1).cloned().collect();
     words.extend(injected.values().flat_map(|s| s.words.iter().cloned()));
     words.extend(argv.iter().skip(1).cloned());
-    let mut cli = Cli::parse_with(cmd.clone(), &words).map_err(|e| name_the_file(e, &injected))?;
+    let (mut cli, matches) =
+        Cli::parse_with_matches(cmd.clone(), &words).map_err(|e| name_the_file(e, &injected))?;
     for (id, setting) in &injected {
         cli.origins.from_file(id, setting.place.to_string());
     }
-    let matches = cmd.clone().try_get_matches_from(&words)?;
     Ok(Applied {
         cli,
         matches,
@@ -167,10 +167,12 @@ fn injected(
     let mut set_aside: Vec<String> = Vec::new();
     for arg in cmd.get_arguments() {
         let id = arg.get_id().as_str();
+        // The highest layer's setting.
+        let Some(setting) = layers.iter().rev().find_map(|layer| layer.get(id)) else {
+            continue;
+        };
         if planned && crate::plan_file::decided_by_the_plan(id) {
-            if let Some(setting) = layers.iter().rev().find_map(|layer| layer.get(id)) {
-                set_aside.push(format!("{} ({})", flag_of(setting), setting.place));
-            }
+            set_aside.push(format!("{} ({})", flag_of(setting), setting.place));
             continue;
         }
         // A file's setting that the command line's own options rule out (a file's `target`
@@ -181,9 +183,7 @@ fn injected(
         {
             continue;
         }
-        if let Some(setting) = layers.iter().rev().find_map(|layer| layer.get(id)) {
-            injected.insert(id.to_owned(), setting.clone());
-        }
+        injected.insert(id.to_owned(), setting.clone());
     }
     if !set_aside.is_empty() {
         eprintln!(

@@ -330,6 +330,17 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    /// The spool's document, pretty and compact, is the one built in memory from `records`.
+    fn same_as_in_memory(spool: &mut Spool, records: &[Record], what: &str) {
+        for pretty in [true, false] {
+            assert_eq!(
+                document(spool, pretty),
+                in_memory(records, pretty),
+                "{what}, pretty: {pretty}"
+            );
+        }
+    }
+
     fn document(spool: &mut Spool, pretty: bool) -> String {
         let mut out = Vec::new();
         spool.write_document(&keys(), pretty, &mut out).unwrap();
@@ -430,13 +441,7 @@ mod tests {
                 })
                 .count();
             assert_eq!(failures, 1, "the failure is reported once (room {room})");
-            for pretty in [true, false] {
-                assert_eq!(
-                    document(&mut spool, pretty),
-                    in_memory(&records, pretty),
-                    "every record is reported (room {room})"
-                );
-            }
+            same_as_in_memory(&mut spool, &records, &format!("room {room}"));
         }
     }
 
@@ -509,13 +514,7 @@ mod tests {
         for r in &records {
             push(&mut spool, r);
         }
-        for pretty in [true, false] {
-            assert_eq!(
-                document(&mut spool, pretty),
-                in_memory(&records, pretty),
-                "pretty: {pretty}"
-            );
-        }
+        same_as_in_memory(&mut spool, &records, "every record spooled");
     }
 
     #[test]
