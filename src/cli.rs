@@ -432,6 +432,10 @@ pub struct Cli {
     /// [`Cli::parse_args`] and the config layers.
     #[arg(skip)]
     pub origins: Origins,
+
+    /// The config files' per-account variables and regions; filled by the config layers.
+    #[arg(skip)]
+    pub vars: crate::vars::VarsConfig,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -510,6 +514,12 @@ impl Origins {
     /// The variable the value of argument `id` came from, if it came from one.
     pub fn variable(&self, id: &str) -> Option<&str> {
         self.variables.get(id).map(String::as_str)
+    }
+
+    /// True when argument `id` was typed: on the command line or by its variable (not by a
+    /// config file, not a default).
+    pub fn typed(&self, id: &str) -> bool {
+        self.command_line.contains_key(id) || self.variables.contains_key(id)
     }
 
     /// True when argument `id` was given, on the command line, by its variable or by a config

@@ -35,6 +35,12 @@ pub struct Config {
     pub run: RunSettings,
     pub output: OutputSettings,
     pub dry_run: bool,
+    /// The config files' per-account variables and regions (`[vars]`, `[ous.…]`,
+    /// `[accounts.…]`).
+    pub vars: std::sync::Arc<crate::vars::VarsConfig>,
+    /// `--region` or `COVE_REGIONS` was typed: then no account's or OU's `region` replaces the
+    /// run's regions.
+    pub regions_typed: bool,
 }
 
 /// Which accounts: the resolver's, admission's and the plan's settings.
@@ -712,6 +718,8 @@ impl Config {
                 ci_summary: cli.ci_summary,
             },
             dry_run: cli.dry_run,
+            regions_typed: cli.origins.typed("regions"),
+            vars: std::sync::Arc::new(cli.vars),
         })
     }
 }

@@ -15,7 +15,9 @@ use anyhow::{Context, bail};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use crate::ids::OrgId;
 use crate::untrusted;
+use crate::vars::{self, Entry, VarsConfig};
 
 /// Where a setting was written: a file, its line, and the group it is in, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,10 +66,11 @@ pub struct File {
     pub path: PathBuf,
     pub settings: Settings,
     pub groups: BTreeMap<String, Group>,
+    /// `[vars]`, `[ous."ou-…"]` and `[accounts."ID"]`: per-account variables and regions.
+    pub vars: VarsConfig,
 }
 
-/// Tables a later cove will read (per-account variables); refused for now rather than taken
-/// for unknown keys.
+/// The tables of per-account variables: at the top of a file only, never in a group.
 const RESERVED: &[&str] = &["vars", "ous", "accounts"];
 
 /// Options that have no place in a config file, and why.
@@ -100,6 +103,52 @@ const REFUSED: &[(&str, &str)] = &[
         "it answers --confirm, which is asked to be answered by the person running cove; type --yes (-y) or set COVE_YES",
     ),
 ];
+
+/// Whose entries a table of per-account settings holds.
+#[derive(Debug, Clone, Copy)]
+enum Owner {
+    Ou,
+    Account,
+}
+
+/// An entry's `region`: a region name (or several, comma-separated, as `--region` takes them)
+/// or an array of them; well-formed, never `all`. Whether cove knows them is checked with the
+/// rest of the regions, where `--allow-unknown-region` is known.
+fn entry_regions(value: &DeValue<'_>, at: &Place) -> anyhow::Result<Vec<String>> {
+    let wrong = |v: &DeValue<'_>| {
+        anyhow::anyhow!(
+            "{at}: `region` has the wrong type ({}); expected a region name or an array of them, such as [\"us-east-1\", \"eu-west-1\"]",
+            v.type_str()
+        )
+    };
+    let items: Vec<&DeValue<'_>> = match value {
+        DeValue::String(_) => vec![value],
+        DeValue::Array(items) => items.iter().map(|i| i.get_ref()).collect(),
+        other => return Err(wrong(other)),
+    };
+    let mut regions: Vec<String> = Vec::new();
+    for item in items {
+        let DeValue::String(text) = item else {
+            return Err(wrong(item));
+        };
+        for piece in text.split(',').map(str::trim) {
+            if piece == crate::regions::ALL_ENABLED_LABEL {
+                bail!(
+                    "{at}: `region` of an account or OU cannot be `all`; name its regions, such as [\"us-east-1\", \"eu-west-1\"]"
+                );
+            }
+            crate::regions::check(piece, true)
+                .map_err(|e| anyhow::anyhow!("{at}: {}", untrusted::terminal(&e)))?;
+            if !regions.iter().any(|r| r == piece) {
+                regions.push(piece.to_owned());
+            }
+        }
+    }
+    if regions.is_empty() {
+        bail!("{at}: `region` is empty; expected at least one region name");
+    }
+    Ok(regions)
+}
 
 /// The line (1-based) of byte `offset` in `text`.
 fn line_of(text: &str, offset: usize) -> usize {
@@ -146,15 +195,15 @@ pub fn parse(cmd: &clap::Command, path: &Path, text: &str) -> anyhow::Result<Fil
         path: path.to_owned(),
         settings: Settings::new(),
         groups: BTreeMap::new(),
+        vars: VarsConfig::default(),
     };
     for (key, value) in sorted(table.get_ref()) {
         let line = line_of(text, key.span().start);
         match key.get_ref().as_ref() {
             "groups" => file.groups = reader.groups(value, line)?,
-            name if RESERVED.contains(&name) => bail!(
-                "{}: [{name}] (per-account variables) is not supported yet by this cove; remove it",
-                place(path, line, None)
-            ),
+            "vars" => file.vars.defaults = reader.var_table(value, line, "vars")?,
+            "ous" => file.vars.ous = reader.entries(value, line, Owner::Ou)?,
+            "accounts" => file.vars.accounts = reader.entries(value, line, Owner::Account)?,
             _ => {
                 let setting = reader.setting(key, value, None)?;
                 file.settings.insert(setting.id.clone(), setting);
@@ -255,7 +304,7 @@ impl Reader<'_> {
                         if key_name == "groups" {
                             ""
                         } else {
-                            " (per-account variables are not supported yet by this cove)"
+                            " (variables and per-account regions belong at the top of the file: [vars], [ous.\"ou-…\"], [accounts.\"ID\"])"
                         }
                     );
                 }
@@ -263,6 +312,124 @@ impl Reader<'_> {
                 settings.insert(setting.id.clone(), setting);
             }
             out.insert(name_text, Group { line, settings });
+        }
+        Ok(out)
+    }
+
+    /// A table of variables (`[vars]`, or an entry's `vars`): each name checked, each value a
+    /// string, a whole number or a boolean, kept as text.
+    fn var_table(
+        &self,
+        value: &Spanned<DeValue<'_>>,
+        line: usize,
+        what: &str,
+    ) -> anyhow::Result<BTreeMap<String, vars::Value>> {
+        let Some(table) = value.get_ref().as_table() else {
+            bail!(
+                "{}: `{what}` must be a table of variables, such as `[vars]` then `team = \"platform\"`",
+                place(self.path, line, None)
+            );
+        };
+        let mut out = BTreeMap::new();
+        for (key, value) in sorted(table) {
+            let at = place(self.path, self.line(key.span().start), None);
+            let name: &str = key.get_ref().as_ref();
+            if !vars::valid_name(name) {
+                bail!(
+                    "{at}: `{}` is not a variable name; expected a letter or `_`, then letters, digits, `_` or `-` (at most {} characters)",
+                    untrusted::terminal(name),
+                    vars::MAX_NAME
+                );
+            }
+            let text = match value.get_ref() {
+                DeValue::String(s) => s.to_string(),
+                DeValue::Integer(n) => match i64::from_str_radix(n.as_str(), n.radix()) {
+                    Ok(n) => n.to_string(),
+                    Err(_) => bail!("{at}: variable `{name}` is too large a number"),
+                },
+                DeValue::Boolean(b) => b.to_string(),
+                other => bail!(
+                    "{at}: variable `{name}` has the wrong type ({}); expected a string, a whole number, or true or false",
+                    other.type_str()
+                ),
+            };
+            if text.len() > vars::MAX_VALUE {
+                bail!(
+                    "{at}: variable `{name}` is {} bytes long; expected at most {}",
+                    text.len(),
+                    vars::MAX_VALUE
+                );
+            }
+            if text.contains('\0') {
+                bail!(
+                    "{at}: variable `{name}` holds a NUL character, which no argument or environment variable can carry"
+                );
+            }
+            out.insert(name.to_owned(), vars::Value { value: text, place: at });
+        }
+        Ok(out)
+    }
+
+    /// `[ous."ou-…"]` or `[accounts."ID"]`: each entry's `vars` and `region`.
+    fn entries(
+        &self,
+        value: &Spanned<DeValue<'_>>,
+        line: usize,
+        owner: Owner,
+    ) -> anyhow::Result<BTreeMap<String, Entry>> {
+        let (table_name, example, expected) = match owner {
+            Owner::Ou => (
+                "ous",
+                "[ous.\"ou-ab12-cdef3456\".vars]",
+                "an OU ID (ou-xxxx-xxxxxxxx)",
+            ),
+            Owner::Account => (
+                "accounts",
+                "[accounts.\"111111111111\".vars]",
+                "a 12-digit account ID",
+            ),
+        };
+        let Some(table) = value.get_ref().as_table() else {
+            bail!(
+                "{}: `{table_name}` must be a table of entries, such as {example}",
+                place(self.path, line, None)
+            );
+        };
+        let mut out = BTreeMap::new();
+        for (id, entry) in sorted(table) {
+            let line = self.line(id.span().start);
+            let at = place(self.path, line, None);
+            let id: &str = id.get_ref().as_ref();
+            let shown = untrusted::terminal(id);
+            let known = match owner {
+                Owner::Ou => matches!(id.parse::<OrgId>(), Ok(OrgId::Ou(_))),
+                Owner::Account => crate::ids::is_account_id(id),
+            };
+            if !known {
+                bail!("{at}: `{shown}` in [{table_name}] is not {expected}, such as {example}");
+            }
+            let Some(fields) = entry.get_ref().as_table() else {
+                bail!(
+                    "{at}: [{table_name}.\"{shown}\"] must be a table with `vars` and `region`, such as {example}"
+                );
+            };
+            let mut e = Entry::default();
+            for (key, value) in sorted(fields) {
+                let key_line = self.line(key.span().start);
+                let key_at = place(self.path, key_line, None);
+                match key.get_ref().as_ref() {
+                    "vars" => {
+                        let what = format!("{table_name}.\"{shown}\".vars");
+                        e.vars = self.var_table(value, key_line, &what)?;
+                    }
+                    "region" => e.regions = Some((entry_regions(value.get_ref(), &key_at)?, key_at)),
+                    other => bail!(
+                        "{key_at}: unknown key `{}` in [{table_name}.\"{shown}\"]; expected `vars` or `region`",
+                        untrusted::terminal(other)
+                    ),
+                }
+            }
+            out.insert(id.to_owned(), e);
         }
         Ok(out)
     }
@@ -707,8 +874,7 @@ mod tests {
         assert!(e.contains("literal value") && !e.contains("s3cr3t"), "{e}");
         assert!(parse_text("external-id = \"@id.txt\"").is_ok());
         assert!(error("mfa-code = \"123456\"").contains("cannot be set in a config file"));
-        assert!(error("[vars]\nx = 1").contains("not supported yet"));
-        assert!(error("[groups.p.vars]\nx = 1").contains("not supported yet"));
+        assert!(error("[groups.p.vars]\nx = 1").contains("cannot be set inside a group"));
         assert!(error("target = \"@-\"").contains("standard input"));
         assert!(error("plan = \"@-\"").contains("standard input"));
         assert!(error("plan = \"-\"").contains("standard input"));
@@ -747,5 +913,45 @@ mod tests {
             e.starts_with("group prod at /p/cove.toml:2: unknown key"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn variables_and_per_account_regions_are_read_and_checked() {
+        let file = parse_text(concat!(
+            "[vars]\nteam = \"platform\"\nsize = 3\non = true\n",
+            "[ous.\"ou-ab12-cdef3456\"]\nregion = [\"eu-west-1\", \"us-east-1,eu-west-1\"]\n",
+            "[ous.\"ou-ab12-cdef3456\".vars]\nteam = \"payments\"\n",
+            "[accounts.\"111111111111\"]\nregion = \"us-east-2\"\nvars = { team = \"alice\" }\n",
+        ))
+        .unwrap();
+        let v = &file.vars;
+        assert_eq!(v.defaults["size"].value, "3");
+        assert_eq!(v.defaults["on"].value, "true");
+        assert_eq!(v.defaults["team"].place.line, 2);
+        let ou = &v.ous["ou-ab12-cdef3456"];
+        assert_eq!(ou.vars["team"].value, "payments");
+        assert_eq!(
+            ou.regions.as_ref().unwrap().0,
+            ["eu-west-1".to_owned(), "us-east-1".to_owned()]
+        );
+        assert_eq!(v.accounts["111111111111"].vars["team"].value, "alice");
+        for (text, wanted) in [
+            ("[vars]\n\"a b\" = 1", "is not a variable name"),
+            ("[vars]\nx = [1]", "wrong type (array)"),
+            ("[vars]\nx = 1.5", "wrong type"),
+            ("vars = 1", "must be a table of variables"),
+            ("[ous.\"ou-x\".vars]\nx = 1", "is not an OU ID"),
+            ("[ous.\"r-abcd\".vars]\nx = 1", "is not an OU ID"),
+            ("[accounts.\"12345\".vars]\nx = 1", "is not a 12-digit account ID"),
+            ("[accounts.\"111111111111\"]\nrole = \"x\"", "expected `vars` or `region`"),
+            ("[accounts.\"111111111111\"]\nregion = \"all\"", "cannot be `all`"),
+            ("[accounts.\"111111111111\"]\nregion = \"US-east-1\"", "invalid region"),
+            ("[accounts.\"111111111111\"]\nregion = []", "is empty"),
+            ("[accounts.\"111111111111\"]\nregion = 3", "wrong type (integer)"),
+        ] {
+            let e = error(text);
+            assert!(e.contains(wanted), "{text}: {e}");
+            assert!(e.contains("cove.toml:"), "{text}: names the file and line: {e}");
+        }
     }
 }

@@ -223,6 +223,7 @@ mod tests {
                 name: Some((*name).to_owned()),
                 email: None,
                 status: Some("ACTIVE".into()),
+                parents: None,
             });
             for region in regions {
                 out.push((account.clone(), (*region).to_owned()));

@@ -143,6 +143,7 @@ fn apply(cmd: clap::Command, argv: &[OsString]) -> Result<Applied, Failure> {
     for (id, setting) in &injected {
         cli.origins.from_file(id, setting.place.to_string());
     }
+    cli.vars = variables(&files)?;
     Ok(Applied {
         cli,
         matches,
@@ -150,6 +151,22 @@ fn apply(cmd: clap::Command, argv: &[OsString]) -> Result<Applied, Failure> {
         candidates,
         group,
     })
+}
+
+/// The files' variables and per-account regions, each file over the one before (the project
+/// file over the user file); two names that would give the child the same environment
+/// variable are an input error.
+fn variables(files: &[File]) -> anyhow::Result<crate::vars::VarsConfig> {
+    let mut vars = crate::vars::VarsConfig::default();
+    for file in files {
+        vars.overlay(&file.vars);
+    }
+    if let Some((a, b, env)) = vars.env_clash() {
+        anyhow::bail!(
+            "variables `{a}` and `{b}` would both be {env} in the command's environment; rename one"
+        );
+    }
+    Ok(vars)
 }
 
 /// The settings the layers supply, by argument id: the highest layer's, for every option the

@@ -50,6 +50,7 @@ pub mod stream;
 pub mod template;
 pub mod text;
 pub mod untrusted;
+pub mod vars;
 pub mod workers;
 pub mod writer;
 

@@ -280,6 +280,7 @@ fn target(
         name,
         email,
         status,
+        parents: None,
     };
     Ok((account, region))
 }

@@ -51,6 +51,7 @@ impl FakeAws {
             name: Some(name.into()),
             email: Some(format!("{name}@example.com")),
             status: Some(state.into()),
+            parents: None,
         }
     }
 

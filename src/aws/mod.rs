@@ -26,6 +26,10 @@ pub struct Account {
     pub email: Option<String>,
     /// `State` where the API returns it, else the deprecated `Status`.
     pub status: Option<String>,
+    /// The account's place in the organization: its parent OUs, nearest first, ending with
+    /// the root. `None` when not known (a listing by `ListAccounts` does not say); the OU walk
+    /// records it where per-OU settings need it (`vars::VarsConfig::needs_parents`).
+    pub parents: Option<Vec<String>>,
 }
 
 impl Account {
@@ -35,6 +39,7 @@ impl Account {
             name: None,
             email: None,
             status: None,
+            parents: None,
         }
     }
 

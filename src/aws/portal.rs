@@ -211,6 +211,7 @@ impl Portal {
                         name: a.account_name().map(str::to_owned),
                         email: a.email_address().map(str::to_owned),
                         status: None,
+                        parents: None,
                     })
                 })
                 .collect();

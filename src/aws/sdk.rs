@@ -85,6 +85,7 @@ fn account_from_sdk(a: &SdkAccount) -> Option<Account> {
             .state()
             .map(|s| s.as_str().to_owned())
             .or_else(|| a.status().map(|s| s.as_str().to_owned())),
+        parents: None,
     })
 }
 

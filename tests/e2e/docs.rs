@@ -308,6 +308,7 @@ pub fn output_keys() -> BTreeSet<String> {
         name: Some("n".into()),
         email: Some("e".into()),
         status: Some("ACTIVE".into()),
+        parents: None,
         partition: "aws".into(),
         region: "us-east-1".into(),
         role_name: "R".into(),
