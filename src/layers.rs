@@ -162,8 +162,15 @@ fn variables(files: &[File]) -> anyhow::Result<crate::vars::VarsConfig> {
         vars.overlay(&file.vars);
     }
     if let Some((a, b, env)) = vars.env_clash() {
+        let at = |name: &str| {
+            vars.place_of(name)
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default()
+        };
         anyhow::bail!(
-            "variables `{a}` and `{b}` would both be {env} in the command's environment; rename one"
+            "variables `{a}`{} and `{b}`{} would both be {env} in the command's environment; rename one",
+            at(&a),
+            at(&b)
         );
     }
     Ok(vars)

@@ -161,6 +161,17 @@ impl VarsConfig {
             .map(|(regions, _)| regions.as_slice())
     }
 
+    /// Where variable `name` is first defined (the defaults, then the OUs, then the accounts).
+    pub fn place_of(&self, name: &str) -> Option<&Place> {
+        self.defaults
+            .get(name)
+            .into_iter()
+            .chain(self.ous.values().filter_map(|e| e.vars.get(name)))
+            .chain(self.accounts.values().filter_map(|e| e.vars.get(name)))
+            .map(|v| &v.place)
+            .next()
+    }
+
     /// Two variable names that give the child the same environment variable (`a-b` and
     /// `a_b` are both `COVE_VAR_A_B`), if any.
     pub fn env_clash(&self) -> Option<(String, String, String)> {

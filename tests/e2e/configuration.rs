@@ -275,17 +275,39 @@ fn bad_files_are_input_errors_naming_the_file_and_the_line_before_any_aws_call()
             "config = \"other.toml\"\n",
             ":1: `config` cannot be set in a config file",
         ),
+        ("[vars]\n\"a b\" = 1\n", ":2: `a b` is not a variable name"),
         (
-            "[vars]\nenv = \"prod\"\n",
-            ":1: [vars] (per-account variables) is not supported yet",
+            "[vars]\nx = [1]\n",
+            ":2: variable `x` has the wrong type (array)",
+        ),
+        ("vars = 3\n", ":1: `vars` must be a table of variables"),
+        (
+            "[accounts.\"12345\".vars]\nx = 1\n",
+            ":1: `12345` in [accounts] is not a 12-digit account ID",
         ),
         (
-            "[accounts.\"111111111111\".vars]\nx = 1\n",
-            "not supported yet",
+            "[ous.\"ou-x\"]\nregion = \"us-east-1\"\n",
+            ":1: `ou-x` in [ous] is not an OU ID",
         ),
         (
-            "[ous.\"ou-ab12-cdef3456\".vars]\nx = 1\n",
-            "not supported yet",
+            "[ous.\"ou-ab12-cdef3456\"]\nregion = \"all\"\n",
+            ":2: `region` of an account or OU cannot be `all`",
+        ),
+        (
+            "[accounts.\"111111111111\"]\n\nregion = [\"us-east-1\", \"EU-west-1\"]\n",
+            ":3: invalid region `EU-west-1`",
+        ),
+        (
+            "[accounts.\"111111111111\"]\nrole = \"R\"\n",
+            ":2: unknown key `role` in [accounts.\"111111111111\"]; expected `vars` or `region`",
+        ),
+        (
+            "[groups.prod]\nworkers = 2\n[groups.prod.vars]\nx = 1\n",
+            "`vars` cannot be set inside a group",
+        ),
+        (
+            "[vars]\na-b = 1\n[accounts.\"111111111111\".vars]\na_b = 2\n",
+            ":2) and `a_b` (",
         ),
         ("target = \"@-\"\n", "cannot read standard input"),
         ("yes = true\n", ":1: `yes` cannot be set in a config file"),
