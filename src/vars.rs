@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config_file::Place;
+use crate::place::Place;
 
 /// Longest variable name, and longest value, a config file may hold.
 pub const MAX_NAME: usize = 64;
@@ -119,7 +119,7 @@ impl VarsConfig {
         &'a self,
         account: &str,
         parents: Option<&'a [String]>,
-    ) -> impl Iterator<Item = &'a Entry> + 'a {
+    ) -> impl Iterator<Item = &'a Entry> + use<'a> {
         parents
             .unwrap_or_default()
             .iter()
@@ -130,7 +130,11 @@ impl VarsConfig {
 
     /// An account's variables: the defaults, then each OU from the farthest to the nearest,
     /// then the account's own, each over the one before.
-    pub fn for_account(&self, account: &str, parents: Option<&[String]>) -> BTreeMap<String, String> {
+    pub fn for_account(
+        &self,
+        account: &str,
+        parents: Option<&[String]>,
+    ) -> BTreeMap<String, String> {
         let mut out: BTreeMap<String, String> = self
             .defaults
             .iter()
@@ -146,7 +150,11 @@ impl VarsConfig {
 
     /// The regions the config gives an account (the account's own, else the nearest OU's), or
     /// `None` when no entry that covers it sets `region`.
-    pub fn regions_for(&self, account: &str, parents: Option<&[String]>) -> Option<&[String]> {
+    pub fn regions_for<'a>(
+        &'a self,
+        account: &str,
+        parents: Option<&'a [String]>,
+    ) -> Option<&'a [String]> {
         self.entries(account, parents)
             .filter_map(|e| e.regions.as_ref())
             .last()
@@ -208,18 +216,29 @@ mod tests {
         VarsConfig {
             defaults: vars(&[("tier", "default"), ("owner", "platform"), ("size", "s")]),
             ous: [
-                ("ou-root-far".to_owned(), entry(&[("tier", "far"), ("size", "m")], Some(&["eu-west-1"]))),
+                (
+                    "ou-root-far".to_owned(),
+                    entry(&[("tier", "far"), ("size", "m")], Some(&["eu-west-1"])),
+                ),
                 ("ou-root-near".to_owned(), entry(&[("tier", "near")], None)),
             ]
             .into(),
-            accounts: [("111111111111".to_owned(), entry(&[("owner", "alice")], Some(&["us-east-2"])))].into(),
+            accounts: [(
+                "111111111111".to_owned(),
+                entry(&[("owner", "alice")], Some(&["us-east-2"])),
+            )]
+            .into(),
         }
     }
 
     #[test]
     fn the_most_specific_definition_wins() {
         let c = config();
-        let parents = ["ou-root-near".to_owned(), "ou-root-far".to_owned(), "r-root".to_owned()];
+        let parents = [
+            "ou-root-near".to_owned(),
+            "ou-root-far".to_owned(),
+            "r-root".to_owned(),
+        ];
         let v = c.for_account("111111111111", Some(&parents));
         assert_eq!(v["tier"], "near", "the nearest OU over the farther one");
         assert_eq!(v["size"], "m", "a farther OU over the defaults");
@@ -233,8 +252,14 @@ mod tests {
     fn regions_come_from_the_account_else_the_nearest_ou_that_sets_them() {
         let c = config();
         let parents = ["ou-root-near".to_owned(), "ou-root-far".to_owned()];
-        assert_eq!(c.regions_for("111111111111", Some(&parents)), Some(&["us-east-2".to_owned()][..]));
-        assert_eq!(c.regions_for("222222222222", Some(&parents)), Some(&["eu-west-1".to_owned()][..]));
+        assert_eq!(
+            c.regions_for("111111111111", Some(&parents)),
+            Some(&["us-east-2".to_owned()][..])
+        );
+        assert_eq!(
+            c.regions_for("222222222222", Some(&parents)),
+            Some(&["eu-west-1".to_owned()][..])
+        );
         assert_eq!(c.regions_for("222222222222", None), None);
     }
 
@@ -247,7 +272,10 @@ mod tests {
         let mut c = config();
         assert_eq!(c.env_clash(), None);
         c.defaults.extend(vars(&[("a-b", "1"), ("a_b", "2")]));
-        assert_eq!(c.env_clash().map(|(_, _, env)| env), Some("COVE_VAR_A_B".to_owned()));
+        assert_eq!(
+            c.env_clash().map(|(_, _, env)| env),
+            Some("COVE_VAR_A_B".to_owned())
+        );
     }
 
     #[test]
@@ -264,6 +292,9 @@ mod tests {
         let far = &user.ous["ou-root-far"];
         assert_eq!(far.vars["size"].value, "l");
         assert_eq!(far.vars["tier"].value, "far");
-        assert!(far.regions.is_some(), "a region the later file does not set stays");
+        assert!(
+            far.regions.is_some(),
+            "a region the later file does not set stays"
+        );
     }
 }

@@ -276,16 +276,17 @@ fn bad_files_are_input_errors_naming_the_file_and_the_line_before_any_aws_call()
             ":1: `config` cannot be set in a config file",
         ),
         (
-            "[vars]\nenv = \"prod\"\n",
-            ":1: [vars] (per-account variables) is not supported yet",
+            "[vars]\n\"a b\" = \"prod\"\n",
+            ":2: `a b` is not a variable name",
         ),
         (
-            "[accounts.\"111111111111\".vars]\nx = 1\n",
-            "not supported yet",
+            "[accounts.\"111111111111\".vars]\nx = [1]\n",
+            ":2: variable `x` has the wrong type (array)",
         ),
+        ("[ous.\"ou-nope\".vars]\nx = 1\n", "is not an OU ID"),
         (
-            "[ous.\"ou-ab12-cdef3456\".vars]\nx = 1\n",
-            "not supported yet",
+            "[vars]\na-b = \"1\"\na_b = \"2\"\n",
+            "would both be COVE_VAR_A_B",
         ),
         ("target = \"@-\"\n", "cannot read standard input"),
         ("yes = true\n", ":1: `yes` cannot be set in a config file"),
