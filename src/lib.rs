@@ -48,6 +48,7 @@ pub mod signals;
 pub mod spool;
 pub mod stop;
 pub mod stream;
+pub mod target_vars;
 pub mod template;
 pub mod text;
 pub mod untrusted;
