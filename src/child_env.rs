@@ -1,6 +1,14 @@
 //! The environment each child gets: the caller's, minus everything that could point an AWS SDK
-//! at other credentials, plus the target account's credentials and region.
+//! at other credentials, plus the target account's credentials and region, and its variables
+//! from the config files as `COVE_VAR_NAME` (`vars::env_name`). Tags are not put in the
+//! environment.
+//!
+//! Every variable cove sets is a fixed name (`AWS_…`, `COVE_ACCOUNT_ID`, `COVE_ACCOUNT_NAME`, `COVE_REGION`), or
+//! starts with `COVE_VAR_`, which no fixed name does: a config variable can never replace one of
+//! cove's own (two config names that give the same `COVE_VAR_NAME` are refused when the files are
+//! read).
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::time::SystemTime;
 
@@ -8,6 +16,15 @@ use aws_smithy_types::date_time::Format;
 
 use crate::aws::{Account, TempCredentials};
 use crate::secret::Secret;
+use crate::vars;
+
+/// The target a child runs for: its account, its region and its variables.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub account: &'a Account,
+    pub region: &'a str,
+    pub vars: &'a BTreeMap<String, String>,
+}
 
 /// How children get their credentials (`--child-credentials`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -91,14 +108,15 @@ fn credential_vars(creds: &Credentials) -> Vec<(&'static str, OsString)> {
     }
 }
 
-/// The variables set for a child running in `account` and `region`.
-pub fn set_vars(
-    creds: &Credentials,
-    account: &Account,
-    region: &str,
-) -> Vec<(&'static str, OsString)> {
-    let mut vars = credential_vars(creds);
-    vars.extend([
+/// The variables set for a child running for `target`: its credentials, account and region
+/// first, then its variables as `COVE_VAR_NAME`.
+pub fn set_vars(creds: &Credentials, target: Target) -> Vec<(String, OsString)> {
+    let (account, region) = (target.account, target.region);
+    let mut set: Vec<(String, OsString)> = credential_vars(creds)
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+    let fixed: [(&str, OsString); 6] = [
         ("AWS_REGION", region.into()),
         ("AWS_DEFAULT_REGION", region.into()),
         ("AWS_ACCOUNT_ID", account.id.clone().into()),
@@ -108,8 +126,14 @@ pub fn set_vars(
             account.name.clone().unwrap_or_default().into(),
         ),
         ("COVE_REGION", region.into()),
-    ]);
-    vars
+    ];
+    set.extend(
+        fixed
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value)),
+    );
+    set.extend((target.vars.iter()).map(|(name, value)| (vars::env_name(name), value.into())));
+    set
 }
 
 /// Prefixes of variables in cove's own environment that children never see: cove's settings
@@ -133,8 +157,7 @@ pub fn removed_from_environment() -> Vec<OsString> {
 pub fn apply(
     cmd: &mut tokio::process::Command,
     creds: &Credentials,
-    account: &Account,
-    region: &str,
+    target: Target,
     also_remove: &[OsString],
 ) {
     for name in REMOVED {
@@ -143,13 +166,24 @@ pub fn apply(
     for name in also_remove {
         cmd.env_remove(name);
     }
-    cmd.envs(set_vars(creds, account, region));
+    cmd.envs(set_vars(creds, target));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
     use std::time::{Duration, UNIX_EPOCH};
+
+    static NONE: BTreeMap<String, String> = BTreeMap::new();
+
+    fn target<'a>(account: &'a Account, vars: &'a BTreeMap<String, String>) -> Target<'a> {
+        Target {
+            account,
+            region: "eu-west-1",
+            vars,
+        }
+    }
 
     #[test]
     fn expiration_is_iso8601() {
@@ -165,11 +199,8 @@ mod tests {
             session_token: Secret::new("t"),
             expiration: UNIX_EPOCH,
         };
-        let vars = set_vars(
-            &Credentials::Keys(&creds),
-            &Account::bare("111111111111"),
-            "eu-west-1",
-        );
+        let account = Account::bare("111111111111");
+        let vars = set_vars(&Credentials::Keys(&creds), target(&account, &NONE));
         let get = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
         assert_eq!(get("AWS_REGION"), Some("eu-west-1".into()));
         assert_eq!(get("AWS_DEFAULT_REGION"), Some("eu-west-1".into()));
@@ -184,8 +215,9 @@ mod tests {
             uri: "http://127.0.0.1:1/credentials",
             token: &token,
         };
-        let vars = set_vars(&creds, &Account::bare("111111111111"), "eu-west-1");
-        let names: Vec<&str> = vars.iter().map(|(n, _)| *n).collect();
+        let account = Account::bare("111111111111");
+        let vars = set_vars(&creds, target(&account, &NONE));
+        let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
         for key in [
             "AWS_ACCESS_KEY_ID",
             "AWS_SECRET_ACCESS_KEY",
@@ -200,5 +232,29 @@ mod tests {
             Some("t0ken".into())
         );
         assert_eq!(get("AWS_REGION"), Some("eu-west-1".into()));
+    }
+
+    #[test]
+    fn every_variable_of_the_target_is_set_and_none_replaces_a_fixed_one() {
+        let token = Secret::new("t");
+        let creds = Credentials::Endpoint {
+            uri: "u",
+            token: &token,
+        };
+        let vars: BTreeMap<String, String> =
+            [("team-name", "core"), ("region", "x"), ("account_id", "y")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into();
+        let account = Account::bare("111111111111");
+        let set = set_vars(&creds, target(&account, &vars));
+        let get = |k: &str| set.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("COVE_VAR_TEAM_NAME"), Some("core".into()));
+        assert_eq!(get("COVE_VAR_REGION"), Some("x".into()));
+        assert_eq!(get("COVE_REGION"), Some("eu-west-1".into()));
+        assert_eq!(get("COVE_ACCOUNT_ID"), Some("111111111111".into()));
+        let names: BTreeSet<&str> = set.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.len(), set.len(), "no name is set twice");
+        let fixed = names.iter().filter(|n| !n.starts_with("COVE_VAR_"));
+        assert_eq!(fixed.count(), set.len() - 3);
     }
 }

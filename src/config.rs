@@ -622,7 +622,8 @@ fn rerun_pairs(cli: &Cli) -> anyhow::Result<Option<BTreeMap<String, Vec<String>>
     Ok(Some(pairs))
 }
 
-/// The command: present unless a dry run, and its placeholders safe (`template::check`).
+/// The command: present unless a dry run, its placeholders safe and its variables defined
+/// (`template::check`).
 fn check_command(cli: &Cli) -> anyhow::Result<()> {
     let program = cli
         .command
@@ -633,7 +634,7 @@ fn check_command(cli: &Cli) -> anyhow::Result<()> {
         program.as_deref().map_or(cli.dry_run, |p| !p.is_empty()),
         "missing command: expected `-- COMMAND [ARGS...]` after the options"
     );
-    template::check(&cli.command).map_err(anyhow::Error::msg)
+    template::check(&cli.command, &cli.vars.defined()).map_err(anyhow::Error::msg)
 }
 
 /// `--plan FILE`: refused with the options a plan already decided, then read and checked.

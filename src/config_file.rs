@@ -19,28 +19,7 @@ use crate::ids::OrgId;
 use crate::untrusted;
 use crate::vars::{self, Entry, VarsConfig};
 
-/// Where a setting was written: a file, its line, and the group it is in, if any.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Place {
-    pub path: PathBuf,
-    pub line: usize,
-    pub group: Option<String>,
-}
-
-impl std::fmt::Display for Place {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let at = format!("{}:{}", self.path.display(), self.line);
-        match &self.group {
-            Some(group) => write!(
-                f,
-                "group {} at {}",
-                untrusted::terminal(group),
-                untrusted::terminal(&at)
-            ),
-            None => write!(f, "{}", untrusted::terminal(&at)),
-        }
-    }
-}
+pub use crate::place::Place;
 
 /// One setting: the CLI argument it sets, the words that set it, and where it was written.
 #[derive(Debug, Clone)]

@@ -289,7 +289,7 @@ impl<A: Aws> CredentialCache<A> {
 
     /// AWS error messages can quote request parameters: never let the external ID or the
     /// session policy through.
-    fn redact(&self, mut err: AwsError) -> AwsError {
+    pub(crate) fn redact(&self, mut err: AwsError) -> AwsError {
         for secret in [&self.spec.external_id, &self.spec.policy]
             .into_iter()
             .flatten()

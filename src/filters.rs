@@ -8,8 +8,9 @@ use regex::Regex;
 
 use crate::aws::{Account, Aws};
 
-/// How many ListTagsForResource calls run at once.
-const TAG_CONCURRENCY: usize = 4;
+/// How many ListTagsForResource calls run at once (the tag filter's, and `{tag.KEY}`'s across a
+/// run).
+pub(crate) const TAG_CONCURRENCY: usize = 4;
 
 #[derive(Debug, Clone, Default)]
 pub struct Filters {

@@ -396,6 +396,43 @@ fn show_settings(applied: &Applied) -> String {
         let value = show_value(arg, &applied.matches);
         out.push_str(&format!("{long} = {value}  # {}\n", comment(&from)));
     }
+    out.push_str(&show_vars(&applied.cli.vars));
+    out
+}
+
+/// The files' variables and per-account regions as TOML tables (`[vars]`, `[ous."…"]`,
+/// `[accounts."…"]`), each value followed by the file and line it came from. Names, IDs and
+/// regions were checked when the files were read; values are quoted as TOML strings.
+fn show_vars(vars: &crate::vars::VarsConfig) -> String {
+    use crate::vars::Value;
+    let table = |header: &str, values: &std::collections::BTreeMap<String, Value>| {
+        let mut out = format!("\n[{header}]\n");
+        for (name, v) in values {
+            let (value, at) = (toml_string(&v.value), comment(&v.place.to_string()));
+            out.push_str(&format!("{name} = {value}  # {at}\n"));
+        }
+        out
+    };
+    let mut out = String::new();
+    if !vars.defaults.is_empty() {
+        out.push_str(&table("vars", &vars.defaults));
+    }
+    for (kind, entries) in [("ous", &vars.ous), ("accounts", &vars.accounts)] {
+        for (id, entry) in entries {
+            let header = format!("{kind}.{}", toml_string(id));
+            if let Some((regions, place)) = &entry.regions {
+                let list: Vec<String> = regions.iter().map(|r| toml_string(r)).collect();
+                out.push_str(&format!(
+                    "\n[{header}]\nregion = [{}]  # {}\n",
+                    list.join(", "),
+                    comment(&place.to_string())
+                ));
+            }
+            if !entry.vars.is_empty() {
+                out.push_str(&table(&format!("{header}.vars"), &entry.vars));
+            }
+        }
+    }
     out
 }
 
@@ -499,5 +536,49 @@ mod tests {
             toml_string("x\u{1b}[31m\u{202e}"),
             "\"x\\u001B[31m\\u202E\""
         );
+    }
+
+    #[test]
+    fn variables_show_as_toml_with_their_places_and_hostile_values_stay_on_their_line() {
+        use crate::vars::{Entry, Value, VarsConfig};
+        let at = |line| config_file::Place {
+            path: "/p/cove.toml".into(),
+            line,
+            group: None,
+        };
+        let value = |v: &str, line| Value {
+            value: v.to_owned(),
+            place: at(line),
+        };
+        let vars = VarsConfig {
+            defaults: [("team".to_owned(), value("a\n[x]\u{1b}[2J\"", 2))].into(),
+            ous: [(
+                "ou-ab12-cdef3456".to_owned(),
+                Entry {
+                    vars: [("team".to_owned(), value("pay", 5))].into(),
+                    regions: Some((vec!["eu-west-1".to_owned()], at(4))),
+                },
+            )]
+            .into(),
+            accounts: [(
+                "111111111111".to_owned(),
+                Entry {
+                    vars: [("db".to_owned(), value("main", 8))].into(),
+                    regions: None,
+                },
+            )]
+            .into(),
+        };
+        let shown = show_vars(&vars);
+        assert_eq!(
+            shown,
+            "\n[vars]\nteam = \"a\\u000A[x]\\u001B[2J\\\"\"  # /p/cove.toml:2\n\
+             \n[ous.\"ou-ab12-cdef3456\"]\nregion = [\"eu-west-1\"]  # /p/cove.toml:4\n\
+             \n[ous.\"ou-ab12-cdef3456\".vars]\nteam = \"pay\"  # /p/cove.toml:5\n\
+             \n[accounts.\"111111111111\".vars]\ndb = \"main\"  # /p/cove.toml:8\n"
+        );
+        let parsed: toml::Table = shown.parse().expect("valid TOML");
+        assert_eq!(parsed["vars"]["team"].as_str(), Some("a\n[x]\u{1b}[2J\""));
+        assert_eq!(show_vars(&VarsConfig::default()), "");
     }
 }

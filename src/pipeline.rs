@@ -38,6 +38,8 @@ use crate::runner::{self, RunSpec, Shared};
 use crate::signals;
 use crate::stop::Stop;
 use crate::stream;
+use crate::target_vars::TargetVars;
+use crate::template;
 
 /// Runs a validated configuration against real AWS, writing to stdout.
 pub fn run(config: Config) -> anyhow::Result<Exit> {
@@ -256,7 +258,14 @@ impl Run<'_> {
                 targets_per_call: self.regions.len().max(1),
                 ..auto
             }),
+            vars: self.target_vars(),
         })
+    }
+
+    /// Each target's variables and the tags its command uses.
+    fn target_vars(&self) -> Arc<TargetVars> {
+        let uses = template::uses(&self.config.run.command);
+        Arc::new(TargetVars::new(self.config.vars.clone(), uses))
     }
 
     fn shared<A: Aws>(
@@ -281,8 +290,8 @@ impl Run<'_> {
     fn interrupted_before_targets<W: Write>(&self, out: W, pretty: bool) -> anyhow::Result<Exit> {
         if self.config.dry_run {
             let roles = &self.config.role.role_names;
-            let none = std::collections::BTreeMap::new();
-            dry_run::write(&[], &none, roles, (false, None), true, out, pretty)?;
+            let none = (&Default::default(), &Default::default());
+            dry_run::write(&[], none, roles, (false, None), true, out, pretty)?;
             return Ok(Exit::Interrupted);
         }
         let o = &self.config.output;
@@ -328,9 +337,11 @@ impl Run<'_> {
             let quiet = self.config.output.quiet;
             let roles = &self.config.role.role_names;
             let caller = Some(identified.caller.account.as_str()).filter(|c| !c.is_empty());
+            let vars = self.target_vars();
+            let vars = vars.resolve_all(aws.as_ref(), targets.iter().map(|(a, _)| &**a));
             return dry_run::write(
                 &targets,
-                &chosen.via,
+                (&chosen.via, &vars.await),
                 roles,
                 (all_enabled, caller),
                 quiet,

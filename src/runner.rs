@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::aws::{Account, Aws, TempCredentials};
-use crate::child_env;
+use crate::child_env::{self, Target as ChildTarget};
 use crate::credentials::{CredentialCache, RoleUsed};
 use crate::endpoint::{Endpoint, Grant};
 use crate::output::{Outcome, RawOutput, Record};
@@ -28,6 +28,7 @@ use crate::plan::Target;
 use crate::process::{ChildEnd, Ended, Limits, OUTPUT_GRACE, ProcessGroups, run_child_then};
 use crate::rollout::{self, Gate};
 use crate::stop::{Stop, StopReason};
+use crate::target_vars::{Resolved, TargetVars};
 use crate::template;
 
 /// What every target runs, and how.
@@ -44,6 +45,8 @@ pub struct RunSpec {
     pub remove_env: Vec<OsString>,
     /// `--workers auto`: the count follows the machine (`workers` is then its cap).
     pub auto: Option<crate::workers::AutoSettings>,
+    /// Each target's variables and tags (`{var.NAME}`, `{tag.KEY}`, `COVE_VAR_NAME`).
+    pub vars: Arc<TargetVars>,
 }
 
 /// Receives what the scheduler learns, on the scheduler's own task.
@@ -231,8 +234,13 @@ impl<A: Aws> Scheduler<A> {
             }
             self.last_prefetched = Some(account.clone());
             let creds = self.shared.creds.clone();
+            let vars = self.shared.spec.vars.clone();
             self.prefetching.spawn(async move {
-                creds.prefetch(&account.id).await;
+                // An account that lacks a variable or tag of the command never assumes its role.
+                let redact = |e| creds.redact(e);
+                if (vars.resolve(creds.aws(), &account, redact).await.problem).is_none() {
+                    creds.prefetch(&account.id).await;
+                }
             });
         }
     }
@@ -468,6 +476,21 @@ async fn target_record<A: Aws>(
     started: Instant,
 ) -> Record {
     let mut r = base_record(&account, &region, &shared, started);
+    // The target's variables and tags come first: one it lacks fails it before its role is
+    // assumed.
+    let redact = |e| shared.creds.redact(e);
+    let resolved = tokio::select! {
+        biased;
+        _ = shared.stop.cancelled() => {
+            r.exception_details = shared.stop.reason().map(|s| s.detail().to_owned());
+            return r;
+        }
+        resolved = shared.spec.vars.resolve(shared.creds.aws(), &account, redact) => resolved,
+    };
+    if let Some(problem) = &resolved.problem {
+        r.exception_details = Some(problem.clone());
+        return r;
+    }
     let assumed = tokio::select! {
         biased;
         _ = shared.stop.cancelled() => {
@@ -491,15 +514,29 @@ async fn target_record<A: Aws>(
         r.exception_details = Some(reason.detail().to_owned());
         return r;
     }
-    // A hostile account name (control characters, a `..` path component, an argument it would
-    // turn into an absolute path or an option) fails the target; its command never runs.
+    run_rendered(&shared, &temp.creds, &account, &region, &resolved, r).await
+}
+
+/// Renders the target's command and runs it. A hostile account name or tag (control
+/// characters, a `..` path component, an argument it would turn into an absolute path or an
+/// option) fails the target; its command never runs.
+async fn run_rendered<A: Aws>(
+    shared: &Shared<A>,
+    creds: &TempCredentials,
+    account: &Account,
+    region: &str,
+    resolved: &Resolved,
+    mut r: Record,
+) -> Record {
     let argv = match template::render(
         &shared.spec.command,
         &template::Values {
             account_id: &account.id,
             account_name: account.name.as_deref().unwrap_or_default(),
-            region: &region,
+            region,
             partition: &shared.spec.partition,
+            vars: &resolved.vars,
+            tags: &resolved.tags,
         },
     ) {
         Ok(argv) => argv,
@@ -508,7 +545,12 @@ async fn target_record<A: Aws>(
             return r;
         }
     };
-    match run_command(&shared, &temp.creds, &account, &region, argv).await {
+    let target = ChildTarget {
+        account,
+        region,
+        vars: &resolved.vars,
+    };
+    match run_command(shared, creds, target, argv).await {
         Err(err) => {
             r.exception_details = Some(format!(
                 "could not start `{}`: {err}",
@@ -542,12 +584,11 @@ async fn target_record<A: Aws>(
 async fn run_command<A: Aws>(
     shared: &Shared<A>,
     temp: &TempCredentials,
-    account: &Account,
-    region: &str,
+    target: ChildTarget<'_>,
     argv: Vec<OsString>,
 ) -> anyhow::Result<ChildEnd> {
     let grant = match &shared.endpoint {
-        Some(endpoint) => Some(endpoint.grant(&account.id)?),
+        Some(endpoint) => Some(endpoint.grant(&target.account.id)?),
         None => None,
     };
     let creds = match &grant {
@@ -557,7 +598,7 @@ async fn run_command<A: Aws>(
         },
         None => child_env::Credentials::Keys(temp),
     };
-    let cmd = command(&shared.spec, argv, &creds, account, region);
+    let cmd = command(&shared.spec, argv, &creds, target);
     let group_gone = || grant.as_ref().map_or((), Grant::end);
     let (limits, stop, groups) = (shared.spec.limits, &shared.stop, &shared.groups);
     let child = run_child_then(cmd, limits, stop, groups, group_gone).await;
@@ -573,8 +614,7 @@ fn command(
     spec: &RunSpec,
     argv: Vec<OsString>,
     creds: &child_env::Credentials,
-    account: &Account,
-    region: &str,
+    target: ChildTarget,
 ) -> Command {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
@@ -583,7 +623,7 @@ fn command(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    child_env::apply(&mut cmd, creds, account, region, &spec.remove_env);
+    child_env::apply(&mut cmd, creds, target, &spec.remove_env);
     cmd
 }
 
@@ -662,6 +702,7 @@ mod tests {
             keep_raw_output: false,
             remove_env: vec![],
             auto: None,
+            vars: Arc::default(),
         })
     }
 
@@ -727,6 +768,63 @@ mod tests {
         assert_eq!(records.len(), 9);
         assert!(records.iter().all(|r| r.outcome == Outcome::Result));
         assert_eq!(aws.assume_calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_target_lacking_a_variable_fails_without_assuming_its_role() {
+        use crate::vars::{Entry, Value, VarsConfig};
+        let place = crate::config_file::Place {
+            path: "cove.toml".into(),
+            line: 1,
+            group: None,
+        };
+        let entry = Entry {
+            vars: [(
+                "db".to_owned(),
+                Value {
+                    value: "main".into(),
+                    place,
+                },
+            )]
+            .into(),
+            regions: None,
+        };
+        let config = VarsConfig {
+            accounts: [("111111111111".to_owned(), entry)].into(),
+            ..VarsConfig::default()
+        };
+        let mut spec = (*spec(
+            &["sh", "-c", "test \"$COVE_VAR_DB\" = main", "{var.db}"],
+            false,
+        ))
+        .clone();
+        spec.vars = Arc::new(TargetVars::new(
+            Arc::new(config),
+            template::uses(&spec.command),
+        ));
+        let aws = Arc::new(FakeAws::default());
+        let records = run(&aws, &accounts(), &regions(), Arc::new(spec)).await;
+        assert_eq!(records.len(), 9);
+        for r in &records {
+            if r.id == "111111111111" {
+                assert_eq!(r.outcome, Outcome::Result, "{r:?}");
+            } else {
+                assert_eq!(
+                    (r.outcome, r.exit_code, r.assume_role_success),
+                    (Outcome::Exception, None, false)
+                );
+                let details = r.exception_details.as_deref().unwrap_or_default();
+                assert!(
+                    details.contains("variable `db` is not defined for account"),
+                    "{details}"
+                );
+            }
+        }
+        assert_eq!(
+            aws.assume_calls(),
+            1,
+            "only the account that has the variable"
+        );
     }
 
     #[tokio::test]

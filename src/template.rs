@@ -1,28 +1,42 @@
 //! Per-target placeholders in the command's arguments: `{account_id}`, `{account_name}`,
-//! `{region}` and `{partition}`.
+//! `{region}`, `{partition}`, `{var.NAME}` (a variable of the config files) and `{tag.KEY}`
+//! (an Organizations tag of the account).
 //!
-//! An argument is a template only when it holds a `{word}` token (lowercase letters and `_`).
-//! In a template, `{{` and `}}` stand for literal braces and an unknown `{word}` is an error
-//! (checked before any AWS call, so a typo fails fast). Arguments without such a token, such
-//! as JSON or `sh -c '${HOME}'`, pass through unchanged.
+//! An argument is a template only when it holds a `{word}` token (lowercase letters and `_`),
+//! or a `{var.…}` or `{tag.…}` token. In a template, `{{` and `}}` stand for literal braces and
+//! an unknown `{word}` is an error (checked before any AWS call, so a typo fails fast), as is
+//! `{var.NAME}` with a name no config file defines, or a `{var.…}`/`{tag.…}` whose name is not
+//! a variable name or a tag key. Arguments without such a token, such as JSON or
+//! `sh -c '${HOME}'`, pass through unchanged.
 //!
-//! An account's name is chosen by that account's admin, so `{account_name}` is untrusted:
-//! - [`check`] refuses it (exit 2, before any AWS call) where a program reads code: a shell's
+//! An account's name is chosen by that account's admin, and so are its tags: `{account_name}`
+//! and `{tag.KEY}` are untrusted:
+//! - [`check`] refuses them (exit 2, before any AWS call) where a program reads code: a shell's
 //!   `-c` script, an interpreter's `-c`/`-e`, PowerShell's `-Command`, an `env -S` string, an
 //!   awk or sed program, an ssh or watch command line, a `flock`/`script`/`runuser` `-c`
 //!   string, and the command's own name.
-//! - [`render`] fails the target (its command never runs) when the name holds a control
+//! - [`render`] fails the target (its command never runs) when the value holds a control
 //!   character, makes `..` a path component, or makes the argument (or an `=` value) an
 //!   absolute path or a file reference (`file://`, `fileb://`, `http(s)://`, `@`), or the
 //!   argument start with `-`.
 //!
-//! The other placeholders are checked values (IDs, regions, partitions): allowed everywhere.
+//! The other placeholders are checked values (IDs, regions, partitions) or, for `{var.NAME}`,
+//! values the user wrote in their own config files: allowed everywhere, code included.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
+use std::ops::Range;
 
 use crate::untrusted::terminal;
+use crate::vars;
 
 pub const PLACEHOLDERS: &[&str] = &["account_id", "account_name", "region", "partition"];
+
+/// The placeholder forms, as the unknown-placeholder error lists them.
+const FORMS: &str = "{var.NAME} (a variable of the config files), {tag.KEY} (a tag of the account)";
+
+/// Longest Organizations tag key.
+const MAX_TAG_KEY: usize = 128;
 
 /// The values for one target.
 pub struct Values<'a> {
@@ -30,26 +44,72 @@ pub struct Values<'a> {
     pub account_name: &'a str,
     pub region: &'a str,
     pub partition: &'a str,
+    /// The target's variables (`{var.NAME}`).
+    pub vars: &'a BTreeMap<String, String>,
+    /// The account's tags the command uses (`{tag.KEY}`).
+    pub tags: &'a BTreeMap<String, String>,
 }
 
-impl Values<'_> {
-    fn get(&self, name: &str) -> Option<&str> {
-        match name {
-            "account_id" => Some(self.account_id),
-            "account_name" => Some(self.account_name),
-            "region" => Some(self.region),
-            "partition" => Some(self.partition),
-            _ => None,
+/// A placeholder, as an argument names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Placeholder {
+    /// `{account_id}` and the other fixed words.
+    Word(String),
+    Var(String),
+    Tag(String),
+}
+
+impl Placeholder {
+    /// Whether the value comes from the account's admin (the name, a tag).
+    fn untrusted(&self) -> bool {
+        matches!(self, Placeholder::Tag(_)) || *self == Placeholder::Word("account_name".into())
+    }
+
+    /// The placeholder as written, `{account_name}` or `{tag.env}`.
+    fn written(&self) -> String {
+        match self {
+            Placeholder::Word(w) => format!("{{{w}}}"),
+            Placeholder::Var(v) => format!("{{var.{v}}}"),
+            Placeholder::Tag(t) => format!("{{tag.{}}}", terminal(t)),
         }
     }
 }
 
-/// The `{word}` token starting at byte `i` (which holds `{`), if there is one.
+impl Values<'_> {
+    fn get(&self, placeholder: &Placeholder) -> Option<&str> {
+        match placeholder {
+            Placeholder::Word(w) => match w.as_str() {
+                "account_id" => Some(self.account_id),
+                "account_name" => Some(self.account_name),
+                "region" => Some(self.region),
+                "partition" => Some(self.partition),
+                _ => None,
+            },
+            Placeholder::Var(name) => self.vars.get(name).map(String::as_str),
+            Placeholder::Tag(key) => self.tags.get(key).map(String::as_str),
+        }
+    }
+}
+
+/// Whether `key` may be an Organizations tag key: 1 to 128 letters, digits, spaces and
+/// `_ . : / = + - @`.
+pub fn valid_tag_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.chars().count() <= MAX_TAG_KEY
+        && key
+            .chars()
+            .all(|c| c.is_alphanumeric() || " _.:/=+-@".contains(c))
+}
+
+/// The token starting at byte `i` (which holds `{`), if there is one: its text between the
+/// braces, a `{word}` of lowercase letters and `_`, or `{var.…}` or `{tag.…}`.
 fn token_at(arg: &str, i: usize) -> Option<&str> {
     let rest = &arg[i + 1..];
     let end = rest.find('}')?;
     let name = &rest[..end];
-    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')).then_some(name)
+    let word = !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    let prefixed = (name.starts_with("var.") || name.starts_with("tag.")) && !name.contains('{');
+    (word || prefixed).then_some(name)
 }
 
 fn is_template(arg: &str) -> bool {
@@ -57,21 +117,61 @@ fn is_template(arg: &str) -> bool {
         .any(|(i, c)| c == '{' && token_at(arg, i).is_some())
 }
 
-/// One expanded argument, and where the account name landed in it.
+/// A token's placeholder, or why it is not one.
+fn placeholder(token: &str, arg: &str) -> Result<Placeholder, String> {
+    let hint = "in an argument with a placeholder, write {{ and }} for literal braces";
+    if let Some(name) = token.strip_prefix("var.") {
+        if vars::valid_name(name) {
+            return Ok(Placeholder::Var(name.to_owned()));
+        }
+        return Err(format!(
+            "`{{var.{}}}` in argument `{}`: `{}` is not a variable name; expected a letter or `_`, then letters, digits, `_` and `-` (at most {} characters)",
+            terminal(name),
+            terminal(arg),
+            terminal(name),
+            vars::MAX_NAME
+        ));
+    }
+    if let Some(key) = token.strip_prefix("tag.") {
+        if valid_tag_key(key) {
+            return Ok(Placeholder::Tag(key.to_owned()));
+        }
+        return Err(format!(
+            "`{{tag.{}}}` in argument `{}`: `{}` is not a tag key; expected 1 to {MAX_TAG_KEY} letters, digits, spaces and _ . : / = + - @",
+            terminal(key),
+            terminal(arg),
+            terminal(key)
+        ));
+    }
+    if !PLACEHOLDERS.contains(&token) {
+        return Err(format!(
+            "unknown placeholder `{{{token}}}` in argument `{}`; expected one of {}, {FORMS}, or {hint}",
+            terminal(arg),
+            PLACEHOLDERS
+                .iter()
+                .map(|p| format!("{{{p}}}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(Placeholder::Word(token.to_owned()))
+}
+
+/// One expanded argument, and where the untrusted values landed in it.
 struct Expanded {
     text: String,
-    /// Byte ranges of `text` that hold the account name.
-    name_spans: Vec<std::ops::Range<usize>>,
-    /// Whether the argument holds `{account_name}` at all (even for an empty name).
-    uses_name: bool,
+    /// Byte ranges of `text` that hold an untrusted value (the name, a tag), and which.
+    spans: Vec<(Range<usize>, Placeholder)>,
+    /// The placeholders the argument holds (even those whose value is empty).
+    used: BTreeSet<Placeholder>,
 }
 
 /// Expands one argument; `values == None` only checks it.
 fn expand(arg: &str, values: Option<&Values>) -> Result<Expanded, String> {
     let mut expanded = Expanded {
         text: String::with_capacity(arg.len()),
-        name_spans: Vec::new(),
-        uses_name: false,
+        spans: Vec::new(),
+        used: BTreeSet::new(),
     };
     if !is_template(arg) {
         expanded.text.push_str(arg);
@@ -79,7 +179,6 @@ fn expand(arg: &str, values: Option<&Values>) -> Result<Expanded, String> {
     }
     let out = &mut expanded.text;
     let mut chars = arg.char_indices().peekable();
-    let hint = "in an argument with a placeholder, write {{ and }} for literal braces";
     while let Some((i, c)) = chars.next() {
         match c {
             '{' if chars.peek().map(|(_, c)| *c) == Some('{') => {
@@ -91,31 +190,25 @@ fn expand(arg: &str, values: Option<&Values>) -> Result<Expanded, String> {
                 out.push('}');
             }
             '{' => {
-                let Some(name) = token_at(arg, i) else {
+                let Some(token) = token_at(arg, i) else {
                     out.push('{');
                     continue;
                 };
-                if !PLACEHOLDERS.contains(&name) {
-                    return Err(format!(
-                        "unknown placeholder `{{{name}}}` in argument `{}`; expected one of {}, or {hint}",
-                        terminal(arg),
-                        PLACEHOLDERS
-                            .iter()
-                            .map(|p| format!("{{{p}}}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-                if let Some(v) = values.and_then(|v| v.get(name)) {
-                    if name == "account_name" {
-                        expanded.name_spans.push(out.len()..out.len() + v.len());
+                let p = placeholder(token, arg)?;
+                if let Some(values) = values {
+                    let Some(v) = values.get(&p) else {
+                        return Err(format!("{} has no value", p.written()));
+                    };
+                    if p.untrusted() {
+                        expanded
+                            .spans
+                            .push((out.len()..out.len() + v.len(), p.clone()));
                     }
                     out.push_str(v);
                 }
-                expanded.uses_name |= name == "account_name";
-                for _ in 0..=name.len() {
-                    chars.next();
-                }
+                expanded.used.insert(p);
+                // Past the token and its closing brace.
+                while chars.next_if(|(j, _)| *j <= i + token.len() + 1).is_some() {}
             }
             c => out.push(c),
         }
@@ -123,16 +216,70 @@ fn expand(arg: &str, values: Option<&Values>) -> Result<Expanded, String> {
     Ok(expanded)
 }
 
-/// Checks every argument of the command (arguments that are not UTF-8 are passed as they are):
-/// placeholders are known, and `{account_name}` is never put where a program reads code.
-pub fn check(command: &[OsString]) -> Result<(), String> {
-    let mut uses_name = vec![false; command.len()];
-    for (n, arg) in command.iter().enumerate() {
-        if let Some(s) = arg.to_str() {
-            uses_name[n] = expand(s, None)?.uses_name;
-        }
+/// The variables and tags a command uses (`{var.NAME}`, `{tag.KEY}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Uses {
+    pub vars: BTreeSet<String>,
+    pub tags: BTreeSet<String>,
+}
+
+/// What the command's arguments use; call after [`check`] passed (a bad argument uses nothing).
+pub fn uses(command: &[OsString]) -> Uses {
+    let mut uses = Uses::default();
+    for p in command
+        .iter()
+        .filter_map(|a| a.to_str())
+        .filter_map(|a| expand(a, None).ok())
+        .flat_map(|e| e.used)
+    {
+        match p {
+            Placeholder::Var(v) => uses.vars.insert(v),
+            Placeholder::Tag(t) => uses.tags.insert(t),
+            Placeholder::Word(_) => false,
+        };
     }
-    if !uses_name.contains(&true) {
+    uses
+}
+
+/// `{var.NAME}` with a name no config file defines.
+fn undefined_var(n: usize, arg: &str, name: &str, defined: &BTreeSet<&str>) -> String {
+    let known = if defined.is_empty() {
+        "no variable is defined in the config files; define one in [vars], [ous.\"ou-…\".vars] or [accounts.\"111111111111\".vars] of cove.toml".to_owned()
+    } else {
+        format!(
+            "the variables defined are {}",
+            defined
+                .iter()
+                .map(|d| format!("`{d}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    format!(
+        "`{{var.{name}}}` in argument {} (`{}`): variable `{name}` is not defined in any config file; {known}",
+        n + 1,
+        terminal(arg)
+    )
+}
+
+/// Checks every argument of the command (arguments that are not UTF-8 are passed as they are):
+/// placeholders are known, every `{var.NAME}` is among the `defined` variables, and the
+/// account's name and tags are never put where a program reads code.
+pub fn check(command: &[OsString], defined: &BTreeSet<&str>) -> Result<(), String> {
+    let mut untrusted: Vec<Option<Placeholder>> = vec![None; command.len()];
+    for (n, arg) in command.iter().enumerate() {
+        let Some(s) = arg.to_str() else { continue };
+        let used = expand(s, None)?.used;
+        for p in &used {
+            if let Placeholder::Var(name) = p
+                && !defined.contains(name.as_str())
+            {
+                return Err(undefined_var(n, s, name, defined));
+            }
+        }
+        untrusted[n] = used.into_iter().find(Placeholder::untrusted);
+    }
+    if untrusted.iter().all(Option::is_none) {
         return Ok(());
     }
     let words: Vec<String> = command
@@ -144,73 +291,110 @@ pub fn check(command: &[OsString]) -> Result<(), String> {
         "env" => Some(through_env(&words, 0).0),
         _ => None,
     };
-    if let Some(n) = [Some(0), program]
+    if let Some((n, p)) = [Some(0), program]
         .into_iter()
         .flatten()
-        .find(|n| uses_name.get(*n) == Some(&true))
+        .find_map(|n| untrusted.get(n).cloned().flatten().map(|p| (n, p)))
     {
-        return Err(format!(
-            "`{{account_name}}` in the command's name (`{}`): an account's admin chooses its name, so it would choose the program cove runs; name the program yourself and pass the name as an argument or as \"$COVE_ACCOUNT_NAME\"",
-            terminal(&words[n])
-        ));
+        return Err(match p {
+            Placeholder::Tag(_) => format!(
+                "`{}` in the command's name (`{}`): an account's admin chooses its tags, so it would choose the program cove runs; name the program yourself and pass the tag as an argument",
+                p.written(),
+                terminal(&words[n])
+            ),
+            _ => format!(
+                "`{{account_name}}` in the command's name (`{}`): an account's admin chooses its name, so it would choose the program cove runs; name the program yourself and pass the name as an argument or as \"$COVE_ACCOUNT_NAME\"",
+                terminal(&words[n])
+            ),
+        });
     }
     for code in code_arguments(&words) {
-        if let Some(&n) = code.args.iter().find(|n| uses_name[**n]) {
-            return Err(format!(
-                "refusing `{{account_name}}` in argument {} (`{}`): it is code that `{}` runs{}, and an account's admin chooses the account's name (AWS allows $ ( ) ; ` and / in it), so the name would run as code on this machine. Read the name from the environment instead: every command gets it as COVE_ACCOUNT_NAME, e.g. `sh -c 'echo \"report for $COVE_ACCOUNT_NAME\"'` (write \"$COVE_ACCOUNT_NAME\" in double quotes){}",
-                n + 1,
-                terminal(&words[n]),
-                terminal(&code.program),
-                code.how,
-                code.safe_form
-            ));
+        if let Some((n, p)) = code
+            .args
+            .iter()
+            .find_map(|n| untrusted[*n].clone().map(|p| (*n, p)))
+        {
+            return Err(refuse_code(&code, n, &words[n], &p));
         }
     }
     Ok(())
 }
 
-/// Why one argument of the rendered command was refused for a target's account name.
-fn refuse_name(n: usize, arg: &str, name: &str, why: &str) -> String {
-    format!(
-        "account name `{}` was not put into argument {} (`{}`): {why}; the command did not run. Use the COVE_ACCOUNT_NAME variable to read such a name",
-        terminal(name),
-        n + 1,
-        terminal(arg)
-    )
+/// Why an untrusted placeholder may not be in argument `n`: a program reads it as code.
+fn refuse_code(code: &Code, n: usize, word: &str, p: &Placeholder) -> String {
+    match p {
+        Placeholder::Tag(_) => format!(
+            "refusing `{}` in argument {} (`{}`): it is code that `{}` runs{}, and an account's admin chooses its tags, so the tag's value would run as code on this machine. Pass the tag as an argument of its own and read it as data, e.g. `sh -c 'echo \"$1\"' sh {}` (tags are not put in the environment)",
+            p.written(),
+            n + 1,
+            terminal(word),
+            terminal(&code.program),
+            code.how,
+            p.written()
+        ),
+        _ => format!(
+            "refusing `{{account_name}}` in argument {} (`{}`): it is code that `{}` runs{}, and an account's admin chooses the account's name (AWS allows $ ( ) ; ` and / in it), so the name would run as code on this machine. Read the name from the environment instead: every command gets it as COVE_ACCOUNT_NAME, e.g. `sh -c 'echo \"report for $COVE_ACCOUNT_NAME\"'` (write \"$COVE_ACCOUNT_NAME\" in double quotes){}",
+            n + 1,
+            terminal(word),
+            terminal(&code.program),
+            code.how,
+            code.safe_form
+        ),
+    }
 }
 
-/// Whether an account name is unsafe where it landed in one argument: control characters,
-/// a `..` path component, or an argument (or `=` value) that it makes start with `/` or `-`.
-fn unsafe_name(e: &Expanded, name: &str) -> Option<&'static str> {
-    if e.name_spans.is_empty() || name.is_empty() {
+/// Why one argument of the rendered command was refused for an untrusted value.
+fn refuse_value(n: usize, arg: &str, p: &Placeholder, value: &str, why: &str) -> String {
+    match p {
+        Placeholder::Tag(key) => format!(
+            "tag `{}` value `{}` was not put into argument {} (`{}`): {why}; the command did not run",
+            terminal(key),
+            terminal(value),
+            n + 1,
+            terminal(arg)
+        ),
+        _ => format!(
+            "account name `{}` was not put into argument {} (`{}`): {why}; the command did not run. Use the COVE_ACCOUNT_NAME variable to read such a name",
+            terminal(value),
+            n + 1,
+            terminal(arg)
+        ),
+    }
+}
+
+/// Whether an untrusted value is unsafe where it landed in one argument (`spans`): control
+/// characters, a `..` path component, or an argument (or `=` value) that it makes start with
+/// `/` or `-`.
+fn unsafe_value(text: &str, spans: &[Range<usize>], value: &str) -> Option<&'static str> {
+    if spans.is_empty() || value.is_empty() {
         return None;
     }
-    if name.contains('\0') {
+    if value.contains('\0') {
         return Some("it holds a NUL character");
     }
-    if name.chars().any(char::is_control) {
+    if value.chars().any(char::is_control) {
         return Some("it holds a control character");
     }
-    let in_name = |start: usize, end: usize| {
-        e.name_spans
+    let in_value = |start: usize, end: usize| {
+        spans
             .iter()
             .any(|s| s.start < end.max(start + 1) && start < s.end)
     };
     let mut at = 0;
-    for component in e.text.split('/') {
-        if component == ".." && in_name(at, at + component.len()) {
+    for component in text.split('/') {
+        if component == ".." && in_value(at, at + component.len()) {
             return Some("it would make `..` a path component, which leaves the intended folder");
         }
         at += component.len() + 1;
     }
-    for span in &e.name_spans {
-        let first = e.text[span.start..].chars().next();
-        let after_equals = span.start > 0 && e.text.as_bytes()[span.start - 1] == b'=';
+    for span in spans {
+        let first = text[span.start..].chars().next();
+        let after_equals = span.start > 0 && text.as_bytes()[span.start - 1] == b'=';
         match first {
             Some('/') if span.start == 0 || after_equals => {
                 return Some("it would make the argument an absolute path");
             }
-            _ if (span.start == 0 || after_equals) && reads_a_file(&e.text[span.start..]) => {
+            _ if (span.start == 0 || after_equals) && reads_a_file(&text[span.start..]) => {
                 return Some(
                     "it would make the argument a file reference (file://, fileb://, http(s)://, @FILE) that the AWS CLI or curl reads a local file or URL from",
                 );
@@ -226,6 +410,22 @@ fn unsafe_name(e: &Expanded, name: &str) -> Option<&'static str> {
     None
 }
 
+/// The first untrusted value of an expanded argument that is unsafe where it landed.
+fn unsafe_in<'a>(
+    e: &'a Expanded,
+    values: &'a Values,
+) -> Option<(&'a Placeholder, &'a str, &'static str)> {
+    let sources: BTreeSet<&Placeholder> = e.spans.iter().map(|(_, p)| p).collect();
+    sources.into_iter().find_map(|p| {
+        let spans: Vec<Range<usize>> = (e.spans.iter())
+            .filter(|(_, q)| q == p)
+            .map(|(s, _)| s.clone())
+            .collect();
+        let value = values.get(p).unwrap_or_default();
+        unsafe_value(&e.text, &spans, value).map(|why| (p, value, why))
+    })
+}
+
 /// Whether an argument (or `=` value) starting with `text` is read as a reference to a file or
 /// URL: the AWS CLI loads `file://`, `fileb://` (and, in v1, `http(s)://`) parameters, and curl
 /// and many tools read `@FILE`.
@@ -237,20 +437,21 @@ fn reads_a_file(text: &str) -> bool {
             .any(|p| lower.starts_with(p))
 }
 
-/// The command for one target, or why a hostile account name stops it. Call only after
-/// [`check`] passed.
+/// The command for one target, or why a hostile account name or tag stops it. Call only after
+/// [`check`] passed, with every variable and tag the command uses in `values`.
 pub fn render(command: &[OsString], values: &Values) -> Result<Vec<OsString>, String> {
     command
         .iter()
         .enumerate()
         .map(|(n, arg)| match arg.to_str() {
-            Some(s) => match expand(s, Some(values)) {
-                Ok(e) => match unsafe_name(&e, values.account_name) {
-                    Some(why) => Err(refuse_name(n, s, values.account_name, why)),
+            Some(s) => {
+                let e = expand(s, Some(values))
+                    .map_err(|why| format!("argument {}: {why}; the command did not run", n + 1))?;
+                match unsafe_in(&e, values) {
+                    Some((p, value, why)) => Err(refuse_value(n, s, p, value, why)),
                     None => Ok(OsString::from(e.text)),
-                },
-                Err(_) => Ok(arg.clone()),
-            },
+                }
+            }
             None => Ok(arg.clone()),
         })
         .collect()
@@ -689,12 +890,29 @@ mod tests {
     use super::*;
 
     fn values() -> Values<'static> {
+        let vars = [("team", "core"), ("db", "/srv/db")];
+        let tags = [("env", "prod"), ("cost center", "42")];
+        let map = |pairs: &[(&str, &str)]| -> &'static BTreeMap<String, String> {
+            Box::leak(Box::new(
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ))
+        };
         Values {
             account_id: "111111111111",
             account_name: "prod",
             region: "eu-west-1",
             partition: "aws",
+            vars: map(&vars),
+            tags: map(&tags),
         }
+    }
+
+    /// [`super::check`] with the variables `team`, `db` and `unset` defined.
+    fn check(command: &[OsString]) -> Result<(), String> {
+        super::check(command, &["db", "team", "unset"].into())
     }
 
     #[test]
@@ -939,5 +1157,121 @@ mod tests {
         // Other placeholders are checked values: allowed wherever they are.
         let out = render(&argv(&["{region}", "-{account_id}"]), &values()).unwrap();
         assert_eq!(out, argv(&["eu-west-1", "-111111111111"]));
+    }
+
+    fn tagged(key: &str, value: &str) -> Values<'static> {
+        let tags: BTreeMap<String, String> = [(key.to_owned(), value.to_owned())].into();
+        Values {
+            tags: Box::leak(Box::new(tags)),
+            ..values()
+        }
+    }
+
+    #[test]
+    fn variables_and_tags_expand_and_are_listed_as_uses() {
+        let cmd = argv(&[
+            "echo",
+            "{var.team}/{tag.env}",
+            "{tag.cost center}-{var.db}",
+            "{{var.team}}",
+        ]);
+        assert_eq!(check(&cmd), Ok(()));
+        assert_eq!(
+            render(&cmd, &values()).unwrap(),
+            argv(&["echo", "core/prod", "42-/srv/db", "{var.team}"])
+        );
+        let u = uses(&cmd);
+        assert_eq!(u.vars, ["db".to_owned(), "team".to_owned()].into());
+        assert_eq!(u.tags, ["cost center".to_owned(), "env".to_owned()].into());
+        assert_eq!(uses(&argv(&["echo", "{account_id}"])), Uses::default());
+        // A tag key may hold the characters AWS allows, letters of any script included.
+        let odd = argv(&["echo", "{tag.a:b/c=d+e-f@g.h_i}", "{tag.équipe}"]);
+        assert_eq!(check(&odd), Ok(()));
+    }
+
+    #[test]
+    fn a_variable_defined_nowhere_and_malformed_names_are_errors() {
+        let err = check(&argv(&["echo", "x-{var.nope}"])).unwrap_err();
+        assert!(
+            err.contains("`nope`") && err.contains("argument 2"),
+            "{err}"
+        );
+        assert!(err.contains("`db`, `team`, `unset`"), "{err}");
+        let err = super::check(&argv(&["echo", "{var.nope}"]), &BTreeSet::new()).unwrap_err();
+        assert!(
+            err.contains("no variable is defined") && err.contains("[vars]"),
+            "{err}"
+        );
+        for (bad, want) in [
+            ("{var.2x}", "is not a variable name"),
+            ("{var.}", "is not a variable name"),
+            ("{var.a b}", "is not a variable name"),
+            ("{tag.}", "is not a tag key"),
+            ("{tag.a*b}", "is not a tag key"),
+        ] {
+            let err = check(&argv(&["echo", bad])).expect_err(bad);
+            assert!(err.contains(want), "{bad}: {err}");
+        }
+        let long = format!("{{tag.{}}}", "k".repeat(129));
+        assert!(check(&argv(&["echo", &long])).is_err());
+        // The unknown-word error lists the new forms.
+        let err = check(&argv(&["echo", "{team}"])).unwrap_err();
+        assert!(
+            err.contains("{var.NAME}") && err.contains("{tag.KEY}"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_tag_in_code_is_refused_and_a_variable_in_code_is_allowed() {
+        let refused: &[&[&str]] = &[
+            &["sh", "-c", "echo {tag.env}"],
+            &["bash", "-ec", "deploy --env={tag.env}"],
+            &["python3", "-c", "print('{tag.env}')"],
+            &["env", "-S", "sh -c 'echo {tag.env}'"],
+            &["{tag.env}", "--help"],
+            &["env", "A=1", "{tag.env}"],
+        ];
+        for cmd in refused {
+            let err = check(&argv(cmd)).expect_err(&format!("{cmd:?}"));
+            assert!(
+                err.contains("{tag.env}") && err.contains("tags"),
+                "{cmd:?}: {err}"
+            );
+        }
+        let allowed: &[&[&str]] = &[
+            &["sh", "-c", "echo {var.team} \"$1\"", "sh", "{tag.env}"],
+            &["{var.team}", "--help"],
+            &["python3", "-c", "print('{var.db}')"],
+        ];
+        for cmd in allowed {
+            assert_eq!(check(&argv(cmd)), Ok(()), "{cmd:?}");
+        }
+    }
+
+    #[test]
+    fn hostile_tag_values_fail_the_target_and_variables_are_trusted() {
+        for (value, why) in [
+            ("../x", "`..`"),
+            ("-rf", "option"),
+            ("/etc/passwd", "absolute path"),
+            ("file:///etc/passwd", "file reference"),
+            ("a\u{1b}[2Jb", "control character"),
+        ] {
+            let err = render(&argv(&["cat", "{tag.env}"]), &tagged("env", value)).expect_err(value);
+            assert!(
+                err.contains(why) && err.contains("tag `env`"),
+                "{value}: {err}"
+            );
+            assert!(!err.contains('\u{1b}'), "escaped: {err:?}");
+        }
+        let out = render(&argv(&["cat", "x-{tag.env}"]), &tagged("env", "-rf")).unwrap();
+        assert_eq!(out[1], "x--rf");
+        // A variable's value is the user's own: an absolute path is what it is for.
+        let out = render(&argv(&["cat", "{var.db}"]), &values()).unwrap();
+        assert_eq!(out[1], "/srv/db");
+        // A value the target lacks stops it rather than passing the placeholder on.
+        let err = render(&argv(&["echo", "{var.unset}"]), &values()).unwrap_err();
+        assert!(err.contains("{var.unset}"), "{err}");
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config_file::Place;
+use crate::place::Place;
 
 /// Longest variable name, and longest value, a config file may hold.
 pub const MAX_NAME: usize = 64;
@@ -119,7 +119,7 @@ impl VarsConfig {
         &'a self,
         account: &str,
         parents: Option<&'a [String]>,
-    ) -> impl Iterator<Item = &'a Entry> + 'a {
+    ) -> impl Iterator<Item = &'a Entry> + use<'a> {
         parents
             .unwrap_or_default()
             .iter()

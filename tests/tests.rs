@@ -70,6 +70,8 @@ mod targets;
 mod throttling;
 #[path = "e2e/typed_secrets.rs"]
 mod typed_secrets;
+#[path = "e2e/variables.rs"]
+mod variables;
 #[path = "e2e/whole_organization.rs"]
 mod whole_organization;
 

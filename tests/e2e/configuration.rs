@@ -289,6 +289,7 @@ fn bad_files_are_input_errors_naming_the_file_and_the_line_before_any_aws_call()
             "[ous.\"ou-x\"]\nregion = \"us-east-1\"\n",
             ":1: `ou-x` in [ous] is not an OU ID",
         ),
+        ("[ous.\"ou-nope\".vars]\nx = 1\n", "is not an OU ID"),
         (
             "[ous.\"ou-ab12-cdef3456\"]\nregion = \"all\"\n",
             ":2: `region` of an account or OU cannot be `all`",
@@ -576,6 +577,26 @@ fn the_example_config_file_loads_with_every_group() {
     let mut cmd = g.cove();
     let run = Run::of(cmd.arg("config").arg("--config").arg(&example));
     run.expect_code(0);
+    // The variables and per-account regions follow the settings, each with its place.
+    let line = |needle: &str| text.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
+    let at = |needle: &str| format!("  # {}:{}", example.display(), line(needle));
+    for shown in [
+        format!(
+            "\n[vars]\nbucket = \"audit-central\"{}\nteam = \"platform\"{}\n",
+            at("bucket = \"audit-central\""),
+            at("team = \"platform\"")
+        ),
+        format!(
+            "\n[ous.\"ou-ab12-cdef3456\".vars]\nteam = \"payments\"{}\n",
+            at("team = \"payments\"")
+        ),
+        format!(
+            "\n[accounts.\"111111111111\"]\nregion = [\"us-east-2\"]{}\n",
+            at("region = \"us-east-2\"")
+        ),
+    ] {
+        assert!(run.stdout.contains(&shown), "{shown}\n{}", run.stdout);
+    }
     for group in groups {
         let run = Run::of(
             g.cove()

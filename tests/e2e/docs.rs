@@ -345,10 +345,17 @@ pub fn output_keys() -> BTreeSet<String> {
         parents: None,
     });
     let via = BTreeMap::from([("111111111111".to_owned(), vec!["organization".to_owned()])]);
+    // A target with a variable, and lacking one its command uses: `Vars` and `Missing`.
+    let resolved = cove::target_vars::Resolved {
+        vars: BTreeMap::from([("team".to_owned(), "core".to_owned())]),
+        missing: vec!["var.db".to_owned()],
+        ..Default::default()
+    };
+    let vars = std::collections::HashMap::from([("111111111111".to_owned(), resolved)]);
     let out = Shared::default();
     cove::dry_run::write(
         &[(account, "us-east-1".to_owned())],
-        &via,
+        (&via, &vars),
         &["R".to_owned()],
         (false, Some("000000000000")),
         true,
