@@ -146,7 +146,11 @@ impl VarsConfig {
 
     /// The regions the config gives an account (the account's own, else the nearest OU's), or
     /// `None` when no entry that covers it sets `region`.
-    pub fn regions_for(&self, account: &str, parents: Option<&[String]>) -> Option<&[String]> {
+    pub fn regions_for<'a>(
+        &'a self,
+        account: &'a str,
+        parents: Option<&'a [String]>,
+    ) -> Option<&'a [String]> {
         self.entries(account, parents)
             .filter_map(|e| e.regions.as_ref())
             .last()

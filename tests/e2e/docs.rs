@@ -308,7 +308,6 @@ pub fn output_keys() -> BTreeSet<String> {
         name: Some("n".into()),
         email: Some("e".into()),
         status: Some("ACTIVE".into()),
-        parents: None,
         partition: "aws".into(),
         region: "us-east-1".into(),
         role_name: "R".into(),
@@ -343,6 +342,7 @@ pub fn output_keys() -> BTreeSet<String> {
         name: Some("n".into()),
         email: Some("e".into()),
         status: Some("ACTIVE".into()),
+        parents: None,
     });
     let via = BTreeMap::from([("111111111111".to_owned(), vec!["organization".to_owned()])]);
     let out = Shared::default();
