@@ -16,31 +16,9 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::ids::OrgId;
+pub use crate::place::Place;
 use crate::untrusted;
 use crate::vars::{self, Entry, VarsConfig};
-
-/// Where a setting was written: a file, its line, and the group it is in, if any.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Place {
-    pub path: PathBuf,
-    pub line: usize,
-    pub group: Option<String>,
-}
-
-impl std::fmt::Display for Place {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let at = format!("{}:{}", self.path.display(), self.line);
-        match &self.group {
-            Some(group) => write!(
-                f,
-                "group {} at {}",
-                untrusted::terminal(group),
-                untrusted::terminal(&at)
-            ),
-            None => write!(f, "{}", untrusted::terminal(&at)),
-        }
-    }
-}
 
 /// One setting: the CLI argument it sets, the words that set it, and where it was written.
 #[derive(Debug, Clone)]
@@ -365,7 +343,13 @@ impl Reader<'_> {
                     "{at}: variable `{name}` holds a NUL character, which no argument or environment variable can carry"
                 );
             }
-            out.insert(name.to_owned(), vars::Value { value: text, place: at });
+            out.insert(
+                name.to_owned(),
+                vars::Value {
+                    value: text,
+                    place: at,
+                },
+            );
         }
         Ok(out)
     }
@@ -422,7 +406,9 @@ impl Reader<'_> {
                         let what = format!("{table_name}.\"{shown}\".vars");
                         e.vars = self.var_table(value, key_line, &what)?;
                     }
-                    "region" => e.regions = Some((entry_regions(value.get_ref(), &key_at)?, key_at)),
+                    "region" => {
+                        e.regions = Some((entry_regions(value.get_ref(), &key_at)?, key_at))
+                    }
                     other => bail!(
                         "{key_at}: unknown key `{}` in [{table_name}.\"{shown}\"]; expected `vars` or `region`",
                         untrusted::terminal(other)
@@ -942,16 +928,34 @@ mod tests {
             ("vars = 1", "must be a table of variables"),
             ("[ous.\"ou-x\".vars]\nx = 1", "is not an OU ID"),
             ("[ous.\"r-abcd\".vars]\nx = 1", "is not an OU ID"),
-            ("[accounts.\"12345\".vars]\nx = 1", "is not a 12-digit account ID"),
-            ("[accounts.\"111111111111\"]\nrole = \"x\"", "expected `vars` or `region`"),
-            ("[accounts.\"111111111111\"]\nregion = \"all\"", "cannot be `all`"),
-            ("[accounts.\"111111111111\"]\nregion = \"US-east-1\"", "invalid region"),
+            (
+                "[accounts.\"12345\".vars]\nx = 1",
+                "is not a 12-digit account ID",
+            ),
+            (
+                "[accounts.\"111111111111\"]\nrole = \"x\"",
+                "expected `vars` or `region`",
+            ),
+            (
+                "[accounts.\"111111111111\"]\nregion = \"all\"",
+                "cannot be `all`",
+            ),
+            (
+                "[accounts.\"111111111111\"]\nregion = \"US-east-1\"",
+                "invalid region",
+            ),
             ("[accounts.\"111111111111\"]\nregion = []", "is empty"),
-            ("[accounts.\"111111111111\"]\nregion = 3", "wrong type (integer)"),
+            (
+                "[accounts.\"111111111111\"]\nregion = 3",
+                "wrong type (integer)",
+            ),
         ] {
             let e = error(text);
             assert!(e.contains(wanted), "{text}: {e}");
-            assert!(e.contains("cove.toml:"), "{text}: names the file and line: {e}");
+            assert!(
+                e.contains("cove.toml:"),
+                "{text}: names the file and line: {e}"
+            );
         }
     }
 }

@@ -32,6 +32,7 @@ pub mod merge;
 pub mod output;
 pub mod output_dir;
 pub mod pipeline;
+pub mod place;
 pub mod plan;
 pub mod plan_file;
 pub mod process;

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config_file::Place;
+use crate::place::Place;
 
 /// Longest variable name, and longest value, a config file may hold.
 pub const MAX_NAME: usize = 64;
@@ -130,7 +130,11 @@ impl VarsConfig {
 
     /// An account's variables: the defaults, then each OU from the farthest to the nearest,
     /// then the account's own, each over the one before.
-    pub fn for_account(&self, account: &str, parents: Option<&[String]>) -> BTreeMap<String, String> {
+    pub fn for_account(
+        &self,
+        account: &str,
+        parents: Option<&[String]>,
+    ) -> BTreeMap<String, String> {
         let mut out: BTreeMap<String, String> = self
             .defaults
             .iter()
@@ -212,18 +216,29 @@ mod tests {
         VarsConfig {
             defaults: vars(&[("tier", "default"), ("owner", "platform"), ("size", "s")]),
             ous: [
-                ("ou-root-far".to_owned(), entry(&[("tier", "far"), ("size", "m")], Some(&["eu-west-1"]))),
+                (
+                    "ou-root-far".to_owned(),
+                    entry(&[("tier", "far"), ("size", "m")], Some(&["eu-west-1"])),
+                ),
                 ("ou-root-near".to_owned(), entry(&[("tier", "near")], None)),
             ]
             .into(),
-            accounts: [("111111111111".to_owned(), entry(&[("owner", "alice")], Some(&["us-east-2"])))].into(),
+            accounts: [(
+                "111111111111".to_owned(),
+                entry(&[("owner", "alice")], Some(&["us-east-2"])),
+            )]
+            .into(),
         }
     }
 
     #[test]
     fn the_most_specific_definition_wins() {
         let c = config();
-        let parents = ["ou-root-near".to_owned(), "ou-root-far".to_owned(), "r-root".to_owned()];
+        let parents = [
+            "ou-root-near".to_owned(),
+            "ou-root-far".to_owned(),
+            "r-root".to_owned(),
+        ];
         let v = c.for_account("111111111111", Some(&parents));
         assert_eq!(v["tier"], "near", "the nearest OU over the farther one");
         assert_eq!(v["size"], "m", "a farther OU over the defaults");
@@ -237,8 +252,14 @@ mod tests {
     fn regions_come_from_the_account_else_the_nearest_ou_that_sets_them() {
         let c = config();
         let parents = ["ou-root-near".to_owned(), "ou-root-far".to_owned()];
-        assert_eq!(c.regions_for("111111111111", Some(&parents)), Some(&["us-east-2".to_owned()][..]));
-        assert_eq!(c.regions_for("222222222222", Some(&parents)), Some(&["eu-west-1".to_owned()][..]));
+        assert_eq!(
+            c.regions_for("111111111111", Some(&parents)),
+            Some(&["us-east-2".to_owned()][..])
+        );
+        assert_eq!(
+            c.regions_for("222222222222", Some(&parents)),
+            Some(&["eu-west-1".to_owned()][..])
+        );
         assert_eq!(c.regions_for("222222222222", None), None);
     }
 
@@ -251,7 +272,10 @@ mod tests {
         let mut c = config();
         assert_eq!(c.env_clash(), None);
         c.defaults.extend(vars(&[("a-b", "1"), ("a_b", "2")]));
-        assert_eq!(c.env_clash().map(|(_, _, env)| env), Some("COVE_VAR_A_B".to_owned()));
+        assert_eq!(
+            c.env_clash().map(|(_, _, env)| env),
+            Some("COVE_VAR_A_B".to_owned())
+        );
     }
 
     #[test]
@@ -268,6 +292,9 @@ mod tests {
         let far = &user.ous["ou-root-far"];
         assert_eq!(far.vars["size"].value, "l");
         assert_eq!(far.vars["tier"].value, "far");
-        assert!(far.regions.is_some(), "a region the later file does not set stays");
+        assert!(
+            far.regions.is_some(),
+            "a region the later file does not set stays"
+        );
     }
 }
