@@ -73,3 +73,29 @@ pub struct Identified {
     pub caller: Caller,
     pub partition: String,
 }
+
+/// The regions of the config's `[accounts."ID"]` and `[ous."ou-…"]` entries, when they apply
+/// (the run's regions were not typed), checked against the run's partition before any role is
+/// assumed; an error names the entry's place.
+pub fn check_entry_regions(
+    vars: &crate::vars::VarsConfig,
+    typed: bool,
+    partition: &str,
+) -> anyhow::Result<()> {
+    if typed {
+        return Ok(());
+    }
+    let entries = vars.ous.values().chain(vars.accounts.values());
+    for (names, place) in entries.filter_map(|e| e.regions.as_ref()) {
+        for region in names {
+            if let Some(p) = regions::partition_of(region)
+                && p != partition
+            {
+                bail!(
+                    "{place}: region `{region}` is in partition `{p}`, but the credentials belong to partition `{partition}`"
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -50,6 +50,7 @@ pub mod stop;
 pub mod stream;
 pub mod template;
 pub mod text;
+pub mod tree;
 pub mod untrusted;
 pub mod vars;
 pub mod workers;
