@@ -99,3 +99,45 @@ pub fn check_entry_regions(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::place::Place;
+    use crate::vars::{Entry, VarsConfig};
+
+    #[test]
+    fn an_entrys_region_outside_the_callers_partition_names_the_entry() {
+        let entry = Entry {
+            vars: Default::default(),
+            regions: Some((
+                vec!["eu-west-1".to_owned(), "cn-north-1".to_owned()],
+                Place {
+                    path: "cove.toml".into(),
+                    line: 7,
+                    group: None,
+                },
+            )),
+        };
+        let vars = VarsConfig {
+            accounts: [("111111111111".to_owned(), entry)].into(),
+            ..Default::default()
+        };
+        let err = check_entry_regions(&vars, false, "aws")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cove.toml:7"), "{err}");
+        assert!(
+            err.contains("`cn-north-1` is in partition `aws-cn`"),
+            "{err}"
+        );
+        assert!(
+            check_entry_regions(&vars, false, "aws-cn").is_err(),
+            "eu-west-1"
+        );
+        assert!(
+            check_entry_regions(&vars, true, "aws").is_ok(),
+            "typed regions: the entries do not apply"
+        );
+    }
+}

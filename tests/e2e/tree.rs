@@ -274,3 +274,30 @@ fn a_plan_with_ou_entries_is_refused_with_what_to_do() {
         "refused before any AWS call"
     );
 }
+
+#[test]
+fn with_a_files_region_all_an_entrys_regions_replace_discovery_for_its_account() {
+    let g = Ground::start(&[]);
+    let config = config_file(&format!(
+        "region = \"all\"\n\n[accounts.\"{}\"]\nregion = \"ap-south-1\"\n",
+        g.account("root-a")
+    ));
+    let targets = format!("{},{}", g.account("root-a"), g.account("root-b"));
+    let run = Run::of(
+        g.cove()
+            .arg("--config")
+            .arg(&config.path)
+            .args(["-t", &targets, "--", "true"]),
+    );
+    run.expect_code(0);
+    let mut expected = pairs(&g, &["root-a"], "ap-south-1");
+    expected.extend(pairs(&g, &["root-b"], "eu-west-1"));
+    expected.extend(pairs(&g, &["root-b"], "us-east-1"));
+    expected.sort();
+    assert_eq!(run.targets("Results"), expected);
+    assert_eq!(
+        g.calls("account:ListRegions"),
+        1,
+        "root-a, whose entry names its region, is not asked"
+    );
+}
