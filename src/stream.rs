@@ -174,8 +174,7 @@ struct Job {
     token: Option<String>,
     accounts: bool,
     /// Where `node` sits: itself, then its parents up to the root (the parents of the
-    /// accounts directly under it). `None` when not known: an OU target whose ancestors were
-    /// not asked, because no `[ous.…]` entry needs them.
+    /// accounts directly under it). `None` when no `[ous.…]` entry needs it.
     chain: Option<Arc<Vec<String>>>,
 }
 
@@ -218,10 +217,10 @@ fn call<'a, A: Aws>(aws: &'a A, job: Job) -> Call<'a> {
 /// An OU-targeted run: the accounts named by ID are checked first (`DescribeAccount`: members
 /// and ACTIVE, or the run stops before anything starts), then the named OUs and roots are
 /// walked with [`WALK_CONCURRENCY`] calls in flight, and each account is sent as soon as its
-/// page arrives. An account reached through two targets is sent once. Each account walked
-/// carries its parents when its place is known: always beneath a root; beneath an OU and for
-/// an account named by ID when `needs_parents` (the chain above each is asked once with
-/// `ListParents`, never per account walked).
+/// page arrives. An account reached through two targets is sent once. With `needs_parents`,
+/// each account carries its parents: beneath a root they are the walk's own path; above a
+/// targeted OU and an account named by ID, the chain is asked once with `ListParents`, never
+/// per account walked. Without it, accounts carry none (nothing is held per account).
 pub async fn walk<A: Aws>(
     aws: &A,
     targets: &[OrgId],
@@ -251,7 +250,7 @@ pub async fn walk<A: Aws>(
                 let above = above.map_err(|e| ancestors_failed(ou, e))?;
                 Some(std::iter::once(node.clone()).chain(above).collect())
             }
-            OrgId::Root(_) => Some(vec![node.clone()]),
+            OrgId::Root(_) if needs_parents => Some(vec![node.clone()]),
             _ => None,
         };
         jobs.extend(Job::both(&node, node.clone(), chain.map(Arc::new)));
@@ -586,7 +585,7 @@ mod tests {
     #[tokio::test]
     async fn a_walk_from_the_root_records_each_accounts_parents_at_every_depth() {
         let aws = org();
-        let sent = placed(&aws, &[OrgId::Root("r-root".into())], false).await;
+        let sent = placed(&aws, &[OrgId::Root("r-root".into())], true).await;
         let a = chain(&["ou-root-aaaaaaaa", "r-root"]);
         let b = chain(&["ou-root-bbbbbbbb", "ou-root-aaaaaaaa", "r-root"]);
         assert_eq!(sent["111111111111"], a);
