@@ -637,6 +637,38 @@ fn check_command(cli: &Cli) -> anyhow::Result<()> {
     template::check(&cli.command, &cli.vars.defined()).map_err(anyhow::Error::msg)
 }
 
+/// Every region of a config file's `[accounts."ID"]` and `[ous."ou-…"]` entries, checked as
+/// `--region` values are (a known region, unless `--allow-unknown-region`); an error names the
+/// entry's place. Their partition is checked once the caller's is known
+/// (`identity::check_entry_regions`).
+fn check_entry_regions(vars: &crate::vars::VarsConfig, allow_unknown: bool) -> anyhow::Result<()> {
+    let entries = vars.ous.values().chain(vars.accounts.values());
+    for (names, place) in entries.filter_map(|e| e.regions.as_ref()) {
+        for region in names {
+            regions::check(region, allow_unknown).map_err(|e| anyhow::anyhow!("{place}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// A plan records no account's place in the organization, and a `--plan` run does not ask
+/// Organizations: the `[ous."ou-…"]` entries could not apply to its accounts.
+fn refuse_plan_with_ou_entries(cli: &Cli) -> anyhow::Result<()> {
+    let Some((ou, entry)) = cli.vars.ous.iter().next() else {
+        return Ok(());
+    };
+    let place = entry
+        .regions
+        .as_ref()
+        .map(|(_, place)| place)
+        .or_else(|| entry.vars.values().next().map(|v| &v.place));
+    let at = place.map(|p| format!(" ({p})")).unwrap_or_default();
+    bail!(
+        "{} cannot be used with an [ous.\"…\"] entry such as [ous.\"{ou}\"]{at}: a plan does not record where its accounts sit in the organization, and a plan run does not ask Organizations; run without --plan, or remove the [ous] entries from the config",
+        cli.origins.name("plan", "--plan")
+    )
+}
+
 /// `--plan FILE`: refused with the options a plan already decided, then read and checked.
 fn plan_of(cli: &Cli) -> anyhow::Result<Option<crate::plan_file::Plan>> {
     use crate::plan_file;
@@ -644,12 +676,21 @@ fn plan_of(cli: &Cli) -> anyhow::Result<Option<crate::plan_file::Plan>> {
         return Ok(None);
     };
     plan_file::refuse_selection(cli)?;
+    refuse_plan_with_ou_entries(cli)?;
     // The config file's selection (issue 18) is ignored with a note here, once it exists.
     let plan = plan_file::read(value, cli.allow_unknown_region, cli.plan_any_caller);
     cli.origins.blame("plan", plan).map(Some)
 }
 
 impl Config {
+    /// The regions each account runs in: `fixed` (the run's), or a config entry's `region`
+    /// for the accounts it covers, unless the regions were typed (`--region`, `COVE_REGIONS`).
+    pub fn account_regions(&self, fixed: &[String]) -> crate::plan::AccountRegions {
+        let apply = !self.regions_typed;
+        let entries = apply.then(|| self.vars.clone());
+        crate::plan::AccountRegions::new(fixed, &self.regions, entries)
+    }
+
     pub fn from_cli(mut cli: Cli) -> anyhow::Result<Config> {
         let role = role_spec(&mut cli)?;
         if let Some(profile) = &cli.profile {
@@ -658,6 +699,7 @@ impl Config {
         let (via_roles, org_role) = acting_as(&cli)?;
         let mfa = mfa(&cli)?;
         let regions = region_choice(&cli)?;
+        check_entry_regions(&cli.vars, cli.allow_unknown_region)?;
         check_command(&cli)?;
         // --shard-index-env wins over --shard (and COVE_SHARD): it is the more specific way.
         let shard = match (&cli.shard_index_env, cli.shard_count) {

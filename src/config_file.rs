@@ -16,10 +16,9 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::ids::OrgId;
+pub use crate::place::Place;
 use crate::untrusted;
 use crate::vars::{self, Entry, VarsConfig};
-
-pub use crate::place::Place;
 
 /// One setting: the CLI argument it sets, the words that set it, and where it was written.
 #[derive(Debug, Clone)]

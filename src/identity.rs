@@ -73,3 +73,71 @@ pub struct Identified {
     pub caller: Caller,
     pub partition: String,
 }
+
+/// The regions of the config's `[accounts."ID"]` and `[ous."ou-…"]` entries, when they apply
+/// (the run's regions were not typed), checked against the run's partition before any role is
+/// assumed; an error names the entry's place.
+pub fn check_entry_regions(
+    vars: &crate::vars::VarsConfig,
+    typed: bool,
+    partition: &str,
+) -> anyhow::Result<()> {
+    if typed {
+        return Ok(());
+    }
+    let entries = vars.ous.values().chain(vars.accounts.values());
+    for (names, place) in entries.filter_map(|e| e.regions.as_ref()) {
+        for region in names {
+            if let Some(p) = regions::partition_of(region)
+                && p != partition
+            {
+                bail!(
+                    "{place}: region `{region}` is in partition `{p}`, but the credentials belong to partition `{partition}`"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::place::Place;
+    use crate::vars::{Entry, VarsConfig};
+
+    #[test]
+    fn an_entrys_region_outside_the_callers_partition_names_the_entry() {
+        let entry = Entry {
+            vars: Default::default(),
+            regions: Some((
+                vec!["eu-west-1".to_owned(), "cn-north-1".to_owned()],
+                Place {
+                    path: "cove.toml".into(),
+                    line: 7,
+                    group: None,
+                },
+            )),
+        };
+        let vars = VarsConfig {
+            accounts: [("111111111111".to_owned(), entry)].into(),
+            ..Default::default()
+        };
+        let err = check_entry_regions(&vars, false, "aws")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cove.toml:7"), "{err}");
+        assert!(
+            err.contains("`cn-north-1` is in partition `aws-cn`"),
+            "{err}"
+        );
+        assert!(
+            check_entry_regions(&vars, false, "aws-cn").is_err(),
+            "eu-west-1"
+        );
+        assert!(
+            check_entry_regions(&vars, true, "aws").is_ok(),
+            "typed regions: the entries do not apply"
+        );
+    }
+}

@@ -51,6 +51,7 @@ pub mod stream;
 pub mod target_vars;
 pub mod template;
 pub mod text;
+pub mod tree;
 pub mod untrusted;
 pub mod vars;
 pub mod workers;

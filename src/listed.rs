@@ -63,7 +63,7 @@ pub async fn choose<A: Aws>(
     resolution.tally.filtered_later(left_out);
     let mut notes = resolution.notes;
     notes.extend(resolution.tally.notes(!s.filters.is_empty()));
-    let accounts = match s.shard {
+    let mut accounts = match s.shard {
         Some(shard) => {
             let before = accounts.len();
             let kept = shard.keep(accounts);
@@ -78,6 +78,13 @@ pub async fn choose<A: Aws>(
         }
         None => accounts,
     };
+    if config.vars.needs_parents() {
+        // After the selection, so that it costs one walk (or, for accounts named by ID, one
+        // ListParents chain each).
+        let by_id =
+            s.rerun.is_none() && !s.targets.is_empty() && !s.targets.iter().any(OrgId::is_parent);
+        notes.extend(crate::tree::place(aws, &mut accounts, by_id).await?);
+    }
     for note in &notes {
         progress::note(config.output.quiet, note);
     }
@@ -93,14 +100,18 @@ pub async fn choose<A: Aws>(
     })
 }
 
-/// `--region all`: each account's enabled regions become its targets. Accounts that could
-/// not be asked come back as records, as do all accounts when the run is interrupted.
+/// `--region all`: each account's enabled regions become its targets (the targets labelled
+/// `all`; an account whose config entry names its regions keeps them, unasked). Accounts that
+/// could not be asked come back as records, as do all accounts when the run is interrupted.
 pub async fn discover<A: Aws>(
     shared: &Shared<A>,
     targets: Vec<Target>,
     config: &Config,
     workers: usize,
 ) -> (Vec<Target>, Vec<Record>) {
+    let (targets, named): (Vec<Target>, Vec<Target>) = targets
+        .into_iter()
+        .partition(|(_, region)| region == ALL_ENABLED_LABEL);
     let accounts: Vec<Account> = targets.iter().map(|(a, _)| (**a).clone()).collect();
     let regions = &config.regions;
     let discovery = plan::discover_regions(&shared.creds, accounts, regions, workers);
@@ -112,12 +123,13 @@ pub async fn discover<A: Aws>(
             let reason = shared.stop.reason().unwrap_or(StopReason::Interrupted);
             let records = targets
                 .iter()
+                .chain(&named)
                 .map(|(account, region)| runner::cancelled(account, region, shared, reason))
                 .collect();
             return (Vec::new(), records);
         }
     };
-    let (found, failed) = found;
+    let (mut found, failed) = found;
     for (account, _) in &found {
         shared.creds.add_uses(&account.id, 1);
     }
@@ -129,6 +141,7 @@ pub async fn discover<A: Aws>(
         .into_iter()
         .map(|(account, failure)| discovery_record(&account, failure, shared))
         .collect();
+    found.extend(named);
     (found, records)
 }
 

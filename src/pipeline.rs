@@ -180,6 +180,7 @@ pub async fn execute<A: Aws, W: Write + Send + 'static>(
         identified = identity::identify(aws.as_ref(), regions, rerun, portal.as_deref(), walks_ous) => identified?,
         _ = run.control.stop.cancelled() => return run.interrupted_before_targets(out, pretty),
     };
+    identity::check_entry_regions(&config.vars, config.regions_typed, &identified.partition)?;
     if run.streams() {
         run.streamed(aws, identified, out, pretty).await
     } else {
@@ -332,7 +333,7 @@ impl Run<'_> {
         };
         let s = &self.config.selection;
         let pairs = s.rerun.as_ref().or(s.plan.as_ref().map(|p| &p.pairs));
-        let targets = plan::targets(chosen.accounts, fixed, pairs, &self.config.regions);
+        let targets = plan::targets(chosen.accounts, &self.config.account_regions(fixed), pairs);
         if self.config.dry_run {
             let quiet = self.config.output.quiet;
             let roles = &self.config.role.role_names;
@@ -357,10 +358,11 @@ impl Run<'_> {
         if confirm::ask(self.config, &targets, self.stop()).await? == confirm::Answer::Interrupted {
             return self.interrupted_before_targets(out, pretty);
         }
-        // With --region all the uses of each account are known only after discovery.
+        // With --region all the uses of each account are known only after discovery (an
+        // account whose config entry names its regions is not asked).
         let planned = targets
             .iter()
-            .filter(|_| !all_enabled)
+            .filter(|(_, region)| region != ALL_ENABLED_LABEL)
             .map(|(a, _)| a.id.as_str());
         let role = self.config.role.clone();
         let cache = CredentialCache::new(aws, role, &identified.partition, planned);
@@ -406,12 +408,12 @@ impl Run<'_> {
             aws,
             self.config.selection.targets.clone(),
             admission,
-            self.portal(),
+            (self.portal(), self.config.vars.needs_parents()),
             self.stop().clone(),
             account_tx,
         );
-        let targets =
-            stream::expand_regions(account_rx, self.regions.to_vec(), &shared, known.clone());
+        let each = self.config.account_regions(self.regions);
+        let targets = stream::expand_regions(account_rx, each, &shared, known.clone());
         let mut reporter = Reporter::new(&self.config.output, self.stop().clone(), out, pretty, 0);
         reporter.known = Some(known.clone());
         runner::run_all(shared, targets, &mut reporter).await;

@@ -1,5 +1,6 @@
-//! Where a config file's setting or variable was written: shared by `config_file.rs`, which
-//! reads the files, and `vars.rs`, which keeps the variables, so neither imports the other.
+//! Where a setting was written: a config file, its line, and the group it is in. Shared by
+//! the config files (`config_file.rs`) and what they define (`vars.rs`); shown through
+//! `untrusted::terminal`, since a path or a group name may hold anything.
 
 use std::path::PathBuf;
 

@@ -10,6 +10,7 @@ use futures::{StreamExt, stream};
 use crate::aws::{Account, Aws, AwsError};
 use crate::credentials::{AssumeFailure, CredentialCache, RoleUsed};
 use crate::regions::Regions;
+use crate::vars::VarsConfig;
 
 /// One target: an account and a region.
 pub type Target = (Arc<Account>, String);
@@ -48,27 +49,67 @@ impl Shard {
     }
 }
 
-/// The account × region pairs to run, in account order: every account in `fixed`, or with
-/// `rerun` exactly the regions recorded for it that `regions` still allows.
+/// The regions each account runs in: the run's (`fixed`), or for an account that a config
+/// file's `[accounts."ID"]` or `[ous."ou-…"]` entry with a `region` covers, the entry's
+/// (`VarsConfig::regions_for`: the account's own, else the nearest OU's). `--exclude-region`
+/// applies to both.
+#[derive(Debug, Clone)]
+pub struct AccountRegions {
+    fixed: Vec<String>,
+    regions: Regions,
+    /// The config's entries; `None` when their regions do not apply (`--region` or
+    /// `COVE_REGIONS` was given).
+    entries: Option<Arc<VarsConfig>>,
+}
+
+impl AccountRegions {
+    pub fn new(fixed: &[String], regions: &Regions, entries: Option<Arc<VarsConfig>>) -> Self {
+        AccountRegions {
+            fixed: fixed.to_vec(),
+            regions: regions.clone(),
+            entries,
+        }
+    }
+
+    /// The same regions for every account.
+    pub fn fixed(fixed: &[String], regions: &Regions) -> Self {
+        AccountRegions::new(fixed, regions, None)
+    }
+
+    /// The regions `account` runs in, in order.
+    pub fn of(&self, account: &Account) -> Vec<String> {
+        let own = self
+            .entries
+            .as_ref()
+            .and_then(|entries| entries.regions_for(&account.id, account.parents.as_deref()));
+        match own {
+            Some(own) => self.regions.keep(own.iter().cloned()),
+            None => self.fixed.clone(),
+        }
+    }
+}
+
+/// The account × region pairs to run, in account order: every account in its regions
+/// ([`AccountRegions`]), or with `rerun` exactly the regions recorded for it that the run's
+/// regions still allow.
 pub fn targets(
     accounts: Vec<Account>,
-    fixed: &[String],
+    each: &AccountRegions,
     rerun: Option<&BTreeMap<String, Vec<String>>>,
-    regions: &Regions,
 ) -> Vec<Target> {
     let mut out = Vec::new();
     for account in accounts {
-        let account = Arc::new(account);
         let wanted: Vec<String> = match rerun {
             Some(rerun) => rerun
                 .get(&account.id)
                 .into_iter()
                 .flatten()
-                .filter(|r| regions.reruns(r))
+                .filter(|r| each.regions.reruns(r))
                 .cloned()
                 .collect(),
-            None => fixed.to_vec(),
+            None => each.of(&account),
         };
+        let account = Arc::new(account);
         out.extend(wanted.into_iter().map(|r| (account.clone(), r)));
     }
     out
@@ -160,11 +201,67 @@ mod tests {
     }
 
     #[test]
+    fn an_entrys_regions_replace_the_runs_for_the_accounts_it_covers() {
+        use crate::config_file::Place;
+        use crate::vars::Entry;
+        let place = Place {
+            path: "cove.toml".into(),
+            line: 3,
+            group: None,
+        };
+        let entry = |regions: &[&str]| Entry {
+            vars: Default::default(),
+            regions: Some((
+                regions.iter().map(|r| r.to_string()).collect(),
+                place.clone(),
+            )),
+        };
+        let vars = VarsConfig {
+            ous: [("ou-prod".to_owned(), entry(&["eu-west-1", "ap-south-1"]))].into(),
+            accounts: [("000000000002".to_owned(), entry(&["us-west-2"]))].into(),
+            ..Default::default()
+        };
+        let excluding = Regions::new(
+            crate::regions::RegionChoice::Chain,
+            vec!["ap-south-1".to_owned()],
+        );
+        let run = ["us-east-1".to_owned()];
+        let each = AccountRegions::new(&run, &excluding, Some(Arc::new(vars)));
+        let mut beneath = Account::bare("000000000001");
+        beneath.parents = Some(vec!["ou-deep".into(), "ou-prod".into(), "r-root".into()]);
+        assert_eq!(
+            each.of(&beneath),
+            ["eu-west-1"],
+            "the OU's, less the excluded"
+        );
+        let mut own = Account::bare("000000000002");
+        own.parents = beneath.parents.clone();
+        assert_eq!(
+            each.of(&own),
+            ["us-west-2"],
+            "the account's own over its OU's"
+        );
+        let mut elsewhere = Account::bare("000000000003");
+        elsewhere.parents = Some(vec!["r-root".into()]);
+        assert_eq!(each.of(&elsewhere), run, "outside every entry: the run's");
+        let typed = AccountRegions::new(&run, &excluding, None);
+        assert_eq!(
+            typed.of(&beneath),
+            run,
+            "typed regions turn the entries off"
+        );
+    }
+
+    #[test]
     fn rerun_runs_exactly_the_recorded_pairs() {
         let rerun: BTreeMap<String, Vec<String>> =
             [("000000000001".to_owned(), vec!["eu-west-1".to_owned()])].into();
         let regions = Regions::new(crate::regions::RegionChoice::Chain, vec![]);
-        let pairs = targets(accounts(3), &[], Some(&rerun), &regions);
+        let pairs = targets(
+            accounts(3),
+            &AccountRegions::fixed(&[], &regions),
+            Some(&rerun),
+        );
         assert_eq!(pairs.len(), 1);
         assert_eq!(pairs[0].0.id, "000000000001");
         assert_eq!(pairs[0].1, "eu-west-1");

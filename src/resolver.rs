@@ -41,7 +41,7 @@ pub(crate) fn walk_error(parent: &str, node: &str, e: AwsError) -> anyhow::Error
 }
 
 /// Every page of a listing.
-async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, AwsError>
+pub(crate) async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, AwsError>
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: std::future::Future<Output = Result<crate::aws::Page<T>, AwsError>>,

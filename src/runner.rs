@@ -746,7 +746,8 @@ mod tests {
         rollout: Arc<Gate>,
     ) -> Vec<Record> {
         let everywhere = crate::regions::Regions::new(crate::regions::RegionChoice::Chain, vec![]);
-        let targets = crate::plan::targets(accounts.to_vec(), regions, None, &everywhere);
+        let each = crate::plan::AccountRegions::fixed(regions, &everywhere);
+        let targets = crate::plan::targets(accounts.to_vec(), &each, None);
         let shared = Shared {
             creds: cache(aws.clone(), &targets),
             spec,

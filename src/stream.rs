@@ -18,13 +18,14 @@ use tokio::task::JoinHandle;
 use crate::admission::{Admission, Admit, Tally};
 use crate::aws::{Account, Aws, AwsError, Page};
 use crate::ids::OrgId;
-use crate::plan::Target;
+use crate::plan::{AccountRegions, Target};
 use crate::resolver::{
     check_named, from_portal_note, listed_twice, listing_failed, no_org_access,
     portal_listing_failed, walk_error,
 };
 use crate::runner::Shared;
 use crate::stop::Stop;
+use crate::tree;
 
 /// How many OU-walk calls are in flight at once. Organizations throttles hard; each call
 /// backs off through the SDK's retries when it is throttled.
@@ -172,6 +173,22 @@ struct Job {
     node: String,
     token: Option<String>,
     accounts: bool,
+    /// Where `node` sits: itself, then its parents up to the root (the parents of the
+    /// accounts directly under it). `None` when no `[ous.…]` entry needs it.
+    chain: Option<Arc<Vec<String>>>,
+}
+
+impl Job {
+    /// The first calls under `node`: its accounts and its OUs.
+    fn both(target: &str, node: String, chain: Option<Arc<Vec<String>>>) -> [Job; 2] {
+        [true, false].map(|accounts| Job {
+            target: target.to_owned(),
+            node: node.clone(),
+            token: None,
+            accounts,
+            chain: chain.clone(),
+        })
+    }
 }
 
 enum Fetched {
@@ -200,17 +217,26 @@ fn call<'a, A: Aws>(aws: &'a A, job: Job) -> Call<'a> {
 /// An OU-targeted run: the accounts named by ID are checked first (`DescribeAccount`: members
 /// and ACTIVE, or the run stops before anything starts), then the named OUs and roots are
 /// walked with [`WALK_CONCURRENCY`] calls in flight, and each account is sent as soon as its
-/// page arrives. An account reached through two targets is sent once.
+/// page arrives. An account reached through two targets is sent once. With `needs_parents`,
+/// each account carries its parents: beneath a root they are the walk's own path; above a
+/// targeted OU and an account named by ID, the chain is asked once with `ListParents`, never
+/// per account walked. Without it, accounts carry none (nothing is held per account).
 pub async fn walk<A: Aws>(
     aws: &A,
     targets: &[OrgId],
     admission: &Admission,
+    needs_parents: bool,
     stopped: impl Fn() -> bool,
     tx: Sender<Account>,
 ) -> anyhow::Result<StreamSummary> {
     let mut emitter = Emitter::new(admission, tx);
     emitter.held = Some(Vec::new());
-    for account in named_accounts(aws, targets, &mut emitter).await? {
+    let mut parents = tree::Parents::default();
+    for mut account in named_accounts(aws, targets, &mut emitter).await? {
+        if needs_parents {
+            let chain = parents.chain(aws, &account.id).await;
+            account.parents = Some(chain.map_err(|e| ancestors_failed(&account.id, e))?);
+        }
         if emitter.first_sight(&account) {
             emitter.offer(account).await;
         }
@@ -218,14 +244,16 @@ pub async fn walk<A: Aws>(
     let mut jobs = VecDeque::new();
     for parent in targets.iter().filter(|t| t.is_parent()) {
         let node = parent.as_str().to_owned();
-        for accounts in [true, false] {
-            jobs.push_back(Job {
-                target: node.clone(),
-                node: node.clone(),
-                token: None,
-                accounts,
-            });
-        }
+        let chain = match parent {
+            OrgId::Ou(ou) if needs_parents => {
+                let above = parents.chain(aws, ou).await;
+                let above = above.map_err(|e| ancestors_failed(ou, e))?;
+                Some(std::iter::once(node.clone()).chain(above).collect())
+            }
+            OrgId::Root(_) if needs_parents => Some(vec![node.clone()]),
+            _ => None,
+        };
+        jobs.extend(Job::both(&node, node.clone(), chain.map(Arc::new)));
     }
     // Until every named parent has answered its first call, accounts are held back.
     let mut unconfirmed = jobs.len();
@@ -269,7 +297,8 @@ async fn absorb(
 ) -> bool {
     let next = match fetched {
         Fetched::Accounts((accounts, next)) => {
-            for account in accounts {
+            for mut account in accounts {
+                account.parents = job.chain.as_deref().cloned();
                 if emitter.first_sight(&account) && !emitter.offer(account).await {
                     return false;
                 }
@@ -278,14 +307,14 @@ async fn absorb(
         }
         Fetched::Ous((ous, next)) => {
             for ou in ous {
-                for accounts in [true, false] {
-                    jobs.push_back(Job {
-                        target: job.target.clone(),
-                        node: ou.clone(),
-                        token: None,
-                        accounts,
-                    });
-                }
+                let chain = job.chain.as_ref().map(|above| {
+                    Arc::new(
+                        std::iter::once(ou.clone())
+                            .chain(above.iter().cloned())
+                            .collect(),
+                    )
+                });
+                jobs.extend(Job::both(&job.target, ou, chain));
             }
             next
         }
@@ -306,6 +335,21 @@ fn walk_failure(job: &Job, e: AwsError, before_start: bool) -> anyhow::Error {
         no_org_access(&e)
     } else {
         walk_error(&job.target, &job.node, e)
+    }
+}
+
+/// The chain above a named account or a targeted OU could not be asked (`ListParents`).
+fn ancestors_failed(child: &str, e: AwsError) -> anyhow::Error {
+    if e.is_not_found() && child.starts_with("ou-") {
+        anyhow::anyhow!("`{child}` is not an OU or root of this organization ({e})")
+    } else if e.is_not_found() {
+        anyhow::anyhow!("--target {child} is not an account of this organization ({e})")
+    } else if e.is_no_org_access() {
+        no_org_access(&e)
+    } else {
+        anyhow::Error::new(e).context(format!(
+            "could not read where `{child}` sits in the organization (organizations:ListParents), which the [ous.\"…\"] entries of the config need"
+        ))
     }
 }
 
@@ -336,32 +380,73 @@ async fn named_accounts<A: Aws>(
     Ok(named)
 }
 
+/// The whole organization walked from its root, for accounts that must come with their
+/// parents (`[ous.…]` entries). With `portal` (`--sso-role`), an organization that cannot be
+/// listed gives way to the portal's accounts, whose places are unknown (a note says so).
+async fn walk_organization<A: Aws>(
+    aws: &A,
+    admission: &Admission,
+    portal: bool,
+    stopped: impl Fn() -> bool,
+    tx: Sender<Account>,
+) -> anyhow::Result<StreamSummary> {
+    match aws.list_roots().await {
+        Ok(roots) => {
+            let roots: Vec<OrgId> = roots.into_iter().map(OrgId::Root).collect();
+            walk(aws, &roots, admission, true, stopped, tx).await
+        }
+        Err(e) if portal && e.cannot_list_organization() => {
+            let mut summary = stream_organization(aws, admission, portal, stopped, tx).await?;
+            summary.early_notes.push(tree::unknown_note(&e));
+            Ok(summary)
+        }
+        Err(e) if e.is_no_org_access() => Err(no_org_access(&e)),
+        Err(e) => Err(anyhow::Error::new(e)
+            .context("could not find the organization's root (organizations:ListRoots)")),
+    }
+}
+
 /// The listing as a task of its own, sending each admitted account on `account_tx` while later
-/// pages are still on their way: the whole organization when there are no `targets`, else the
-/// OU walk. It stops listing when `stop` says the run is over.
+/// pages are still on their way: the whole organization when there are no `targets` (walked
+/// from the root when `needs_parents`), else the OU walk. It stops listing when `stop` says
+/// the run is over.
 pub fn spawn_listing<A: Aws>(
     aws: Arc<A>,
     targets: Vec<OrgId>,
     admission: Admission,
-    portal: bool,
+    (portal, needs_parents): (bool, bool),
     stop: Arc<Stop>,
     account_tx: Sender<Account>,
 ) -> JoinHandle<anyhow::Result<StreamSummary>> {
     tokio::spawn(async move {
         let stopped = || stop.is_stopped();
-        if targets.is_empty() {
-            stream_organization(aws.as_ref(), &admission, portal, stopped, account_tx).await
-        } else {
-            walk(aws.as_ref(), &targets, &admission, stopped, account_tx).await
+        let aws = aws.as_ref();
+        match (targets.is_empty(), needs_parents) {
+            (true, false) => {
+                stream_organization(aws, &admission, portal, stopped, account_tx).await
+            }
+            (true, true) => walk_organization(aws, &admission, portal, stopped, account_tx).await,
+            _ => {
+                walk(
+                    aws,
+                    &targets,
+                    &admission,
+                    needs_parents,
+                    stopped,
+                    account_tx,
+                )
+                .await
+            }
         }
     })
 }
 
-/// Each account from the listing, in every region, as targets for the scheduler; counts the
-/// targets known so far for the progress bar.
+/// Each account from the listing, in each of its regions (the run's, or its config entry's:
+/// [`AccountRegions`]), as targets for the scheduler; counts the targets known so far for the
+/// progress bar.
 pub fn expand_regions<A: Aws>(
     mut accounts: tokio::sync::mpsc::Receiver<Account>,
-    regions: Vec<String>,
+    regions: AccountRegions,
     shared: &Shared<A>,
     known: Arc<AtomicU64>,
 ) -> tokio::sync::mpsc::Receiver<Target> {
@@ -370,10 +455,14 @@ pub fn expand_regions<A: Aws>(
     tokio::spawn(async move {
         while let Some(account) = accounts.recv().await {
             let account = Arc::new(account);
-            creds.add_uses(&account.id, regions.len());
-            known.fetch_add(regions.len() as u64, Ordering::SeqCst);
-            for region in &regions {
-                if tx.send((account.clone(), region.clone())).await.is_err() {
+            let own = regions.of(&account);
+            if own.is_empty() {
+                continue;
+            }
+            creds.add_uses(&account.id, own.len());
+            known.fetch_add(own.len() as u64, Ordering::SeqCst);
+            for region in own {
+                if tx.send((account.clone(), region)).await.is_err() {
                     return;
                 }
             }
@@ -441,7 +530,7 @@ mod tests {
         admission: &Admission,
     ) -> (anyhow::Result<StreamSummary>, Vec<String>) {
         let (tx, mut rx) = tokio::sync::mpsc::channel(100);
-        let summary = walk(aws, targets, admission, || false, tx).await;
+        let summary = walk(aws, targets, admission, false, || false, tx).await;
         let mut sent = Vec::new();
         while let Ok(account) = rx.try_recv() {
             sent.push(account.id);
@@ -470,6 +559,110 @@ mod tests {
         let notes = summary.notes(false).join("\n");
         assert!(notes.contains("222222222222 (SUSPENDED)"), "{notes}");
         assert!(notes.contains("calling account 000000000000"), "{notes}");
+    }
+
+    /// The accounts a walk sent, by ID, with their parents.
+    async fn placed(
+        aws: &FakeAws,
+        targets: &[OrgId],
+        needs_parents: bool,
+    ) -> std::collections::BTreeMap<String, Option<Vec<String>>> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(100);
+        walk(aws, targets, &admission(&[]), needs_parents, || false, tx)
+            .await
+            .unwrap();
+        let mut sent = std::collections::BTreeMap::new();
+        while let Ok(account) = rx.try_recv() {
+            sent.insert(account.id, account.parents);
+        }
+        sent
+    }
+
+    fn chain(ids: &[&str]) -> Option<Vec<String>> {
+        Some(ids.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[tokio::test]
+    async fn a_walk_from_the_root_records_each_accounts_parents_at_every_depth() {
+        let aws = org();
+        let sent = placed(&aws, &[OrgId::Root("r-root".into())], true).await;
+        let a = chain(&["ou-root-aaaaaaaa", "r-root"]);
+        let b = chain(&["ou-root-bbbbbbbb", "ou-root-aaaaaaaa", "r-root"]);
+        assert_eq!(sent["111111111111"], a);
+        assert_eq!(sent["333333333333"], a);
+        assert_eq!(sent["444444444444"], b);
+        assert_eq!(sent["555555555555"], b);
+        assert!(
+            aws.parent_calls.lock().unwrap().is_empty(),
+            "no ListParents"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_targeted_ou_asks_its_own_ancestors_once_and_named_accounts_theirs() {
+        let aws = org();
+        let targets = [
+            OrgId::Account("111111111111".into()),
+            OrgId::Ou("ou-root-bbbbbbbb".into()),
+        ];
+        let sent = placed(&aws, &targets, true).await;
+        assert_eq!(sent["111111111111"], chain(&["ou-root-aaaaaaaa", "r-root"]));
+        let b = chain(&["ou-root-bbbbbbbb", "ou-root-aaaaaaaa", "r-root"]);
+        assert_eq!(sent["444444444444"], b);
+        assert_eq!(sent["555555555555"], b);
+        assert_eq!(
+            *aws.parent_calls.lock().unwrap(),
+            ["111111111111", "ou-root-aaaaaaaa", "ou-root-bbbbbbbb"],
+            "one chain per named account and per targeted OU, each OU asked once"
+        );
+        let aws = org();
+        let sent = placed(&aws, &targets[1..], false).await;
+        assert_eq!(
+            sent["444444444444"], None,
+            "not asked when nothing needs it"
+        );
+        assert!(aws.parent_calls.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_whole_organization_run_with_ou_entries_walks_from_the_root() {
+        let aws = org();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(100);
+        let summary = walk_organization(&aws, &admission(&[]), false, || false, tx)
+            .await
+            .unwrap();
+        let mut sent = Vec::new();
+        while let Ok(account) = rx.try_recv() {
+            sent.push((account.id, account.parents.map(|p| p.len())));
+        }
+        sent.sort();
+        assert_eq!(
+            summary.sent, 4,
+            "the caller and the suspended account skipped"
+        );
+        assert_eq!(
+            sent,
+            [
+                ("111111111111".to_owned(), Some(2)),
+                ("333333333333".to_owned(), Some(2)),
+                ("444444444444".to_owned(), Some(3)),
+                ("555555555555".to_owned(), Some(3)),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn with_the_portals_accounts_the_tree_is_unknown_and_a_note_says_so() {
+        let mut aws = org();
+        aws.deny_list_accounts = true;
+        aws.portal_accounts = vec![FakeAws::account("111111111111", "a", "ACTIVE")];
+        let (tx, mut rx) = tokio::sync::mpsc::channel(100);
+        let summary = walk_organization(&aws, &admission(&[]), true, || false, tx)
+            .await
+            .unwrap();
+        assert_eq!(rx.try_recv().unwrap().parents, None);
+        let notes = summary.notes(false).join("\n");
+        assert!(notes.contains("tree cannot be read"), "{notes}");
     }
 
     #[tokio::test]

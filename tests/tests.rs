@@ -68,6 +68,8 @@ mod support;
 mod targets;
 #[path = "e2e/throttling.rs"]
 mod throttling;
+#[path = "e2e/tree.rs"]
+mod tree;
 #[path = "e2e/typed_secrets.rs"]
 mod typed_secrets;
 #[path = "e2e/variables.rs"]

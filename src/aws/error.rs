@@ -17,6 +17,7 @@ fn kind_of(code: &str) -> ErrorKind {
         | "ForbiddenException" => ErrorKind::Denied,
         "AWSOrganizationsNotInUseException" => ErrorKind::NoOrganization,
         "ParentNotFoundException"
+        | "ChildNotFoundException"
         | "OrganizationalUnitNotFoundException"
         | "AccountNotFoundException"
         | "InvalidInputException" => ErrorKind::NotFound,

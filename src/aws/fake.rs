@@ -23,6 +23,8 @@ pub struct FakeAws {
     pub enabled_regions: BTreeMap<String, Vec<String>>,
     pub deny_regions: BTreeSet<String>,
     pub tag_calls: AtomicUsize,
+    /// `ListParents` calls, by child.
+    pub parent_calls: Mutex<Vec<String>>,
     pub deny_assume: BTreeSet<String>,
     /// AssumeRole of (role name, account ID) fails with an error of this kind.
     pub role_errors: BTreeMap<(String, String), ErrorKind>,
@@ -147,6 +149,45 @@ impl Aws for FakeAws {
         let (ids, next) = page_of(ids, next_token);
         let accounts = ids.iter().map(|id| self.known(id)).collect();
         Ok((accounts, next))
+    }
+
+    /// The keys of `tree` that are roots (`r-…`).
+    async fn list_roots(&self) -> Result<Vec<String>, AwsError> {
+        if self.deny_list_accounts {
+            return Err(AwsError::new(
+                ErrorKind::Denied,
+                Some("AccessDeniedException"),
+                "You don't have permissions to access this resource.",
+            ));
+        }
+        Ok(self
+            .tree
+            .keys()
+            .filter(|k| k.starts_with("r-"))
+            .cloned()
+            .collect())
+    }
+
+    async fn list_parent(&self, child: &str) -> Result<String, AwsError> {
+        self.parent_calls.lock().unwrap().push(child.to_owned());
+        if self.deny_list_accounts {
+            return Err(AwsError::new(
+                ErrorKind::Denied,
+                Some("AccessDeniedException"),
+                "You don't have permissions to access this resource.",
+            ));
+        }
+        self.tree
+            .iter()
+            .find(|(_, (ous, accounts))| ous.iter().chain(accounts).any(|c| c == child))
+            .map(|(parent, _)| parent.clone())
+            .ok_or_else(|| {
+                AwsError::new(
+                    ErrorKind::NotFound,
+                    Some("ChildNotFoundException"),
+                    "no such child",
+                )
+            })
     }
 
     async fn describe_account(&self, account_id: &str) -> Result<Account, AwsError> {

@@ -185,6 +185,12 @@ pub trait Aws: Send + Sync + 'static {
         parent: &str,
         next_token: Option<String>,
     ) -> impl Future<Output = Result<Page<Account>, AwsError>> + Send;
+    /// The organization's roots (`organizations:ListRoots`): one, in every organization AWS
+    /// makes today. The OU walk of a whole-organization run starts from it.
+    fn list_roots(&self) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
+    /// The parent (an OU or the root) of an account or OU (`organizations:ListParents`); an
+    /// unknown child is [`ErrorKind::NotFound`].
+    fn list_parent(&self, child: &str) -> impl Future<Output = Result<String, AwsError>> + Send;
     /// One account of the organization (`organizations:DescribeAccount`); a non-member is
     /// [`ErrorKind::NotFound`].
     fn describe_account(

@@ -195,6 +195,52 @@ impl Aws for SdkAws {
         .await
     }
 
+    async fn list_roots(&self) -> Result<Vec<String>, AwsError> {
+        calls::logged("organizations", "ListRoots", "-", &self.org_region, async {
+            let mut pages = self.org.list_roots().into_paginator().send();
+            let mut roots = Vec::new();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(aws_error)?;
+                roots.extend(
+                    page.roots()
+                        .iter()
+                        .filter_map(|r| r.id().map(str::to_owned)),
+                );
+            }
+            Ok(roots)
+        })
+        .await
+    }
+
+    async fn list_parent(&self, child: &str) -> Result<String, AwsError> {
+        calls::logged(
+            "organizations",
+            "ListParents",
+            child,
+            &self.org_region,
+            async {
+                let out = self
+                    .org
+                    .list_parents()
+                    .child_id(child)
+                    .send()
+                    .await
+                    .map_err(aws_error)?;
+                out.parents()
+                    .first()
+                    .and_then(|p| p.id().map(str::to_owned))
+                    .ok_or_else(|| {
+                        AwsError::new(
+                            ErrorKind::Other,
+                            None,
+                            format!("ListParents answered no parent for {child}"),
+                        )
+                    })
+            },
+        )
+        .await
+    }
+
     async fn describe_account(&self, account_id: &str) -> Result<Account, AwsError> {
         calls::logged(
             "organizations",
