@@ -301,3 +301,144 @@ fn with_a_files_region_all_an_entrys_regions_replace_discovery_for_its_account()
         "root-a, whose entry names its region, is not asked"
     );
 }
+
+/// `[vars]`, Workloads' and Prod's and Deep's entries (Prod beneath Workloads, Core beneath
+/// Prod with no entry, Deep beneath Core), deep-b's own, and `db` defined only beneath Prod.
+fn depth_config(g: &Ground) -> ConfigFile {
+    config_file(&format!(
+        concat!(
+            "[vars]\ntier = \"default\"\nteam = \"none\"\n\n",
+            "[ous.\"{workloads}\".vars]\ntier = \"workloads\"\nteam = \"wl\"\n\n",
+            "[ous.\"{prod}\".vars]\ntier = \"prod\"\ndb = \"prod-db\"\n\n",
+            "[ous.\"{deep}\".vars]\ntier = \"deep\"\n\n",
+            "[accounts.\"{deep_b}\".vars]\ntier = \"own\"\n",
+        ),
+        workloads = g.ou("Workloads"),
+        prod = g.ou("Prod"),
+        deep = g.ou("Deep"),
+        deep_b = g.account("deep-b"),
+    ))
+}
+
+/// Each result's text by account name, sorted.
+fn results_by_name(g: &Ground, run: &Run, names: &[&str]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = run
+        .list("Results")
+        .iter()
+        .map(|r| {
+            let id = r["Id"].as_str().unwrap();
+            let name = names
+                .iter()
+                .find(|n| g.account(n) == id)
+                .map_or(id.to_owned(), |n| (*n).to_owned());
+            (
+                name,
+                r["Result"].as_str().unwrap_or_default().trim().to_owned(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn variables_come_from_the_nearest_ou_at_any_depth_then_the_farther_ones_and_the_account_wins() {
+    let g = Ground::start(&[]);
+    let config = depth_config(&g);
+    let names = [
+        "root-a",
+        "root-b",
+        "workloads-a",
+        "prod-a",
+        "core-a",
+        "deep-a",
+        "deep-b",
+        "sandbox-a",
+        "sandbox-b",
+    ];
+    // The variable as an argument, and both from the environment the child reads.
+    let run = Run::of(g.cove().arg("--config").arg(&config.path).args([
+        "--",
+        "sh",
+        "-c",
+        "echo \"$1 $COVE_VAR_TIER $COVE_VAR_TEAM\"",
+        "sh",
+        "{var.tier}",
+    ]));
+    run.expect_code(0);
+    let expected: Vec<(String, String)> = [
+        ("core-a", "prod prod wl"),
+        ("deep-a", "deep deep wl"),
+        ("deep-b", "own own wl"),
+        ("prod-a", "prod prod wl"),
+        ("root-a", "default default none"),
+        ("root-b", "default default none"),
+        ("sandbox-a", "default default none"),
+        ("sandbox-b", "default default none"),
+        ("workloads-a", "workloads workloads wl"),
+    ]
+    .iter()
+    .map(|(n, r)| ((*n).to_owned(), (*r).to_owned()))
+    .collect();
+    assert_eq!(results_by_name(&g, &run, &names), expected);
+    assert_eq!(g.calls("organizations:ListParents"), 0);
+
+    // `db` exists only beneath Prod: the accounts elsewhere fail naming it and never assume.
+    let before = g.calls("sts:AssumeRole");
+    let run = Run::of(
+        g.cove()
+            .arg("--config")
+            .arg(&config.path)
+            .args(["--", "echo", "{var.db}"]),
+    );
+    run.expect_code(1);
+    let mut ran: Vec<String> = results_by_name(&g, &run, &names)
+        .into_iter()
+        .map(|(n, r)| format!("{n}={r}"))
+        .collect();
+    ran.sort();
+    assert_eq!(
+        ran,
+        [
+            "core-a=prod-db",
+            "deep-a=prod-db",
+            "deep-b=prod-db",
+            "prod-a=prod-db"
+        ]
+    );
+    let failed = run.list("Exceptions");
+    assert_eq!(failed.len(), 5, "{failed:?}");
+    assert!(
+        failed.iter().all(|r| r["ExceptionDetails"]
+            .as_str()
+            .is_some_and(|d| d.contains("`db`"))
+            && r["AssumeRoleSuccess"] == false),
+        "{failed:?}"
+    );
+    assert_eq!(
+        g.calls("sts:AssumeRole") - before,
+        4,
+        "only the four beneath Prod assumed"
+    );
+
+    // The dry run shows the same variables, and marks what the command lacks.
+    let dry = Run::of(g.cove().arg("--config").arg(&config.path).args([
+        "--dry-run",
+        "--",
+        "echo",
+        "{var.db}",
+    ]));
+    dry.expect_code(0);
+    for t in dry.list("Targets") {
+        let id = t["Id"].as_str().unwrap();
+        let beneath_prod = ["prod-a", "core-a", "deep-a", "deep-b"]
+            .iter()
+            .any(|n| g.account(n) == id);
+        assert_eq!(t["Vars"].get("db").is_some(), beneath_prod, "{t}");
+        assert_eq!(t.get("Missing").is_some(), !beneath_prod, "{t}");
+        if id == g.account("deep-b") {
+            assert_eq!(t["Vars"]["tier"], "own");
+            assert_eq!(t["Vars"]["team"], "wl");
+        }
+    }
+}
