@@ -641,11 +641,22 @@ fn check_command(cli: &Cli) -> anyhow::Result<()> {
 /// `--region` values are (a known region, unless `--allow-unknown-region`); an error names the
 /// entry's place. Their partition is checked once the caller's is known
 /// (`identity::check_entry_regions`).
-fn check_entry_regions(vars: &crate::vars::VarsConfig, allow_unknown: bool) -> anyhow::Result<()> {
+fn check_entry_regions(cli: &Cli, run: &Regions) -> anyhow::Result<()> {
+    let vars = &cli.vars;
     let entries = vars.ous.values().chain(vars.accounts.values());
     for (names, place) in entries.filter_map(|e| e.regions.as_ref()) {
         for region in names {
-            regions::check(region, allow_unknown).map_err(|e| anyhow::anyhow!("{place}: {e}"))?;
+            regions::check(region, cli.allow_unknown_region)
+                .map_err(|e| anyhow::anyhow!("{place}: {e}"))?;
+        }
+        // An entry whose every region is excluded would leave its accounts running nowhere,
+        // silently: say so before any AWS call (typed regions turn the entries off).
+        if !cli.origins.typed("regions") && !names.iter().any(|r| run.allows(r)) {
+            bail!(
+                "{place}: every region of this entry ({}) is left out by {}, so the accounts it covers would run nowhere; give them a region that is not excluded, or type --region to run every account in the same regions",
+                names.join(", "),
+                cli.origins.name("exclude_region", "--exclude-region")
+            );
         }
     }
     Ok(())
@@ -699,7 +710,7 @@ impl Config {
         let (via_roles, org_role) = acting_as(&cli)?;
         let mfa = mfa(&cli)?;
         let regions = region_choice(&cli)?;
-        check_entry_regions(&cli.vars, cli.allow_unknown_region)?;
+        check_entry_regions(&cli, &regions)?;
         check_command(&cli)?;
         // --shard-index-env wins over --shard (and COVE_SHARD): it is the more specific way.
         let shard = match (&cli.shard_index_env, cli.shard_count) {

@@ -126,7 +126,8 @@ pub(crate) fn check_named(id: &str, known: Option<&Account>) -> anyhow::Result<(
 pub(crate) fn no_org_access(denied: &AwsError) -> anyhow::Error {
     anyhow::anyhow!(
         "cannot list the organization: {denied}. Targeting the whole organization, an OU or the root \
-         (and ignoring an OU) needs {ORG_PERMISSIONS}, from the management account or a delegated \
+         (and ignoring an OU) needs {ORG_PERMISSIONS} (and, with [ous.…] entries in a config file, \
+         organizations:ListRoots and organizations:ListParents), from the management account or a delegated \
          administrator account. Without them, pass the accounts by ID: --target 111111111111,222222222222"
     )
 }

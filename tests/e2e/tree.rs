@@ -442,3 +442,38 @@ fn variables_come_from_the_nearest_ou_at_any_depth_then_the_farther_ones_and_the
         }
     }
 }
+
+#[test]
+fn an_entry_whose_every_region_is_excluded_is_an_input_error_unless_regions_are_typed() {
+    let g = Ground::start(&[]);
+    let config = regions_config(&g);
+    let run = Run::of(g.cove().arg("--config").arg(&config.path).args([
+        "--exclude-region",
+        "eu-west-1",
+        "--",
+        "true",
+    ]));
+    run.expect_code(2);
+    let at = format!(
+        "{}:4: every region of this entry (eu-west-1)",
+        config.path.display()
+    );
+    assert!(run.stderr.contains(&at), "{}", run.stderr);
+    assert!(run.stderr.contains("--exclude-region"), "{}", run.stderr);
+    assert_eq!(
+        g.all_calls(),
+        serde_json::json!({}),
+        "refused before any AWS call"
+    );
+    // With the regions typed the entries do not apply, so nothing is left without a region.
+    let run = Run::of(g.cove().arg("--config").arg(&config.path).args([
+        "--region",
+        "us-east-1,eu-west-1",
+        "--exclude-region",
+        "eu-west-1",
+        "--",
+        "true",
+    ]));
+    run.expect_code(0);
+    assert!(run.targets("Results").iter().all(|(_, r)| r == "us-east-1"));
+}
