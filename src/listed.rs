@@ -1,7 +1,8 @@
 //! A listed run's targets: every account is resolved before any runs. [`choose`] takes the
 //! accounts `--target` and `--ignore` (or a rerun's file) select, then the tag filters and the
 //! shard, and says what was left out. With `--region all`, [`discover`] asks each account for
-//! its enabled regions; an account that could not be asked becomes its record.
+//! its enabled regions; an account that could not be asked becomes its record, and so does one
+//! that lacks a variable or tag of the command (before its role is assumed to ask it).
 
 use std::sync::Arc;
 
@@ -109,6 +110,7 @@ pub async fn discover<A: Aws>(
     config: &Config,
     workers: usize,
 ) -> (Vec<Target>, Vec<Record>) {
+    let (targets, lacking) = split_lacking(shared, targets).await;
     let (targets, named): (Vec<Target>, Vec<Target>) = targets
         .into_iter()
         .partition(|(_, region)| region == ALL_ENABLED_LABEL);
@@ -121,11 +123,13 @@ pub async fn discover<A: Aws>(
             // Interrupted while asking accounts for their regions: each account is
             // reported once, as cancelled.
             let reason = shared.stop.reason().unwrap_or(StopReason::Interrupted);
-            let records = targets
-                .iter()
-                .chain(&named)
-                .map(|(account, region)| runner::cancelled(account, region, shared, reason))
-                .collect();
+            let mut records = lacking;
+            records.extend(
+                targets
+                    .iter()
+                    .chain(&named)
+                    .map(|(account, region)| runner::cancelled(account, region, shared, reason)),
+            );
             return (Vec::new(), records);
         }
     };
@@ -137,12 +141,37 @@ pub async fn discover<A: Aws>(
     if config.run.fail_fast && !failed.is_empty() {
         shared.stop.trigger(StopReason::FailFast);
     }
-    let records = failed
-        .into_iter()
-        .map(|(account, failure)| discovery_record(&account, failure, shared))
-        .collect();
+    let mut records = lacking;
+    records.extend(
+        (failed.into_iter()).map(|(account, failure)| discovery_record(&account, failure, shared)),
+    );
     found.extend(named);
     (found, records)
+}
+
+/// The accounts that lack a variable or tag the command uses, as their records (no role is
+/// assumed for them), and the other targets.
+async fn split_lacking<A: Aws>(
+    shared: &Shared<A>,
+    targets: Vec<Target>,
+) -> (Vec<Target>, Vec<Record>) {
+    let accounts = targets.iter().map(|(a, _)| &**a);
+    let resolved = shared
+        .spec
+        .vars
+        .resolve_all(shared.creds.aws(), accounts)
+        .await;
+    let mut records = Vec::new();
+    let kept = targets
+        .into_iter()
+        .filter(|(account, region)| {
+            let problem = resolved.get(&account.id).and_then(|r| r.problem.clone());
+            let lacks = problem.is_some();
+            records.extend(problem.map(|p| runner::failed_before(account, region, shared, p)));
+            !lacks
+        })
+        .collect();
+    (kept, records)
 }
 
 /// Accounts whose enabled regions are all excluded have nothing to run: say so, rather than

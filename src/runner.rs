@@ -407,6 +407,19 @@ pub fn cancelled<A: Aws>(
     r
 }
 
+/// The record of a target that failed before its role was assumed (it lacks a variable or
+/// tag of the command): an exception, with `detail`.
+pub fn failed_before<A: Aws>(
+    account: &Account,
+    region: &str,
+    shared: &Shared<A>,
+    detail: String,
+) -> Record {
+    let mut r = base_record(account, region, shared, Instant::now());
+    r.exception_details = Some(detail);
+    r
+}
+
 /// The record of an account that failed before any region could run (`--region all`
 /// discovery): `FailedAssumeRole`, with `assumed` telling whether `role` itself was assumed.
 pub fn account_failure<A: Aws>(

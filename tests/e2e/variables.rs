@@ -415,3 +415,40 @@ fn a_dry_run_shows_each_targets_variables_and_what_it_lacks_and_a_plan_of_it_run
         "{results:?}"
     );
 }
+
+#[test]
+fn with_region_all_an_account_lacking_a_variable_is_not_asked_for_its_regions() {
+    let g = Ground::start(&[]);
+    let (prod, root) = (g.account("prod-a"), g.account("root-a"));
+    let c = config(&format!("[accounts.\"{prod}\".vars]\ndb = \"main\"\n"));
+    let run = Run::of(
+        g.cove()
+            .arg("--config")
+            .arg(&c.path)
+            .args(["-q", "--region", "all", "-t", &prod, "-t", &root])
+            .args(["--", "sh", "-c", "printf '\"%s\"' \"$1\"", "sh", "{var.db}"]),
+    );
+    run.expect_code(1);
+    assert!(run.ids("Results") == [prod.clone()], "{}", run.stdout);
+    let failed = run.list("Exceptions");
+    assert_eq!(
+        failed.len(),
+        1,
+        "one record for the account: {}",
+        run.stdout
+    );
+    assert_eq!(
+        (&failed[0]["Id"], &failed[0]["Region"]),
+        (&json!(root), &json!("all"))
+    );
+    let details = failed[0]["ExceptionDetails"].as_str().unwrap();
+    assert!(
+        details.contains("variable `db` is not defined"),
+        "{details}"
+    );
+    assert_eq!(
+        g.calls("sts:AssumeRole"),
+        1,
+        "only the account that has the variable"
+    );
+}
