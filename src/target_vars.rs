@@ -19,6 +19,10 @@ use crate::template::Uses;
 use crate::untrusted::terminal;
 use crate::vars::VarsConfig;
 
+/// The `Missing` entry of a target whose place in the organization is unknown while the config
+/// has `[ous."…"]` entries.
+pub const UNKNOWN_PLACE: &str = "parents";
+
 /// An account's tags the command uses, or why they could not be read.
 type Tags = Result<BTreeMap<String, String>, String>;
 
@@ -79,6 +83,14 @@ impl TargetVars {
             ..Resolved::default()
         };
         let mut problems = Vec::new();
+        // With [ous] entries, an account whose place is unknown (the tree could not be read)
+        // might lack an OU's variables or regions: it never runs with what may be the wrong ones.
+        if self.config.needs_parents() && account.parents.is_none() {
+            r.missing.push(UNKNOWN_PLACE.to_owned());
+            problems.push(format!(
+                "where account {id} sits in the organization is unknown, so the [ous.\"…\"] entries of the config that may cover it (their variables and regions) are unknown"
+            ));
+        }
         for name in self.uses.vars.iter().filter(|n| !r.vars.contains_key(*n)) {
             r.missing.push(format!("var.{name}"));
             problems.push(format!(
@@ -248,5 +260,31 @@ mod tests {
         let r = tv.resolve(&aws, &account, |e| e).await;
         assert_eq!((r.problem, r.missing.len()), (None, 0));
         assert_eq!(aws.tag_calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn with_ou_entries_an_account_whose_place_is_unknown_never_runs() {
+        let mut tv = target_vars(&[], &[]);
+        let mut config = (*tv.config).clone();
+        config.ous.insert(
+            "ou-ab12-cdef3456".to_owned(),
+            Entry {
+                vars: [("team".to_owned(), value("payments"))].into(),
+                regions: None,
+            },
+        );
+        tv.config = Arc::new(config);
+        let aws = aws();
+        let mut account = FakeAws::account("111111111111", "a", "ACTIVE");
+        let r = tv.resolve(&aws, &account, |e| e).await;
+        assert_eq!(r.missing, [UNKNOWN_PLACE]);
+        let problem = r.problem.unwrap();
+        assert!(
+            problem.contains("where account 111111111111 sits"),
+            "{problem}"
+        );
+        account.parents = Some(vec!["r-abcd".to_owned()]);
+        let r = tv.resolve(&aws, &account, |e| e).await;
+        assert_eq!((r.problem, r.vars["team"].as_str()), (None, "core"));
     }
 }

@@ -19,7 +19,7 @@ const MAX_DEPTH: usize = 16;
 /// Organizations access).
 pub fn unknown_note(why: &AwsError) -> String {
     format!(
-        "the organization's tree cannot be read ({why}): no account gets the variables or regions of an [ous.\"…\"] entry"
+        "the organization's tree cannot be read ({why}): with [ous.\"…\"] entries in the config, no account can be given the variables and regions they may hold for it, so every target fails without running; give the caller organizations:ListRoots and organizations:ListParents, or run with a config without [ous] entries (--config FILE, or --no-config)"
     )
 }
 

@@ -477,3 +477,42 @@ fn an_entry_whose_every_region_is_excluded_is_an_input_error_unless_regions_are_
     run.expect_code(0);
     assert!(run.targets("Results").iter().all(|(_, r)| r == "us-east-1"));
 }
+
+#[test]
+fn with_ou_entries_an_account_whose_place_cannot_be_read_fails_without_running() {
+    let g = Ground::start(&["--deny-list-accounts"]);
+    let config = config_file(&format!(
+        "[vars]\nteam = \"default\"\n\n[ous.\"{}\".vars]\nteam = \"payments\"\n",
+        g.ou("Prod")
+    ));
+    let targets = format!("{},{}", g.account("prod-a"), g.account("root-a"));
+    let run = Run::of(g.cove().arg("--config").arg(&config.path).args([
+        "--target",
+        &targets,
+        "--",
+        "sh",
+        "-c",
+        "echo \"$COVE_VAR_TEAM\"",
+    ]));
+    run.expect_code(1);
+    assert!(run.list("Results").is_empty(), "{}", run.stdout);
+    let failed = run.list("Exceptions");
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(
+        failed.iter().all(|r| r["ExceptionDetails"]
+            .as_str()
+            .is_some_and(|d| d.contains("sits in the organization is unknown"))),
+        "{failed:?}"
+    );
+    assert_eq!(g.calls("sts:AssumeRole"), 0, "no role assumed for them");
+    assert!(run.stderr.contains("tree cannot be read"), "{}", run.stderr);
+    let dry = Run::of(g.cove().arg("--config").arg(&config.path).args([
+        "--target",
+        &targets,
+        "--dry-run",
+    ]));
+    dry.expect_code(0);
+    for t in dry.list("Targets") {
+        assert_eq!(t["Missing"], serde_json::json!(["parents"]), "{t}");
+    }
+}
