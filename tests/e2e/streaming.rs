@@ -1,6 +1,7 @@
 //! OU-targeted runs start while the OU walk is still listing: the first commands run before the
 //! last page of the walk has arrived, with the same rules and output as a listed run.
 
+use std::process::Command;
 use std::time::Duration;
 
 use crate::support::{Ground, Run, SpawnPiped, wait_until};
@@ -8,11 +9,18 @@ use crate::support::{Ground, Run, SpawnPiped, wait_until};
 #[test]
 fn an_ou_run_starts_commands_while_a_later_page_of_the_walk_is_held_back() {
     let g = Ground::start(&["--hold-parent", "Sandbox"]);
+    runs_while_the_sandbox_page_is_held(&g, g.cove().args(["-t", &g.root()]));
+}
+
+/// Runs `cove` (a ground started with `--hold-parent Sandbox`, its options given) with a
+/// command that leaves a marker per account, and checks that root-a's command ran while the
+/// Sandbox page was still held back and nothing under Sandbox had; then releases the page and
+/// checks every active account but the caller ran once.
+pub fn runs_while_the_sandbox_page_is_held(g: &Ground, cove: &mut Command) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join(g.account("root-a"));
-    let child = g
-        .cove()
-        .args(["-q", "-t", &g.root(), "--", "sh", "-c"])
+    let child = cove
+        .args(["-q", "--", "sh", "-c"])
         .arg(format!("touch {}/$COVE_ACCOUNT_ID", dir.path().display()))
         .spawn_piped();
     wait_until("root-a's command to run", Duration::from_secs(30), || {
@@ -37,6 +45,7 @@ fn an_ou_run_starts_commands_while_a_later_page_of_the_walk_is_held_back() {
         .collect();
     expected.sort();
     assert_eq!(run.ids("Results"), expected);
+    run
 }
 
 #[test]

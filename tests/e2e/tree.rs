@@ -5,9 +5,8 @@
 //! were typed.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use crate::support::{Ground, Run, SpawnPiped, wait_until};
+use crate::support::{Ground, Run};
 
 /// A config file in a temporary folder, for `--config`.
 struct ConfigFile {
@@ -184,37 +183,10 @@ fn with_an_ou_entry_the_root_walk_starts_commands_while_a_later_page_is_held_bac
         "[ous.\"{}\"]\nregion = \"eu-west-1\"\n",
         g.ou("Prod")
     ));
-    let dir = tempfile::tempdir().unwrap();
-    let marker = dir.path().join(g.account("root-a"));
-    let child = g
-        .cove()
-        .arg("--config")
-        .arg(&config.path)
-        .args(["-q", "--", "sh", "-c"])
-        .arg(format!("touch {}/$COVE_ACCOUNT_ID", dir.path().display()))
-        .spawn_piped();
-    wait_until("root-a's command to run", Duration::from_secs(30), || {
-        marker.exists()
-    });
-    assert_eq!(
-        g.held(),
-        1,
-        "the Sandbox page is still held back while root-a's command has run"
+    crate::streaming::runs_while_the_sandbox_page_is_held(
+        &g,
+        g.cove().arg("--config").arg(&config.path),
     );
-    assert!(
-        !dir.path().join(g.account("sandbox-a")).exists(),
-        "nothing under the held OU ran yet"
-    );
-    g.release();
-    let run = Run::from_output(child.wait_with_output().unwrap());
-    run.expect_code(0);
-    let mut expected: Vec<String> = g
-        .active_ids()
-        .into_iter()
-        .filter(|id| *id != g.caller())
-        .collect();
-    expected.sort();
-    assert_eq!(run.ids("Results"), expected);
     assert_eq!(g.calls("organizations:ListAccounts"), 0);
 }
 
