@@ -1265,7 +1265,7 @@ mod tests {
             );
         }
         let allowed: &[&[&str]] = &[
-            &["sh", "-c", "echo \"$COVE_VAR_TEAM $1\"", "sh", "{tag.env}"],
+            &["sh", "-c", "echo \"$COVE_VAR_DB $1\"", "sh", "{tag.env}"],
             &[
                 "sh",
                 "-c",
