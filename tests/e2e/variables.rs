@@ -196,7 +196,12 @@ fn a_variable_defined_nowhere_is_an_input_error_before_any_aws_call() {
 #[test]
 fn a_project_file_variable_never_becomes_code_or_an_option() {
     let g = Ground::start(&[]);
-    let c = config("[vars]\nteam = \"x; touch pwned\"\nflag = \"--help\"\n");
+    let dir = tempfile::tempdir().unwrap();
+    let pwned = dir.path().join("pwned");
+    let c = config(&format!(
+        "[vars]\nteam = \"x; touch {}\"\nflag = \"--help\"\n",
+        pwned.display()
+    ));
     // In a shell's script: refused before any AWS call.
     let run = Run::of(g.cove().arg("--config").arg(&c.path).args([
         "-t",
@@ -206,6 +211,7 @@ fn a_project_file_variable_never_becomes_code_or_an_option() {
         "-c",
         "echo {var.team}",
     ]));
+    assert!(!pwned.exists(), "the variable's value ran as code");
     run.expect_code(2);
     assert!(run.stderr.contains("COVE_VAR_TEAM"), "{}", run.stderr);
     assert_eq!(g.all_calls(), json!({}));
