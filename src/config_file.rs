@@ -137,6 +137,14 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
+/// The byte offsets of `text`'s newlines.
+fn newline_offsets(text: &str) -> Vec<usize> {
+    text.bytes()
+        .enumerate()
+        .filter_map(|(i, b)| (b == b'\n').then_some(i))
+        .collect()
+}
+
 /// Reads and checks the config file at `path` against the CLI definition `cmd`.
 pub fn read(cmd: &clap::Command, path: &Path) -> anyhow::Result<File> {
     let text = std::fs::read(path).with_context(|| {
@@ -168,7 +176,11 @@ pub fn parse(cmd: &clap::Command, path: &Path, text: &str) -> anyhow::Result<Fil
             untrusted::terminal(err.message().trim())
         )
     })?;
-    let reader = Reader { cmd, path, text };
+    let reader = Reader {
+        cmd,
+        path,
+        newlines: newline_offsets(text),
+    };
     let mut file = File {
         path: path.to_owned(),
         settings: Settings::new(),
@@ -176,7 +188,7 @@ pub fn parse(cmd: &clap::Command, path: &Path, text: &str) -> anyhow::Result<Fil
         vars: VarsConfig::default(),
     };
     for (key, value) in sorted(table.get_ref()) {
-        let line = line_of(text, key.span().start);
+        let line = reader.line(key.span().start);
         match key.get_ref().as_ref() {
             "groups" => file.groups = reader.groups(value, line)?,
             "vars" => file.vars.defaults = reader.var_table(value, line, "vars")?,
@@ -238,12 +250,14 @@ fn kind(arg: &clap::Arg) -> Option<Kind> {
 struct Reader<'a> {
     cmd: &'a clap::Command,
     path: &'a Path,
-    text: &'a str,
+    /// The byte offset of every newline of the file, in order: a key's line is found by a
+    /// binary search, so a file of many keys is read in linear time.
+    newlines: Vec<usize>,
 }
 
 impl Reader<'_> {
     fn line(&self, offset: usize) -> usize {
-        line_of(self.text, offset)
+        self.newlines.partition_point(|&n| n < offset) + 1
     }
 
     /// `[groups.NAME]` tables.
@@ -898,6 +912,25 @@ mod tests {
         assert!(
             e.starts_with("group prod at /p/cove.toml:2: unknown key"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn a_file_of_many_variables_is_read_in_linear_time() {
+        // An untrusted project file with many keys: each key's line is found in an index,
+        // not by counting the newlines before it again (quadratic: about a minute here).
+        let mut text = String::from("[vars]\n");
+        for i in 0..20_000 {
+            text.push_str(&format!("v{i} = \"x\"\n"));
+        }
+        let started = std::time::Instant::now();
+        let file = parse_text(&text).unwrap();
+        assert_eq!(file.vars.defaults["v19999"].place.line, 20_001);
+        assert_eq!(file.vars.defaults["v0"].place.line, 2);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
         );
     }
 

@@ -159,7 +159,7 @@ async fn split_lacking<A: Aws>(
     let resolved = shared
         .spec
         .vars
-        .resolve_all(shared.creds.aws(), accounts)
+        .resolve_all(shared.creds.aws(), accounts, |e| shared.creds.redact(e))
         .await;
     let mut records = Vec::new();
     let kept = targets

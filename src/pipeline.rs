@@ -339,7 +339,9 @@ impl Run<'_> {
             let roles = &self.config.role.role_names;
             let caller = Some(identified.caller.account.as_str()).filter(|c| !c.is_empty());
             let vars = self.target_vars();
-            let vars = vars.resolve_all(aws.as_ref(), targets.iter().map(|(a, _)| &**a));
+            // The dry run shows only what is missing, never an error's message.
+            let accounts = targets.iter().map(|(a, _)| &**a);
+            let vars = vars.resolve_all(aws.as_ref(), accounts, |e| e);
             return dry_run::write(
                 &targets,
                 (&chosen.via, &vars.await),

@@ -530,7 +530,7 @@ async fn target_record<A: Aws>(
     run_rendered(&shared, &temp.creds, &account, &region, &resolved, r).await
 }
 
-/// Renders the target's command and runs it. A hostile account name or tag (control
+/// Renders the target's command and runs it. A hostile account name, tag or variable (control
 /// characters, a `..` path component, an argument it would turn into an absolute path or an
 /// option) fails the target; its command never runs.
 async fn run_rendered<A: Aws>(

@@ -128,19 +128,22 @@ impl TargetVars {
         r
     }
 
-    /// Every account's variables and tags, by account ID (for `--dry-run`), the tags read
-    /// [`filters::TAG_CONCURRENCY`] at a time.
+    /// Every account's variables and tags, by account ID (for `--dry-run`, and `--region all`
+    /// before discovery), the tags read [`filters::TAG_CONCURRENCY`] at a time; `redact`
+    /// cleans an AWS error before it is quoted.
     pub async fn resolve_all<'a, A: Aws>(
         &self,
         aws: &A,
         accounts: impl Iterator<Item = &'a Account>,
+        redact: impl Fn(AwsError) -> AwsError,
     ) -> HashMap<String, Resolved> {
         use futures::StreamExt;
         let mut seen = std::collections::HashSet::new();
         let unique: Vec<&Account> = accounts.filter(|a| seen.insert(a.id.clone())).collect();
+        let redact = &redact;
         futures::stream::iter(unique)
             .map(|account| async move {
-                (account.id.clone(), self.resolve(aws, account, |e| e).await)
+                (account.id.clone(), self.resolve(aws, account, redact).await)
             })
             .buffer_unordered(filters::TAG_CONCURRENCY)
             .collect()
@@ -251,6 +254,26 @@ mod tests {
         assert!(problem.contains("variable `db` is not defined for account 222222222222"));
         assert!(problem.contains("[accounts.\"222222222222\"]"), "{problem}");
         assert!(problem.contains("tag `env` is not set on account 222222222222"));
+    }
+
+    #[tokio::test]
+    async fn an_error_reading_tags_is_redacted_for_every_account_at_once_too() {
+        let aws = FakeAws {
+            tags_error: Some("failed for external ID s3cr3t".to_owned()),
+            ..aws()
+        };
+        let tv = target_vars(&[], &["env"]);
+        let accounts = [FakeAws::account("111111111111", "a", "ACTIVE")];
+        let redact = |mut e: AwsError| {
+            e.message = e.message.replace("s3cr3t", "<redacted>");
+            e
+        };
+        let all = tv.resolve_all(&aws, accounts.iter(), redact).await;
+        let problem = all["111111111111"].problem.clone().unwrap();
+        assert!(
+            problem.contains("<redacted>") && !problem.contains("s3cr3t"),
+            "{problem}"
+        );
     }
 
     #[tokio::test]

@@ -9,8 +9,9 @@
 //! a variable name or a tag key. Arguments without such a token, such as JSON or
 //! `sh -c '${HOME}'`, pass through unchanged.
 //!
-//! An account's name is chosen by that account's admin, and so are its tags: `{account_name}`
-//! and `{tag.KEY}` are untrusted:
+//! An account's name is chosen by that account's admin, and so are its tags; a variable comes
+//! from a config file, and a project's `cove.toml` comes with its repository: `{account_name}`,
+//! `{tag.KEY}` and `{var.NAME}` are untrusted:
 //! - [`check`] refuses them (exit 2, before any AWS call) where a program reads code: a shell's
 //!   `-c` script, an interpreter's `-c`/`-e`, PowerShell's `-Command`, an `env -S` string, an
 //!   awk or sed program, an ssh or watch command line, a `flock`/`script`/`runuser` `-c`
@@ -20,8 +21,8 @@
 //!   absolute path or a file reference (`file://`, `fileb://`, `http(s)://`, `@`), or the
 //!   argument start with `-`.
 //!
-//! The other placeholders are checked values (IDs, regions, partitions) or, for `{var.NAME}`,
-//! values the user wrote in their own config files: allowed everywhere, code included.
+//! The other placeholders are checked values (IDs, regions, partitions): allowed everywhere,
+//! code included. A script reads a variable from its environment (`"$COVE_VAR_NAME"`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -60,9 +61,11 @@ enum Placeholder {
 }
 
 impl Placeholder {
-    /// Whether the value comes from the account's admin (the name, a tag).
+    /// Whether the value is untrusted: chosen by the account's admin (the name, a tag), or
+    /// read from a config file (a variable: a project's `cove.toml` comes with its repository).
     fn untrusted(&self) -> bool {
-        matches!(self, Placeholder::Tag(_)) || *self == Placeholder::Word("account_name".into())
+        matches!(self, Placeholder::Tag(_) | Placeholder::Var(_))
+            || *self == Placeholder::Word("account_name".into())
     }
 
     /// The placeholder as written, `{account_name}` or `{tag.env}`.
@@ -296,7 +299,13 @@ pub fn check(command: &[OsString], defined: &BTreeSet<&str>) -> Result<(), Strin
         .flatten()
         .find_map(|n| untrusted.get(n).cloned().flatten().map(|p| (n, p)))
     {
-        return Err(match p {
+        return Err(match &p {
+            Placeholder::Var(name) => format!(
+                "`{}` in the command's name (`{}`): config files are untrusted (a project's cove.toml comes with its repository), so its value would choose the program cove runs; name the program yourself and pass the variable as an argument, or read it as \"${}\"",
+                p.written(),
+                terminal(&words[n]),
+                vars::env_name(name)
+            ),
             Placeholder::Tag(_) => format!(
                 "`{}` in the command's name (`{}`): an account's admin chooses its tags, so it would choose the program cove runs; name the program yourself and pass the tag as an argument",
                 p.written(),
@@ -323,6 +332,15 @@ pub fn check(command: &[OsString], defined: &BTreeSet<&str>) -> Result<(), Strin
 /// Why an untrusted placeholder may not be in argument `n`: a program reads it as code.
 fn refuse_code(code: &Code, n: usize, word: &str, p: &Placeholder) -> String {
     match p {
+        Placeholder::Var(name) => format!(
+            "refusing `{}` in argument {} (`{}`): it is code that `{}` runs{}, and config files are untrusted (a project's cove.toml comes with its repository), so the variable's value would run as code on this machine. Read it from the environment instead: every command gets it as {env}, e.g. `sh -c 'echo \"${env}\"'` (in double quotes), or pass it as an argument of its own",
+            p.written(),
+            n + 1,
+            terminal(word),
+            terminal(&code.program),
+            code.how,
+            env = vars::env_name(name)
+        ),
         Placeholder::Tag(_) => format!(
             "refusing `{}` in argument {} (`{}`): it is code that `{}` runs{}, and an account's admin chooses its tags, so the tag's value would run as code on this machine. Pass the tag as an argument of its own and read it as data, e.g. `sh -c 'echo \"$1\"' sh {}` (tags are not put in the environment)",
             p.written(),
@@ -346,6 +364,13 @@ fn refuse_code(code: &Code, n: usize, word: &str, p: &Placeholder) -> String {
 /// Why one argument of the rendered command was refused for an untrusted value.
 fn refuse_value(n: usize, arg: &str, p: &Placeholder, value: &str, why: &str) -> String {
     match p {
+        Placeholder::Var(name) => format!(
+            "variable `{name}` value `{}` was not put into argument {} (`{}`): {why}; the command did not run. Config files are untrusted; read such a value from {}",
+            terminal(value),
+            n + 1,
+            terminal(arg),
+            vars::env_name(name)
+        ),
         Placeholder::Tag(key) => format!(
             "tag `{}` value `{}` was not put into argument {} (`{}`): {why}; the command did not run",
             terminal(key),
@@ -1240,9 +1265,16 @@ mod tests {
             );
         }
         let allowed: &[&[&str]] = &[
-            &["sh", "-c", "echo {var.team} \"$1\"", "sh", "{tag.env}"],
-            &["{var.team}", "--help"],
-            &["python3", "-c", "print('{var.db}')"],
+            &["sh", "-c", "echo \"$COVE_VAR_DB $1\"", "sh", "{tag.env}"],
+            &[
+                "sh",
+                "-c",
+                "echo \"$1 $2\"",
+                "sh",
+                "{var.team}",
+                "{tag.env}",
+            ],
+            &["python3", "tool.py", "{var.db}"],
         ];
         for cmd in allowed {
             assert_eq!(check(&argv(cmd)), Ok(()), "{cmd:?}");
@@ -1250,7 +1282,58 @@ mod tests {
     }
 
     #[test]
-    fn hostile_tag_values_fail_the_target_and_variables_are_trusted() {
+    fn a_variable_in_code_is_refused_as_config_files_are_untrusted() {
+        // A project's cove.toml comes with the repository: its values never become code.
+        let refused: &[&[&str]] = &[
+            &["sh", "-c", "echo {var.team}"],
+            &["bash", "-ec", "deploy --db={var.db}"],
+            &["python3", "-c", "print('{var.db}')"],
+            &["env", "-S", "sh -c 'echo {var.team}'"],
+            &["{var.team}", "--help"],
+            &["env", "A=1", "{var.team}"],
+        ];
+        for cmd in refused {
+            let err = check(&argv(cmd)).expect_err(&format!("{cmd:?}"));
+            assert!(
+                (err.contains("{var.team}") || err.contains("{var.db}"))
+                    && err.contains("COVE_VAR_")
+                    && err.contains("config file"),
+                "{cmd:?}: {err}"
+            );
+        }
+    }
+
+    fn with_var(value: &str) -> Values<'static> {
+        let vars: BTreeMap<String, String> = [("db".to_owned(), value.to_owned())].into();
+        Values {
+            vars: Box::leak(Box::new(vars)),
+            ..values()
+        }
+    }
+
+    #[test]
+    fn hostile_variable_values_fail_the_target_as_a_tag_does() {
+        for (value, why) in [
+            ("../x", "`..`"),
+            ("-rf", "option"),
+            ("/etc/passwd", "absolute path"),
+            ("file:///etc/passwd", "file reference"),
+            ("@/etc/passwd", "file reference"),
+            ("a\u{1b}[2Jb", "control character"),
+        ] {
+            let err = render(&argv(&["cat", "{var.db}"]), &with_var(value)).expect_err(value);
+            assert!(
+                err.contains(why) && err.contains("variable `db`"),
+                "{value}: {err}"
+            );
+            assert!(!err.contains('\u{1b}'), "escaped: {err:?}");
+        }
+        let out = render(&argv(&["cat", "data/{var.db}.json"]), &with_var("main")).unwrap();
+        assert_eq!(out[1], "data/main.json");
+    }
+
+    #[test]
+    fn hostile_tag_values_fail_the_target_and_a_missing_value_stops_it() {
         for (value, why) in [
             ("../x", "`..`"),
             ("-rf", "option"),
@@ -1267,9 +1350,6 @@ mod tests {
         }
         let out = render(&argv(&["cat", "x-{tag.env}"]), &tagged("env", "-rf")).unwrap();
         assert_eq!(out[1], "x--rf");
-        // A variable's value is the user's own: an absolute path is what it is for.
-        let out = render(&argv(&["cat", "{var.db}"]), &values()).unwrap();
-        assert_eq!(out[1], "/srv/db");
         // A value the target lacks stops it rather than passing the placeholder on.
         let err = render(&argv(&["echo", "{var.unset}"]), &values()).unwrap_err();
         assert!(err.contains("{var.unset}"), "{err}");

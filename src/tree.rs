@@ -16,10 +16,11 @@ const MAX_DEPTH: usize = 16;
 
 /// The note of a run whose accounts' places cannot be known (the organization cannot be
 /// listed: `--sso-role` with the portal's accounts, or accounts named by ID without
-/// Organizations access).
+/// Organizations access). AWS's message is escaped for the terminal: a note is printed as is.
 pub fn unknown_note(why: &AwsError) -> String {
     format!(
-        "the organization's tree cannot be read ({why}): with [ous.\"…\"] entries in the config, no account can be given the variables and regions they may hold for it, so every target fails without running; give the caller organizations:ListRoots and organizations:ListParents, or run with a config without [ous] entries (--config FILE, or --no-config)"
+        "the organization's tree cannot be read ({}): with [ous.\"…\"] entries in the config, no account can be given the variables and regions they may hold for it, so every target fails without running; give the caller organizations:ListRoots and organizations:ListParents, or run with a config without [ous] entries (--config FILE, or --no-config)",
+        crate::untrusted::terminal(&why.to_string())
     )
 }
 
@@ -194,6 +195,18 @@ mod tests {
         assert_eq!(accounts[0].parents, chain(&["ou-a", "r-root"]));
         assert_eq!(accounts[1].parents, chain(&["ou-b", "ou-a", "r-root"]));
         assert!(aws.parent_calls.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_note_escapes_the_aws_message_for_the_terminal() {
+        let e = AwsError::new(
+            crate::aws::ErrorKind::Denied,
+            Some("AccessDenied"),
+            "no\u{1b}[2J\nway",
+        );
+        let note = unknown_note(&e);
+        assert!(!note.contains('\u{1b}') && !note.contains('\n'), "{note:?}");
+        assert!(note.contains("AccessDenied: no"), "{note}");
     }
 
     #[tokio::test]

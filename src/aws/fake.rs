@@ -19,6 +19,8 @@ pub struct FakeAws {
     /// `ListAccounts` fails from this page on (0-based), as a listing can mid-way.
     pub fail_from_page: Option<usize>,
     pub tags: BTreeMap<String, Vec<(String, String)>>,
+    /// `ListTagsForResource` fails with this message.
+    pub tags_error: Option<String>,
     /// Enabled regions by account; accounts not listed have none, `deny_regions` are refused.
     pub enabled_regions: BTreeMap<String, Vec<String>>,
     pub deny_regions: BTreeSet<String>,
@@ -229,6 +231,13 @@ impl Aws for FakeAws {
 
     async fn list_account_tags(&self, account_id: &str) -> Result<Vec<(String, String)>, AwsError> {
         self.tag_calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(message) = &self.tags_error {
+            return Err(AwsError::new(
+                ErrorKind::Other,
+                Some("ServiceException"),
+                message.clone(),
+            ));
+        }
         Ok(self.tags.get(account_id).cloned().unwrap_or_default())
     }
 

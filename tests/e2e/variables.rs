@@ -194,6 +194,49 @@ fn a_variable_defined_nowhere_is_an_input_error_before_any_aws_call() {
 }
 
 #[test]
+fn a_project_file_variable_never_becomes_code_or_an_option() {
+    let g = Ground::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let pwned = dir.path().join("pwned");
+    let c = config(&format!(
+        "[vars]\nteam = \"x; touch {}\"\nflag = \"--help\"\n",
+        pwned.display()
+    ));
+    // In a shell's script: refused before any AWS call.
+    let run = Run::of(g.cove().arg("--config").arg(&c.path).args([
+        "-t",
+        &g.account("prod-a"),
+        "--",
+        "sh",
+        "-c",
+        "echo {var.team}",
+    ]));
+    assert!(!pwned.exists(), "the variable's value ran as code");
+    run.expect_code(2);
+    assert!(run.stderr.contains("COVE_VAR_TEAM"), "{}", run.stderr);
+    assert_eq!(g.all_calls(), json!({}));
+    // As an option of the command: the target fails without running.
+    let run = Run::of(g.cove().arg("--config").arg(&c.path).args([
+        "-t",
+        &g.account("prod-a"),
+        "-r",
+        "us-east-1",
+        "--",
+        "echo",
+        "{var.flag}",
+    ]));
+    run.expect_code(1);
+    let details = run.records()[0]["ExceptionDetails"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        details.contains("variable `flag`") && details.contains("option"),
+        "{details}"
+    );
+}
+
+#[test]
 fn tags_are_read_once_per_account_and_an_untagged_account_fails_naming_the_tag() {
     let g = Ground::start(&[]);
     let (prod, bare) = (g.account("prod-a"), g.account("deep-b"));
