@@ -50,11 +50,13 @@ impl Filters {
     }
 
     /// Keeps the accounts that carry every `--filter-tag` (the name and email filters were
-    /// applied by admission). Returns the kept accounts and how many were left out.
+    /// applied by admission). Returns the kept accounts and how many were left out; `seen` is
+    /// told every account's tags as they were read, so nothing reads them again.
     pub async fn apply_tags<A: Aws>(
         &self,
         aws: &A,
         accounts: Vec<Account>,
+        seen: impl Fn(&str, &[(String, String)]),
     ) -> anyhow::Result<(Vec<Account>, u64)> {
         if self.tags.is_empty() {
             return Ok((accounts, 0));
@@ -70,6 +72,9 @@ impl Filters {
             .buffered(TAG_CONCURRENCY)
             .try_collect()
             .await?;
+        for (account, tags) in &tagged {
+            seen(&account.id, tags);
+        }
         let kept: Vec<Account> = tagged
             .into_iter()
             .filter(|(_, tags)| self.tags.iter().all(|wanted| tags.contains(wanted)))
@@ -109,7 +114,7 @@ mod tests {
             .into_iter()
             .filter(|a| filters.matches_text(a))
             .collect();
-        let (kept, left_out) = filters.apply_tags(&aws, named).await.unwrap();
+        let (kept, left_out) = filters.apply_tags(&aws, named, |_, _| {}).await.unwrap();
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].id, "1");
         assert_eq!(left_out, 1);

@@ -31,8 +31,8 @@ pub async fn choose<A: Aws>(
     aws: &A,
     config: &Config,
     rules: Rules<'_>,
-    portal: bool,
-    caller: &Caller,
+    (portal, caller): (bool, &Caller),
+    vars: &crate::target_vars::TargetVars,
 ) -> anyhow::Result<Chosen> {
     let s = &config.selection;
     if let Some(plan) = &s.plan {
@@ -60,7 +60,8 @@ pub async fn choose<A: Aws>(
         portal,
     };
     let mut resolution = resolver::resolve(aws, selection, caller).await?;
-    let (accounts, left_out) = s.filters.apply_tags(aws, resolution.accounts).await?;
+    let seen = |id: &str, tags: &[(String, String)]| vars.known_tags(id, tags);
+    let (accounts, left_out) = s.filters.apply_tags(aws, resolution.accounts, seen).await?;
     resolution.tally.filtered_later(left_out);
     let mut notes = resolution.notes;
     notes.extend(resolution.tally.notes(!s.filters.is_empty()));

@@ -170,6 +170,10 @@ pub async fn execute<A: Aws, W: Write + Send + 'static>(
         regions,
         control,
         started: Instant::now(),
+        vars: Arc::new(TargetVars::new(
+            config.vars.clone(),
+            template::uses(&config.run.command),
+        )),
     };
     let s = &config.selection;
     // A plan's regions are checked against the caller's partition as a rerun's are.
@@ -195,6 +199,8 @@ struct Run<'a> {
     regions: &'a [String],
     control: Control,
     started: Instant,
+    /// Each target's variables and the tags its command uses (read once per account).
+    vars: Arc<TargetVars>,
 }
 
 impl Run<'_> {
@@ -265,8 +271,7 @@ impl Run<'_> {
 
     /// Each target's variables and the tags its command uses.
     fn target_vars(&self) -> Arc<TargetVars> {
-        let uses = template::uses(&self.config.run.command);
-        Arc::new(TargetVars::new(self.config.vars.clone(), uses))
+        self.vars.clone()
     }
 
     fn shared<A: Aws>(
@@ -319,8 +324,8 @@ impl Run<'_> {
                 aws.as_ref(),
                 self.config,
                 self.rules(),
-                self.portal(),
-                &identified.caller,
+                (self.portal(), &identified.caller),
+                &self.vars,
             ) => chosen?,
             _ = self.stop().cancelled() => return self.interrupted_before_targets(out, pretty),
         };

@@ -150,6 +150,25 @@ impl TargetVars {
             .await
     }
 
+    /// An account's tags, already read (by `--filter-tag`): kept, so that `{tag.KEY}` does not
+    /// read them again.
+    pub fn known_tags(&self, account_id: &str, pairs: &[(String, String)]) {
+        if !self.reads_tags() {
+            return;
+        }
+        let tags: BTreeMap<String, String> = pairs
+            .iter()
+            .filter(|(key, _)| self.uses.tags.contains(key))
+            .cloned()
+            .collect();
+        let mut cells = self.tags.lock().unwrap_or_else(|e| e.into_inner());
+        // A cell already set (or being set) keeps what it has: the same account's tags.
+        let _ = cells
+            .entry(account_id.to_owned())
+            .or_default()
+            .set(Ok(tags));
+    }
+
     /// The account's tags the command uses, read once (later callers wait for the first).
     async fn tags_of<A: Aws>(
         &self,

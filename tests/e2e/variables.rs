@@ -495,3 +495,36 @@ fn with_region_all_an_account_lacking_a_variable_is_not_asked_for_its_regions() 
         "only the account that has the variable"
     );
 }
+
+#[test]
+fn with_a_tag_filter_the_tags_it_read_serve_the_placeholder_too() {
+    let g = Ground::start(&[]);
+    let run = Run::of(g.cove().args([
+        "-q",
+        "--filter-tag",
+        "env=prod",
+        "--",
+        "sh",
+        "-c",
+        "printf '\"%s\"' \"$1\"",
+        "sh",
+        "{tag.env}",
+    ]));
+    run.expect_code(0);
+    let mut ran: Vec<String> = run.ids("Results");
+    ran.sort();
+    let mut prod = g.ids(&["prod-a", "core-a"]);
+    prod.sort();
+    assert_eq!(ran, prod);
+    assert!(run.list("Results").iter().all(|r| r["Result"] == "prod"));
+    let listed = g
+        .active_ids()
+        .iter()
+        .filter(|id| **id != g.caller())
+        .count() as u64;
+    assert_eq!(
+        g.calls("organizations:ListTagsForResource"),
+        listed,
+        "one read per account: the filter's, which the placeholder reuses"
+    );
+}
