@@ -58,17 +58,41 @@ where
     }
 }
 
-/// Every account beneath `parent`, at any depth, walking OUs one call at a time.
-async fn accounts_beneath<A: Aws>(aws: &A, parent: &str) -> anyhow::Result<Vec<Account>> {
+/// Every account beneath the first node of `start`, at any depth, walking OUs one call at a
+/// time, each with its chain: its parent, then `start` (nearest first). OUs deeper than
+/// `max_depth` are not walked. A failed call comes back with the node it was made for.
+pub(crate) async fn walk_beneath<A: Aws>(
+    aws: &A,
+    start: Vec<String>,
+    max_depth: usize,
+) -> Result<Vec<(Account, Vec<String>)>, (String, AwsError)> {
     let mut found = Vec::new();
-    let mut stack = vec![parent.to_owned()];
-    while let Some(node) = stack.pop() {
-        let accounts = all_pages(|t| aws.list_child_accounts_page(&node, t)).await;
-        found.extend(accounts.map_err(|e| walk_error(parent, &node, e))?);
-        let ous = all_pages(|t| aws.list_child_ous_page(&node, t)).await;
-        stack.extend(ous.map_err(|e| walk_error(parent, &node, e))?);
+    let mut stack = vec![start];
+    while let Some(chain) = stack.pop() {
+        let node = &chain[0];
+        let failed = |e| (node.clone(), e);
+        let accounts = all_pages(|t| aws.list_child_accounts_page(node, t)).await;
+        found.extend(
+            accounts
+                .map_err(failed)?
+                .into_iter()
+                .map(|a| (a, chain.clone())),
+        );
+        let ous = all_pages(|t| aws.list_child_ous_page(node, t)).await;
+        for ou in ous.map_err(failed)? {
+            if chain.len() < max_depth {
+                stack.push(std::iter::once(ou).chain(chain.iter().cloned()).collect());
+            }
+        }
     }
     Ok(found)
+}
+
+/// Every account beneath `parent`, at any depth.
+async fn accounts_beneath<A: Aws>(aws: &A, parent: &str) -> anyhow::Result<Vec<Account>> {
+    let found = walk_beneath(aws, vec![parent.to_owned()], usize::MAX).await;
+    let found = found.map_err(|(node, e)| walk_error(parent, &node, e))?;
+    Ok(found.into_iter().map(|(account, _)| account).collect())
 }
 
 /// The rules of admission as the user gave them, before ignored OUs are expanded.

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::aws::{Account, Aws, AwsError};
-use crate::resolver::all_pages;
+use crate::resolver::walk_beneath;
 
 /// Deeper than any organization: AWS allows five levels of OUs under the root. A chain that
 /// goes on longer is a loop in what the API answered.
@@ -65,21 +65,10 @@ impl Parents {
 /// account's parents, by account ID.
 pub async fn whole<A: Aws>(aws: &A) -> Result<BTreeMap<String, Vec<String>>, AwsError> {
     let mut places = BTreeMap::new();
-    let mut stack: Vec<Vec<String>> = aws
-        .list_roots()
-        .await?
-        .into_iter()
-        .map(|r| vec![r])
-        .collect();
-    while let Some(chain) = stack.pop() {
-        let node = &chain[0];
-        for account in all_pages(|t| aws.list_child_accounts_page(node, t)).await? {
-            places.insert(account.id, chain.clone());
-        }
-        for ou in all_pages(|t| aws.list_child_ous_page(node, t)).await? {
-            if chain.len() < MAX_DEPTH {
-                stack.push(std::iter::once(ou).chain(chain.iter().cloned()).collect());
-            }
+    for root in aws.list_roots().await? {
+        let found = walk_beneath(aws, vec![root], MAX_DEPTH).await;
+        for (account, chain) in found.map_err(|(_, e)| e)? {
+            places.insert(account.id, chain);
         }
     }
     Ok(places)
